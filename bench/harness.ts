@@ -1,0 +1,55 @@
+/** The benchmark harness: cases add figures; the runner prints a table or one JSON object. */
+import { spawnSync } from 'node:child_process';
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  /** What the figure is compared against, measured in the same run. */
+  baseline?: { name: string; value: number };
+  /** value ÷ baseline.value */
+  ratio?: number;
+  note?: string;
+}
+
+export interface BenchCase {
+  name: string;
+  run: (ctx: BenchContext) => Promise<Figure[]>;
+}
+
+export interface BenchContext {
+  root: string;
+  log: (line: string) => void;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Wall time in ms of a command, median of `n` runs after one warm-up. Throws when it fails. */
+export function timeCommand(cmd: string, args: string[], n: number, cwd: string): number {
+  const times: number[] = [];
+  for (let i = 0; i <= n; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0 && r.status !== 2) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 200)}`);
+    if (i > 0) times.push(dt);
+  }
+  return median(times);
+}
+
+export function timeFn(fn: () => void, n: number): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return median(times);
+}
+
+export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -1,0 +1,42 @@
+/** `npm run bench -- [--json] [--only NAME]`: runs every case; a table, or one JSON object. */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from '../src/cli/args.js';
+import type { Io } from '../src/cli/errors.js';
+import { coldStart, validate200 } from './cases/foundation.js';
+import type { BenchCase, Figure } from './harness.js';
+
+const CASES: BenchCase[] = [coldStart, validate200];
+
+const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
+
+Runs the benchmark suite. Each figure is compared with a baseline measured in the same run
+where one exists. Cases: ${CASES.map((c) => c.name).join(', ')}.`;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('bench', argv, { json: { type: 'boolean' }, only: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const only = values.only?.split(',');
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const figures: Figure[] = [];
+  for (const c of CASES) {
+    if (only && !only.includes(c.name)) continue;
+    io.err(`bench: ${c.name}…`);
+    figures.push(...(await c.run({ root, log: io.err })));
+  }
+  if (values.json) {
+    io.out(JSON.stringify({ figures }));
+    return 0;
+  }
+  const rows = figures.map((f) => [f.name, `${f.value} ${f.unit}`, f.baseline ? `${f.baseline.value} ${f.unit} (${f.baseline.name})` : '', f.ratio !== undefined ? `${f.ratio}×` : '', f.note ?? '']);
+  const head = ['figure', 'value', 'baseline', 'ratio', 'note'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  io.out(fmt(head));
+  io.out(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) io.out(fmt(r));
+  return 0;
+}

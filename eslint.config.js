@@ -1,0 +1,100 @@
+// @ts-check
+// Lint, and the design's dependency rule between folders (../shared/DESIGN.md, "Layout and dependency rule").
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const CDKTF = ['cdktf', 'cdktf/*', 'constructs', '@cdktf/*'];
+const PROVIDER_ROOTS = {
+  paths: [
+    { name: '@cdktf/provider-aws', message: 'Import provider bindings by deep path (@cdktf/provider-aws/lib/instance): the root costs seconds of start-up.' },
+    { name: '@cdktf/provider-google', message: 'Import provider bindings by deep path (@cdktf/provider-google/lib/compute-instance): the root costs seconds of start-up.' },
+  ],
+};
+const IO_LIBS = ['ioredis', 'execa', '@octokit/*', '@gitbeaker/*', 'undici', 'node:*', 'fs', 'fs/*', 'child_process', 'http', 'https', 'net', 'os', 'path', 'crypto'];
+
+/** A restricted-imports rule: forbidden module patterns, with the folder's reason. */
+const restrict = (why, groups, typeOnlyOk = []) => ({
+  '@typescript-eslint/no-restricted-imports': [
+    'error',
+    {
+      ...PROVIDER_ROOTS,
+      patterns: [
+        { group: groups, message: why },
+        ...typeOnlyOk.map((g) => ({ group: [g], allowTypeImports: true, message: `${why} (type imports are allowed)` })),
+      ],
+    },
+  ],
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.parmanu/**', 'cdktf.out/**', 'bin/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { parserOptions: { ecmaVersion: 2023, sourceType: 'module' } },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-imports': 'off',
+      ...restrict('Only stacks/ imports CDKTF.', CDKTF),
+    },
+  },
+  {
+    files: ['src/decide/**'],
+    rules: {
+      ...restrict(
+        'decide/ is pure: no I/O, no clock, no randomness; it imports types only.',
+        [...CDKTF, ...IO_LIBS, '**/emitters/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**', 'croner'],
+        ['**/policy/*'],
+      ),
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'decide/ takes `now` as an argument.' },
+        { object: 'Math', property: 'random', message: 'decide/ takes ids and randomness as arguments.' },
+        { object: 'performance', property: 'now', message: 'decide/ takes `now` as an argument.' },
+        { object: 'process', message: 'decide/ reads no environment.' },
+      ],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'decide/ takes `now` as an argument.' }],
+    },
+  },
+  {
+    files: ['src/policy/**'],
+    rules: restrict('policy/ reads policy files only.', [...CDKTF, 'ioredis', 'execa', '@octokit/*', '@gitbeaker/*', '**/emitters/**', '**/decide/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**']),
+  },
+  {
+    files: ['src/emitters/**'],
+    rules: restrict('emitters/ talk to CI platforms only.', [...CDKTF, 'ioredis', 'execa', '**/decide/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**']),
+  },
+  {
+    files: ['src/history/**'],
+    rules: restrict('history/ stores; it talks to no CI platform or cloud.', [...CDKTF, 'execa', '@octokit/*', '@gitbeaker/*', '**/emitters/**', '**/decide/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**']),
+  },
+  {
+    files: ['src/terraform/**'],
+    rules: restrict('terraform/ runs terraform only.', [...CDKTF, 'ioredis', '@octokit/*', '@gitbeaker/*', '**/emitters/**', '**/decide/**', '**/history/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**']),
+  },
+  {
+    files: ['src/sim/**'],
+    rules: restrict('sim/ drives decide/ and nothing that does real I/O.', [...CDKTF, 'ioredis', 'execa', '@octokit/*', '@gitbeaker/*', '**/emitters/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/stacks/**']),
+  },
+  {
+    files: ['stacks/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          ...PROVIDER_ROOTS,
+          patterns: [
+            { group: ['ioredis', 'execa', '@octokit/*', '@gitbeaker/*', '**/src/emitters/**', '**/src/decide/**', '**/src/history/**', '**/src/terraform/**', '**/src/reconcile/**', '**/src/cli/**', '**/src/sim/**'], message: 'stacks/ renders Terraform from plain data.' },
+            { group: ['**/src/policy/*'], allowTypeImports: true, message: 'stacks/ may import policy types only.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['test/**', 'bench/**'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', PROVIDER_ROOTS] },
+  },
+);

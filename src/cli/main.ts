@@ -1,0 +1,71 @@
+/**
+ * The `parmanu` command line. Each command lives in its own module and is imported only when it
+ * runs: `validate` must not pay for terraform, cdktf or HTTP clients.
+ */
+import { UsageError, processIo, type Io } from './errors.js';
+
+export type CommandFn = (argv: string[], io: Io) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load?: () => Promise<CommandFn>;
+  /** The issue that builds a command not yet built. */
+  pending?: string;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  validate: { summary: 'load and check policies; FILE:LINE:COL per problem', load: async () => (await import('./validate.js')).run },
+  reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', pending: 'the reconcile loop' },
+  plan: { summary: 'what a policy change would do, per pool', pending: 'the GitOps flow' },
+  simulate: { summary: 'replay a job trace through decide and the baselines', pending: 'the decision engine and simulator' },
+  synth: { summary: "render each pool's Terraform stack without running terraform", pending: 'the stacks' },
+  report: { summary: 'HTML/JSON report of load, nodes and scale events', pending: 'the GitOps flow' },
+  status: { summary: "each pool's nodes and their runner state", pending: 'the GitOps flow' },
+  soak: { summary: 'fault-injection soak against the emulators', pending: 'the proof suite' },
+  bench: { summary: 'the benchmark suite', load: async () => (await import('../../bench/run.js')).run },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}${c.pending ? ' (not built yet)' : ''}`);
+  return [
+    'parmanu — GitOps autoscaler for CI runner fleets',
+    '',
+    'Usage: parmanu <command> [options]     (npm run <command> -- [options])',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `parmanu <command> --help` for a command\'s options.',
+    'Environment: REDIS_URL, PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.out(usage());
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version') {
+    io.out('parmanu 0.1.0');
+    return 0;
+  }
+  const entry = COMMANDS[command];
+  try {
+    if (!entry) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    if (!entry.load) throw new UsageError(`"${command}" is not built yet (${entry.pending}); see the issue tracker`, 1);
+    const fn = await entry.load();
+    return await fn(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`parmanu: ${err.message}`);
+      return err.exitCode;
+    }
+    const e = err as Error;
+    io.err(`parmanu: internal error: ${e.message}`);
+    if (io.env.PARMANU_DEBUG) io.err(e.stack ?? '');
+    else io.err('parmanu: set PARMANU_DEBUG=1 for the stack trace, and please report it');
+    return 1;
+  }
+}

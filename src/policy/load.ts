@@ -1,0 +1,225 @@
+/**
+ * Loading a policy, in the three steps of changesets' config parsing:
+ *   1. schema: each file's YAML is read with positions, each entity checked against its zod schema;
+ *   2. normalize: files are merged (names unique across files), durations become milliseconds;
+ *   3. rules: checks that span fields and files (references, min ≤ max, cron, timezones, secrets).
+ * Every problem is collected with its place; nothing throws for bad input.
+ */
+import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { issueToProblems } from './issues.js';
+import { checkRules, type PartialPool } from './rules.js';
+import { EmitterSchema, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
+import { findLiteralCredential } from './secrets.js';
+import { locate, readSource, stringScalars, type SourceFile } from './source.js';
+import { suggestion } from './suggest.js';
+import type { EmitterConfig, PlatformConfig, Policy, PoolConfig, Problem, Scaling } from './types.js';
+
+export const SECTIONS = ['emitters', 'platforms', 'pools'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** Where each named entity was defined, for messages that point back at it. */
+export interface Origin {
+  src: SourceFile;
+  section: Section;
+  name: string;
+}
+
+export interface LoadResult {
+  /** Present only when there is no error (warnings allowed). */
+  policy: Policy | undefined;
+  problems: Problem[];
+  files: string[];
+  /** Where each entity was defined, keyed `section/name`. */
+  origins: Map<string, Origin>;
+}
+
+export interface LoadOptions {
+  /** Paths in messages are relative to this (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** Every `*.yaml`/`*.yml` below a directory, recursively, sorted; hidden entries skipped. */
+export function policyFiles(paths: readonly string[], problems: Problem[], display: (f: string) => string): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    let isDir = false;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push({ file: display(p), line: 1, col: 1, path: '', message: code === 'ENOENT' ? 'no such file or directory' : `cannot be read (${code ?? 'error'})`, severity: 'error' });
+      continue;
+    }
+    if (!isDir) {
+      out.push(p);
+      continue;
+    }
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        problems.push({ file: display(dir), line: 1, col: 1, path: '', message: 'directory cannot be read', severity: 'error' });
+        return;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith('.') || e.name === 'node_modules') continue;
+        const full = join(dir, e.name);
+        if (e.isDirectory()) walk(full);
+        else if (/\.ya?ml$/.test(e.name)) found.push(full);
+      }
+    };
+    walk(p);
+    if (found.length === 0) problems.push({ file: display(p), line: 1, col: 1, path: '', message: 'no *.yaml or *.yml policy files in this directory', severity: 'error' });
+    out.push(...found.sort());
+  }
+  return [...new Set(out)];
+}
+
+const ENTITY_SCHEMA: Record<Section, z.ZodType> = { emitters: EmitterSchema, platforms: PlatformSchema, pools: PoolSchema };
+
+export function loadPolicy(paths: readonly string[], options: LoadOptions = {}): LoadResult {
+  const cwd = options.cwd ?? process.cwd();
+  const display = (f: string) => {
+    const r = relative(cwd, f);
+    return r && !r.startsWith('..') ? r : f;
+  };
+  const problems: Problem[] = [];
+  const files = policyFiles(paths, problems, display);
+  const origins = new Map<string, Origin>();
+  /** Pools that failed the schema: their parts that did parse still go through the rules. */
+  const partialPools: PartialPool[] = [];
+  const valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> } = {
+    emitters: new Map(),
+    platforms: new Map(),
+    pools: new Map(),
+  };
+
+  for (const file of files) {
+    const src = readSource(file, problems, display(file));
+    if (src.data === undefined) continue;
+    const data = src.data as Record<string, unknown>;
+
+    // Literal credentials anywhere in the file, whatever field they sit in.
+    const literalAt = new Set<string>();
+    for (const s of stringScalars(src)) {
+      const what = findLiteralCredential(s.value);
+      if (!what) continue;
+      literalAt.add(s.path);
+      problems.push({ file: src.file, line: s.line, col: s.col, path: s.path, message: `looks like ${what}; a policy holds only \${env:NAME} or \${file:path} references`, severity: 'error' });
+    }
+
+    for (const key of Object.keys(data)) {
+      if (!(SECTIONS as readonly string[]).includes(key)) {
+        const pos = locate(src, [key], true);
+        problems.push({ file: src.file, line: pos.line, col: pos.col, path: key, message: `unknown key${suggestion(key, SECTIONS) || ` (allowed: ${SECTIONS.join(', ')})`}`, severity: 'error' });
+      }
+    }
+    for (const section of SECTIONS) {
+      const block = data[section];
+      if (block === undefined || block === null) continue;
+      if (typeof block !== 'object' || Array.isArray(block)) {
+        const pos = locate(src, [section]);
+        problems.push({ file: src.file, line: pos.line, col: pos.col, path: section, message: `must be a mapping of names to ${section.slice(0, -1)} settings`, severity: 'error' });
+        continue;
+      }
+      for (const [name, value] of Object.entries(block as Record<string, unknown>)) {
+        const id = `${section}/${name}`;
+        const earlier = origins.get(id);
+        if (earlier) {
+          const here = locate(src, [section, name], true);
+          const there = locate(earlier.src, [section, name], true);
+          problems.push({
+            file: src.file,
+            line: here.line,
+            col: here.col,
+            path: `${section}.${name}`,
+            message: `duplicate ${section.slice(0, -1)} name "${name}": also defined at ${earlier.src.file}:${there.line}:${there.col}; names are unique across files`,
+            severity: 'error',
+          });
+          continue;
+        }
+        origins.set(id, { src, section, name });
+        const parsed = ENTITY_SCHEMA[section].safeParse(value);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) {
+            for (const p of issueToProblems(issue, src, PolicyFileSchema, [section, name])) if (!literalAt.has(p.path)) problems.push(p);
+          }
+          if (section === 'pools') partialPools.push(partialPool(name, value));
+          continue;
+        }
+        (valid[section] as Map<string, unknown>).set(name, parsed.data);
+      }
+    }
+  }
+
+  const policy = normalize(valid);
+  problems.push(...checkRules(policy, origins, partialPools));
+  const hasError = problems.some((p) => p.severity === 'error');
+  return { policy: hasError ? undefined : policy, problems: sortProblems(problems), files: files.map(display), origins };
+}
+
+function partialPool(name: string, value: unknown): PartialPool {
+  const v = (value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
+  const scaling = ScalingSchema.safeParse(v.scaling ?? {});
+  return {
+    name,
+    emitter: typeof v.emitter === 'string' ? v.emitter : undefined,
+    platform: typeof v.platform === 'string' ? v.platform : undefined,
+    scaling: scaling.success ? normalizeScaling(scaling.data) : undefined,
+  };
+}
+
+function ms(d: string): number {
+  const v = parseDuration(d);
+  if (v === undefined) throw new Error(`unreachable: duration ${d} passed the schema`);
+  return v;
+}
+
+/** Step 2: merged, typed, durations in milliseconds. Only entities that passed step 1. */
+export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }): Policy {
+  const emitters: Record<string, EmitterConfig> = {};
+  for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
+  const platforms: Record<string, PlatformConfig> = {};
+  for (const [name, p] of valid.platforms) platforms[name] = { ...p, name };
+  const pools: PoolConfig[] = [];
+  for (const [name, p] of valid.pools) {
+    pools.push({
+      name,
+      emitter: p.emitter,
+      platform: p.platform,
+      labels: p.labels,
+      acceptUntagged: p.acceptUntagged,
+      machine: p.machine,
+      runner: p.runner,
+      scaling: normalizeScaling(p.scaling),
+    });
+  }
+  return { emitters, platforms, pools };
+}
+
+function normalizeScaling(s: PoolInput['scaling']): Scaling {
+  return {
+    min: s.min,
+    max: s.max,
+    spare: s.spare,
+    maxStep: s.maxStep,
+    scaleDownAfterMs: ms(s.scaleDownAfter),
+    minLifetimeMs: ms(s.minLifetime),
+    bootTimeoutMs: ms(s.bootTimeout),
+    predict: s.predict,
+    disruptionBudget: s.disruptionBudget,
+    schedules: s.schedules.map((x) => ({ cron: x.cron, durationMs: ms(x.duration), min: x.min, timezone: x.timezone })),
+  };
+}
+
+function sortProblems(problems: Problem[]): Problem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.file < b.p.file ? -1 : a.p.file > b.p.file ? 1 : a.p.line - b.p.line || a.p.col - b.p.col || a.i - b.i))
+    .map((x) => x.p);
+}

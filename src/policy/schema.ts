@@ -1,0 +1,254 @@
+/**
+ * The v1 policy format as zod schemas: the single source of the format, of `policies/schema.json`
+ * and of the README's policy reference. Every field carries a description.
+ *
+ * This is step one of loading (shape and types). Step two (`normalize.ts`) turns durations into
+ * milliseconds and merges files; step three (`rules.ts`) checks rules that span fields and files.
+ */
+import { z } from 'zod';
+import { DURATION_PATTERN } from './duration.js';
+import { SECRET_REF } from './secrets.js';
+
+const duration = (description: string) =>
+  z.string().regex(DURATION_PATTERN, { error: 'must be a duration such as 30s, 10m, 1h or 1h30m' }).describe(description);
+
+const secret = (description: string) =>
+  z
+    .string({ error: 'must be a ${env:NAME} or ${file:path} reference' })
+    .regex(SECRET_REF, { error: 'must be a ${env:NAME} or ${file:path} reference, never a literal secret' })
+    .describe(description);
+
+const nonEmpty = z.string().min(1, { error: 'must not be empty' });
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s/]+(?::\d+)?(?:\/\S*)?$/, { error: 'must be an http(s) URL such as https://gitlab.example.com' });
+const label = z
+  .string()
+  .min(1, { error: 'a label must not be empty' })
+  .max(100)
+  .regex(/^[^\s,;]+$/, { error: 'a label has no spaces, commas or semicolons' });
+
+// ---------------------------------------------------------------- emitters
+
+const emitterCommon = {
+  probeInterval: duration('How often the emitter is probed in `--watch` mode; an observation older than twice this is stale and its pools hold.').default('30s'),
+  concurrency: z.int().min(1).max(64).describe('Requests in flight at once against this platform.').default(8),
+  requestTimeout: duration('Timeout of one HTTP request; a timed-out request is retried with backoff.').default('10s'),
+  retries: z.int().min(0).max(10).describe('Retries of a failed request (5xx, timeout, 429) before the probe is marked failed.').default(3),
+};
+
+const runnerOwnerGitlab = z
+  .union([
+    z.literal('instance'),
+    z.strictObject({ group: nonEmpty.describe('Full path of the group that owns node runners.') }),
+    z.strictObject({ project: nonEmpty.describe('Full path of the project that owns node runners.') }),
+  ])
+  .describe('Where node runners are created: `{ group: path }`, `{ project: path }` or `instance` (admin token).');
+
+export const GitlabEmitterSchema = z
+  .strictObject({
+    type: z.literal('gitlab').describe('GitLab CI (gitlab.com or self-managed).'),
+    url: httpUrl.describe('Base URL of the GitLab instance, e.g. https://gitlab.com.'),
+    token: secret('Token with `read_api` for probing and `create_runner` (plus Maintainer/Owner of the runner owner) for runner registration.'),
+    projects: z.array(nonEmpty).describe('Projects (full paths or numeric ids) whose jobs are read.').optional(),
+    groups: z.array(nonEmpty).describe('Groups whose projects (subgroups included) are all read.').optional(),
+    runnerOwner: runnerOwnerGitlab,
+    ...emitterCommon,
+  })
+  .describe('A GitLab instance: jobs of the listed projects and groups; one runner per node.');
+
+export const GithubEmitterSchema = z
+  .strictObject({
+    type: z.literal('github').describe('GitHub Actions (github.com or GitHub Enterprise Server).'),
+    owner: nonEmpty.describe('Organization (or user) that owns the repositories.'),
+    repos: z.array(nonEmpty).describe('Repositories whose workflow jobs are read; omitted: every repository of the owner.').optional(),
+    token: secret('Token with `actions:read` on the repositories and `organization_self_hosted_runners:write` (org runners) or `administration:write` (repo runners).').optional(),
+    app: z
+      .strictObject({
+        appId: z.union([z.int().positive(), nonEmpty]).describe('GitHub App id.'),
+        installationId: z.union([z.int().positive(), nonEmpty]).describe('Installation id of the app on the owner.'),
+        privateKey: secret('The app private key (PEM), usually `${file:/run/secrets/app.pem}`.'),
+      })
+      .describe('GitHub App authentication instead of `token`.')
+      .optional(),
+    runnerOwner: z
+      .union([z.literal('org'), z.strictObject({ repo: nonEmpty.describe('Repository (name under `owner`) that owns node runners.') })])
+      .describe('Where node runners are registered: `org` or `{ repo: name }`. Runners get just-in-time configs.')
+      .default('org'),
+    runnerGroupId: z.int().min(1).describe('Runner group of organization runners.').default(1),
+    apiUrl: httpUrl.describe('REST API base URL; for GitHub Enterprise Server `https://HOST/api/v3`.').default('https://api.github.com'),
+    ...emitterCommon,
+  })
+  .describe('A GitHub owner: queued and in-progress workflow jobs; one just-in-time runner per node.');
+
+export const JenkinsEmitterSchema = z
+  .strictObject({
+    type: z.literal('jenkins').describe('Jenkins controller.'),
+    url: httpUrl.describe('Base URL of the Jenkins controller.'),
+    user: z
+      .string()
+      .min(1)
+      .describe('Jenkins user name (a literal or a reference).'),
+    token: secret('API token of `user`, with Overall/Read and Agent/Create, Configure, Delete, Connect.'),
+    crumb: z.boolean().describe('Fetch a CSRF crumb before changes (needed only when API-token auth is not exempt).').default(false),
+    ...emitterCommon,
+  })
+  .describe('A Jenkins controller: its build queue; one inbound agent per node.');
+
+export const ReplayEmitterSchema = z
+  .strictObject({
+    type: z.literal('replay').describe('Replays a job trace as a queue; no runner registry.'),
+    trace: nonEmpty.describe('Path of a trace CSV (`queued_at,duration_s,labels`), relative to the working directory.'),
+    start: z
+      .iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as 2025-09-04T17:00:00Z' })
+      .describe('Wall-clock time that maps to the trace\'s first job; omitted: the first reconcile.')
+      .optional(),
+    speed: z.number().positive().max(10_000).describe('Trace seconds per wall-clock second.').default(1),
+    ...emitterCommon,
+  })
+  .describe('A recorded trace replayed as a live queue, for demos and tests.');
+
+export const EmitterSchema = z.discriminatedUnion('type', [GitlabEmitterSchema, GithubEmitterSchema, JenkinsEmitterSchema, ReplayEmitterSchema]);
+
+// ---------------------------------------------------------------- platforms
+
+const LocalBackendSchema = z.strictObject({
+  type: z.literal('local').describe('Terraform state in a file under PARMANU_STATE_DIR.'),
+  path: nonEmpty.describe('State file path; default `<PARMANU_STATE_DIR>/pools/<pool>/terraform.tfstate`.').optional(),
+});
+const S3BackendSchema = z.strictObject({
+  type: z.literal('s3').describe('Terraform state in S3, locked with `use_lockfile`.'),
+  bucket: nonEmpty.describe('Bucket name.'),
+  key: nonEmpty.describe('Key prefix; each pool gets `<key>/<pool>.tfstate`.'),
+  region: nonEmpty.describe('Bucket region.'),
+  encrypt: z.boolean().describe('Server-side encryption of the state (it holds user-data).').default(true),
+  kmsKeyId: nonEmpty.describe('KMS key for state encryption.').optional(),
+});
+const GcsBackendSchema = z.strictObject({
+  type: z.literal('gcs').describe('Terraform state in Google Cloud Storage.'),
+  bucket: nonEmpty.describe('Bucket name.'),
+  prefix: nonEmpty.describe('Prefix; each pool gets `<prefix>/<pool>`.'),
+});
+export const BackendSchema = z
+  .discriminatedUnion('type', [LocalBackendSchema, S3BackendSchema, GcsBackendSchema])
+  .describe('Where Terraform keeps each pool\'s state. Default: local.');
+
+export const AwsPlatformSchema = z
+  .strictObject({
+    type: z.literal('aws').describe('Amazon EC2.'),
+    region: nonEmpty.describe('AWS region, e.g. us-east-1.'),
+    credentials: z
+      .union([
+        z.strictObject({ profile: nonEmpty.describe('Named profile of the shared AWS config.') }),
+        z.strictObject({ roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, { error: 'must be an IAM role ARN' }).describe('Role assumed by the provider.') }),
+      ])
+      .describe('How Terraform authenticates; omitted: the standard AWS environment.')
+      .optional(),
+    backend: BackendSchema.optional(),
+  })
+  .describe('An AWS account and region.');
+
+export const GcpPlatformSchema = z
+  .strictObject({
+    type: z.literal('gcp').describe('Google Compute Engine.'),
+    project: nonEmpty.describe('Google Cloud project id.'),
+    region: nonEmpty.describe('Region, e.g. europe-west1.'),
+    zone: nonEmpty.describe('Default zone for instances, e.g. europe-west1-b.'),
+    network: nonEmpty.describe('VPC network name.').default('default'),
+    subnetwork: nonEmpty.describe('Subnetwork name.').optional(),
+    credentialsFile: nonEmpty.describe('Service-account key file handed to Terraform\'s environment (never written into a stack); omitted: application default credentials.').optional(),
+    backend: BackendSchema.optional(),
+  })
+  .describe('A Google Cloud project and zone.');
+
+export const LocalPlatformSchema = z
+  .strictObject({
+    type: z.literal('local').describe('No cloud: every node is a `terraform_data` resource. For demos and tests.'),
+    backend: BackendSchema.optional(),
+  })
+  .describe('The offline platform.');
+
+export const PlatformSchema = z.discriminatedUnion('type', [AwsPlatformSchema, GcpPlatformSchema, LocalPlatformSchema]);
+
+// ---------------------------------------------------------------- pools
+
+export const MachineSchema = z
+  .strictObject({
+    type: nonEmpty.describe('Instance type (aws, e.g. c6i.xlarge) or machine type (gcp, e.g. e2-standard-4).').optional(),
+    image: nonEmpty.describe('AMI id (aws) or boot image (gcp, e.g. projects/debian-cloud/global/images/family/debian-12).').optional(),
+    os: z.enum(['linux', 'windows']).describe('Operating system of the image; selects cloud-init or PowerShell user-data.').default('linux'),
+    diskGb: z.int().min(8).max(16_384).describe('Root disk size in GB.').default(50),
+    spot: z.boolean().describe('Spot (aws) or SPOT provisioning (gcp) capacity.').default(false),
+    subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes.').optional(),
+    zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone.').optional(),
+    securityGroups: z.array(nonEmpty).describe('Security group ids (aws).').optional(),
+    instanceProfile: nonEmpty.describe('IAM instance profile name (aws).').optional(),
+    serviceAccount: nonEmpty.describe('Service account email (gcp).').optional(),
+  })
+  .describe('The VM each node runs on.');
+
+export const RunnerSchema = z
+  .strictObject({
+    jobsPerNode: z.int().min(1).max(64).describe('Jobs one node runs at once (GitLab `concurrent`, Jenkins executors).').default(1),
+    ephemeral: z.boolean().describe('A node takes one job and is replaced after it.').default(false),
+    version: nonEmpty.describe('Runner version to install; `latest` or e.g. 17.5.0 / 2.321.0.').default('latest'),
+    install: z.enum(['download', 'preinstalled']).describe('`download` the runner at boot, or use one baked into the image.').default('download'),
+    executor: z.enum(['shell', 'docker']).describe('GitLab runner executor.').default('shell'),
+  })
+  .describe('The CI runner on each node.');
+
+export const ScheduleSchema = z
+  .strictObject({
+    cron: nonEmpty.describe('Cron expression (5 fields, or 6 with seconds) of when the window opens.'),
+    duration: duration('How long the window stays open after each cron match.'),
+    min: z.int().min(0).describe('Minimum node count while the window is open.'),
+    timezone: nonEmpty.describe('IANA timezone of the cron expression, e.g. Europe/Berlin.').default('UTC'),
+  })
+  .describe('A time window with a raised minimum. Where windows overlap, the last one listed wins.');
+
+export const ScalingSchema = z
+  .strictObject({
+    min: z.int().min(0).describe('Nodes kept at all times.').default(0),
+    max: z.int().min(0).max(10_000).describe('Nodes at most; the final clamp of every decision.').default(50),
+    spare: z.int().min(0).describe('Idle nodes kept on top of demand.').default(0),
+    maxStep: z.int().min(1).describe('Nodes added per cycle at most.').default(10),
+    scaleDownAfter: duration('Demand must stay lower this long before nodes go.').default('10m'),
+    minLifetime: duration('A node is not removed before it is this old.').default('2m'),
+    bootTimeout: duration('A node whose runner has not come online by then is replaced.').default('10m'),
+    predict: z.boolean().describe('Pre-warm from load history; false sizes on current demand alone.').default(true),
+    disruptionBudget: z.int().min(1).describe('Nodes drained or destroyed per cycle at most; default no limit beyond demand.').optional(),
+    schedules: z.array(ScheduleSchema).describe('Windows with a raised minimum.').default([]),
+  })
+  .describe('How the pool scales.');
+
+export const PoolSchema = z
+  .strictObject({
+    emitter: nonEmpty.describe('Name of the emitter whose jobs this pool runs.'),
+    platform: nonEmpty.describe('Name of the platform the pool\'s VMs run on.'),
+    labels: z.array(label).describe('Runner labels/tags; a job goes to a pool whose labels include all of the job\'s.').default([]),
+    acceptUntagged: z.boolean().describe('GitLab: also take jobs without tags.').default(false),
+    machine: MachineSchema.prefault({}),
+    runner: RunnerSchema.prefault({}),
+    scaling: ScalingSchema.prefault({}),
+  })
+  .describe('A pool of identical runner nodes.');
+
+export const PolicyFileSchema = z
+  .strictObject({
+    emitters: z.record(z.string(), EmitterSchema).describe('CI platforms to watch, by name.').optional(),
+    platforms: z.record(z.string(), PlatformSchema).describe('Where VMs run, by name.').optional(),
+    pools: z.record(z.string(), PoolSchema).describe('Runner pools, by name (`[a-z0-9-]`, at most 40 characters).').optional(),
+  })
+  .describe('A Parmanu policy file (v1). Every *.yaml under policies/ is loaded; names are unique across files.');
+
+export type PolicyFile = z.output<typeof PolicyFileSchema>;
+export type EmitterInput = z.output<typeof EmitterSchema>;
+export type PlatformInput = z.output<typeof PlatformSchema>;
+export type PoolInput = z.output<typeof PoolSchema>;
+export type BackendInput = z.output<typeof BackendSchema>;
+
+/** The JSON Schema of a policy file, for editors (`# yaml-language-server: $schema=…`). */
+export function policyJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(PolicyFileSchema, { io: 'input', target: 'draft-7' }) as Record<string, unknown>;
+  return { ...schema, $id: 'https://parmanu.dev/schema/policy-v1.json', title: 'Parmanu policy (v1)' };
+}

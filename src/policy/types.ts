@@ -1,0 +1,64 @@
+/** The normalized policy: what every other module consumes. Durations are milliseconds. */
+import type { BackendInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
+
+export type EmitterConfig = EmitterInput & { name: string; probeIntervalMs: number; requestTimeoutMs: number };
+export type EmitterType = EmitterConfig['type'];
+export type PlatformConfig = PlatformInput & { name: string };
+export type PlatformType = PlatformConfig['type'];
+export type Backend = BackendInput;
+
+export interface Schedule {
+  cron: string;
+  durationMs: number;
+  min: number;
+  timezone: string;
+}
+
+export interface Scaling {
+  min: number;
+  max: number;
+  spare: number;
+  maxStep: number;
+  scaleDownAfterMs: number;
+  minLifetimeMs: number;
+  bootTimeoutMs: number;
+  predict: boolean;
+  /** Nodes drained or destroyed per cycle at most; undefined: no limit. */
+  disruptionBudget: number | undefined;
+  schedules: Schedule[];
+}
+
+export interface PoolConfig {
+  name: string;
+  emitter: string;
+  platform: string;
+  labels: string[];
+  acceptUntagged: boolean;
+  machine: PoolInput['machine'];
+  runner: PoolInput['runner'];
+  scaling: Scaling;
+}
+
+export interface Policy {
+  emitters: Record<string, EmitterConfig>;
+  platforms: Record<string, PlatformConfig>;
+  /** In policy order: files in path order, then keys in file order. Order breaks ties in job matching. */
+  pools: PoolConfig[];
+}
+
+/** A problem found while loading, with the place it points at. */
+export interface Problem {
+  file: string;
+  line: number;
+  col: number;
+  /** Dotted path of the field, e.g. `pools.linux.scaling.max`; empty for file-level problems. */
+  path: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export function formatProblem(p: Problem): string {
+  const where = `${p.file}:${p.line}:${p.col}`;
+  const kind = p.severity === 'warning' ? 'warning: ' : '';
+  return p.path ? `${where}: ${kind}${p.path}: ${p.message}` : `${where}: ${kind}${p.message}`;
+}

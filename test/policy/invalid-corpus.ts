@@ -1,0 +1,113 @@
+/**
+ * The bad-input corpus for policies: each case is a whole policy file, the line:col the first
+ * problem must point at, and what its message must say. Shared by the unit tests and (later) the
+ * proof suite.
+ */
+export interface InvalidCase {
+  name: string;
+  yaml: string | Buffer;
+  /** `line:col` of the expected problem, or `line` alone. */
+  at: string;
+  message: RegExp;
+  /** The problem must carry this dotted path. */
+  path?: string;
+}
+
+const E = `emitters:
+  gl:
+    type: gitlab
+    url: https://gitlab.example.com
+    token: \${env:GITLAB_TOKEN}
+    projects: [a/b]
+    runnerOwner: { group: a }
+platforms:
+  lab: { type: local }
+`;
+// Lines 1-9 above; a pool block starts at line 10.
+const pool = (body: string) => `${E}pools:\n  p:\n    emitter: gl\n    platform: lab\n${body}`;
+
+export const INVALID_CASES: InvalidCase[] = [
+  // ---- YAML and file level
+  { name: 'yaml syntax: unclosed flow mapping', yaml: 'pools:\n  p: { emitter: gl\n', at: '3', message: /YAML syntax/ },
+  { name: 'tab indentation', yaml: 'pools:\n\tp:\n    emitter: gl\n', at: '2:1', message: /Tabs are not allowed.*indent with spaces/ },
+  { name: 'duplicate key', yaml: pool('    emitter: other\n'), at: '14:5', message: /duplicate key "emitter"/ },
+  { name: 'empty file', yaml: '', at: '1:1', message: /empty policy file/ },
+  { name: 'only comments', yaml: '# nothing here\n\n# really\n', at: '1:1', message: /empty policy file/ },
+  { name: 'binary content', yaml: Buffer.from([0x70, 0x6f, 0x6f, 0x6c, 0x73, 0x3a, 0x00, 0x01, 0x02]), at: '1:1', message: /binary content/ },
+  { name: 'invalid utf-8', yaml: Buffer.from([0x70, 0x3a, 0x20, 0xff, 0xfe, 0x0a]), at: '1:1', message: /not valid UTF-8/ },
+  { name: 'over 1 MiB', yaml: '# ' + 'x'.repeat(1024 * 1024 + 10) + '\npools: {}\n', at: '1:1', message: /at most 1048576 bytes/ },
+  {
+    name: 'alias bomb',
+    yaml: 'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [' + Array(10).fill('*a').join(', ') + ']\nc: &c [' + Array(10).fill('*b').join(', ') + ']\nd: [' + Array(100).fill('*c').join(', ') + ']\n',
+    at: '4',
+    message: /more than 100 YAML aliases/,
+  },
+  { name: 'top level is a list', yaml: '- pools\n- emitters\n', at: '1:1', message: /a policy file is a mapping/ },
+  { name: 'top level is a scalar', yaml: 'hello\n', at: '1:1', message: /a policy file is a mapping/ },
+  { name: 'unknown top-level key with suggestion', yaml: `${E}pool:\n  p: {}\n`, at: '10:1', message: /unknown key; did you mean "pools"\?/, path: 'pool' },
+  { name: 'section is a list', yaml: 'pools:\n  - emitter: gl\n', at: '2:3', message: /must be a mapping of names to pool settings/, path: 'pools' },
+
+  // ---- emitters
+  { name: 'emitter type misspelled', yaml: 'emitters:\n  x:\n    type: gitlub\n', at: '3:11', message: /must be one of gitlab \| github \| jenkins \| replay.*did you mean "gitlab"/, path: 'emitters.x.type' },
+  { name: 'emitter type missing', yaml: 'emitters:\n  x:\n    url: https://a.b\n', at: '2:3', message: /is required: one of gitlab/, path: 'emitters.x.type' },
+  { name: 'gitlab url missing', yaml: 'emitters:\n  x:\n    type: gitlab\n    token: ${env:T}\n    projects: [a]\n    runnerOwner: instance\n', at: '2:3', message: /is required/, path: 'emitters.x.url' },
+  { name: 'gitlab url not a url', yaml: 'emitters:\n  x:\n    type: gitlab\n    url: gitlab.example.com\n    token: ${env:T}\n    projects: [a]\n    runnerOwner: instance\n', at: '4:10', message: /must be an http\(s\) URL/ },
+  { name: 'gitlab without projects or groups', yaml: 'emitters:\n  x:\n    type: gitlab\n    url: https://g.example.com\n    token: ${env:T}\n    runnerOwner: instance\n', at: '2:3', message: /needs `projects` or `groups`/ },
+  { name: 'gitlab runnerOwner wrong form', yaml: 'emitters:\n  x:\n    type: gitlab\n    url: https://g.example.com\n    token: ${env:T}\n    projects: [a]\n    runnerOwner: { grup: a }\n', at: '7:18', message: /invalid value: Where node runners are created/ },
+  { name: 'literal GitLab token', yaml: 'emitters:\n  x:\n    type: gitlab\n    url: https://g.example.com\n    token: glpat-AbCdEfGhIjKlMnOpQrSt\n    projects: [a]\n    runnerOwner: instance\n', at: '5:12', message: /looks like a GitLab personal access token/, path: 'emitters.x.token' },
+  { name: 'literal GitLab runner token anywhere', yaml: 'emitters:\n  x:\n    type: replay\n    trace: glrt-AbCdEfGhIjKlMnOpQrSt\n', at: '4:12', message: /GitLab runner token/ },
+  { name: 'literal GitHub token', yaml: 'emitters:\n  x:\n    type: github\n    owner: acme\n    token: ghp_abcdefghijklmnopqrstuvwxyz0123456789\n', at: '5:12', message: /GitHub personal access token/ },
+  { name: 'literal GitHub fine-grained token', yaml: 'emitters:\n  x:\n    type: github\n    owner: acme\n    token: github_pat_11ABCDEFG0123456789_abcdefghijklmnop\n', at: '5:12', message: /fine-grained token/ },
+  { name: 'literal GitHub app token', yaml: 'emitters:\n  x:\n    type: github\n    owner: acme\n    token: ghs_abcdefghijklmnopqrstuvwxyz0123456789\n', at: '5:12', message: /GitHub app or OAuth token/ },
+  { name: 'literal AWS key in any field', yaml: 'platforms:\n  a:\n    type: aws\n    region: AKIAABCDEFGHIJKLMNOP\n', at: '4:13', message: /AWS access key id/ },
+  { name: 'token not a reference', yaml: 'emitters:\n  x:\n    type: jenkins\n    url: https://j.example.com\n    user: bob\n    token: hunter2\n', at: '6:12', message: /must be a \$\{env:NAME\} or \$\{file:path\} reference/ },
+  { name: 'github without credentials', yaml: 'emitters:\n  x:\n    type: github\n    owner: acme\n', at: '2:3', message: /needs `token` or `app`/ },
+  { name: 'github token and app', yaml: 'emitters:\n  x:\n    type: github\n    owner: acme\n    token: ${env:T}\n    app: { appId: 1, installationId: 2, privateKey: "${file:k.pem}" }\n', at: '6:10', message: /not both/ },
+  { name: 'jenkins token missing', yaml: 'emitters:\n  x:\n    type: jenkins\n    url: https://j.example.com\n    user: bob\n', at: '2:3', message: /is required/, path: 'emitters.x.token' },
+  { name: 'replay without trace', yaml: 'emitters:\n  x:\n    type: replay\n', at: '2:3', message: /is required/, path: 'emitters.x.trace' },
+  { name: 'emitter unknown key', yaml: 'emitters:\n  x:\n    type: replay\n    trace: t.csv\n    probeIntervall: 30s\n', at: '5:5', message: /unknown key; did you mean "probeInterval"/ },
+  { name: 'bad probe interval', yaml: 'emitters:\n  x:\n    type: replay\n    trace: t.csv\n    probeInterval: 30\n', at: '5:20', message: /must be a string/ },
+
+  // ---- platforms
+  { name: 'platform type unknown', yaml: 'platforms:\n  x:\n    type: azure\n', at: '3:11', message: /must be one of aws \| gcp \| local/ },
+  { name: 'aws region missing', yaml: 'platforms:\n  x:\n    type: aws\n', at: '2:3', message: /is required/, path: 'platforms.x.region' },
+  { name: 'gcp zone missing', yaml: 'platforms:\n  x: { type: gcp, project: p, region: europe-west1 }\n', at: '2:3', message: /is required/, path: 'platforms.x.zone' },
+  { name: 'bad role arn', yaml: 'platforms:\n  x:\n    type: aws\n    region: us-east-1\n    credentials: { roleArn: "arn:aws:iam::12:role/x" }\n', at: '5:29', message: /must be an IAM role ARN/ },
+  { name: 'backend type unknown', yaml: 'platforms:\n  x:\n    type: local\n    backend: { type: consul }\n', at: '4:22', message: /must be one of local \| s3 \| gcs/ },
+
+  // ---- pools
+  { name: 'pool name with uppercase', yaml: `${E}pools:\n  Linux_Pool:\n    emitter: gl\n    platform: lab\n`, at: '11:3', message: /pool name must be lowercase/ },
+  { name: 'pool name too long', yaml: `${E}pools:\n  ${'a'.repeat(41)}:\n    emitter: gl\n    platform: lab\n`, at: '11:3', message: /at most 40 characters/ },
+  { name: 'pool references missing emitter', yaml: `${E}pools:\n  p:\n    emitter: gl2\n    platform: lab\n`, at: '12:14', message: /no emitter named "gl2"; did you mean "gl"/, path: 'pools.p.emitter' },
+  { name: 'pool references missing platform', yaml: `${E}pools:\n  p:\n    emitter: gl\n    platform: cloud\n`, at: '13:15', message: /no platform named "cloud" \(defined: lab\)/ },
+  { name: 'pool emitter missing', yaml: `${E}pools:\n  p:\n    platform: lab\n`, at: '11:3', message: /is required/, path: 'pools.p.emitter' },
+  { name: 'min greater than max', yaml: pool('    scaling: { min: 5, max: 3 }\n'), at: '14:21', message: /min \(5\) is greater than max \(3\)/ },
+  { name: 'spare greater than max', yaml: pool('    scaling: { spare: 9, max: 3 }\n'), at: '14:23', message: /spare \(9\) is greater than max \(3\)/ },
+  { name: 'negative min', yaml: pool('    scaling: { min: -1 }\n'), at: '14:21', message: /must be at least 0, not -1/ },
+  { name: 'fractional max', yaml: pool('    scaling: { max: 2.5 }\n'), at: '14:21', message: /must be a whole number|expected int/ },
+  { name: 'max as string', yaml: pool('    scaling: { max: lots }\n'), at: '14:21', message: /must be a number, not the string "lots"/ },
+  { name: 'unknown scaling key', yaml: pool('    scaling: { mni: 1 }\n'), at: '14:16', message: /unknown key; did you mean "min"/, path: 'pools.p.scaling.mni' },
+  { name: 'bad duration', yaml: pool('    scaling: { scaleDownAfter: 10 minutes }\n'), at: '14:32', message: /must be a duration such as 30s/ },
+  { name: 'boot timeout too short', yaml: pool('    scaling: { bootTimeout: 5s }\n'), at: '14:29', message: /is under 30s/ },
+  { name: 'cron with 4 fields', yaml: pool('    scaling:\n      schedules:\n        - { cron: "0 7 * *", duration: 1h, min: 1 }\n'), at: '16:19', message: /has 4 fields/ },
+  { name: 'cron out of range', yaml: pool('    scaling:\n      schedules:\n        - { cron: "0 77 * * *", duration: 1h, min: 1 }\n'), at: '16:19', message: /invalid cron expression "0 77 \* \* \*"/ },
+  { name: 'unknown timezone', yaml: pool('    scaling:\n      schedules:\n        - { cron: "0 7 * * 1-5", duration: 1h, min: 1, timezone: Europe/Berln }\n'), at: '16:66', message: /"Europe\/Berln" is not an IANA timezone/ },
+  { name: 'schedule min over max', yaml: pool('    scaling:\n      max: 2\n      schedules:\n        - { cron: "0 7 * * *", duration: 1h, min: 5 }\n'), at: '17:51', message: /schedule min \(5\) is greater than the pool's max \(2\)/ },
+  { name: 'schedule without duration', yaml: pool('    scaling:\n      schedules:\n        - { cron: "0 7 * * *", min: 5 }\n'), at: '16:11', message: /is required/, path: 'pools.p.scaling.schedules.0.duration' },
+  { name: 'machine os unknown', yaml: pool('    machine: { os: macos }\n'), at: '14:20', message: /must be one of linux \| windows.*not the string "macos"/ },
+  { name: 'jobsPerNode zero', yaml: pool('    runner: { jobsPerNode: 0 }\n'), at: '14:28', message: /must be at least 1, not 0/ },
+  { name: 'labels not a list', yaml: pool('    labels: linux\n'), at: '14:13', message: /must be a list, not the string "linux"/ },
+  { name: 'label with a space', yaml: pool('    labels: [linux, "big box"]\n'), at: '14:21', message: /a label has no spaces/ },
+  {
+    name: 'aws pool without machine type and image',
+    yaml: 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  aws: { type: aws, region: us-east-1 }\npools:\n  p:\n    emitter: r\n    platform: aws\n    machine: { diskGb: 50 }\n',
+    at: '9:14',
+    message: /machine.type is required on aws platform "aws"/,
+  },
+  {
+    name: 'gcp pool without image',
+    yaml: 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  g: { type: gcp, project: p, region: r, zone: z }\npools:\n  p:\n    emitter: r\n    platform: g\n    machine: { type: e2-standard-4 }\n',
+    at: '9:14',
+    message: /machine.image is required on gcp platform "g"/,
+  },
+];
