@@ -45,7 +45,7 @@ export default tseslint.config(
     rules: {
       ...restrict(
         'decide/ is pure: no I/O, no clock, no randomness; it imports types only.',
-        [...CDKTF, ...IO_LIBS, '**/emitters/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**', 'croner'],
+        [...CDKTF, ...IO_LIBS, '**/emitters/**', '**/history/**', '**/terraform/**', '**/reconcile/**', '**/cli/**', '**/sim/**', '**/stacks/**'],
         ['**/policy/*'],
       ),
       'no-restricted-properties': [

@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { parse } from '../src/cli/args.js';
 import type { Io } from '../src/cli/errors.js';
 import { coldStart, validate200 } from './cases/foundation.js';
+import { simulateBitcoin } from './cases/simulate.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin];
 
 const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
 

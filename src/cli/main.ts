@@ -17,7 +17,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   validate: { summary: 'load and check policies; FILE:LINE:COL per problem', load: async () => (await import('./validate.js')).run },
   reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', pending: 'the reconcile loop' },
   plan: { summary: 'what a policy change would do, per pool', pending: 'the GitOps flow' },
-  simulate: { summary: 'replay a job trace through decide and the baselines', pending: 'the decision engine and simulator' },
+  simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
   synth: { summary: "render each pool's Terraform stack without running terraform", pending: 'the stacks' },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', pending: 'the GitOps flow' },
   status: { summary: "each pool's nodes and their runner state", pending: 'the GitOps flow' },

@@ -209,9 +209,9 @@ export const ScheduleSchema = z
 export const ScalingSchema = z
   .strictObject({
     min: z.int().min(0).describe('Nodes kept at all times.').default(0),
-    max: z.int().min(0).max(10_000).describe('Nodes at most; the final clamp of every decision.').default(50),
+    max: z.int().min(0).max(10_000).describe('Nodes at most; the final clamp of every decision.').default(100),
     spare: z.int().min(0).describe('Idle nodes kept on top of demand.').default(0),
-    maxStep: z.int().min(1).describe('Nodes added per cycle at most.').default(10),
+    maxStep: z.int().min(1).describe('Nodes added per cycle at most.').default(20),
     scaleDownAfter: duration('Demand must stay lower this long before nodes go.').default('10m'),
     minLifetime: duration('A node is not removed before it is this old.').default('2m'),
     bootTimeout: duration('A node whose runner has not come online by then is replaced.').default('10m'),

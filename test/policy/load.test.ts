@@ -83,7 +83,7 @@ describe('loading', () => {
     const f = write('defaults.yaml', 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab, scaling: { scaleDownAfter: 1h30m } }\n');
     const r = loadPolicy([f], { cwd: dir });
     const p = r.policy?.pools[0];
-    expect(p?.scaling).toMatchObject({ min: 0, max: 50, spare: 0, maxStep: 10, scaleDownAfterMs: 5_400_000, minLifetimeMs: 120_000, bootTimeoutMs: 600_000, predict: true, schedules: [] });
+    expect(p?.scaling).toMatchObject({ min: 0, max: 100, spare: 0, maxStep: 20, scaleDownAfterMs: 5_400_000, minLifetimeMs: 120_000, bootTimeoutMs: 600_000, predict: true, schedules: [] });
     expect(p?.runner).toMatchObject({ jobsPerNode: 1, ephemeral: false, install: 'download' });
     expect(p?.machine).toMatchObject({ os: 'linux', diskGb: 50, spot: false });
     expect(r.policy?.emitters.r).toMatchObject({ probeIntervalMs: 30_000, requestTimeoutMs: 10_000 });

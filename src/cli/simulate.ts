@@ -1,0 +1,137 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadPolicy } from '../policy/load.js';
+import { parseDuration } from '../policy/duration.js';
+import { formatProblem } from '../policy/types.js';
+import { generateTrace, SHAPES, traceToCsv, type Shape } from '../sim/generate.js';
+import { parseTrace, type TraceJob } from '../sim/trace.js';
+import { BASELINES, defaultPools, simulate, type Metrics, type SimResult } from '../sim/simulate.js';
+import { durationArg, parse } from './args.js';
+import { UsageError, type Io } from './errors.js';
+
+const HELP = `Usage: parmanu simulate --trace CSV [--policy PATH] [--boot 90s] [--probe 30s] [--json]
+       parmanu simulate --shape office-hours|nightly|quiet-gaps [--days N] [--seed S] […]
+
+Replays a job trace (queued_at,duration_s,labels) through Parmanu's decide and the baselines:
+  oracle      every job starts at once on capacity that exists only while it runs (lower bound)
+  perJob      one fresh node per job, created when it is queued (webhook-driven ephemeral runners)
+  reactive    ⌈(queued + running) ÷ jobsPerNode⌉ + 1 spare each probe, idle nodes go after 10m
+  staticPeak  a fixed fleet sized to the trace's peak concurrency
+Without --policy, each distinct label set is its own pool with the default settings and one job
+per node.
+
+Options:
+  --trace CSV     the trace
+  --shape NAME    instead of a trace, a generated one: office-hours, nightly or quiet-gaps
+  --days N        length of a generated trace (default 28)
+  --seed S        seed of a generated trace (default 1)
+  --write-trace F also write the generated trace to F (CSV)
+  --policy PATH   policy file or directory whose pools take the trace's jobs
+  --boot D        time from create to a registered runner (default 90s)
+  --probe D       probe interval (default 30s)
+  --json          print {"params", "results", "pools", "unmatched", "invariants"}
+  -h, --help      this help`;
+
+const MAX_TRACE_BYTES = 512 * 1024 * 1024;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('simulate', argv, {
+    trace: { type: 'string' },
+    policy: { type: 'string' },
+    boot: { type: 'string' },
+    probe: { type: 'string' },
+    json: { type: 'boolean' },
+    shape: { type: 'string' },
+    days: { type: 'string' },
+    seed: { type: 'string' },
+    'write-trace': { type: 'string' },
+  });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  if (!values.trace && !values.shape) throw new UsageError('simulate: --trace CSV (or --shape NAME) is required (see --help)');
+  if (values.trace && values.shape) throw new UsageError('simulate: give --trace or --shape, not both');
+  const bootMs = durationArg('simulate', 'boot', values.boot, parseDuration) ?? 90_000;
+  const probeMs = durationArg('simulate', 'probe', values.probe, parseDuration) ?? 30_000;
+  if (probeMs < 1000) throw new UsageError('simulate: --probe must be at least 1s');
+
+  let jobs: TraceJob[];
+  let source: string;
+  if (values.shape) {
+    if (!(SHAPES as readonly string[]).includes(values.shape)) throw new UsageError(`simulate: --shape must be one of ${SHAPES.join(', ')}, not "${values.shape}"`);
+    const days = intArg('days', values.days, 28, 1, 366);
+    const seed = intArg('seed', values.seed, 1, 0, 2 ** 31);
+    jobs = generateTrace(values.shape as Shape, days, seed);
+    source = `${values.shape} (${days} days, seed ${seed})`;
+    if (values['write-trace']) writeFileSync(resolve(io.cwd, values['write-trace']), traceToCsv(jobs));
+  } else {
+    const trace = readTrace(values.trace as string, io);
+    if (!trace) return 2;
+    jobs = trace;
+    source = values.trace as string;
+  }
+
+  let pools;
+  if (values.policy) {
+    const loaded = loadPolicy([resolve(io.cwd, values.policy)], { cwd: io.cwd });
+    if (!loaded.policy) {
+      for (const p of loaded.problems) io.err(formatProblem(p));
+      return 2;
+    }
+    pools = loaded.policy.pools;
+  } else pools = defaultPools(jobs);
+
+  const started = Date.now();
+  const result = simulate(jobs, pools, { bootMs, probeMs }, io.isTTY || !values.json ? (l) => io.err(l) : undefined);
+  const params = { trace: source, policy: values.policy ?? null, bootS: bootMs / 1000, probeS: probeMs / 1000, jobs: jobs.length, pools: pools.length, wallMs: Date.now() - started };
+  if (values.json) {
+    io.out(JSON.stringify({ params, results: result.results, pools: result.pools, unmatched: result.unmatched, invariants: result.invariants }));
+    return 0;
+  }
+  printTables(io, result);
+  return 0;
+}
+
+function intArg(flag: string, value: string | undefined, dflt: number, min: number, max: number): number {
+  if (value === undefined) return dflt;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`simulate: --${flag} must be a whole number from ${min} to ${max}, not "${value}"`);
+  return Number(value);
+}
+
+function readTrace(path: string, io: Io): TraceJob[] | undefined {
+  const tracePath = resolve(io.cwd, path);
+  let text: string;
+  try {
+    if (statSync(tracePath).size > MAX_TRACE_BYTES) throw new UsageError(`simulate: ${path}: larger than 512 MiB`);
+    text = readFileSync(tracePath, 'utf8');
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? 'error'})`}`);
+  }
+  const trace = parseTrace(text);
+  if (trace.problems.length) {
+    for (const p of trace.problems) io.err(`${path}:${p.line}: ${p.message}`);
+    io.err(`✖ ${trace.problems.length}${trace.problems.length >= 50 ? '+' : ''} malformed row${trace.problems.length === 1 ? '' : 's'}; nothing was simulated`);
+    return undefined;
+  }
+  return trace.jobs;
+}
+
+function printTables(io: Io, result: SimResult): void {
+  const head = ['', 'jobs', 'wait mean', 'p50', 'p95', 'max', 'node-min', '×oracle', 'peak', 'ups', 'downs'];
+  const row = (name: string, m: Metrics) => [name, String(m.jobs), `${m.waitMeanS}s`, `${m.waitP50S}s`, `${m.waitP95S}s`, `${m.waitMaxS}s`, String(m.nodeMinutes), m.costVsOracle.toFixed(2), String(m.peakNodes), String(m.scaleUps), String(m.scaleDowns)];
+  const table = (title: string, results: Record<string, Metrics>) => {
+    const rows = BASELINES.map((b) => row(b, results[b] as Metrics));
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+    io.out(title);
+    io.out(head.map((h, i) => (i === 0 ? h.padEnd(w[i] as number) : h.padStart(w[i] as number))).join('  '));
+    for (const r of rows) io.out(r.map((c, i) => (i === 0 ? c.padEnd(w[i] as number) : c.padStart(w[i] as number))).join('  '));
+    io.out('');
+  };
+  for (const p of result.pools) table(`pool ${p.pool} (labels ${p.labels.join(', ') || '-'}; ${p.jobsPerNode} job${p.jobsPerNode === 1 ? '' : 's'}/node)`, p.results);
+  table('all pools', result.results);
+  if (result.unmatched.length) io.out(`unmatched jobs (no pool takes them): ${result.unmatched.map((u) => `${u.labels} ×${u.jobs}`).join(', ')}`);
+  if (result.invariants.busyDestroys || result.invariants.maxExceeded) io.out(`INVARIANT VIOLATIONS: ${JSON.stringify(result.invariants)}`);
+}

@@ -1,0 +1,215 @@
+/**
+ * decide: one pool's plan for one cycle. Pure and synchronous: time, observations, history and ids
+ * come in; a plan value goes out (Karpenter's Command): desired count, nodes to create, drain,
+ * destroy and resume, with reasons. One component (reconcile, or the simulator) executes it.
+ *
+ * Order of the decision:
+ *   1. classify nodes: in service, booting, stuck (no runner within bootTimeout), spent
+ *      (ephemeral, job done), draining;
+ *   2. demand: ⌈(queued + running) ÷ jobsPerNode⌉ + spare; with `predict`, at least the forecast
+ *      from history and the upcoming jobs;
+ *   3. scale-down is held by a stabilization window: the count may only fall to the highest demand
+ *      of the last `scaleDownAfter` (a forecast is applied as it is, never held);
+ *   4. floors: `min` and the schedule in force;
+ *   5. the single final clamp to [floor, max] — every path goes through it;
+ *   6. actions: resume drained nodes before creating new ones; create within maxStep and max;
+ *      drain idle victims (unregistered first, then longest idle, then oldest), never a busy one,
+ *      none younger than minLifetime, within the disruption budget; destroy only nodes drained in an
+ *      earlier cycle that are idle now.
+ * Fail static: with no, a failed or a stale observation the pool holds (no drain, no destroy;
+ * creates only to reach the floor, within maxStep); with partial data it may grow within maxStep
+ * but never shrinks.
+ */
+import { combine, rateForecast, recurringForecast, DEFAULT_FORECAST, type ForecastOptions } from './predict.js';
+import { activeSchedule } from './schedule.js';
+import type { DecideInput, NodeView, PoolMemory, PoolPlan } from './types.js';
+
+export interface DecideOptions {
+  forecast?: Partial<ForecastOptions>;
+}
+
+/** The forecast is recomputed at most this often (it moves with the time of day, not by the second). */
+export const FORECAST_STEP_MS = 5 * 60_000;
+
+const isIdle = (n: NodeView) => !n.runner?.busy;
+const isRegistered = (n: NodeView) => n.runner !== undefined;
+
+export function decide(input: DecideInput, options: DecideOptions = {}): PoolPlan {
+  const { pool, now, nodes, observation: obs } = input;
+  const s = pool.scaling;
+  const perNode = pool.runner.ephemeral ? 1 : pool.runner.jobsPerNode;
+  const reasons: string[] = [];
+
+  // 1. classify
+  const draining = nodes.filter((n) => n.drainingSince !== undefined);
+  const active = nodes.filter((n) => n.drainingSince === undefined);
+  const stuck = active.filter((n) => !isRegistered(n) && now - n.createdAt >= s.bootTimeoutMs);
+  const spent = pool.runner.ephemeral ? active.filter((n) => (n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) : [];
+  const unhealthy = new Set([...stuck, ...spent].map((n) => n.name));
+  const inService = active.filter((n) => !unhealthy.has(n.name));
+  const capacity = inService.length;
+
+  // Fail static.
+  const stale = obs !== undefined && now - obs.at > input.staleAfterMs;
+  const hold = obs === undefined || !obs.ok || stale;
+  const partial = !hold && obs.partial;
+  if (hold) {
+    reasons.push(
+      obs === undefined
+        ? 'no observation yet: holding (no scale-down)'
+        : !obs.ok
+          ? `probe failed (${obs.reason ?? 'unknown reason'}): holding (no scale-down)`
+          : `observation is ${Math.round((now - obs.at) / 1000)}s old (stale after ${Math.round(input.staleAfterMs / 1000)}s): holding (no scale-down)`,
+    );
+  } else if (partial) {
+    reasons.push(`partial observation (${obs.reason ?? 'some data missing'}): growing within maxStep only, no scale-down`);
+  }
+
+  // 2. demand
+  const memory = pruneMemory(input.memory, now, s.scaleDownAfterMs);
+  let target: number;
+  let demandTarget = 0;
+  if (hold) {
+    target = capacity;
+  } else {
+    const slots = obs.queued + obs.running;
+    let need = Math.ceil(slots / perNode);
+    target = need + s.spare;
+    demandTarget = target;
+    reasons.push(
+      `${obs.queued} queued + ${obs.running} running job${slots === 1 ? '' : 's'} ÷ ${perNode} per node = ${need}${s.spare ? `, +${s.spare} spare = ${target}` : ''}`,
+    );
+    if (s.predict) {
+      if (obs.upcoming > 0) {
+        const withUpcoming = Math.ceil((slots + obs.upcoming) / perNode);
+        if (withUpcoming > need) {
+          need = withUpcoming;
+          target = Math.max(target, withUpcoming + s.spare);
+          reasons.push(`predict: ${obs.upcoming} upcoming job${obs.upcoming === 1 ? '' : 's'} in running pipelines → ${withUpcoming}`);
+        }
+      }
+      if (input.history) {
+        const fopts: ForecastOptions = { ...DEFAULT_FORECAST, ...options.forecast };
+        // The rate model moves with the time of day: recomputed every FORECAST_STEP_MS. The
+        // recurring check looks only a few minutes ahead: recomputed every history bucket.
+        const rateStep = Math.floor(now / FORECAST_STEP_MS);
+        const recStep = Math.floor(now / input.history.bucketMs);
+        let cached = memory.forecast;
+        if (!cached || cached.rateStep !== rateStep) {
+          const r = rateForecast(input.history, now, fopts);
+          cached = { rateStep, recStep: -1, rate: { likelihood: r.likelihood, burstSize: r.burstSize, ratePerMin: r.ratePerMin, samples: r.samples }, rec: { share: 0, size: 0 } };
+        }
+        if (cached.recStep !== recStep) cached = { ...cached, recStep, rec: recurringForecast(input.history, now, fopts) };
+        memory.forecast = cached;
+        const fc = combine(cached.rate, cached.rec, fopts);
+        const f = { warm: Math.ceil(fc.warmSlots / perNode), likelihood: fc.likelihood };
+        if (f.warm > s.spare) {
+          const warmTarget = need + f.warm;
+          if (warmTarget > target) {
+            target = warmTarget;
+            reasons.push(
+              cached.rec.share >= fopts.recurringShare
+                ? `predict: ${Math.round(cached.rec.share * 100)}% of comparable past days had jobs in the next ${fmt(fopts.leadMs)}; keeping ${f.warm} warm → ${target}`
+                : `predict: a burst in the next ${fmt(fopts.windowMs)} is ${Math.round(f.likelihood * 100)}% likely from past days and today; keeping ${f.warm} warm → ${target}`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  // 3. stabilization window: scale down only to the highest target of the last scaleDownAfter.
+  // Only real demand is held: a forecast is no demand, and holding it would keep warm nodes for a
+  // whole window after the likely time has passed.
+  if (!hold) memory.targets.push({ at: now, nodes: demandTarget });
+  let proposed = target;
+  if (target < capacity) {
+    const windowMax = Math.max(target, ...memory.targets.map((t) => t.nodes));
+    const held = Math.min(capacity, windowMax);
+    if (held > target) reasons.push(`demand has not stayed lower for ${fmt(s.scaleDownAfterMs)}: keeping ${held}`);
+    proposed = held;
+  }
+  if (hold || partial) proposed = Math.max(proposed, capacity);
+
+  // 4. floors
+  let floor = s.min;
+  const sched = activeSchedule(s.schedules, now);
+  if (sched && sched.schedule.min > floor) {
+    floor = sched.schedule.min;
+    if (proposed < floor) reasons.push(`schedule ${sched.index + 1} ("${sched.schedule.cron}" ${sched.schedule.timezone}) holds at least ${floor}`);
+  } else if (proposed < floor) reasons.push(`min ${floor}`);
+
+  // 5. the single final clamp
+  const desired = Math.min(s.max, Math.max(floor, proposed));
+  if (Math.max(floor, proposed) > s.max) reasons.push(`max ${s.max}`);
+
+  // 6. actions
+  const destroy: string[] = [];
+  const drain: string[] = [];
+  const resume: string[] = [];
+  const create: string[] = [];
+  const mayShrink = !hold && !partial;
+
+  // Nodes drained in an earlier cycle: resume them if capacity is short, else destroy when idle.
+  let short = desired - capacity;
+  const resumable = draining
+    .filter((n) => isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
+    .sort((a, b) => b.createdAt - a.createdAt);
+  for (const n of resumable) {
+    if (short <= 0 || hold) break;
+    resume.push(n.name);
+    short--;
+  }
+  if (resume.length) reasons.push(`resuming ${resume.length} drained node${resume.length === 1 ? '' : 's'} instead of booting new ones`);
+  for (const n of draining) {
+    if (resume.includes(n.name)) continue;
+    if (mayShrink && (n.drainingSince as number) < now && isIdle(n)) destroy.push(n.name);
+    else drain.push(n.name);
+  }
+  if (destroy.length) reasons.push(`destroying ${destroy.length} drained idle node${destroy.length === 1 ? '' : 's'}`);
+  const stillBusy = drain.filter((name) => nodes.find((n) => n.name === name)?.runner?.busy);
+  if (stillBusy.length) reasons.push(`waiting for ${stillBusy.length} draining node${stillBusy.length === 1 ? '' : 's'} to finish ${stillBusy.length === 1 ? 'its job' : 'their jobs'}`);
+
+  if (mayShrink) {
+    for (const n of stuck) drain.push(n.name);
+    if (stuck.length) reasons.push(`replacing ${stuck.length} node${stuck.length === 1 ? '' : 's'} whose runner did not register within ${fmt(s.bootTimeoutMs)}`);
+    for (const n of spent) drain.push(n.name);
+    if (spent.length) reasons.push(`replacing ${spent.length} ephemeral node${spent.length === 1 ? '' : 's'} that finished ${spent.length === 1 ? 'its job' : 'their jobs'}`);
+  }
+
+  if (short > 0) {
+    const existingAfter = nodes.length - destroy.length;
+    const room = Math.max(0, s.max - existingAfter);
+    const n = Math.min(short, s.maxStep, room);
+    for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
+    if (n < short) reasons.push(n === s.maxStep ? `adding ${n} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and max is ${s.max}`);
+  } else if (short < 0 && mayShrink) {
+    const want = -short;
+    const budget = s.disruptionBudget ?? Infinity;
+    const victims = inService
+      .filter((n) => isIdle(n) && now - n.createdAt >= s.minLifetimeMs)
+      .sort((a, b) => Number(isRegistered(a)) - Number(isRegistered(b)) || (a.lastBusyAt ?? a.createdAt) - (b.lastBusyAt ?? b.createdAt) || a.createdAt - b.createdAt);
+    const take = Math.min(want, budget, victims.length);
+    for (const v of victims.slice(0, take)) drain.push(v.name);
+    if (take > 0) reasons.push(`draining ${take} idle node${take === 1 ? '' : 's'}`);
+    if (take < want) {
+      const why = take === budget ? `disruption budget ${budget}` : 'the others are busy or younger than minLifetime';
+      reasons.push(`${want - take} more could go: ${why}`);
+    }
+  }
+
+  const leaving = new Set([...drain, ...destroy]);
+  const keep = nodes.filter((n) => !leaving.has(n.name) && !resume.includes(n.name)).map((n) => n.name);
+  return { pool: pool.name, desired, keep, create, drain, destroy, resume, reasons, held: hold, memory };
+}
+
+function pruneMemory(m: PoolMemory | undefined, now: number, windowMs: number): PoolMemory {
+  const targets = (m?.targets ?? []).filter((t) => t.at > now - windowMs && t.at <= now);
+  return m?.forecast ? { targets, forecast: m.forecast } : { targets };
+}
+
+function fmt(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { peakConcurrency, reactiveController } from '../../src/sim/baselines.js';
+import { runEngine, type Actions, type Controller, type ProbeState } from '../../src/sim/engine.js';
+import { simulatePool, type Invariants } from '../../src/sim/simulate.js';
+import { testPool } from '../helpers.js';
+
+const S = 1000;
+const none: Actions = { create: [], drain: [], destroy: [], resume: [] };
+/** A scripted controller: actions by probe time (seconds), recording what it saw. */
+function scripted(script: Record<number, Partial<Actions>>, seen: ProbeState[] = []): Controller {
+  return { probe: (s) => (seen.push(s), { ...none, ...(script[s.now / S] ?? {}) }) };
+}
+
+describe('engine', () => {
+  it('boots a node, runs a job FIFO and counts node-minutes until the end', () => {
+    const seen: ProbeState[] = [];
+    const r = runEngine([{ queuedAt: 0, durationMs: 60 * S }], scripted({ 0: { create: ['a'] } }, seen), { jobsPerNode: 1, ephemeral: false, bootMs: 90 * S, probeMs: 30 * S });
+    expect(seen[0]).toMatchObject({ now: 0, queued: 1, running: 0, arrived: 1, nodes: [] });
+    expect(Array.from(r.waitsS)).toEqual([90]);
+    expect(r.nodeMinutes).toBeCloseTo(150 / 60, 6); // created at 0, job ends at 150 s
+    expect(r).toMatchObject({ peakNodes: 1, scaleUps: 1, scaleDowns: 0, busyDestroys: 0 });
+    // The probe at 60 s sees the node booting (no runner), the one at 90 s sees it online and busy.
+    expect(seen.find((s) => s.now === 60 * S)?.nodes[0]?.runner).toBeUndefined();
+    expect(seen.find((s) => s.now === 90 * S)?.nodes[0]?.runner).toMatchObject({ online: true, busy: true });
+  });
+
+  it('fills slots in arrival order and packs nodes', () => {
+    const jobs = [0, 1, 2].map((i) => ({ queuedAt: i * S, durationMs: 100 * S }));
+    const r = runEngine(jobs, scripted({ 0: { create: ['a'] }, 30: { create: ['b'] } }), { jobsPerNode: 2, ephemeral: false, bootMs: 10 * S, probeMs: 30 * S });
+    // a is ready at 10 s and takes jobs 0 and 1; b is ready at 40 s and takes job 2.
+    expect(Array.from(r.waitsS)).toEqual([10, 9, 38]);
+  });
+
+  it('refuses to destroy a busy node and counts the attempt', () => {
+    const r = runEngine([{ queuedAt: 0, durationMs: 100 * S }], scripted({ 0: { create: ['a'] }, 30: { destroy: ['a'] } }), { jobsPerNode: 1, ephemeral: false, bootMs: 10 * S, probeMs: 30 * S });
+    expect(r.busyDestroys).toBe(1);
+    expect(Array.from(r.waitsS)).toEqual([10]);
+  });
+
+  it('stops dispatching to a draining node and resumes it', () => {
+    const jobs = [{ queuedAt: 0, durationMs: 10 * S }, { queuedAt: 35 * S, durationMs: 10 * S }];
+    const r = runEngine(jobs, scripted({ 0: { create: ['a'] }, 30: { drain: ['a'] }, 60: { resume: ['a'] } }), { jobsPerNode: 1, ephemeral: false, bootMs: 5 * S, probeMs: 30 * S });
+    expect(Array.from(r.waitsS)).toEqual([5, 25]); // the second job waits from 35 s until the resume at 60 s
+  });
+
+  it('gives an ephemeral node one job only', () => {
+    const jobs = [{ queuedAt: 0, durationMs: 10 * S }, { queuedAt: 0, durationMs: 10 * S }];
+    const r = runEngine(jobs, scripted({ 0: { create: ['a'] }, 30: { create: ['b'] } }), { jobsPerNode: 1, ephemeral: true, bootMs: 5 * S, probeMs: 30 * S });
+    expect(Array.from(r.waitsS)).toEqual([5, 35]);
+  });
+
+  it('peak concurrency counts overlapping jobs', () => {
+    expect(peakConcurrency([{ queuedAt: 0, durationMs: 10 }, { queuedAt: 5, durationMs: 10 }, { queuedAt: 10, durationMs: 10 }])).toBe(2);
+  });
+
+  it('reactive keeps one spare and removes idle nodes after 10 minutes', () => {
+    const r = runEngine([{ queuedAt: 0, durationMs: 60 * S }], reactiveController(1, 'p'), { jobsPerNode: 1, ephemeral: false, bootMs: 90 * S, probeMs: 30 * S });
+    expect(r.peakNodes).toBe(2);
+    expect(Array.from(r.waitsS)).toEqual([90]);
+    expect(r.nodeMinutes).toBeCloseTo((2 * 150) / 60, 6);
+  });
+});
+
+describe('simulatePool', () => {
+  it('computes every baseline on a hand-checked single job', () => {
+    const inv: Invariants = { busyDestroys: 0, maxExceeded: 0 };
+    const run = simulatePool(testPool({ scaling: { predict: false } }), [{ queuedAt: 0, durationMs: 60 * S }], { bootMs: 90 * S, probeMs: 30 * S }, inv);
+    const m = run.metrics;
+    expect(m.oracle).toMatchObject({ jobs: 1, waitMeanS: 0, nodeMinutes: 1, costVsOracle: 1, peakNodes: 1 });
+    expect(m.perJob).toMatchObject({ waitMeanS: 90, nodeMinutes: 3, costVsOracle: 2.5, scaleUps: 1 });
+    expect(m.parmanu).toMatchObject({ waitMeanS: 90, waitMaxS: 90, nodeMinutes: 3, peakNodes: 1, scaleUps: 1 });
+    expect(m.reactive).toMatchObject({ waitMeanS: 90, nodeMinutes: 5, peakNodes: 2 });
+    expect(m.staticPeak).toMatchObject({ waitMeanS: 0, nodeMinutes: 1, peakNodes: 1 });
+    expect(inv).toEqual({ busyDestroys: 0, maxExceeded: 0 });
+  });
+
+  it('scales a burst up within max and back down after scaleDownAfter, two-phase', () => {
+    const inv: Invariants = { busyDestroys: 0, maxExceeded: 0 };
+    const jobs = Array.from({ length: 8 }, () => ({ queuedAt: 0, durationMs: 5 * 60 * S }));
+    // A late job keeps the simulation running long enough to see the scale-down.
+    jobs.push({ queuedAt: 40 * 60 * S, durationMs: 60 * S });
+    const run = simulatePool(testPool({ scaling: { predict: false, max: 5, scaleDownAfter: '5m', minLifetime: '0s' } }), jobs, { bootMs: 60 * S, probeMs: 30 * S }, inv);
+    expect(run.metrics.parmanu.peakNodes).toBe(5);
+    expect(run.metrics.parmanu.scaleDowns).toBeGreaterThan(0);
+    // 5 start at 60 s; 3 more at 360 s when the first ones finish.
+    expect(Array.from(run.waits.parmanu).slice(0, 8).sort((a, b) => a - b)).toEqual([60, 60, 60, 60, 60, 360, 360, 360]);
+    expect(inv).toEqual({ busyDestroys: 0, maxExceeded: 0 });
+  });
+});
