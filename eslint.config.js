@@ -94,6 +94,11 @@ export default tseslint.config(
     },
   },
   {
+    // The cdktf app entry is a composition root: it loads the policy like the CLI does.
+    files: ['stacks/main.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', PROVIDER_ROOTS] },
+  },
+  {
     files: ['test/**', 'bench/**'],
     rules: { '@typescript-eslint/no-restricted-imports': ['error', PROVIDER_ROOTS] },
   },

@@ -5,9 +5,10 @@ import { parse } from '../src/cli/args.js';
 import type { Io } from '../src/cli/errors.js';
 import { coldStart, validate200 } from './cases/foundation.js';
 import { simulateBitcoin } from './cases/simulate.js';
+import { synth1000 } from './cases/synth.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, synth1000];
 
 const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
 

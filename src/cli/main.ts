@@ -18,7 +18,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', pending: 'the reconcile loop' },
   plan: { summary: 'what a policy change would do, per pool', pending: 'the GitOps flow' },
   simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
-  synth: { summary: "render each pool's Terraform stack without running terraform", pending: 'the stacks' },
+  synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', pending: 'the GitOps flow' },
   status: { summary: "each pool's nodes and their runner state", pending: 'the GitOps flow' },
   soak: { summary: 'fault-injection soak against the emulators', pending: 'the proof suite' },

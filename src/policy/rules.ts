@@ -139,6 +139,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       if (!pool.machine.type) at(id, ['machine'], `machine.type is required on ${platform.type} platform "${platform.name}": the ${what[0]}`);
       if (!pool.machine.image) at(id, ['machine'], `machine.image is required on ${platform.type} platform "${platform.name}": the ${what[1]}`);
     }
+    if (platform?.type === 'gcp' && !/^[a-z]/.test(pool.name)) at(id, [], 'on gcp a pool name must start with a letter: instance names do', 'error', true);
     if (platform?.type === 'aws' && (pool.machine.zones || pool.machine.serviceAccount)) at(id, ['machine'], 'zones and serviceAccount are gcp settings; they are ignored on aws', 'warning');
     if (platform?.type === 'gcp' && (pool.machine.subnets || pool.machine.securityGroups || pool.machine.instanceProfile)) at(id, ['machine'], 'subnets, securityGroups and instanceProfile are aws settings; they are ignored on gcp', 'warning');
 

@@ -179,6 +179,7 @@ export const MachineSchema = z
     os: z.enum(['linux', 'windows']).describe('Operating system of the image; selects cloud-init or PowerShell user-data.').default('linux'),
     diskGb: z.int().min(8).max(16_384).describe('Root disk size in GB.').default(50),
     spot: z.boolean().describe('Spot (aws) or SPOT provisioning (gcp) capacity.').default(false),
+    publicIp: z.boolean().describe('Give each node a public IP (off when the subnet has NAT).').default(true),
     subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes.').optional(),
     zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone.').optional(),
     securityGroups: z.array(nonEmpty).describe('Security group ids (aws).').optional(),

@@ -110,4 +110,10 @@ export const INVALID_CASES: InvalidCase[] = [
     at: '9:14',
     message: /machine.image is required on gcp platform "g"/,
   },
+  {
+    name: 'gcp pool name starting with a digit',
+    yaml: 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  g: { type: gcp, project: p, region: r, zone: z }\npools:\n  1st-pool:\n    emitter: r\n    platform: g\n    machine: { type: e2-small, image: img }\n',
+    at: '6:3',
+    message: /on gcp a pool name must start with a letter/,
+  },
 ];

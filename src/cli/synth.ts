@@ -1,0 +1,75 @@
+import { join, resolve } from 'node:path';
+import { loadPolicy } from '../policy/load.js';
+import { formatProblem } from '../policy/types.js';
+import { readStateNodes, StateError } from '../terraform/state.js';
+import { parse } from './args.js';
+import { UsageError, type Io } from './errors.js';
+import { placeholderCredential } from '../../stacks/placeholders.js';
+
+const HELP = `Usage: parmanu synth [--policy PATH] [--pool NAME] [--nodes N] [--out DIR] [--json]
+
+Renders each pool's Terraform stack to DIR/<pool>/cdk.tf.json without running terraform: one VM
+per node of the pool's current node set (read from its local Terraform state), or N nodes with
+--nodes. Runner credentials are placeholders. Files are written with mode 0600 (they hold
+user-data).
+
+Options:
+  --policy PATH   policy file or directory (default policies/)
+  --pool NAME     only this pool (repeatable as a comma list)
+  --nodes N       render N nodes named <pool>-synthNNN instead of the current node set
+  --out DIR       output directory (default <PARMANU_STATE_DIR>/synth)
+  --json          print {"pools": [{"pool", "nodes", "file"}]}
+  -h, --help      this help`;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('synth', argv, { policy: { type: 'string' }, pool: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  let count: number | undefined;
+  if (values.nodes !== undefined) {
+    if (!/^\d+$/.test(values.nodes) || Number(values.nodes) > 10_000) throw new UsageError(`synth: --nodes must be a whole number from 0 to 10000, not "${values.nodes}"`);
+    count = Number(values.nodes);
+  }
+  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
+  if (!loaded.policy) {
+    for (const p of loaded.problems) io.err(formatProblem(p));
+    return 2;
+  }
+  const policy = loaded.policy;
+  const wanted = values.pool?.split(',').map((s) => s.trim());
+  for (const w of wanted ?? []) if (!policy.pools.some((p) => p.name === w)) throw new UsageError(`synth: no pool named "${w}" (pools: ${policy.pools.map((p) => p.name).join(', ')})`);
+  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
+  const out = resolve(io.cwd, values.out ?? join(stateDir, 'synth'));
+
+  // Imported here, not at the top: other commands must not pay for cdktf.
+  const { renderPool, writeStack } = await import('../../stacks/render.js');
+  const written: Array<{ pool: string; nodes: number; file: string }> = [];
+  for (const pool of policy.pools) {
+    if (wanted && !wanted.includes(pool.name)) continue;
+    const platform = policy.platforms[pool.platform];
+    if (!platform) continue;
+    let names: string[];
+    if (count !== undefined) names = Array.from({ length: count }, (_, i) => `${pool.name}-synth${String(i).padStart(3, '0')}`);
+    else if ((platform.backend?.type ?? 'local') === 'local') {
+      const stateFile = platform.backend?.type === 'local' && platform.backend.path ? resolve(io.cwd, platform.backend.path) : join(stateDir, 'pools', pool.name, 'terraform.tfstate');
+      try {
+        names = readStateNodes(stateFile).map((n) => n.name);
+      } catch (err) {
+        if (err instanceof StateError) throw new UsageError(`synth: ${err.message}`);
+        throw err;
+      }
+    } else {
+      io.err(`synth: pool ${pool.name}: its state is in a remote ${platform.backend?.type} backend; rendering 0 nodes (pass --nodes N)`);
+      names = [];
+    }
+    const cred = placeholderCredential(policy.emitters[pool.emitter], pool);
+    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, credential: cred })), stateDir });
+    const file = writeStack(join(out, pool.name), json);
+    written.push({ pool: pool.name, nodes: names.length, file });
+  }
+  if (values.json) io.out(JSON.stringify({ pools: written }));
+  else for (const w of written) io.out(`${w.pool}: ${w.nodes} node${w.nodes === 1 ? '' : 's'} → ${w.file}`);
+  return 0;
+}

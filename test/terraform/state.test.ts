@@ -1,0 +1,49 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readStateNodes, StateError } from '../../src/terraform/state.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'parmanu-state-'));
+const file = (name: string, content: string) => {
+  const f = join(dir, name);
+  writeFileSync(f, content);
+  return f;
+};
+
+describe('readStateNodes', () => {
+  it('reads node resources of every platform and ignores the rest', () => {
+    const f = file('ok.tfstate', JSON.stringify({
+      version: 4,
+      terraform_version: '1.11.4',
+      resources: [
+        { mode: 'managed', type: 'aws_instance', name: 'node_p-a', instances: [{ attributes: { id: 'i-1' } }] },
+        { mode: 'managed', type: 'google_compute_instance', name: 'node_p-b', instances: [{ attributes: {} }] },
+        { mode: 'managed', type: 'terraform_data', name: 'node_p-c', instances: [{}] },
+        { mode: 'managed', type: 'aws_security_group', name: 'node_sg', instances: [{}] },
+        { mode: 'managed', type: 'aws_instance', name: 'bastion', instances: [{}] },
+        { mode: 'data', type: 'aws_instance', name: 'node_x', instances: [{}] },
+        { mode: 'managed', type: 'aws_instance', name: 'node_gone', instances: [] },
+      ],
+    }));
+    expect(readStateNodes(f)).toEqual([
+      { name: 'p-a', type: 'aws_instance' },
+      { name: 'p-b', type: 'google_compute_instance' },
+      { name: 'p-c', type: 'terraform_data' },
+    ]);
+  });
+
+  it('treats a missing file as no nodes', () => {
+    expect(readStateNodes(join(dir, 'absent.tfstate'))).toEqual([]);
+  });
+
+  it.each([
+    ['garbage', 'not json', /not JSON/],
+    ['old', JSON.stringify({ version: 3, modules: [] }), /only Terraform state format version 4/],
+    ['shape', JSON.stringify({ version: 4, resources: [{ mode: 1 }] }), /not a Terraform state file/],
+  ])('refuses %s state with a reason', (name, content, message) => {
+    const f = file(`${name}.tfstate`, content);
+    expect(() => readStateNodes(f)).toThrowError(StateError);
+    expect(() => readStateNodes(f)).toThrowError(message);
+  });
+});
