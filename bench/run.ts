@@ -6,9 +6,10 @@ import type { Io } from '../src/cli/errors.js';
 import { coldStart, validate200 } from './cases/foundation.js';
 import { simulateBitcoin } from './cases/simulate.js';
 import { synth1000 } from './cases/synth.js';
+import { probeGitlab500, probeGithubEtag } from './cases/probe.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, synth1000];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000];
 
 const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
 

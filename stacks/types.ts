@@ -4,14 +4,8 @@
  */
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 
-/** What a node's runner needs to register, as the emitter issued it (or a placeholder in synth). */
-export type RunnerCredential =
-  | { kind: 'gitlab'; url: string; token: string }
-  | { kind: 'github'; jitConfig: string }
-  | { kind: 'github'; url: string; registrationToken: string }
-  | { kind: 'jenkins'; url: string; secret: string }
-  /** replay: no runner registry, nothing to start. */
-  | { kind: 'none' };
+export type { RunnerCredential } from '../src/policy/types.js';
+import type { RunnerCredential } from '../src/policy/types.js';
 
 export interface NodeInput {
   /** `<pool>-<short id>`: the VM's name and its runner's name. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTrace } from '../../src/sim/trace.js';
+import { parseTrace } from '../../src/policy/trace.js';
 import { defaultPools, simulate } from '../../src/sim/simulate.js';
 import { round, type BenchCase } from '../harness.js';
 

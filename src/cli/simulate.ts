@@ -4,7 +4,7 @@ import { loadPolicy } from '../policy/load.js';
 import { parseDuration } from '../policy/duration.js';
 import { formatProblem } from '../policy/types.js';
 import { generateTrace, SHAPES, traceToCsv, type Shape } from '../sim/generate.js';
-import { parseTrace, type TraceJob } from '../sim/trace.js';
+import { parseTrace, type TraceJob } from '../policy/trace.js';
 import { BASELINES, defaultPools, simulate, type Metrics, type SimResult } from '../sim/simulate.js';
 import { durationArg, parse } from './args.js';
 import { UsageError, type Io } from './errors.js';

@@ -174,6 +174,9 @@ function partialPool(name: string, value: unknown): PartialPool {
   };
 }
 
+/** Requests in flight per emitter when the policy does not say. */
+export const DEFAULT_CONCURRENCY = { gitlab: 16, github: 4, jenkins: 4, replay: 1 } as const;
+
 function ms(d: string): number {
   const v = parseDuration(d);
   if (v === undefined) throw new Error(`unreachable: duration ${d} passed the schema`);
@@ -183,7 +186,7 @@ function ms(d: string): number {
 /** Step 2: merged, typed, durations in milliseconds. Only entities that passed step 1. */
 export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }): Policy {
   const emitters: Record<string, EmitterConfig> = {};
-  for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
+  for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, concurrency: e.concurrency ?? DEFAULT_CONCURRENCY[e.type], probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
   const platforms: Record<string, PlatformConfig> = {};
   for (const [name, p] of valid.platforms) platforms[name] = { ...p, name };
   const pools: PoolConfig[] = [];

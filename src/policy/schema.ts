@@ -32,7 +32,7 @@ const label = z
 
 const emitterCommon = {
   probeInterval: duration('How often the emitter is probed in `--watch` mode; an observation older than twice this is stale and its pools hold.').default('30s'),
-  concurrency: z.int().min(1).max(64).describe('Requests in flight at once against this platform.').default(8),
+  concurrency: z.int().min(1).max(64).describe('Requests in flight at once against this platform; default 16 for gitlab (its limits are per minute), 4 for github (which asks for serial requests) and jenkins.').optional(),
   requestTimeout: duration('Timeout of one HTTP request; a timed-out request is retried with backoff.').default('10s'),
   retries: z.int().min(0).max(10).describe('Retries of a failed request (5xx, timeout, 429) before the probe is marked failed.').default(3),
 };

@@ -1,7 +1,7 @@
 /** The normalized policy: what every other module consumes. Durations are milliseconds. */
 import type { BackendInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
 
-export type EmitterConfig = EmitterInput & { name: string; probeIntervalMs: number; requestTimeoutMs: number };
+export type EmitterConfig = EmitterInput & { name: string; concurrency: number; probeIntervalMs: number; requestTimeoutMs: number };
 export type EmitterType = EmitterConfig['type'];
 export type PlatformConfig = PlatformInput & { name: string };
 export type PlatformType = PlatformConfig['type'];
@@ -62,3 +62,15 @@ export function formatProblem(p: Problem): string {
   const kind = p.severity === 'warning' ? 'warning: ' : '';
   return p.path ? `${where}: ${kind}${p.path}: ${p.message}` : `${where}: ${kind}${p.message}`;
 }
+
+/**
+ * What a node's runner needs to register, as the emitter issued it (or a placeholder in synth).
+ * Shared by emitters (which issue it) and stacks (which write it into user-data).
+ */
+export type RunnerCredential =
+  | { kind: 'gitlab'; url: string; token: string }
+  | { kind: 'github'; jitConfig: string }
+  | { kind: 'github'; url: string; registrationToken: string }
+  | { kind: 'jenkins'; url: string; secret: string }
+  /** replay: no runner registry, nothing to start. */
+  | { kind: 'none' };

@@ -5,7 +5,7 @@
  *   nightly       a scheduled burst of 60 jobs at 01:00 UTC every night, sparse jobs by day
  *   quiet-gaps    bursts of 5–20 jobs separated by exponential gaps averaging 36 hours
  */
-import type { TraceJob } from './trace.js';
+import type { TraceJob } from '../policy/trace.js';
 
 export const SHAPES = ['office-hours', 'nightly', 'quiet-gaps'] as const;
 export type Shape = (typeof SHAPES)[number];

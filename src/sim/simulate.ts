@@ -10,7 +10,7 @@ import { PoolSchema, type PoolInput } from '../policy/schema.js';
 import type { PoolConfig } from '../policy/types.js';
 import { peakConcurrency, reactiveController } from './baselines.js';
 import { runEngine, type Actions, type Controller, type EngineResult, type SimJob } from './engine.js';
-import type { TraceJob } from './trace.js';
+import type { TraceJob } from '../policy/trace.js';
 
 export const BASELINES = ['parmanu', 'oracle', 'perJob', 'reactive', 'staticPeak'] as const;
 export type Baseline = (typeof BASELINES)[number];

@@ -86,7 +86,7 @@ describe('loading', () => {
     expect(p?.scaling).toMatchObject({ min: 0, max: 100, spare: 0, maxStep: 20, scaleDownAfterMs: 5_400_000, minLifetimeMs: 120_000, bootTimeoutMs: 600_000, predict: true, schedules: [] });
     expect(p?.runner).toMatchObject({ jobsPerNode: 1, ephemeral: false, install: 'download' });
     expect(p?.machine).toMatchObject({ os: 'linux', diskGb: 50, spot: false });
-    expect(r.policy?.emitters.r).toMatchObject({ probeIntervalMs: 30_000, requestTimeoutMs: 10_000 });
+    expect(r.policy?.emitters.r).toMatchObject({ probeIntervalMs: 30_000, requestTimeoutMs: 10_000, concurrency: 1 });
   });
 
   it('warns, without failing, about unused emitters and pools that shadow each other', () => {

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateTrace } from '../../src/sim/generate.js';
 import { defaultPools, simulate } from '../../src/sim/simulate.js';
-import { parseTrace, type TraceJob } from '../../src/sim/trace.js';
+import { parseTrace, type TraceJob } from '../../src/policy/trace.js';
 
 const BITCOIN = resolve(import.meta.dirname, '..', '..', '..', 'shared', 'traces', 'bitcoin-core-gha.csv');
 const params = { bootMs: 90_000, probeMs: 30_000 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateTrace, SHAPES, traceToCsv } from '../../src/sim/generate.js';
-import { parseTrace } from '../../src/sim/trace.js';
+import { parseTrace } from '../../src/policy/trace.js';
 
 describe('parseTrace', () => {
   it('parses rows', () => {

@@ -1,0 +1,285 @@
+/**
+ * GitHub Actions through @octokit/rest with the throttling plugin (primary and secondary rate
+ * limits, `Retry-After`) and the retry plugin (5xx, timeouts), over Parmanu's HTTP client (timeout,
+ * concurrency limit, call counting). Every GET is conditional: an unchanged page is answered 304
+ * from its ETag, which costs no rate limit (octokit throws on 304; the cached page is used).
+ *
+ * Endpoints: GET /orgs/{org}/repos (when `repos` is omitted), GET /repos/{o}/{r}/actions/runs
+ * ?status=queued|in_progress, GET /repos/{o}/{r}/actions/runs/{id}/jobs?filter=latest,
+ * GET /orgs/{org}/actions/runners (or /repos/{o}/{r}/actions/runners), GET …/runners/{id},
+ * POST …/runners/generate-jitconfig (ephemeral pools), POST …/runners/registration-token
+ * (long-lived runners), DELETE …/runners/{id}.
+ * Token permissions: Actions read on the repositories; Self-hosted runners read and write on the
+ * organization (org runners) or Administration read and write on the repository (repo runners).
+ * GitHub has no pause: pause() deletes the runner registration when it is idle (GitHub refuses
+ * while it runs a job, so a busy runner finishes its job and, being just-in-time, leaves).
+ */
+import { createAppAuth } from '@octokit/auth-app';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { Octokit } from '@octokit/rest';
+import { z } from 'zod';
+import type { Job } from '../decide/types.js';
+import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
+import { HttpClient } from './http.js';
+import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+
+type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
+
+const RepoSchema = z.object({ name: z.string(), archived: z.boolean().optional() }).loose();
+const RunSchema = z.object({ id: z.number(), status: z.string().nullable() }).loose();
+const JobSchema = z.object({
+  id: z.number(),
+  status: z.string(),
+  labels: z.array(z.string()),
+  runner_name: z.string().nullable().optional(),
+  created_at: z.string(),
+  started_at: z.string().nullable().optional(),
+}).loose();
+const RunnerSchema = z.object({ id: z.number(), name: z.string(), status: z.string(), busy: z.boolean(), labels: z.array(z.object({ name: z.string() }).loose()) }).loose();
+const JitSchema = z.object({ runner: z.object({ id: z.number() }).loose(), encoded_jit_config: z.string().min(1) }).loose();
+const RegTokenSchema = z.object({ token: z.string().min(1) }).loose();
+
+export interface GithubSecrets {
+  token?: string;
+  app?: { appId: number | string; installationId: number | string; privateKey: string };
+}
+
+const ThrottledOctokit = Octokit.plugin(throttling, retry);
+type Client = InstanceType<typeof ThrottledOctokit>;
+
+export class GithubEmitter implements Emitter {
+  readonly kind = 'github' as const;
+  readonly name: string;
+  readonly http: HttpClient;
+  private readonly octokit: Client;
+  private readonly owner: (name: string) => string | undefined;
+  private readonly etags = new Map<string, { etag: string; data: unknown }>();
+  private readonly runnerIds = new Map<string, number>();
+  private partialReasons: string[] = [];
+  private readonly secret: string;
+
+  constructor(
+    private readonly cfg: GithubConfig,
+    secrets: GithubSecrets,
+    pools: readonly string[],
+    http?: HttpClient,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.name = cfg.name;
+    this.owner = ownedBy(pools);
+    this.secret = secrets.token ?? secrets.app?.privateKey ?? '';
+    this.http = http ?? new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+    const retries = cfg.retries;
+    const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    this.octokit = new ThrottledOctokit({
+      ...(secrets.app ? { authStrategy: createAppAuth, auth: { appId: secrets.app.appId, privateKey: secrets.app.privateKey, installationId: secrets.app.installationId } } : { auth: secrets.token }),
+      baseUrl: cfg.apiUrl.replace(/\/$/, ''),
+      userAgent: 'parmanu',
+      log: quiet,
+      // Retries belong to the plugins here; the HTTP client only times out, limits and counts.
+      request: { fetch: (input: string | URL | Request, init?: RequestInit) => this.http.fetch(input, init, false) },
+      throttle: {
+        onRateLimit: (_after: number, _options: unknown, _o: unknown, retryCount: number) => retryCount < retries,
+        onSecondaryRateLimit: (_after: number, _options: unknown, _o: unknown, retryCount: number) => retryCount < retries,
+      },
+      retry: { retries, retryAfterBaseValue: this.http.policy.backoffMs ?? 1000 },
+    });
+  }
+
+  private get runnerScope(): string {
+    return this.cfg.runnerOwner === 'org' ? `/orgs/${this.cfg.owner}` : `/repos/${this.cfg.owner}/${this.cfg.runnerOwner.repo}`;
+  }
+
+  /** The web URL runners register against (GitHub Enterprise: the host of apiUrl). */
+  private get webUrl(): string {
+    const api = new URL(this.cfg.apiUrl);
+    const host = api.hostname === 'api.github.com' ? 'https://github.com' : `${api.protocol}//${api.host}`;
+    return this.cfg.runnerOwner === 'org' ? `${host}/${this.cfg.owner}` : `${host}/${this.cfg.owner}/${this.cfg.runnerOwner.repo}`;
+  }
+
+  // ---------------------------------------------------------------- conditional GETs
+  private async get(path: string, query: Record<string, string | number> = {}, conditional = true): Promise<{ data: unknown; link: string | undefined }> {
+    const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
+    const key = `${path}?${qs}`;
+    const cached = conditional ? this.etags.get(key) : undefined;
+    try {
+      const res = await this.octokit.request(`GET ${path}${qs ? `?${qs}` : ''}`, { headers: cached ? { 'if-none-match': cached.etag } : {} });
+      const etag = res.headers.etag;
+      if (conditional && etag) this.etags.set(key, { etag, data: { data: res.data, link: res.headers.link } });
+      return { data: res.data, link: res.headers.link };
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status === 304 && cached) return cached.data as { data: unknown; link: string | undefined };
+      throw this.asError(err, `GET ${path}`);
+    }
+  }
+
+  /** Every page of a list (GitHub Link pagination); for objects, compares with total_count. */
+  private async all<T extends z.ZodType>(path: string, item: T, key?: string, query: Record<string, string | number> = {}): Promise<Array<z.output<T>>> {
+    const out: Array<z.output<T>> = [];
+    let total: number | undefined;
+    for (let page = 1; page <= 100; page++) {
+      const { data, link } = await this.get(path, { ...query, per_page: 100, page });
+      let items: unknown;
+      if (key) {
+        const obj = z.object({ total_count: z.number() }).loose().parse(data);
+        total = obj.total_count;
+        items = (obj as Record<string, unknown>)[key];
+      } else items = data;
+      out.push(...z.array(item).parse(items));
+      if (!link || !/rel="next"/.test(link)) break;
+    }
+    if (total !== undefined && out.length < total) this.partialReasons.push(`GET ${path}: ${out.length} of ${total} items came back`);
+    return out;
+  }
+
+  private asError(err: unknown, what: string): EmitterError {
+    if (err instanceof EmitterError) return err;
+    if (err instanceof z.ZodError) return new EmitterError(`${what}: unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim());
+    const e = err as { status?: number; message?: string; response?: { data?: unknown } };
+    let msg = (e.message ?? String(err)).split(' - ')[0] ?? '';
+    if (this.secret) msg = msg.replaceAll(this.secret, '***');
+    const hint = e.status === 401 ? ' (check the token)' : e.status === 403 ? ' (the token lacks a permission)' : e.status === 404 ? ' (not found, or the token cannot see it)' : '';
+    return new EmitterError(`${what}: HTTP ${e.status ?? '?'} ${msg}${hint}`.trim(), e.status);
+  }
+
+  private reason(err: unknown): string {
+    return err instanceof EmitterError ? err.message : this.asError(err, 'request').message;
+  }
+
+  // ---------------------------------------------------------------- probe
+  async probe(): Promise<ProbeResult> {
+    const t0 = this.clock();
+    this.http.resetStats();
+    this.partialReasons = [];
+    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult => ({
+      emitter: this.name,
+      at: t0,
+      ...r,
+      meta: { durationMs: this.clock() - t0, apiCalls: this.http.stats.calls, notModified: this.http.stats.notModified, ...(this.http.stats.rateLimitRemaining !== undefined ? { rateLimitRemaining: this.http.stats.rateLimitRemaining } : {}) },
+    });
+    try {
+      const repos = this.cfg.repos ?? (await this.all(`/orgs/${this.cfg.owner}/repos`, RepoSchema)).filter((r) => !r.archived).map((r) => r.name);
+      const runsByRepo = await Promise.allSettled(
+        repos.flatMap((repo) => (['queued', 'in_progress'] as const).map(async (status) => ({ repo, runs: await this.all(`/repos/${this.cfg.owner}/${repo}/actions/runs`, RunSchema, 'workflow_runs', { status }) }))),
+      );
+      const runs: Array<{ repo: string; id: number }> = [];
+      let failed = 0;
+      for (const r of runsByRepo) {
+        if (r.status === 'rejected') {
+          failed++;
+          this.partialReasons.push(this.reason(r.reason));
+        } else for (const run of r.value.runs) runs.push({ repo: r.value.repo, id: run.id });
+      }
+      if (runsByRepo.length > 0 && failed === runsByRepo.length) return done({ ok: false, partial: false, reason: this.partialReasons[0] ?? 'every repository failed', jobs: [], runners: [] });
+      const jobLists = await Promise.allSettled(runs.map((run) => this.all(`/repos/${this.cfg.owner}/${run.repo}/actions/runs/${run.id}/jobs`, JobSchema, 'jobs', { filter: 'latest' })));
+      const jobs: Job[] = [];
+      for (const r of jobLists) {
+        if (r.status === 'rejected') {
+          this.partialReasons.push(this.reason(r.reason));
+          continue;
+        }
+        for (const j of r.value) {
+          if (j.status === 'completed') continue;
+          const job: Job = { id: String(j.id), labels: j.labels, status: j.status === 'in_progress' ? 'running' : 'queued', queuedAt: Date.parse(j.created_at) };
+          if (j.started_at) job.startedAt = Date.parse(j.started_at);
+          if (j.runner_name) job.runner = j.runner_name;
+          jobs.push(job);
+        }
+      }
+      const runners = await this.runners();
+      const partial = this.partialReasons.length > 0;
+      return done({ ok: true, partial, ...(partial ? { reason: [...new Set(this.partialReasons)].slice(0, 3).join('; ') } : {}), jobs, runners });
+    } catch (err) {
+      return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
+    }
+  }
+
+  private async runnerList(conditional = true): Promise<Array<z.output<typeof RunnerSchema>>> {
+    if (!conditional) {
+      const { data } = await this.get(`${this.runnerScope}/actions/runners`, { per_page: 100 }, false);
+      return z.object({ runners: z.array(RunnerSchema) }).loose().parse(data).runners;
+    }
+    return this.all(`${this.runnerScope}/actions/runners`, RunnerSchema, 'runners');
+  }
+
+  private async runners(): Promise<RunnerInfo[]> {
+    const out: RunnerInfo[] = [];
+    for (const r of await this.runnerList()) {
+      if (!this.owner(r.name)) continue;
+      this.runnerIds.set(r.name, r.id);
+      out.push({ id: String(r.id), name: r.name, labels: r.labels.map((l) => l.name), online: r.status === 'online', busy: r.busy, paused: false });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- registration
+  async register(req: RegisterRequest): Promise<RunnerCredential> {
+    try {
+      if (req.ephemeral) {
+        const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/generate-jitconfig`, {
+          name: req.node,
+          runner_group_id: this.cfg.runnerGroupId,
+          labels: req.labels.length ? req.labels : ['parmanu'],
+          work_folder: '_work',
+        });
+        const jit = JitSchema.parse(res.data);
+        this.runnerIds.set(req.node, jit.runner.id);
+        return { kind: 'github', jitConfig: jit.encoded_jit_config };
+      }
+      const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/registration-token`);
+      return { kind: 'github', url: this.webUrl, registrationToken: RegTokenSchema.parse(res.data).token };
+    } catch (err) {
+      throw this.asError(err, `POST ${this.runnerScope}/actions/runners/${req.ephemeral ? 'generate-jitconfig' : 'registration-token'}`);
+    }
+  }
+
+  private async runnerId(node: string): Promise<number | undefined> {
+    const known = this.runnerIds.get(node);
+    if (known !== undefined) return known;
+    try {
+      return (await this.runnerList(false)).find((r) => r.name === node)?.id;
+    } catch (err) {
+      throw this.asError(err, `GET ${this.runnerScope}/actions/runners`);
+    }
+  }
+
+  /** GitHub cannot pause a runner: the registration is deleted when idle; a busy one finishes its job. */
+  async pause(node: string): Promise<void> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return;
+    try {
+      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${id}`);
+      this.runnerIds.delete(node);
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status === 404 || status === 422) return;
+      throw this.asError(err, `DELETE ${this.runnerScope}/actions/runners/${id}`);
+    }
+  }
+
+  async deregister(node: string): Promise<void> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return;
+    try {
+      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${id}`);
+    } catch (err) {
+      if ((err as { status?: number }).status !== 404) throw this.asError(err, `DELETE ${this.runnerScope}/actions/runners/${id}`);
+    }
+    this.runnerIds.delete(node);
+  }
+
+  /** Fresh, unconditional: GitHub's busy flag in lists can lag; this asks for the runner itself. */
+  async isIdle(node: string): Promise<boolean> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return true;
+    try {
+      const { data } = await this.get(`${this.runnerScope}/actions/runners/${id}`, {}, false);
+      return !RunnerSchema.parse(data).busy;
+    } catch (err) {
+      if (err instanceof EmitterError && err.status === 404) return true;
+      throw err instanceof EmitterError ? err : this.asError(err, `GET ${this.runnerScope}/actions/runners/${id}`);
+    }
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * GitLab CI through @gitbeaker/rest (its resource layer, URL building and pagination) with
+ * Parmanu's HTTP policy as the requester.
+ *
+ * Endpoints: GET /groups/:id (group path → id, cached), GET /groups/:id/projects?include_subgroups
+ * (every project under the listed groups), GET /projects/:id/jobs?scope[]=pending&scope[]=running,
+ * GET /projects/:id/pipelines/:pid/jobs?scope[]=created (upcoming jobs of running pipelines),
+ * GET /groups/:id/runners | /projects/:id/runners | /runners/all, POST /user/runners,
+ * PUT /runners/:id (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running.
+ * Token: `read_api` to probe; `create_runner` and Maintainer/Owner on the runner owner (or admin
+ * for `instance`) to register, pause and delete node runners.
+ */
+import { createRequesterFn } from '@gitbeaker/requester-utils';
+import { Gitlab } from '@gitbeaker/rest';
+import { z } from 'zod';
+import type { Job } from '../decide/types.js';
+import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
+import { describeFailure, HttpClient, readJson } from './http.js';
+import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+
+type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
+
+// ---------------------------------------------------------------- response schemas
+const JobSchema = z.object({
+  id: z.number(),
+  status: z.string(),
+  tag_list: z.array(z.string()).default([]),
+  created_at: z.string(),
+  started_at: z.string().nullable().optional(),
+  pipeline: z.object({ id: z.number() }).loose().optional(),
+  runner: z.object({ id: z.number(), description: z.string().nullable().optional() }).loose().nullable().optional(),
+}).loose();
+const ProjectSchema = z.object({ id: z.number(), path_with_namespace: z.string() }).loose();
+const GroupSchema = z.object({ id: z.number(), full_path: z.string() }).loose();
+const RunnerSchema = z.object({
+  id: z.number(),
+  description: z.string().nullable(),
+  paused: z.boolean().optional(),
+  active: z.boolean().optional(),
+  status: z.string().optional(),
+  online: z.boolean().nullable().optional(),
+  tag_list: z.array(z.string()).optional(),
+}).loose();
+const CreatedRunnerSchema = z.object({ id: z.number(), token: z.string().min(1) }).loose();
+const Paginated = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), paginationInfo: z.object({ total: z.number().nullable().optional(), totalPages: z.number().nullable().optional() }).loose() });
+
+/** Upcoming-job look-ups per probe at most (one per running pipeline). */
+const MAX_PIPELINE_LOOKUPS = 100;
+
+export class GitlabEmitter implements Emitter {
+  readonly kind = 'gitlab' as const;
+  readonly name: string;
+  readonly http: HttpClient;
+  private readonly api: InstanceType<typeof Gitlab>;
+  private readonly owner: (name: string) => string | undefined;
+  private readonly groupIds = new Map<string, number>();
+  private readonly runnerIds = new Map<string, number>();
+  private partialReasons: string[] = [];
+
+  constructor(
+    private readonly cfg: GitlabConfig,
+    private readonly token: string,
+    pools: readonly string[],
+    http?: HttpClient,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.name = cfg.name;
+    this.owner = ownedBy(pools);
+    this.http = http ?? new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+    // createRequesterFn applies gitbeaker's default options handler itself (auth header, JSON body,
+    // query string); the handler given here post-processes its result: nothing to add.
+    const requesterFn = createRequesterFn((_, requestOptions) => Promise.resolve(requestOptions), async (endpoint, options) => {
+      const o = (options ?? {}) as { prefixUrl?: string; searchParams?: string; method?: string; headers?: Record<string, string>; body?: string };
+      const url = new URL(endpoint, o.prefixUrl?.endsWith('/') ? o.prefixUrl : `${o.prefixUrl ?? ''}/`);
+      url.search = o.searchParams ?? '';
+      const method = o.method ?? 'GET';
+      const res = await this.http.fetch(url, { method, headers: o.headers ?? {}, ...(o.body !== undefined ? { body: o.body } : {}) });
+      const what = `${method} ${url.pathname}`;
+      if (!res.ok) throw await describeFailure(res, what);
+      const headers = Object.fromEntries(res.headers.entries());
+      if (res.status === 204) return { body: null, headers, status: res.status };
+      return { body: (await readJson(res, what)) as Record<string, unknown>, headers, status: res.status };
+    });
+    this.api = new Gitlab({ host: cfg.url.replace(/\/$/, ''), token, requesterFn, queryTimeout: null });
+  }
+
+  // ---------------------------------------------------------------- probe
+  async probe(): Promise<ProbeResult> {
+    const t0 = this.clock();
+    this.http.resetStats();
+    this.partialReasons = [];
+    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult => ({
+      emitter: this.name,
+      at: t0,
+      ...r,
+      meta: { durationMs: this.clock() - t0, apiCalls: this.http.stats.calls, notModified: 0, ...(this.http.stats.rateLimitRemaining !== undefined ? { rateLimitRemaining: this.http.stats.rateLimitRemaining } : {}) },
+    });
+    try {
+      // Independent of the jobs: listed while they are read.
+      const runnerList = this.runnerList();
+      runnerList.catch(() => undefined);
+      const projects = await this.projectIds();
+      let lookups = 0;
+      // Each project's upcoming jobs are looked up as soon as its own jobs are in.
+      const perProject = await Promise.allSettled(
+        projects.map(async (id) => {
+          const jobs = await this.list(`jobs of project ${id}`, JobSchema, () => this.api.Jobs.all(id, { scope: ['pending', 'running'] as never, perPage: 100, showExpanded: true }));
+          const pipelines = [...new Set(jobs.flatMap((j) => (j.pipeline ? [j.pipeline.id] : [])))].filter(() => lookups++ < MAX_PIPELINE_LOOKUPS);
+          const upcoming = await Promise.allSettled(pipelines.map((pid) => this.list(`jobs of pipeline ${pid}`, JobSchema, () => this.api.Jobs.all(id, { pipelineId: pid, scope: ['created'] as never, perPage: 100, showExpanded: true }))));
+          return { jobs, upcoming };
+        }),
+      );
+      const jobs: Job[] = [];
+      let failed = 0;
+      for (const r of perProject) {
+        if (r.status === 'rejected') {
+          failed++;
+          this.partialReasons.push(this.reason(r.reason));
+          continue;
+        }
+        for (const j of r.value.jobs) jobs.push(this.toJob(j));
+        for (const u of r.value.upcoming) {
+          if (u.status === 'rejected') this.partialReasons.push(this.reason(u.reason));
+          else for (const j of u.value) jobs.push({ ...this.toJob(j), status: 'upcoming' });
+        }
+      }
+      if (projects.length > 0 && failed === projects.length) return done({ ok: false, partial: false, reason: this.partialReasons[0] ?? 'every project failed', jobs: [], runners: [] });
+      const runners = this.ownRunners(await runnerList, jobs);
+      const partial = this.partialReasons.length > 0;
+      return done({ ok: true, partial, ...(partial ? { reason: [...new Set(this.partialReasons)].slice(0, 3).join('; ') } : {}), jobs, runners });
+    } catch (err) {
+      return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
+    }
+  }
+
+  private reason(err: unknown): string {
+    if (err instanceof EmitterError) return err.message;
+    if (err instanceof z.ZodError) return `unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim();
+    const e = err as Error;
+    return e.message?.replaceAll(this.token, '***') ?? String(err);
+  }
+
+  /** All pages of a list, validated; a short list (an empty page in the middle) marks the probe partial. */
+  private async list<T extends z.ZodType>(what: string, item: T, call: () => Promise<unknown>): Promise<Array<z.output<T>>> {
+    const raw = await call();
+    const parsed = Paginated(item).parse(raw);
+    const total = parsed.paginationInfo.total;
+    if (typeof total === 'number' && parsed.data.length < total) this.partialReasons.push(`${what}: ${parsed.data.length} of ${total} items came back`);
+    return parsed.data;
+  }
+
+  private async groupId(path: string): Promise<number> {
+    const cached = this.groupIds.get(path);
+    if (cached !== undefined) return cached;
+    const g = GroupSchema.parse(await this.api.Groups.show(path));
+    this.groupIds.set(path, g.id);
+    return g.id;
+  }
+
+  private async projectIds(): Promise<Array<number | string>> {
+    const ids = new Set<number | string>(this.cfg.projects ?? []);
+    for (const group of this.cfg.groups ?? []) {
+      const gid = await this.groupId(group);
+      const projects = await this.list(`projects of group ${group}`, ProjectSchema, () => this.api.Groups.allProjects(gid, { includeSubgroups: true, perPage: 100, showExpanded: true, archived: false } as never));
+      for (const p of projects) {
+        ids.delete(p.path_with_namespace);
+        ids.add(p.id);
+      }
+    }
+    return [...ids];
+  }
+
+  private toJob(j: z.output<typeof JobSchema>): Job {
+    const job: Job = { id: String(j.id), labels: j.tag_list, status: j.status === 'running' ? 'running' : 'queued', queuedAt: Date.parse(j.created_at) };
+    if (j.started_at) job.startedAt = Date.parse(j.started_at);
+    if (j.runner?.description) job.runner = j.runner.description;
+    return job;
+  }
+
+  private async runnerList(): Promise<Array<z.output<typeof RunnerSchema>>> {
+    const o = this.cfg.runnerOwner;
+    if (o === 'instance') return this.list('instance runners', RunnerSchema, () => this.api.Runners.all({ type: 'instance_type', perPage: 100, showExpanded: true } as never));
+    if ('group' in o) {
+      const gid = await this.groupId(o.group);
+      return this.list('group runners', RunnerSchema, () => this.api.Runners.all({ groupId: gid, type: 'group_type', perPage: 100, showExpanded: true } as never));
+    }
+    return this.list('project runners', RunnerSchema, () => this.api.Runners.all({ projectId: o.project, type: 'project_type', perPage: 100, showExpanded: true } as never));
+  }
+
+  private ownRunners(list: Array<z.output<typeof RunnerSchema>>, jobs: Job[]): RunnerInfo[] {
+    const busy = new Set(jobs.filter((j) => j.status === 'running' && j.runner).map((j) => j.runner as string));
+    const out: RunnerInfo[] = [];
+    for (const r of list) {
+      const name = r.description ?? '';
+      if (!this.owner(name)) continue;
+      this.runnerIds.set(name, r.id);
+      out.push({ id: String(r.id), name, labels: r.tag_list ?? [], online: r.status === 'online' || r.online === true, busy: busy.has(name), paused: r.paused ?? r.active === false });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- registration
+  async register(req: RegisterRequest): Promise<RunnerCredential> {
+    const o = this.cfg.runnerOwner;
+    const owner = o === 'instance' ? {} : 'group' in o ? { groupId: await this.wrap(() => this.groupId(o.group)) } : { projectId: await this.projectNumericId(o.project) };
+    const type = o === 'instance' ? 'instance_type' : 'group' in o ? 'group_type' : 'project_type';
+    const created = await this.wrap(async () =>
+      CreatedRunnerSchema.parse(await this.api.Users.createCIRunner(type, { ...owner, description: req.node, tagList: req.labels, runUntagged: req.acceptUntagged, paused: false } as never)),
+    );
+    this.runnerIds.set(req.node, created.id);
+    return { kind: 'gitlab', url: this.cfg.url, token: created.token };
+  }
+
+  private async projectNumericId(project: string): Promise<number> {
+    if (/^\d+$/.test(project)) return Number(project);
+    return this.wrap(async () => ProjectSchema.parse(await this.api.Projects.show(project)).id);
+  }
+
+  async pause(node: string): Promise<void> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return;
+    await this.wrap(() => this.api.Runners.edit(id, { paused: true } as never), [404]);
+  }
+
+  async deregister(node: string): Promise<void> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return;
+    await this.wrap(() => this.api.Runners.remove({ runnerId: id }), [404]);
+    this.runnerIds.delete(node);
+  }
+
+  async isIdle(node: string): Promise<boolean> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return true;
+    try {
+      const running = await this.list(`running jobs of runner ${id}`, JobSchema, () => this.api.Runners.allJobs(id, { status: 'running', perPage: 100, showExpanded: true } as never));
+      return running.length === 0;
+    } catch (err) {
+      if (err instanceof EmitterError && err.status === 404) return true;
+      throw err instanceof EmitterError ? err : new EmitterError(this.reason(err));
+    }
+  }
+
+  /** The runner id of a node: from the last probe, else looked up (undefined: no runner). */
+  private async runnerId(node: string): Promise<number | undefined> {
+    const known = this.runnerIds.get(node);
+    if (known !== undefined) return known;
+    const list = await this.wrap(() => this.runnerList());
+    return list.find((r) => r.description === node)?.id;
+  }
+
+  private async wrap<T>(f: () => Promise<T>, okStatuses: number[] = []): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      if (err instanceof EmitterError && err.status !== undefined && okStatuses.includes(err.status)) return undefined as T;
+      throw err instanceof EmitterError ? err : new EmitterError(this.reason(err));
+    }
+  }
+}

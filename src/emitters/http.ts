@@ -1,0 +1,143 @@
+/**
+ * The HTTP policy every emitter shares: a concurrency limit per emitter, a timeout per request,
+ * retries with exponential backoff and jitter on 5xx, 429, rate-limit 403s, timeouts and network
+ * errors, `Retry-After` (and rate-limit reset headers) honoured, and the API calls and remaining
+ * rate limit counted for the probe's metadata. Errors name the method and path, never a header, so
+ * no token reaches a message.
+ */
+import pLimit, { type LimitFunction } from 'p-limit';
+import { EmitterError } from './types.js';
+
+export interface HttpPolicy {
+  timeoutMs: number;
+  retries: number;
+  concurrency: number;
+  /** First backoff; doubles per attempt (with jitter), capped at 30 s. */
+  backoffMs?: number;
+  /** The longest wait a Retry-After may impose before the request is given up. */
+  maxRetryAfterMs?: number;
+}
+
+export interface HttpStats {
+  calls: number;
+  notModified: number;
+  rateLimitRemaining: number | undefined;
+}
+
+type FetchFn = typeof fetch;
+
+const RETRYABLE = new Set([429, 500, 502, 503, 504]);
+
+export class HttpClient {
+  readonly stats: HttpStats = { calls: 0, notModified: 0, rateLimitRemaining: undefined };
+  private readonly limit: LimitFunction;
+
+  constructor(
+    readonly policy: HttpPolicy,
+    private readonly fetchImpl: FetchFn = fetch,
+  ) {
+    this.limit = pLimit(policy.concurrency);
+  }
+
+  resetStats(): void {
+    this.stats.calls = 0;
+    this.stats.notModified = 0;
+    this.stats.rateLimitRemaining = undefined;
+  }
+
+  /** A fetch with the policy applied. `retry: false` leaves retries to the caller (octokit's plugins). */
+  fetch = (input: string | URL | Request, init: RequestInit = {}, retry = true): Promise<Response> => this.limit(() => this.attempt(input, init, retry));
+
+  private async attempt(input: string | URL | Request, init: RequestInit, retry: boolean): Promise<Response> {
+    const req = input instanceof Request ? input : undefined;
+    const method = init.method ?? req?.method ?? 'GET';
+    const url = new URL(req ? req.url : String(input));
+    const what = `${method} ${url.pathname}`;
+    const retries = retry ? this.policy.retries : 0;
+    let lastProblem = '';
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      let res: Response;
+      try {
+        this.stats.calls++;
+        const signal = AbortSignal.timeout(this.policy.timeoutMs);
+        res = req ? await this.fetchImpl(new Request(req, { signal })) : await this.fetchImpl(url, { ...init, signal });
+      } catch (err) {
+        const e = err as Error;
+        lastProblem = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timed out after ${this.policy.timeoutMs} ms` : `network error (${(e as { cause?: { code?: string } }).cause?.code ?? e.name})`;
+        if (attempt < retries) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        throw new EmitterError(`${what}: ${lastProblem}`);
+      }
+      this.noteRateLimit(res.headers);
+      if (res.status === 304) this.stats.notModified++;
+      const rateLimited403 = res.status === 403 && (res.headers.get('x-ratelimit-remaining') === '0' || res.headers.has('retry-after'));
+      if ((RETRYABLE.has(res.status) || rateLimited403) && attempt < retries) {
+        const wait = this.retryAfter(res.headers) ?? this.backoff(attempt);
+        if (wait > (this.policy.maxRetryAfterMs ?? 60_000)) return res;
+        await res.body?.cancel().catch(() => undefined);
+        lastProblem = `HTTP ${res.status}`;
+        await sleep(wait);
+        continue;
+      }
+      return res;
+    }
+    throw new EmitterError(`${what}: ${lastProblem || 'gave up'}`);
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.policy.backoffMs ?? 250;
+    const exp = Math.min(30_000, base * 2 ** attempt);
+    return exp / 2 + Math.random() * (exp / 2);
+  }
+
+  private retryAfter(h: Headers): number | undefined {
+    const ra = h.get('retry-after');
+    if (ra) {
+      const s = Number(ra);
+      if (Number.isFinite(s)) return Math.max(0, s * 1000);
+      const at = Date.parse(ra);
+      if (!Number.isNaN(at)) return Math.max(0, at - Date.now());
+    }
+    const reset = h.get('x-ratelimit-reset');
+    if (h.get('x-ratelimit-remaining') === '0' && reset) return Math.max(0, Number(reset) * 1000 - Date.now());
+    return undefined;
+  }
+
+  private noteRateLimit(h: Headers): void {
+    const v = h.get('ratelimit-remaining') ?? h.get('x-ratelimit-remaining');
+    if (v === null) return;
+    const n = Number(v);
+    if (Number.isFinite(n)) this.stats.rateLimitRemaining = Math.min(this.stats.rateLimitRemaining ?? Infinity, n);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Reads a JSON body; malformed JSON is an EmitterError naming the endpoint. */
+export async function readJson(res: Response, what: string): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return text === '' ? null : (JSON.parse(text) as unknown);
+  } catch {
+    throw new EmitterError(`${what}: malformed JSON in the response (HTTP ${res.status})`, res.status);
+  }
+}
+
+/** A short, token-free description of a failed response. */
+export async function describeFailure(res: Response, what: string): Promise<EmitterError> {
+  let detail = '';
+  try {
+    const text = (await res.text()).slice(0, 300);
+    const body = JSON.parse(text) as { message?: unknown; error?: unknown };
+    const m = body.message ?? body.error;
+    detail = typeof m === 'string' ? m : m ? JSON.stringify(m) : '';
+  } catch {
+    /* not JSON: status alone */
+  }
+  const hint = res.status === 401 ? ' (check the token)' : res.status === 403 ? ' (the token lacks a permission)' : res.status === 404 ? ' (not found, or the token cannot see it)' : '';
+  return new EmitterError(`${what}: HTTP ${res.status}${detail ? ` ${detail}` : ''}${hint}`, res.status);
+}

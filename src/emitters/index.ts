@@ -1,0 +1,42 @@
+/**
+ * Building emitters from the policy: secret references are resolved here, at run time, and the
+ * values go only to the clients that send them.
+ */
+import { readFileSync } from 'node:fs';
+import { resolveSecret, type SecretEnv } from '../policy/secrets.js';
+import type { EmitterConfig, Policy } from '../policy/types.js';
+import { GithubEmitter } from './github.js';
+import { GitlabEmitter } from './gitlab.js';
+import { JenkinsEmitter } from './jenkins.js';
+import { ReplayEmitter } from './replay.js';
+import type { Emitter } from './types.js';
+
+export type { Emitter, ProbeResult, RunnerInfo, RegisterRequest } from './types.js';
+export { EmitterError } from './types.js';
+
+export const defaultSecretEnv = (): SecretEnv => ({ env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
+
+/** One emitter for its config, owning the runners of `pools`. Throws SecretResolutionError. */
+export function createEmitter(cfg: EmitterConfig, pools: readonly string[], secrets: SecretEnv = defaultSecretEnv(), clock: () => number = Date.now): Emitter {
+  const secret = (ref: string) => resolveSecret(ref, secrets);
+  switch (cfg.type) {
+    case 'gitlab':
+      return new GitlabEmitter(cfg, secret(cfg.token), pools, undefined, clock);
+    case 'github':
+      return new GithubEmitter(cfg, cfg.app ? { app: { appId: cfg.app.appId, installationId: cfg.app.installationId, privateKey: secret(cfg.app.privateKey) } } : { token: secret(cfg.token ?? '') }, pools, undefined, clock);
+    case 'jenkins':
+      return new JenkinsEmitter(cfg, cfg.user.startsWith('${') ? secret(cfg.user) : cfg.user, secret(cfg.token), pools, undefined, clock);
+    case 'replay':
+      return new ReplayEmitter(cfg, clock);
+  }
+}
+
+/** Every emitter of a policy that a pool uses, each once (an emitter used by several pools is probed once). */
+export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () => number): Map<string, Emitter> {
+  const out = new Map<string, Emitter>();
+  for (const [name, cfg] of Object.entries(policy.emitters)) {
+    const pools = policy.pools.filter((p) => p.emitter === name).map((p) => p.name);
+    if (pools.length) out.set(name, createEmitter(cfg, pools, secrets, clock));
+  }
+  return out;
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { GitlabEmitter } from '../../src/emitters/gitlab.js';
+import { HttpClient } from '../../src/emitters/http.js';
+import type { EmitterConfig } from '../../src/policy/types.js';
+import { GitlabEmulator } from '../emulators/gitlab.js';
+import { emitterContract, type Harness } from './contract.js';
+
+type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
+export function gitlabConfig(url: string, extra: Partial<GitlabConfig> = {}): GitlabConfig {
+  return { name: 'gl', type: 'gitlab', url, token: '${env:GITLAB_TOKEN}', groups: ['platform'], runnerOwner: { group: 'platform' }, probeInterval: '30s', probeIntervalMs: 30_000, concurrency: 8, requestTimeout: '10s', requestTimeoutMs: 10_000, retries: 3, ...extra };
+}
+const fastHttp = () => new HttpClient({ timeoutMs: 400, retries: 3, concurrency: 8, backoffMs: 5 });
+
+async function harness(): Promise<Harness> {
+  const emu = await new GitlabEmulator().start();
+  const platform = emu.addGroup('platform');
+  const sub = emu.addGroup('mobile', platform);
+  const api = emu.addProject('api', platform);
+  emu.addProject('ios', sub);
+  const emitter = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['linux-pool'], fastHttp());
+  return {
+    emitter,
+    emu,
+    token: emu.token,
+    pool: 'linux-pool',
+    queueJob: (labels) => void emu.addJob(api, 'pending', labels),
+    runOn: (node) => {
+      const r = emu.runnerNamed(node);
+      if (!r) throw new Error(`no runner ${node}`);
+      emu.addJob(api, 'running', ['linux'], { runner: { id: r.id, description: node } });
+    },
+    finishAll: () => {
+      for (const j of emu.jobs) if (j.status === 'running') j.status = 'success';
+    },
+    bringOnline: (node) => {
+      const r = emu.runnerNamed(node);
+      if (r) r.status = 'online';
+    },
+    listPath: /\/projects\/\d+\/jobs$/,
+    pagedPath: /\/groups\/\d+\/projects$/,
+    middlePage: /[?&]page=2(&|$)/,
+    seedMany: () => {
+      for (let i = 0; i < 250; i++) emu.addProject(`p${i}`, platform);
+    },
+    pauseKeeps: true,
+    close: () => emu.stop(),
+  };
+}
+
+emitterContract('gitlab', harness, { paginated: true });
+
+describe('gitlab emitter', () => {
+  it('reads jobs of every project under the groups (subgroups too) and of listed projects, as upcoming for created jobs', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const platform = emu.addGroup('platform');
+      const sub = emu.addGroup('mobile', platform);
+      const other = emu.addGroup('other');
+      const api = emu.addProject('api', platform);
+      const ios = emu.addProject('ios', sub);
+      const lone = emu.addProject('lone', other);
+      emu.addJob(api, 'pending', ['linux'], { pipeline_id: 7 });
+      emu.addJob(api, 'created', ['linux'], { pipeline_id: 7 });
+      emu.addJob(ios, 'pending', ['macos']);
+      emu.addJob(lone, 'pending', []);
+      emu.addJob(api, 'success', ['linux']);
+      const e = new GitlabEmitter(gitlabConfig(emu.url, { projects: ['other/lone'] }), emu.token, ['p'], fastHttp());
+      const r = await e.probe();
+      expect(r.ok).toBe(true);
+      expect(r.jobs.map((j) => [j.status, j.labels.join(',')]).sort()).toEqual([['queued', ''], ['queued', 'linux'], ['queued', 'macos'], ['upcoming', 'linux']]);
+      expect(emu.unexpected).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('creates group runners with POST /user/runners: tags = labels, description = node name', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const g = emu.addGroup('platform');
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const cred = await e.register({ node: 'p-n1', pool: 'p', labels: ['linux', 'docker'], jobsPerNode: 2, ephemeral: false, acceptUntagged: true });
+      expect(cred).toEqual({ kind: 'gitlab', url: emu.url, token: expect.stringMatching(/^glrt-/) });
+      expect(emu.runners[0]).toMatchObject({ description: 'p-n1', tag_list: ['linux', 'docker'], runner_type: 'group_type', group_id: g.id, run_untagged: true });
+      expect(emu.count('POST', /\/user\/runners$/)).toBe(1);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('reports a refused registration as an EmitterError without the token', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      emu.addGroup('platform');
+      emu.faults.push({ method: 'POST', path: /\/user\/runners$/, status: 403, body: { message: '403 Forbidden' } });
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const err = await e.register({ node: 'p-n1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false }).catch((x: unknown) => x as Error);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/POST \/api\/v4\/user\/runners: HTTP 403 403 Forbidden \(the token lacks a permission\)/);
+      expect((err as Error).message).not.toContain(emu.token);
+    } finally {
+      await emu.stop();
+    }
+  });
+});

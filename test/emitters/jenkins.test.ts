@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { HttpClient } from '../../src/emitters/http.js';
+import { JenkinsEmitter, queueLabel } from '../../src/emitters/jenkins.js';
+import { jobFitsPool } from '../../src/decide/match.js';
+import type { EmitterConfig } from '../../src/policy/types.js';
+import { JenkinsEmulator } from '../emulators/jenkins.js';
+import { testPool } from '../helpers.js';
+import { emitterContract, type Harness } from './contract.js';
+
+type JenkinsConfig = Extract<EmitterConfig, { type: 'jenkins' }>;
+export function jenkinsConfig(url: string, extra: Partial<JenkinsConfig> = {}): JenkinsConfig {
+  return { name: 'jk', type: 'jenkins', url, user: '${env:JENKINS_USER}', token: '${env:JENKINS_TOKEN}', crumb: false, probeInterval: '30s', probeIntervalMs: 30_000, concurrency: 8, requestTimeout: '10s', requestTimeoutMs: 10_000, retries: 3, ...extra };
+}
+const fastHttp = () => new HttpClient({ timeoutMs: 400, retries: 3, concurrency: 8, backoffMs: 5 });
+
+async function harness(): Promise<Harness> {
+  const emu = await new JenkinsEmulator().start();
+  const emitter = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['linux-pool'], fastHttp());
+  return {
+    emitter,
+    emu,
+    token: emu.token,
+    pool: 'linux-pool',
+    queueJob: (labels) => void emu.enqueue(labels.join(' && ')),
+    runOn: (node) => {
+      const n = emu.node(node);
+      if (!n) throw new Error(`no node ${node}`);
+      n.busyExecutors = 1;
+    },
+    finishAll: () => {
+      for (const n of emu.nodes) n.busyExecutors = 0;
+    },
+    bringOnline: (node) => {
+      const n = emu.node(node);
+      if (n) n.online = true;
+    },
+    listPath: /^\/queue\/api\/json$/,
+    pauseKeeps: true,
+    close: () => emu.stop(),
+  };
+}
+
+emitterContract('jenkins', harness, { paginated: false });
+
+describe('jenkins emitter', () => {
+  it.each([
+    [{ task: { labelExpression: 'linux && docker' } }, 'linux && docker'],
+    [{ task: { assignedLabel: { name: 'gpu' } } }, 'gpu'],
+    [{ why: 'Waiting for next available executor on ‘docker&&linux’' }, 'docker&&linux'],
+    [{ why: 'There are no nodes with the label ‘windows’' }, 'windows'],
+    [{ why: 'Waiting for next available executor' }, ''],
+    [{ why: 'In the quiet period. Expires in 4.9 sec' }, ''],
+  ])('reads the label of queue item %j', (item, want) => {
+    expect(queueLabel(item)).toBe(want);
+  });
+
+  it('matches pipeline node() steps and freestyle jobs to pools by their label expressions', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      emu.enqueue('docker&&linux', true);
+      emu.enqueue('windows');
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const r = await e.probe();
+      const linux = testPool({ labels: ['linux', 'docker'] });
+      expect(r.jobs.map((j) => jobFitsPool('jenkins', j, linux))).toEqual([true, false]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('creates an inbound WebSocket agent with executors = jobsPerNode and reads its secret', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const cred = await e.register({ node: 'p-1', pool: 'p', labels: ['linux', 'maven'], jobsPerNode: 4, ephemeral: false, acceptUntagged: false });
+      expect(cred).toEqual({ kind: 'jenkins', url: emu.url, secret: emu.node('p-1')?.secret });
+      expect(emu.node('p-1')).toMatchObject({ labels: ['linux', 'maven'], numExecutors: 4 });
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('sends a crumb when configured to', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      emu.requireCrumb = true;
+      const plain = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      await expect(plain.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false })).rejects.toThrow(/HTTP 403/);
+      const withCrumb = new JenkinsEmitter(jenkinsConfig(emu.url, { crumb: true }), emu.user, emu.token, ['p'], fastHttp());
+      await withCrumb.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      expect(emu.node('p-1')).toBeDefined();
+    } finally {
+      await emu.stop();
+    }
+  });
+});

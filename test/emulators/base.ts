@@ -1,0 +1,182 @@
+/**
+ * Shared machinery of the CI platform emulators: a real HTTP server on 127.0.0.1 and a free port,
+ * routes by method and path, latency, injected faults (status codes with bodies and headers,
+ * delays past the client's timeout, malformed JSON, empty pages), a request log, and a strict mode
+ * in which any request no route expects is recorded and answered 501 so that the test fails.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface EmuRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  body: unknown;
+  rawBody: string;
+  params: string[];
+}
+
+export interface EmuResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Sent as is instead of JSON. */
+  raw?: string;
+}
+
+export interface Fault {
+  method?: string;
+  path: RegExp;
+  /** Also match the query string (e.g. /page=2/ for a page in the middle). */
+  query?: RegExp;
+  /** How many matching requests it applies to (default: all). */
+  times?: number;
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Wait this long before answering (beyond the client's timeout: a timeout). */
+  delayMs?: number;
+  /** Answer with a body that is not JSON. */
+  malformed?: boolean;
+  /** Answer 200 with an empty list, keeping the pagination headers of the real page. */
+  emptyPage?: boolean;
+}
+
+type Handler = (req: EmuRequest) => EmuResponse | Promise<EmuResponse>;
+
+export abstract class Emulator {
+  url = '';
+  latencyMs = 0;
+  strict = true;
+  readonly faults: Fault[] = [];
+  readonly log: string[] = [];
+  readonly unexpected: string[] = [];
+  private server: Server | undefined;
+  private readonly routes: Array<{ method: string; re: RegExp; handler: Handler }> = [];
+
+  protected route(method: string, re: RegExp, handler: Handler): void {
+    this.routes.push({ method, re, handler });
+  }
+
+  /** Requests whose path matches, counted. */
+  count(method: string, path: RegExp): number {
+    return this.log.filter((l) => l.startsWith(`${method} `) && path.test(l.slice(method.length + 1))).length;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 1000;
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    const { port } = this.server.address() as AddressInfo;
+    this.url = `http://127.0.0.1:${port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  protected abstract authorize(req: EmuRequest): EmuResponse | undefined;
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const rawBody = Buffer.concat(chunks).toString('utf8');
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    let body: unknown = undefined;
+    const ct = req.headers['content-type'] ?? '';
+    if (rawBody) {
+      if (ct.includes('application/json')) {
+        try {
+          body = JSON.parse(rawBody);
+        } catch {
+          body = undefined;
+        }
+      } else if (ct.includes('application/x-www-form-urlencoded')) body = Object.fromEntries(new URLSearchParams(rawBody));
+      else body = rawBody;
+    }
+    const method = req.method ?? 'GET';
+    this.log.push(`${method} ${u.pathname}${u.search}`);
+    if (process.env.EMU_DEBUG) this.log.push(`  content-type=${ct} body=${rawBody.slice(0, 200)}`);
+    if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
+    const route = this.routes.find((r) => r.method === method && r.re.test(u.pathname));
+    const ereq: EmuRequest = { method, path: u.pathname, query: u.searchParams, headers: req.headers, body, rawBody, params: route ? (route.re.exec(u.pathname)?.slice(1).map(decodeURIComponent) ?? []) : [] };
+
+    const fault = this.faults.find((f) => (f.method ?? method) === method && f.path.test(u.pathname) && (!f.query || f.query.test(u.search)) && (f.times === undefined || f.times > 0));
+    if (fault && !fault.emptyPage) {
+      if (fault.times !== undefined) fault.times--;
+      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.malformed) return this.send(res, { status: 200, raw: '{"id": 1, "status": ', headers: { 'content-type': 'application/json' } });
+      if (fault.status) return this.send(res, this.faultResponse({ status: fault.status, body: fault.body ?? { message: `${fault.status} injected` }, ...(fault.headers ? { headers: fault.headers } : {}) }));
+    }
+    const denied = this.authorize(ereq);
+    if (denied) return this.send(res, denied);
+    if (!route) {
+      if (this.strict) this.unexpected.push(`${method} ${u.pathname}${u.search}`);
+      return this.send(res, { status: this.strict ? 501 : 404, body: { message: `emulator: no route for ${method} ${u.pathname}` } });
+    }
+    // A changed page is never Not Modified: an empty-page fault bypasses the client's ETag.
+    if (fault?.emptyPage) delete ereq.headers['if-none-match'];
+    let out = await route.handler(ereq);
+    if (fault?.emptyPage) {
+      if (fault.times !== undefined) fault.times--;
+      out = { ...out, status: 200, body: this.emptied(out.body), headers: { ...(out.headers ?? {}), etag: `W/"emptied-${Date.now()}"` } };
+    }
+    this.send(res, out);
+  }
+
+  private send(res: ServerResponse, out: EmuResponse): void {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...this.commonHeaders(), ...(out.headers ?? {}) };
+    res.writeHead(out.status, headers);
+    if (out.status === 204 || out.status === 304) return void res.end();
+    res.end(out.raw ?? (out.body === undefined ? '' : typeof out.body === 'string' && !headers['content-type']?.includes('json') ? out.body : JSON.stringify(out.body)));
+  }
+
+  protected commonHeaders(): Record<string, string> {
+    return {};
+  }
+
+  /** A listing's body with its items gone (the page came back empty). */
+  protected emptied(_body: unknown): unknown {
+    return [];
+  }
+
+  /** How the platform shapes an injected fault (GitHub's 429s carry its secondary-limit body). */
+  protected faultResponse(out: EmuResponse): EmuResponse {
+    return out;
+  }
+}
+
+/** GitLab-style offset pagination of a list: the page, and the x-* and Link headers. */
+export function paginate<T>(items: T[], req: EmuRequest, baseUrl: string, defaultPerPage = 20): { page: T[]; headers: Record<string, string> } {
+  const perPage = Math.min(100, Number(req.query.get('per_page') ?? defaultPerPage) || defaultPerPage);
+  const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
+  const totalPages = Math.max(1, Math.ceil(items.length / perPage));
+  const slice = items.slice((page - 1) * perPage, page * perPage);
+  const link = (p: number) => {
+    const q = new URLSearchParams(req.query);
+    q.set('page', String(p));
+    q.set('per_page', String(perPage));
+    return `${baseUrl}${req.path}?${q.toString()}`;
+  };
+  const links: string[] = [];
+  if (page < totalPages) links.push(`<${link(page + 1)}>; rel="next"`);
+  if (page > 1) links.push(`<${link(page - 1)}>; rel="prev"`);
+  links.push(`<${link(1)}>; rel="first"`, `<${link(totalPages)}>; rel="last"`);
+  return {
+    page: slice,
+    headers: {
+      'x-page': String(page),
+      'x-per-page': String(perPage),
+      'x-total': String(items.length),
+      'x-total-pages': String(totalPages),
+      'x-next-page': page < totalPages ? String(page + 1) : '',
+      'x-prev-page': page > 1 ? String(page - 1) : '',
+      link: links.join(', '),
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * A GitHub REST API emulator, from GitHub's public docs: repositories of an organization, workflow
+ * runs by status, jobs of a run (`runs-on` labels, runner name), self-hosted runners of an org or a
+ * repository, `generate-jitconfig`, `registration-token`, runner deletion (422 while it runs a job).
+ * `Link` pagination, `x-ratelimit-*` headers, ETags with `If-None-Match` → 304 that costs no rate
+ * limit, GitHub's error bodies ({"message", "documentation_url"}), and secondary rate limits as
+ * GitHub sends them (429 with `Retry-After` and the "secondary rate limit" message).
+ */
+import { createHash } from 'node:crypto';
+import { Emulator, type EmuRequest, type EmuResponse } from './base.js';
+
+export interface GhRun { id: number; repo: string; status: 'queued' | 'in_progress' | 'completed' }
+export interface GhJob { id: number; run_id: number; status: 'queued' | 'in_progress' | 'completed'; labels: string[]; runner_name: string | null; created_at: string; started_at: string | null }
+export interface GhRunner { id: number; name: string; os: string; status: 'online' | 'offline'; busy: boolean; labels: string[]; ephemeral: boolean }
+
+const DOCS = 'https://docs.github.com/rest';
+
+export class GithubEmulator extends Emulator {
+  token = 'ghp_EMULATORTOKEN000000000000000000000000';
+  org = 'acme';
+  repos: string[] = [];
+  runs: GhRun[] = [];
+  jobs: GhJob[] = [];
+  runners: GhRunner[] = [];
+  rateLimitRemaining = 5000;
+  /** Responses answered 304 Not Modified. */
+  notModified = 0;
+  private nextId = 5000;
+
+  constructor() {
+    super();
+    this.route('GET', /^\/orgs\/([^/]+)\/repos$/, (r) => this.orgOnly(r, () => this.list(r, this.repos.map((name) => ({ id: this.hash(name), name, full_name: `${this.org}/${name}`, archived: false })))));
+    this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs$/, (r) => this.repoOnly(r, (repo) => {
+      const status = r.query.get('status');
+      return this.list(r, this.runs.filter((x) => x.repo === repo && (!status || x.status === status)).map((x) => ({ id: x.id, status: x.status, name: 'CI', head_branch: 'main' })), 'workflow_runs');
+    }));
+    this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs\/(\d+)\/jobs$/, (r) => this.repoOnly(r, () => {
+      const run = Number(r.params[2]);
+      return this.list(r, this.jobs.filter((j) => j.run_id === run).map((j) => ({ id: j.id, run_id: j.run_id, status: j.status, conclusion: null, labels: j.labels, runner_name: j.runner_name, created_at: j.created_at, started_at: j.started_at, name: `job ${j.id}` })), 'jobs');
+    }));
+    this.route('GET', /^\/orgs\/([^/]+)\/actions\/runners$/, (r) => this.orgOnly(r, () => this.list(r, this.runners.map((x) => this.runnerBody(x)), 'runners')));
+    this.route('GET', /^\/orgs\/([^/]+)\/actions\/runners\/(\d+)$/, (r) => this.orgOnly(r, () => {
+      const x = this.runners.find((y) => y.id === Number(r.params[1]));
+      return x ? this.json(r, this.runnerBody(x)) : this.notFound();
+    }));
+    this.route('DELETE', /^\/orgs\/([^/]+)\/actions\/runners\/(\d+)$/, (r) => this.orgOnly(r, () => {
+      const i = this.runners.findIndex((y) => y.id === Number(r.params[1]));
+      if (i < 0) return this.notFound();
+      const x = this.runners[i] as GhRunner;
+      if (x.busy) return { status: 422, body: { message: `Bad request - Runner "${x.name}" is still running a job"`, documentation_url: DOCS } };
+      this.runners.splice(i, 1);
+      return { status: 204 };
+    }));
+    this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/generate-jitconfig$/, (r) => this.orgOnly(r, () => {
+      const b = (r.body ?? {}) as { name?: string; runner_group_id?: number; labels?: string[]; work_folder?: string };
+      if (!b.name || !b.runner_group_id || !Array.isArray(b.labels) || b.labels.length === 0) return { status: 422, body: { message: 'Invalid request.\n\n"name", "runner_group_id" and "labels" are required', documentation_url: DOCS } };
+      if (this.runners.some((x) => x.name === b.name)) return { status: 409, body: { message: 'Already exists - A runner with the same name already exists', documentation_url: DOCS } };
+      const runner: GhRunner = { id: this.nextId++, name: b.name, os: 'unknown', status: 'offline', busy: false, labels: ['self-hosted', ...b.labels], ephemeral: true };
+      this.runners.push(runner);
+      return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': 'x' })).toString('base64') } };
+    }));
+    this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: `AREG${this.nextId++}EMULATED`, expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
+  }
+
+  protected authorize(req: EmuRequest): EmuResponse | undefined {
+    const auth = String(req.headers.authorization ?? '');
+    if (auth !== `token ${this.token}` && auth !== `Bearer ${this.token}`) return { status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } };
+    return undefined;
+  }
+
+  protected override commonHeaders(): Record<string, string> {
+    return { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': String(this.rateLimitRemaining), 'x-ratelimit-used': String(5000 - this.rateLimitRemaining), 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600), 'x-ratelimit-resource': 'core', 'x-github-api-version-selected': '2022-11-28' };
+  }
+
+  protected override faultResponse(out: EmuResponse): EmuResponse {
+    if (out.status !== 429) return out;
+    const s = GithubEmulator.secondaryLimit(Number(out.headers?.['retry-after'] ?? 60));
+    return { ...s, headers: { ...s.headers, ...(out.headers ?? {}) } };
+  }
+
+  protected override emptied(body: unknown): unknown {
+    if (Array.isArray(body) || !body || typeof body !== 'object') return [];
+    return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, Array.isArray(v) ? [] : v]));
+  }
+
+  /** GitHub's 429s are secondary rate limits, with this body. */
+  static secondaryLimit(retryAfterS: number) {
+    return { status: 429, headers: { 'retry-after': String(retryAfterS) }, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: `${DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits` } };
+  }
+
+  // ------------------------------------------------------------------ state helpers for tests
+  addRun(repo: string, jobs: Array<{ labels: string[]; status?: GhJob['status']; runner?: string }>): GhRun {
+    const run: GhRun = { id: this.nextId++, repo, status: jobs.some((j) => j.status === 'in_progress') ? 'in_progress' : 'queued' };
+    this.runs.push(run);
+    for (const j of jobs) this.jobs.push({ id: this.nextId++, run_id: run.id, status: j.status ?? 'queued', labels: j.labels, runner_name: j.runner ?? null, created_at: new Date(Date.now() - 30_000).toISOString(), started_at: j.status === 'in_progress' ? new Date().toISOString() : null });
+    return run;
+  }
+
+  private hash(s: string): number {
+    return parseInt(createHash('sha1').update(s).digest('hex').slice(0, 8), 16);
+  }
+  private notFound(): EmuResponse {
+    return { status: 404, body: { message: 'Not Found', documentation_url: DOCS, status: '404' } };
+  }
+  private orgOnly(r: EmuRequest, f: () => EmuResponse): EmuResponse {
+    return r.params[0] === this.org ? f() : this.notFound();
+  }
+  private repoOnly(r: EmuRequest, f: (repo: string) => EmuResponse): EmuResponse {
+    return r.params[0] === this.org && this.repos.includes(r.params[1] ?? '') ? f(r.params[1] as string) : this.notFound();
+  }
+  private runnerBody(x: GhRunner) {
+    return { id: x.id, name: x.name, os: x.os, status: x.status, busy: x.busy, ephemeral: x.ephemeral, labels: x.labels.map((name, i) => ({ id: i + 1, name, type: i === 0 ? 'read-only' : 'custom' })) };
+  }
+  /** A JSON answer with an ETag; a matching If-None-Match gets 304 and costs no rate limit. */
+  private json(r: EmuRequest, body: unknown, headers: Record<string, string> = {}): EmuResponse {
+    const etag = `W/"${createHash('sha1').update(JSON.stringify(body)).digest('hex')}"`;
+    if (r.headers['if-none-match'] === etag) {
+      this.notModified++;
+      return { status: 304, headers: { etag, ...headers } };
+    }
+    this.rateLimitRemaining = Math.max(0, this.rateLimitRemaining - 1);
+    return { status: 200, body, headers: { etag, ...headers } };
+  }
+  /** GitHub pagination: `per_page` (max 100), `page`, a Link header; objects carry total_count. */
+  private list(r: EmuRequest, items: unknown[], key?: string): EmuResponse {
+    const perPage = Math.min(100, Number(r.query.get('per_page') ?? 30) || 30);
+    const page = Math.max(1, Number(r.query.get('page') ?? 1) || 1);
+    const last = Math.max(1, Math.ceil(items.length / perPage));
+    const slice = items.slice((page - 1) * perPage, page * perPage);
+    const link = (p: number, rel: string) => {
+      const q = new URLSearchParams(r.query);
+      q.set('per_page', String(perPage));
+      q.set('page', String(p));
+      return `<${this.url}${r.path}?${q.toString()}>; rel="${rel}"`;
+    };
+    const links = [page < last ? link(page + 1, 'next') : '', page < last ? link(last, 'last') : '', page > 1 ? link(1, 'first') : '', page > 1 ? link(page - 1, 'prev') : ''].filter(Boolean);
+    return this.json(r, key ? { total_count: items.length, [key]: slice } : slice, links.length ? { link: links.join(', ') } : {});
+  }
+}

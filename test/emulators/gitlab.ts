@@ -1,0 +1,152 @@
+/**
+ * A GitLab REST API v4 emulator, from GitLab's public API docs: jobs of projects (`scope[]`),
+ * projects of groups (`include_subgroups`), pipeline jobs, runners of groups/projects/instance,
+ * `POST /user/runners`, `PUT /runners/:id`, `DELETE /runners/:id`, `GET /runners/:id/jobs`; offset
+ * pagination with `x-next-page`, `x-total` and `Link`; `RateLimit-*` headers; `PRIVATE-TOKEN` auth
+ * with GitLab's error bodies (`{"message": "401 Unauthorized"}`).
+ */
+import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js';
+
+export interface GlGroup { id: number; full_path: string; parent_id: number | null }
+export interface GlProject { id: number; path_with_namespace: string; namespace_id: number }
+export interface GlJob { id: number; project_id: number; pipeline_id: number; status: string; tag_list: string[]; created_at: string; started_at: string | null; runner: { id: number; description: string } | null; name: string }
+export interface GlRunner { id: number; description: string; tag_list: string[]; paused: boolean; runner_type: 'instance_type' | 'group_type' | 'project_type'; group_id?: number; project_id?: number; status: 'online' | 'offline' | 'never_contacted'; run_untagged: boolean }
+
+export class GitlabEmulator extends Emulator {
+  token = 'glpat-EMULATOR0000000000000';
+  groups: GlGroup[] = [];
+  projects: GlProject[] = [];
+  jobs: GlJob[] = [];
+  runners: GlRunner[] = [];
+  rateLimitRemaining = 2000;
+  private nextId = 1000;
+
+  constructor() {
+    super();
+    const api = '/api/v4';
+    this.route('GET', new RegExp(`^${api}/groups/([^/]+)$`), (r) => this.withGroup(r, (g) => ({ status: 200, body: g })));
+    this.route('GET', new RegExp(`^${api}/groups/([^/]+)/projects$`), (r) =>
+      this.withGroup(r, (g) => {
+        const sub = r.query.get('include_subgroups') === 'true';
+        const ids = new Set([g.id, ...(sub ? this.descendants(g.id) : [])]);
+        return this.page(r, this.projects.filter((p) => ids.has(p.namespace_id)));
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/jobs$`), (r) =>
+      this.withProject(r, (p) => {
+        const scopes = r.query.getAll('scope[]');
+        return this.page(r, this.jobs.filter((j) => j.project_id === p.id && (scopes.length === 0 || scopes.includes(j.status))).map((j) => this.jobBody(j)));
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/pipelines/(\\d+)/jobs$`), (r) =>
+      this.withProject(r, (p) => {
+        const scopes = r.query.getAll('scope[]');
+        return this.page(r, this.jobs.filter((j) => j.project_id === p.id && j.pipeline_id === Number(r.params[1]) && (scopes.length === 0 || scopes.includes(j.status))).map((j) => this.jobBody(j)));
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/groups/([^/]+)/runners$`), (r) => this.withGroup(r, (g) => this.page(r, this.runners.filter((x) => x.group_id === g.id).map((x) => this.runnerBody(x)))));
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/runners$`), (r) => this.withProject(r, (p) => this.page(r, this.runners.filter((x) => x.project_id === p.id).map((x) => this.runnerBody(x)))));
+    this.route('GET', new RegExp(`^${api}/runners/all$`), (r) => this.page(r, this.runners.filter((x) => !r.query.get('type') || x.runner_type === r.query.get('type')).map((x) => this.runnerBody(x))));
+    this.route('POST', new RegExp(`^${api}/user/runners$`), (r) => this.createRunner(r));
+    this.route('PUT', new RegExp(`^${api}/runners/(\\d+)$`), (r) => {
+      const runner = this.runners.find((x) => x.id === Number(r.params[0]));
+      if (!runner) return { status: 404, body: { message: '404 Not found' } };
+      const b = (r.body ?? {}) as Record<string, unknown>;
+      if (b.paused !== undefined) runner.paused = b.paused === true || b.paused === 'true';
+      return { status: 200, body: this.runnerBody(runner) };
+    });
+    this.route('DELETE', new RegExp(`^${api}/runners/(\\d+)$`), (r) => {
+      const i = this.runners.findIndex((x) => x.id === Number(r.params[0]));
+      if (i < 0) return { status: 404, body: { message: '404 Not found' } };
+      this.runners.splice(i, 1);
+      return { status: 204 };
+    });
+    this.route('GET', new RegExp(`^${api}/runners/(\\d+)/jobs$`), (r) => {
+      const runner = this.runners.find((x) => x.id === Number(r.params[0]));
+      if (!runner) return { status: 404, body: { message: '404 Not found' } };
+      const status = r.query.get('status');
+      return this.page(r, this.jobs.filter((j) => j.runner?.id === runner.id && (!status || j.status === status)).map((j) => this.jobBody(j)));
+    });
+  }
+
+  protected authorize(req: EmuRequest): EmuResponse | undefined {
+    if (req.headers['private-token'] !== this.token) return { status: 401, body: { message: '401 Unauthorized' } };
+    this.rateLimitRemaining = Math.max(0, this.rateLimitRemaining - 1);
+    return undefined;
+  }
+
+  protected override commonHeaders(): Record<string, string> {
+    return { 'ratelimit-limit': '2000', 'ratelimit-remaining': String(this.rateLimitRemaining), 'ratelimit-reset': String(Math.floor(Date.now() / 1000) + 60) };
+  }
+
+  // ------------------------------------------------------------------ state helpers for tests
+  addGroup(full_path: string, parent?: GlGroup): GlGroup {
+    const g = { id: this.nextId++, full_path: parent ? `${parent.full_path}/${full_path}` : full_path, parent_id: parent?.id ?? null };
+    this.groups.push(g);
+    return g;
+  }
+  addProject(name: string, group: GlGroup): GlProject {
+    const p = { id: this.nextId++, path_with_namespace: `${group.full_path}/${name}`, namespace_id: group.id };
+    this.projects.push(p);
+    return p;
+  }
+  addJob(project: GlProject, status: string, tags: string[], extra: Partial<GlJob> = {}): GlJob {
+    const j: GlJob = { id: this.nextId++, project_id: project.id, pipeline_id: extra.pipeline_id ?? 1, status, tag_list: tags, created_at: new Date(Date.now() - 60_000).toISOString(), started_at: status === 'running' ? new Date().toISOString() : null, runner: null, name: `job-${this.nextId}`, ...extra };
+    this.jobs.push(j);
+    return j;
+  }
+  runnerNamed(description: string): GlRunner | undefined {
+    return this.runners.find((r) => r.description === description);
+  }
+
+  private descendants(id: number): number[] {
+    const kids = this.groups.filter((g) => g.parent_id === id).map((g) => g.id);
+    return [...kids, ...kids.flatMap((k) => this.descendants(k))];
+  }
+  private page(r: EmuRequest, items: unknown[]): EmuResponse {
+    const { page, headers } = paginate(items, r, this.url);
+    return { status: 200, body: page, headers };
+  }
+  private withGroup(r: EmuRequest, f: (g: GlGroup) => EmuResponse): EmuResponse {
+    const key = r.params[0] ?? '';
+    const g = this.groups.find((x) => String(x.id) === key || x.full_path === key);
+    return g ? f(g) : { status: 404, body: { message: '404 Group Not Found' } };
+  }
+  private withProject(r: EmuRequest, f: (p: GlProject) => EmuResponse): EmuResponse {
+    const key = r.params[0] ?? '';
+    const p = this.projects.find((x) => String(x.id) === key || x.path_with_namespace === key);
+    return p ? f(p) : { status: 404, body: { message: '404 Project Not Found' } };
+  }
+  private jobBody(j: GlJob) {
+    return { id: j.id, status: j.status, stage: 'test', name: j.name, tag_list: j.tag_list, created_at: j.created_at, started_at: j.started_at, pipeline: { id: j.pipeline_id, project_id: j.project_id, status: 'running' }, runner: j.runner ? { id: j.runner.id, description: j.runner.description, active: true, paused: false, is_shared: false, name: 'gitlab-runner' } : null, web_url: `${this.url}/job/${j.id}` };
+  }
+  private runnerBody(x: GlRunner) {
+    return { id: x.id, description: x.description, paused: x.paused, active: !x.paused, is_shared: x.runner_type === 'instance_type', runner_type: x.runner_type, name: 'gitlab-runner', online: x.status === 'online', status: x.status, ip_address: null, tag_list: x.tag_list };
+  }
+  private createRunner(r: EmuRequest): EmuResponse {
+    const b = (r.body ?? {}) as Record<string, unknown>;
+    const type = String(b.runner_type ?? '');
+    if (!['instance_type', 'group_type', 'project_type'].includes(type)) return { status: 400, body: { error: 'runner_type does not have a valid value' } };
+    const runner: GlRunner = {
+      id: this.nextId++,
+      description: String(b.description ?? ''),
+      tag_list: Array.isArray(b.tag_list) ? (b.tag_list as string[]) : String(b.tag_list ?? '').split(',').filter(Boolean),
+      paused: b.paused === true || b.paused === 'true',
+      runner_type: type as GlRunner['runner_type'],
+      status: 'never_contacted',
+      run_untagged: b.run_untagged === true || b.run_untagged === 'true',
+    };
+    if (type === 'group_type') {
+      const g = this.groups.find((x) => x.id === Number(b.group_id));
+      if (!g) return { status: 403, body: { message: '403 Forbidden' } };
+      runner.group_id = g.id;
+    }
+    if (type === 'project_type') {
+      const p = this.projects.find((x) => x.id === Number(b.project_id));
+      if (!p) return { status: 403, body: { message: '403 Forbidden' } };
+      runner.project_id = p.id;
+    }
+    this.runners.push(runner);
+    return { status: 201, body: { id: runner.id, token: `glrt-${runner.id}EMULATED0000000000`, token_expires_at: null } };
+  }
+}
