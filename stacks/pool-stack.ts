@@ -72,6 +72,7 @@ export class PoolStack extends TerraformStack {
       for (const node of input.nodes) {
         const r = new DataResource(this, nodeLogicalId(node.name), {
           input: { pool: pool.name, node: node.name, bootstrap_sha256: sha256(userData(pool, node.name, node.credential)) },
+          lifecycle: IMMUTABLE,
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
       }

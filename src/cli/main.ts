@@ -15,7 +15,7 @@ interface CommandEntry {
 
 const COMMANDS: Record<string, CommandEntry> = {
   validate: { summary: 'load and check policies; FILE:LINE:COL per problem', load: async () => (await import('./validate.js')).run },
-  reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', pending: 'the reconcile loop' },
+  reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', load: async () => (await import('./reconcile.js')).run },
   plan: { summary: 'what a policy change would do, per pool', pending: 'the GitOps flow' },
   simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },

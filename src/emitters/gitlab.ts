@@ -222,6 +222,12 @@ export class GitlabEmitter implements Emitter {
     await this.wrap(() => this.api.Runners.edit(id, { paused: true } as never), [404]);
   }
 
+  async resume(node: string): Promise<void> {
+    const id = await this.runnerId(node);
+    if (id === undefined) return;
+    await this.wrap(() => this.api.Runners.edit(id, { paused: false } as never), [404]);
+  }
+
   async deregister(node: string): Promise<void> {
     const id = await this.runnerId(node);
     if (id === undefined) return;

@@ -158,6 +158,12 @@ export class JenkinsEmitter implements Emitter {
     await this.call('POST', `/computer/${encodeURIComponent(node)}/toggleOffline?offlineMessage=${encodeURIComponent('Parmanu: draining before scale-down')}`, { accept404: true });
   }
 
+  async resume(node: string): Promise<void> {
+    const c = await this.computer(node);
+    if (!c || !c.temporarilyOffline) return;
+    await this.call('POST', `/computer/${encodeURIComponent(node)}/toggleOffline`, { accept404: true });
+  }
+
   async deregister(node: string): Promise<void> {
     await this.call('POST', `/computer/${encodeURIComponent(node)}/doDelete`, { accept404: true });
   }

@@ -72,6 +72,7 @@ export class ReplayEmitter implements Emitter {
     return { kind: 'none' };
   }
   async pause(): Promise<void> {}
+  async resume(): Promise<void> {}
   async deregister(): Promise<void> {}
   async isIdle(): Promise<boolean> {
     return true;

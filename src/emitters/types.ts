@@ -67,6 +67,8 @@ export interface Emitter {
   probe(): Promise<ProbeResult>;
   register(req: RegisterRequest): Promise<RunnerCredential>;
   pause(node: string): Promise<void>;
+  /** Takes a paused runner back into service. Absent where a drain removes the registration (GitHub). */
+  resume?(node: string): Promise<void>;
   deregister(node: string): Promise<void>;
   isIdle(node: string): Promise<boolean>;
 }

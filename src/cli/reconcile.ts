@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { createEmitters, defaultSecretEnv } from '../emitters/index.js';
+import { openHistory } from '../history/index.js';
+import { loadPolicy } from '../policy/load.js';
+import { SecretResolutionError } from '../policy/secrets.js';
+import { formatProblem } from '../policy/types.js';
+import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
+import { Terraform, TerraformError } from '../terraform/runner.js';
+import { parse } from './args.js';
+import { UsageError, type Io } from './errors.js';
+
+const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
+
+One reconcile cycle: probe the CI platforms, decide each pool's nodes, and apply them through
+terraform (plan → guard → apply). Safe to run every minute from a schedule and by hand at the same
+time: each pool is taken under a lease.
+
+Options:
+  --policy PATH   policy file or directory (default policies/)
+  --pool NAME     only these pools (comma-separated)
+  --dry-run       plan, never apply, never register or pause runners
+  --watch         loop at the shortest probe interval; SIGTERM/SIGINT finish the cycle and exit 0
+  --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons}]}
+  --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
+  -h, --help      this help
+
+Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
+PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).
+Exit: 0 ok, 1 a pool failed, 2 bad input.`;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  let clock = Date.now;
+  if (values.now !== undefined) {
+    const t = Date.parse(values.now);
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(values.now) || Number.isNaN(t)) throw new UsageError(`reconcile: --now must be an ISO-8601 time such as 2025-01-06T08:00:00Z, not "${values.now}"`);
+    clock = () => t;
+  }
+  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
+  for (const p of loaded.problems) io.err(formatProblem(p));
+  const policy = loaded.policy;
+  if (!policy) return 2;
+  const wanted = values.pool?.split(',').map((s) => s.trim());
+  for (const w of wanted ?? []) if (!policy.pools.some((p) => p.name === w)) throw new UsageError(`reconcile: no pool named "${w}" (pools: ${policy.pools.map((p) => p.name).join(', ')})`);
+
+  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
+  const gcpCreds = Object.values(policy.platforms).flatMap((p) => (p.type === 'gcp' && p.credentialsFile ? [p.credentialsFile] : []));
+  const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform', ...(gcpCreds[0] ? { env: { GOOGLE_APPLICATION_CREDENTIALS: gcpCreds[0] } } : {}) });
+  try {
+    await terraform.version();
+  } catch (err) {
+    if (err instanceof TerraformError) throw new UsageError(`reconcile: ${err.message}`);
+    throw err;
+  }
+  const secrets = { ...defaultSecretEnv(), env: io.env };
+  let emitters;
+  try {
+    emitters = createEmitters(policy, secrets, clock);
+  } catch (err) {
+    if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: ${err.message}`);
+    throw err;
+  }
+  const history = openHistory(io.env, stateDir, clock);
+  const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  if (values.watch) {
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  }
+  const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000));
+  let code = 0;
+  try {
+    do {
+      const started = Date.now();
+      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
+      code = result.ok ? 0 : 1;
+      print(io, result, values.json ?? false);
+      if (!values.watch) break;
+      const wait = Math.max(0, interval - (Date.now() - started));
+      for (let waited = 0; waited < wait && !stopping; waited += 250) await new Promise((r) => setTimeout(r, Math.min(250, wait - waited)));
+    } while (!stopping);
+  } finally {
+    await history.close();
+  }
+  return values.watch ? 0 : code;
+}
+
+function print(io: Io, result: CycleResult, json: boolean): void {
+  if (json) {
+    io.out(JSON.stringify({ ok: result.ok, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    return;
+  }
+  for (const p of result.pools) {
+    const tf = p.terraform.ran ? `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}` : 'terraform not run';
+    const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
+    io.out(`${p.pool}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`);
+    for (const r of p.reasons) io.out(`  · ${r}`);
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * One reconcile cycle: probe every emitter once → for each pool (in parallel up to a limit):
+ * lease → node set (history, rebuilt from Terraform state when missing) → decide → pause drained
+ * runners, re-check before destroy → register runners for new nodes → render the stack → init,
+ * plan, show, guard, apply → deregister destroyed nodes' runners → record → release.
+ * One pool failing never stops the others. A pool whose desired node set equals the last applied
+ * one runs no terraform at all, except for the periodic drift check.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import { decide } from '../decide/decide.js';
+import { assignJobs } from '../decide/match.js';
+import type { DemandHistory, NodeView } from '../decide/types.js';
+import type { Emitter, ProbeResult } from '../emitters/types.js';
+import type { HistoryStore, NodeRecord } from '../history/types.js';
+import type { Policy, PoolConfig, RunnerCredential } from '../policy/types.js';
+import { guardPlan } from '../terraform/guard.js';
+import { countChanges } from '../terraform/plan.js';
+import type { Terraform } from '../terraform/runner.js';
+import { readStateNodes } from '../terraform/state.js';
+import { placeholderCredential } from '../../stacks/placeholders.js';
+
+export interface PoolOutcome {
+  pool: string;
+  observed: { queued: number; running: number; nodes: number; busy: number };
+  desired: number;
+  create: string[];
+  drain: string[];
+  destroy: string[];
+  terraform: { ran: boolean; add: number; change: number; destroy: number };
+  durationMs: number;
+  reasons: string[];
+  /** Set when the pool failed this cycle: nothing after the failing step was done. */
+  error?: string;
+  /** Set when another reconciler held the pool's lease. */
+  skipped?: string;
+}
+
+export interface CycleResult {
+  ok: boolean;
+  pools: PoolOutcome[];
+}
+
+export interface ReconcileDeps {
+  policy: Policy;
+  emitters: Map<string, Emitter>;
+  history: HistoryStore;
+  terraform: Terraform;
+  stateDir: string;
+  clock: () => number;
+  /** This reconciler's identity for leases. */
+  owner: string;
+  dryRun?: boolean;
+  /** Only these pools. */
+  pools?: readonly string[];
+  /** Pools reconciled at once. */
+  parallel?: number;
+  /** How often a full plan runs even when nothing changed (drift check). */
+  driftCheckMs?: number;
+  /** A runner registered for a node that no VM backs is removed after this long. */
+  orphanGraceMs?: number;
+  leaseTtlMs?: number;
+  newId?: () => string;
+  log?: (line: string) => void;
+}
+
+const NODE_TYPE = { aws: 'aws_instance', gcp: 'google_compute_instance', local: 'terraform_data' } as const;
+const HISTORY_DAYS = 28;
+
+export function poolDir(stateDir: string, pool: string): string {
+  return join(stateDir, 'pools', pool);
+}
+
+export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
+  const pools = deps.policy.pools.filter((p) => !deps.pools || deps.pools.includes(p.name));
+  const used = new Set(pools.map((p) => p.emitter));
+  const probes = new Map<string, ProbeResult>();
+  await Promise.all(
+    [...used].map(async (name) => {
+      const e = deps.emitters.get(name);
+      if (e) probes.set(name, await e.probe());
+    }),
+  );
+  const limit = pLimit(deps.parallel ?? 4);
+  const outcomes = await Promise.all(pools.map((pool) => limit(() => reconcilePool(deps, pool, probes.get(pool.emitter)))));
+  return { ok: outcomes.every((o) => !o.error), pools: outcomes };
+}
+
+async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: ProbeResult | undefined): Promise<PoolOutcome> {
+  const t0 = Date.now();
+  const now = deps.clock();
+  const out: PoolOutcome = { pool: pool.name, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, reasons: [] };
+  const finish = () => ({ ...out, durationMs: Date.now() - t0 });
+  let leased = false;
+  try {
+    if (!(await deps.history.acquireLease(pool.name, deps.owner, deps.leaseTtlMs ?? 10 * 60_000))) {
+      out.skipped = 'another reconciler holds this pool\'s lease';
+      return finish();
+    }
+    leased = true;
+    const platform = deps.policy.platforms[pool.platform];
+    const emitter = deps.emitters.get(pool.emitter);
+    if (!platform || !emitter) throw new Error(`pool ${pool.name}: its emitter or platform is not in the policy`);
+    const dir = poolDir(deps.stateDir, pool.name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const localState = (platform.backend?.type ?? 'local') === 'local' ? (platform.backend?.type === 'local' && platform.backend.path ? platform.backend.path : join(dir, 'terraform.tfstate')) : undefined;
+
+    // Node set: history, reconciled with local state (the truth) where it can be read.
+    let rec = await deps.history.getPool(pool.name);
+    const stateNames = localState ? readStateNodes(localState).map((n) => n.name) : undefined;
+    if (!rec) {
+      rec = { pool: pool.name, nodes: (stateNames ?? []).map((name) => ({ name, createdAt: now })), pendingRunners: {}, seenJobs: [] };
+      if (stateNames?.length) out.reasons.push(`history was empty: rebuilt ${stateNames.length} node${stateNames.length === 1 ? '' : 's'} from Terraform state`);
+    } else if (stateNames) {
+      const known = new Set(rec.nodes.map((n) => n.name));
+      for (const name of stateNames) if (!known.has(name)) rec.nodes.push({ name, createdAt: now });
+    }
+
+    // Observation for this pool.
+    const kind = emitter.kind;
+    const poolsOfEmitter = deps.policy.pools.filter((p) => p.emitter === pool.emitter);
+    const owners = new Map<string, string>();
+    for (const p of poolsOfEmitter) for (const n of p.name === pool.name ? rec.nodes : []) owners.set(n.name, p.name);
+    const nodeOwner = (runner: string) => owners.get(runner) ?? poolsOfEmitter.map((p) => p.name).filter((p) => runner.startsWith(`${p}-`)).sort((a, b) => b.length - a.length)[0];
+    const jobs = probe?.ok ? (assignJobs(kind, probe.jobs, poolsOfEmitter, nodeOwner).byPool.get(pool.name) ?? []) : [];
+    const queued = jobs.filter((j) => j.status === 'queued').length;
+    const running = jobs.filter((j) => j.status === 'running').length;
+    const upcoming = jobs.filter((j) => j.status === 'upcoming').length;
+    const runners = new Map((probe?.runners ?? []).map((r) => [r.name, r]));
+    const views: NodeView[] = rec.nodes.map((n) => {
+      const v: NodeView = { name: n.name, createdAt: n.createdAt };
+      if (n.drainingSince !== undefined) v.drainingSince = n.drainingSince;
+      if (n.lastBusyAt !== undefined) v.lastBusyAt = n.lastBusyAt;
+      const r = runners.get(n.name);
+      if (kind === 'replay') v.runner = { online: true, busy: false, paused: n.drainingSince !== undefined };
+      else if (r) v.runner = { online: r.online, busy: r.busy, paused: r.paused };
+      return v;
+    });
+    out.observed = { queued, running, nodes: views.length, busy: views.filter((v) => v.runner?.busy).length };
+
+    // Arrivals per minute from recorded samples, for predict.
+    let history: DemandHistory | undefined;
+    if (pool.scaling.predict) {
+      const samples = await deps.history.samples(pool.name, now - HISTORY_DAYS * 86_400_000);
+      if (samples.length) {
+        const arrivals = new Map<number, number>();
+        for (const s of samples) if (s.arrivals) arrivals.set(Math.floor(s.at / 60_000), (arrivals.get(Math.floor(s.at / 60_000)) ?? 0) + s.arrivals);
+        history = { bucketMs: 60_000, arrivals, since: Math.floor((samples[0] as { at: number }).at / 60_000) };
+      }
+    }
+
+    const newId = deps.newId ?? (() => randomBytes(4).toString('hex').slice(0, 6));
+    const plan = decide({
+      pool,
+      now,
+      observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued, running, upcoming } : undefined,
+      staleAfterMs: 2 * (deps.policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000),
+      nodes: views,
+      memory: rec.memory,
+      ...(history ? { history } : {}),
+      newId: () => newId(),
+    });
+    out.desired = plan.desired;
+    out.reasons.push(...plan.reasons);
+    const byName = new Map(rec.nodes.map((n) => [n.name, n]));
+
+    // Drains: pause runners newly drained; resumes: un-pause.
+    const newDrains = plan.drain.filter((n) => byName.get(n)?.drainingSince === undefined);
+    if (!deps.dryRun) for (const n of newDrains) await emitter.pause(n);
+    for (const n of newDrains) (byName.get(n) as NodeRecord).drainingSince = now;
+    for (const n of plan.resume) delete (byName.get(n) as NodeRecord).drainingSince;
+    if (!deps.dryRun && plan.resume.length && emitter.resume) for (const n of plan.resume) await emitter.resume(n);
+
+    // Destroys: an authoritative idle check right before; a busy one keeps draining.
+    const destroy: string[] = [];
+    for (const n of plan.destroy) {
+      if (deps.dryRun || (await emitter.isIdle(n))) destroy.push(n);
+      else out.reasons.push(`${n} picked up a job after it was drained: kept draining`);
+    }
+
+    // New nodes: their runner credential first; a failure drops the node, not the cycle.
+    const credentials = new Map<string, RunnerCredential>();
+    for (const name of plan.create) {
+      if (deps.dryRun) {
+        credentials.set(name, placeholderCredential(deps.policy.emitters[pool.emitter], pool));
+        continue;
+      }
+      try {
+        credentials.set(name, await emitter.register({ node: name, pool: pool.name, labels: pool.labels, jobsPerNode: pool.runner.jobsPerNode, ephemeral: pool.runner.ephemeral, acceptUntagged: pool.acceptUntagged }));
+        rec.pendingRunners[name] = now;
+      } catch (err) {
+        out.reasons.push(`could not register a runner for ${name}: ${(err as Error).message}`);
+      }
+    }
+    const created = [...credentials.keys()];
+    out.create = created;
+    out.drain = plan.drain;
+    out.destroy = destroy;
+
+    const after = rec.nodes.filter((n) => !destroy.includes(n.name)).map((n) => n.name).concat(created).sort();
+    const driftDue = now - (rec.lastFullPlanAt ?? 0) >= (deps.driftCheckMs ?? 3_600_000);
+    const unchanged = created.length === 0 && destroy.length === 0 && rec.applied !== undefined && sameSet(rec.applied.names, after) && (stateNames === undefined || sameSet(stateNames, after));
+    if (!unchanged || driftDue) {
+      const kept = rec.nodes.filter((n) => !destroy.includes(n.name)).map((n) => n.name);
+      const placeholder = placeholderCredential(deps.policy.emitters[pool.emitter], pool);
+      const { renderPool, writeStack } = await import('../../stacks/render.js');
+      const json = renderPool({ pool, platform, stateDir: deps.stateDir, nodes: [...kept.map((name) => ({ name, credential: placeholder })), ...created.map((name) => ({ name, credential: credentials.get(name) as RunnerCredential }))] });
+      writeStack(dir, json);
+      const backendHash = createHash('sha256').update(JSON.stringify((json.terraform as { backend?: unknown } | undefined)?.backend ?? {})).digest('hex');
+      await deps.terraform.init(dir, backendHash);
+      out.terraform.ran = true;
+      const changed = await deps.terraform.plan(dir, 'parmanu.tfplan');
+      if (changed) {
+        const shown = await deps.terraform.show(dir, 'parmanu.tfplan');
+        const counts = countChanges(shown.resource_changes);
+        out.terraform = { ran: true, ...counts };
+        const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[platform.type], mayCreate: new Set([...created, ...kept]), mayDestroy: new Set(destroy) });
+        if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
+        if (!deps.dryRun) await deps.terraform.apply(dir, 'parmanu.tfplan');
+      }
+      if (!deps.dryRun) rec.lastFullPlanAt = now;
+    }
+    if (deps.dryRun) return finish();
+
+    // Applied: record the new node set; remove destroyed nodes' runners.
+    for (const n of destroy) await emitter.deregister(n).catch((err: Error) => out.reasons.push(`could not remove the runner of ${n}: ${err.message}`));
+    rec.nodes = rec.nodes.filter((n) => !destroy.includes(n.name));
+    for (const name of created) rec.nodes.push({ name, createdAt: now });
+    for (const n of rec.nodes) {
+      const r = runners.get(n.name);
+      if (r?.busy) n.lastBusyAt = now;
+      if (r && n.registeredAt === undefined) n.registeredAt = now;
+      if (r) delete rec.pendingRunners[n.name];
+    }
+    // Runners of this pool that no node backs (a crash between register and apply): removed after a grace period.
+    const nodeNames = new Set(rec.nodes.map((n) => n.name));
+    for (const r of runners.values()) {
+      if (nodeOwner(r.name) !== pool.name || nodeNames.has(r.name)) continue;
+      const since = rec.pendingRunners[r.name] ?? now;
+      rec.pendingRunners[r.name] = since;
+      if (now - since >= (deps.orphanGraceMs ?? 15 * 60_000) && !r.busy) {
+        await emitter.deregister(r.name).then(
+          () => {
+            delete rec.pendingRunners[r.name];
+            out.reasons.push(`removed runner ${r.name}: no VM backs it`);
+          },
+          (err: Error) => out.reasons.push(`could not remove orphan runner ${r.name}: ${err.message}`),
+        );
+      }
+    }
+    for (const name of Object.keys(rec.pendingRunners)) if (nodeNames.has(name) && runners.has(name)) delete rec.pendingRunners[name];
+    rec.memory = plan.memory;
+    rec.applied = { names: rec.nodes.map((n) => n.name).sort(), at: now, stackHash: '' };
+    let arrivals = 0;
+    if (probe?.ok) {
+      const seen = new Set(rec.seenJobs);
+      const ids = jobs.filter((j) => j.status !== 'upcoming').map((j) => j.id);
+      arrivals = ids.filter((id) => !seen.has(id)).length;
+      rec.seenJobs = ids.slice(-5000);
+    }
+    await deps.history.putPool(rec);
+    await deps.history.addSample(pool.name, { at: now, queued, running, arrivals, nodes: rec.nodes.length, desired: plan.desired });
+    if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}` });
+    if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}` });
+    return finish();
+  } catch (err) {
+    out.error = (err as Error).message;
+    await deps.history.addEvent({ at: now, pool: pool.name, kind: 'error', detail: out.error }).catch(() => undefined);
+    return finish();
+  } finally {
+    if (leased) await deps.history.releaseLease(pool.name, deps.owner).catch(() => undefined);
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const s = new Set(a);
+  return b.every((x) => s.has(x));
+}

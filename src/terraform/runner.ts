@@ -1,0 +1,111 @@
+/**
+ * Running terraform (or OpenTofu: PARMANU_TERRAFORM=tofu) through execa: version check, init once
+ * per working directory, plan to a file with -detailed-exitcode and a lock timeout, show -json,
+ * apply of the saved plan. Failures are TerraformError with terraform's last error lines.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PlanJsonSchema, type PlanJson } from './plan.js';
+
+export class TerraformError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TerraformError';
+  }
+}
+
+export const MIN_VERSION = [1, 5, 0] as const;
+
+export interface TerraformOptions {
+  bin?: string;
+  /** Extra environment (e.g. GOOGLE_APPLICATION_CREDENTIALS); never logged. */
+  env?: Record<string, string>;
+  lockTimeout?: string;
+  /** Values to cut out of error messages. */
+  secrets?: string[];
+}
+
+export class Terraform {
+  readonly bin: string;
+  /** Terraform commands run, for the no-op fast path's accounting. */
+  runs = 0;
+  private checked: string | undefined;
+
+  constructor(private readonly opts: TerraformOptions = {}) {
+    this.bin = opts.bin ?? 'terraform';
+  }
+
+  private run(args: string[], cwd: string): ResultPromise<{ cwd: string; reject: false; env: Record<string, string>; all: true; stdin: 'ignore' }> {
+    this.runs++;
+    return execa(this.bin, args, { cwd, reject: false, all: true, stdin: 'ignore', env: { TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...(this.opts.env ?? {}) } });
+  }
+
+  private fail(what: string, output: string): TerraformError {
+    let lines = output.split('\n').filter((l) => /Error|error:|│/.test(l)).map((l) => l.replace(/^[│╷╵]\s?/, '').trim()).filter(Boolean).slice(0, 6);
+    if (lines.length === 0) lines = output.trim().split('\n').slice(-4);
+    let msg = `${this.bin} ${what} failed: ${lines.join(' ')}`;
+    for (const s of this.opts.secrets ?? []) if (s.length >= 4) msg = msg.replaceAll(s, '***');
+    return new TerraformError(msg);
+  }
+
+  /** Checks that the binary exists and is recent enough; returns its version. */
+  async version(): Promise<string> {
+    if (this.checked) return this.checked;
+    let out;
+    try {
+      out = await execa(this.bin, ['version', '-json'], { reject: false, stdin: 'ignore' });
+    } catch {
+      throw new TerraformError(`${this.bin} not found on PATH: install Terraform ≥ 1.5 or OpenTofu, or set PARMANU_TERRAFORM`);
+    }
+    if (out.failed && (out as { code?: string }).code === 'ENOENT') throw new TerraformError(`${this.bin} not found on PATH: install Terraform ≥ 1.5 or OpenTofu, or set PARMANU_TERRAFORM`);
+    const v = z.object({ terraform_version: z.string() }).loose().safeParse(JSON.parse(String(out.stdout || '{}')));
+    if (!v.success) throw new TerraformError(`${this.bin} version -json gave no version: is PARMANU_TERRAFORM a terraform or tofu binary?`);
+    const parts = v.data.terraform_version.split('.').map(Number);
+    for (let i = 0; i < 3; i++) {
+      const a = parts[i] ?? 0;
+      const b = MIN_VERSION[i] ?? 0;
+      if (a > b) break;
+      if (a < b) throw new TerraformError(`${this.bin} ${v.data.terraform_version} is too old: Parmanu needs ≥ ${MIN_VERSION.join('.')}`);
+    }
+    this.checked = v.data.terraform_version;
+    return this.checked;
+  }
+
+  /** init, once per working directory and backend configuration. */
+  async init(dir: string, backendHash: string): Promise<void> {
+    const marker = join(dir, '.parmanu-init');
+    if (existsSync(join(dir, '.terraform')) && existsSync(marker) && readFileSync(marker, 'utf8') === backendHash) return;
+    const r = await this.run(['init', '-input=false', '-no-color', '-reconfigure'], dir);
+    if (r.exitCode !== 0) throw this.fail('init', String(r.all));
+    writeFileSync(marker, backendHash);
+  }
+
+  /** plan to `planFile`; true when there are changes. */
+  async plan(dir: string, planFile: string): Promise<boolean> {
+    const r = await this.run(['plan', '-input=false', '-no-color', '-detailed-exitcode', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, `-out=${planFile}`], dir);
+    if (r.exitCode === 0) return false;
+    if (r.exitCode === 2) return true;
+    throw this.fail('plan', String(r.all));
+  }
+
+  async show(dir: string, planFile: string): Promise<PlanJson> {
+    const r = await this.run(['show', '-json', '-no-color', planFile], dir);
+    if (r.exitCode !== 0) throw this.fail('show', String(r.all));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(String(r.stdout));
+    } catch {
+      throw new TerraformError(`${this.bin} show -json did not print JSON`);
+    }
+    const parsed = PlanJsonSchema.safeParse(raw);
+    if (!parsed.success) throw new TerraformError(`${this.bin} show -json: unexpected plan format: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+    return parsed.data;
+  }
+
+  async apply(dir: string, planFile: string): Promise<void> {
+    const r = await this.run(['apply', '-input=false', '-no-color', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, planFile], dir);
+    if (r.exitCode !== 0) throw this.fail('apply', String(r.all));
+  }
+}

@@ -1,0 +1,55 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const bin = join(root, 'bin', 'parmanu.js');
+const dir = mkdtempSync(join(tmpdir(), 'parmanu-rec-'));
+const cli = (args: string[], env: Record<string, string> = {}) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+beforeAll(() => {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
+  cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('parmanu reconcile', () => {
+  it('runs the README\'s offline demo: scales up through terraform, then takes the no-op path', () => {
+    const first = cli(['reconcile', '--policy', 'examples/demo', '--json']);
+    expect(first.code).toBe(0);
+    const a = JSON.parse(first.out) as { ok: boolean; pools: Array<Record<string, unknown>> };
+    expect(a.ok).toBe(true);
+    const linux = a.pools.find((p) => p.pool === 'demo-linux') as { create: string[]; terraform: { ran: boolean; add: number }; observed: Record<string, number>; durationMs: number; reasons: string[] };
+    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'reasons', 'terraform']);
+    expect(Object.keys(linux.observed).sort()).toEqual(['busy', 'nodes', 'queued', 'running']);
+    expect(linux.create.length).toBeGreaterThan(0);
+    expect(linux.terraform).toMatchObject({ ran: true, add: linux.create.length });
+    expect(existsSync(join(dir, '.parmanu', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(true);
+    const second = JSON.parse(cli(['reconcile', '--policy', 'examples/demo', '--json']).out) as { pools: Array<{ terraform: { ran: boolean } }> };
+    expect(second.pools.map((p) => p.terraform.ran)).toEqual([false, false]);
+  });
+
+  it('plans but applies nothing with --dry-run', () => {
+    const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'dry') });
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^demo-linux: \d+ queued/);
+    expect(existsSync(join(dir, 'dry', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(false);
+  });
+
+  it.each([
+    [['reconcile', '--policy', 'examples/demo', '--now', 'yesterday'], {}, /--now must be an ISO-8601 time/],
+    [['reconcile', '--policy', 'examples/demo', '--pool', 'nope'], {}, /no pool named "nope"/],
+    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.5 or OpenTofu, or set PARMANU_TERRAFORM/],
+    [['reconcile', '--policy', join(root, 'policies')], {}, /\$\{env:GITLAB_TOKEN\}: environment variable GITLAB_TOKEN is not set/],
+  ])('refuses %j with exit 2 and one clear line', (args, env, message) => {
+    const r = cli(args, env as Record<string, string>);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+});
