@@ -1,0 +1,107 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReplayEmitter } from '../../src/emitters/replay.js';
+import { FileHistoryStore } from '../../src/history/file.js';
+import { normalize } from '../../src/policy/load.js';
+import { EmitterSchema, PlatformSchema, PoolSchema, type PoolInput } from '../../src/policy/schema.js';
+import type { Policy } from '../../src/policy/types.js';
+import { poolDir, reconcileOnce, type ReconcileDeps } from '../../src/reconcile/cycle.js';
+import { Terraform } from '../../src/terraform/runner.js';
+import { round, type BenchCase } from '../harness.js';
+
+function setup(pools: number, min: number): { deps: ReconcileDeps; root: string; terraform: Terraform } {
+  const root = mkdtempSync(join(tmpdir(), 'parmanu-bench-rec-'));
+  const trace = join(root, 'trace.csv');
+  writeFileSync(trace, 'queued_at,duration_s,labels\n2025-01-06T08:00:00Z,60,nothing\n');
+  const poolMap = new Map<string, PoolInput>();
+  for (let i = 0; i < pools; i++) poolMap.set(`pool-${i}`, PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], scaling: { min, max: Math.max(min, 1), maxStep: Math.max(min, 1), predict: false } }));
+  const policy: Policy = normalize({ emitters: new Map([['ci', EmitterSchema.parse({ type: 'replay', trace })]]), platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]), pools: poolMap });
+  const t = Date.parse('2026-11-02T10:00:00Z');
+  const terraform = new Terraform();
+  let id = 0;
+  const deps: ReconcileDeps = {
+    policy,
+    emitters: new Map([['ci', new ReplayEmitter(policy.emitters.ci as never, () => t)]]),
+    history: new FileHistoryStore(join(root, 'state'), () => t),
+    terraform,
+    stateDir: join(root, 'state'),
+    clock: () => t,
+    owner: 'bench',
+    parallel: 4,
+    newId: () => (id++).toString(36).padStart(6, '0'),
+  };
+  return { deps, root, terraform };
+}
+
+/** A steady 50-pool fleet: nothing to change, so no terraform at all. */
+export const noopCycle50: BenchCase = {
+  name: 'noop-cycle-50-pools',
+  async run({ log }) {
+    const { deps, root, terraform } = setup(50, 1);
+    try {
+      log('noop-cycle-50-pools: first cycle creates 50 nodes through terraform…');
+      const first = await reconcileOnce(deps);
+      if (!first.ok) throw new Error(first.pools.find((p) => p.error)?.error);
+      const runsBefore = terraform.runs;
+      const heapBefore = process.memoryUsage().rss;
+      const t0 = process.hrtime.bigint();
+      const second = await reconcileOnce(deps);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (!second.ok) throw new Error(second.pools.find((p) => p.error)?.error);
+      return [
+        { name: 'noop-cycle-50-pools', value: round(ms, 0), unit: 'ms', note: `terraform runs: ${terraform.runs - runsBefore} (target ≤ 1000 ms and 0 runs)` },
+        { name: 'noop-cycle-50-pools-rss', value: round(Math.max(heapBefore, process.memoryUsage().rss) / 2 ** 20, 0), unit: 'MiB', note: 'resident memory of the benchmark process after a 50-pool cycle' },
+      ];
+    } finally {
+      await deps.history.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+};
+
+/** A full cycle that creates 200 nodes, against bare terraform init + apply of the same stack. */
+export const reconcileVsTerraform200: BenchCase = {
+  name: 'reconcile-vs-terraform-200-nodes',
+  async run({ log }) {
+    const cold = setup(1, 200);
+    const warm = setup(1, 200);
+    try {
+      log('reconcile-vs-terraform-200-nodes: reconcile cycle (cdktf not loaded yet: a one-shot CLI run)…');
+      const ours = await timedCycle(cold.deps);
+      log('reconcile-vs-terraform-200-nodes: again in a fresh state, cdktf loaded (a --watch service)…');
+      const oursWarm = await timedCycle(warm.deps);
+      // The same configuration, applied by terraform alone into a fresh state.
+      const bare = join(cold.root, 'bare');
+      mkdirSync(bare);
+      const json = JSON.parse(readFileSync(join(poolDir(cold.deps.stateDir, 'pool-0'), 'cdk.tf.json'), 'utf8')) as { terraform: { backend: { local: { path: string } } } };
+      json.terraform.backend.local.path = join(bare, 'terraform.tfstate');
+      writeFileSync(join(bare, 'cdk.tf.json'), JSON.stringify(json));
+      log('reconcile-vs-terraform-200-nodes: bare terraform…');
+      const env = { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1' };
+      const t1 = process.hrtime.bigint();
+      execFileSync('terraform', ['init', '-input=false', '-no-color'], { cwd: bare, env, stdio: 'ignore' });
+      execFileSync('terraform', ['apply', '-input=false', '-no-color', '-auto-approve'], { cwd: bare, env, stdio: 'ignore' });
+      const tf = Number(process.hrtime.bigint() - t1) / 1e6;
+      const base = { name: 'terraform init + apply, same config', value: round(tf, 0) };
+      return [
+        { name: 'reconcile-vs-terraform-200-nodes', value: round(ours, 0), unit: 'ms', baseline: base, ratio: round(ours / tf), note: 'one-shot: includes loading cdktf (~0.5 s); decide, render, init, plan, show, guard, apply (target ≤ 1.1)' },
+        { name: 'reconcile-vs-terraform-200-nodes-warm', value: round(oursWarm, 0), unit: 'ms', baseline: base, ratio: round(oursWarm / tf), note: 'the same with cdktf already loaded (--watch)' },
+      ];
+    } finally {
+      for (const w of [cold, warm]) {
+        await w.deps.history.close();
+        rmSync(w.root, { recursive: true, force: true });
+      }
+    }
+  },
+};
+
+async function timedCycle(deps: ReconcileDeps): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const r = await reconcileOnce(deps);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (!r.ok || r.pools[0]?.create.length !== 200) throw new Error(r.pools[0]?.error ?? 'did not create 200 nodes');
+  return ms;
+}
