@@ -21,7 +21,7 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { HttpClient } from './http.js';
+import { HttpClient, probeResult } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
@@ -153,12 +153,7 @@ export class GithubEmitter implements Emitter {
     const t0 = this.clock();
     this.http.resetStats();
     this.partialReasons = [];
-    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult => ({
-      emitter: this.name,
-      at: t0,
-      ...r,
-      meta: { durationMs: this.clock() - t0, apiCalls: this.http.stats.calls, notModified: this.http.stats.notModified, ...(this.http.stats.rateLimitRemaining !== undefined ? { rateLimitRemaining: this.http.stats.rateLimitRemaining } : {}) },
-    });
+    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
     try {
       const repos = this.cfg.repos ?? (await this.all(`/orgs/${this.cfg.owner}/repos`, RepoSchema)).filter((r) => !r.archived).map((r) => r.name);
       const runsByRepo = await Promise.allSettled(

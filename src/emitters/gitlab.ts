@@ -15,7 +15,7 @@ import { Gitlab } from '@gitbeaker/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { describeFailure, HttpClient, readJson } from './http.js';
+import { describeFailure, HttpClient, probeResult, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
@@ -89,12 +89,7 @@ export class GitlabEmitter implements Emitter {
     const t0 = this.clock();
     this.http.resetStats();
     this.partialReasons = [];
-    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult => ({
-      emitter: this.name,
-      at: t0,
-      ...r,
-      meta: { durationMs: this.clock() - t0, apiCalls: this.http.stats.calls, notModified: 0, ...(this.http.stats.rateLimitRemaining !== undefined ? { rateLimitRemaining: this.http.stats.rateLimitRemaining } : {}) },
-    });
+    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
     try {
       // Independent of the jobs: listed while they are read.
       const runnerList = this.runnerList();

@@ -6,7 +6,7 @@
  * no token reaches a message.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
-import { EmitterError } from './types.js';
+import { EmitterError, type ProbeResult } from './types.js';
 
 export interface HttpPolicy {
   timeoutMs: number;
@@ -140,4 +140,14 @@ export async function describeFailure(res: Response, what: string): Promise<Emit
   }
   const hint = res.status === 401 ? ' (check the token)' : res.status === 403 ? ' (the token lacks a permission)' : res.status === 404 ? ' (not found, or the token cannot see it)' : '';
   return new EmitterError(`${what}: HTTP ${res.status}${detail ? ` ${detail}` : ''}${hint}`, res.status);
+}
+
+/** A probe's result with its metadata from the HTTP client's counters since `t0`. */
+export function probeResult(emitter: string, t0: number, clock: () => number, stats: HttpStats, r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult {
+  return {
+    emitter,
+    at: t0,
+    ...r,
+    meta: { durationMs: clock() - t0, apiCalls: stats.calls, notModified: stats.notModified, ...(stats.rateLimitRemaining !== undefined ? { rateLimitRemaining: stats.rateLimitRemaining } : {}) },
+  };
 }

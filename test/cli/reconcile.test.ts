@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,5 +51,24 @@ describe('parmanu reconcile', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
     expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('loops with --watch and exits 0 on SIGTERM after finishing its cycle', async () => {
+    const child = spawn(process.execPath, [bin, 'reconcile', '--policy', 'examples/demo', '--watch'], { cwd: dir, env: { PATH: process.env.PATH ?? '', PARMANU_STATE_DIR: join(dir, 'watch') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no cycle output: ${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        if (/demo-arm:/.test(out)) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(out).toMatch(/^demo-linux: /m);
   });
 });
