@@ -7,6 +7,7 @@ import { loadPolicy } from '../policy/load.js';
 import { SecretResolutionError } from '../policy/secrets.js';
 import { formatProblem } from '../policy/types.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
+import { ReconcileMetrics } from '../reconcile/metrics.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
 import { UsageError, type Io } from './errors.js';
@@ -22,6 +23,8 @@ Options:
   --pool NAME     only these pools (comma-separated)
   --dry-run       plan, never apply, never register or pause runners
   --watch         loop at the shortest probe interval; SIGTERM/SIGINT finish the cycle and exit 0
+  --metrics-listen HOST:PORT
+                  with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464; off: none)
   --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons}]}
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
   -h, --help      this help
@@ -31,7 +34,7 @@ PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).
 Exit: 0 ok, 1 a pool failed, 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' } });
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -66,6 +69,22 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: ${err.message}`);
     throw err;
   }
+  let listen: { host: string; port: number } | undefined;
+  const ml = values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
+  if (ml !== 'off') {
+    const m = /^(.*):(\d{1,5})$/.exec(ml);
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: --metrics-listen must be HOST:PORT or off, not "${ml}"`);
+    if (!values.watch) throw new UsageError('reconcile: --metrics-listen needs --watch');
+    listen = { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+  }
+  const metrics = listen ? new ReconcileMetrics() : undefined;
+  if (metrics && listen) {
+    try {
+      io.err(`parmanu: metrics at ${await metrics.listen(listen.host, listen.port)}`);
+    } catch (err) {
+      throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   const history = openHistory(io.env, stateDir, clock);
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;
@@ -83,6 +102,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const started = Date.now();
       const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
       code = result.ok ? 0 : 1;
+      metrics?.record(result, Date.now() - started);
       print(io, result, values.json ?? false);
       if (!values.watch) break;
       const wait = Math.max(0, interval - (Date.now() - started));
@@ -90,6 +110,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     } while (!stopping);
   } finally {
     await history.close();
+    await metrics?.close();
   }
   return values.watch ? 0 : code;
 }

@@ -31,6 +31,8 @@ export interface PoolOutcome {
   destroy: string[];
   terraform: { ran: boolean; add: number; change: number; destroy: number };
   durationMs: number;
+  /** Time spent running terraform this cycle. */
+  terraformMs: number;
   reasons: string[];
   /** Set when the pool failed this cycle: nothing after the failing step was done. */
   error?: string;
@@ -41,6 +43,7 @@ export interface PoolOutcome {
 export interface CycleResult {
   ok: boolean;
   pools: PoolOutcome[];
+  probes: Array<{ emitter: string; ok: boolean; partial: boolean; durationMs: number; apiCalls: number }>;
 }
 
 export interface ReconcileDeps {
@@ -85,13 +88,13 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   );
   const limit = pLimit(deps.parallel ?? 4);
   const outcomes = await Promise.all(pools.map((pool) => limit(() => reconcilePool(deps, pool, probes.get(pool.emitter)))));
-  return { ok: outcomes.every((o) => !o.error), pools: outcomes };
+  return { ok: outcomes.every((o) => !o.error), pools: outcomes, probes: [...probes.values()].map((p) => ({ emitter: p.emitter, ok: p.ok, partial: p.partial, durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls })) };
 }
 
 async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: ProbeResult | undefined): Promise<PoolOutcome> {
   const t0 = Date.now();
   const now = deps.clock();
-  const out: PoolOutcome = { pool: pool.name, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, reasons: [] };
+  const out: PoolOutcome = { pool: pool.name, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, terraformMs: 0, reasons: [] };
   const finish = () => ({ ...out, durationMs: Date.now() - t0 });
   let leased = false;
   try {
@@ -208,6 +211,7 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
       const { renderPool, writeStack } = await import('../../stacks/render.js');
       const json = renderPool({ pool, platform, stateDir: deps.stateDir, nodes: [...kept.map((name) => ({ name, credential: placeholder })), ...created.map((name) => ({ name, credential: credentials.get(name) as RunnerCredential }))] });
       writeStack(dir, json);
+      const tfStart = Date.now();
       const backendHash = createHash('sha256').update(JSON.stringify((json.terraform as { backend?: unknown } | undefined)?.backend ?? {})).digest('hex');
       await deps.terraform.init(dir, backendHash);
       out.terraform.ran = true;
@@ -220,6 +224,7 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
         if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
         if (!deps.dryRun) await deps.terraform.apply(dir, 'parmanu.tfplan');
       }
+      out.terraformMs = Date.now() - tfStart;
       if (!deps.dryRun) rec.lastFullPlanAt = now;
     }
     if (deps.dryRun) return finish();

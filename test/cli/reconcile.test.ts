@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ const cli = (args: string[], env: Record<string, string> = {}) => {
 beforeAll(() => {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
   cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true });
+  writeFileSync(join(dir, 'old-terraform'), '#!/bin/sh\necho \'{"terraform_version": "1.2.9"}\'\n');
+  chmodSync(join(dir, 'old-terraform'), 0o755);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -46,6 +48,8 @@ describe('parmanu reconcile', () => {
     [['reconcile', '--policy', 'examples/demo', '--pool', 'nope'], {}, /no pool named "nope"/],
     [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.5 or OpenTofu, or set PARMANU_TERRAFORM/],
     [['reconcile', '--policy', join(root, 'policies')], {}, /\$\{env:GITLAB_TOKEN\}: environment variable GITLAB_TOKEN is not set/],
+    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: join(dir, 'old-terraform') }, /old-terraform 1\.2\.9 is too old: Parmanu needs ≥ 1\.5\.0/],
+    [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT or off/],
   ])('refuses %j with exit 2 and one clear line', (args, env, message) => {
     const r = cli(args, env as Record<string, string>);
     expect(r.code).toBe(2);
@@ -54,9 +58,11 @@ describe('parmanu reconcile', () => {
   });
 
   it('loops with --watch and exits 0 on SIGTERM after finishing its cycle', async () => {
-    const child = spawn(process.execPath, [bin, 'reconcile', '--policy', 'examples/demo', '--watch'], { cwd: dir, env: { PATH: process.env.PATH ?? '', PARMANU_STATE_DIR: join(dir, 'watch') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'reconcile', '--policy', 'examples/demo', '--watch', '--metrics-listen', '127.0.0.1:0'], { cwd: dir, env: { PATH: process.env.PATH ?? '', PARMANU_STATE_DIR: join(dir, 'watch') }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no cycle output: ${out}`)), 20_000);
       child.stdout.on('data', () => {
@@ -66,6 +72,14 @@ describe('parmanu reconcile', () => {
         }
       });
     });
+    const url = /metrics at (http:\S+)/.exec(err)?.[1];
+    expect(url).toBeDefined();
+    const body = await (await fetch(url as string)).text();
+    expect(body).toMatch(/^parmanu_pool_desired_nodes\{pool="demo-linux"\} \d+$/m);
+    expect(body).toMatch(/^parmanu_pool_queued_jobs\{pool="demo-arm"\} 0$/m);
+    expect(body).toMatch(/^parmanu_cycle_duration_seconds_count 1$/m);
+    expect(body).toMatch(/^parmanu_probe_duration_seconds_count\{emitter="demo",ok="true"\} 1$/m);
+    expect(body).toMatch(/^parmanu_terraform_duration_seconds_count\{pool="demo-linux"\} 1$/m);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);
