@@ -112,7 +112,8 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
 
     // Node set: history, reconciled with local state (the truth) where it can be read.
     let rec = await deps.history.getPool(pool.name);
-    const stateNames = localState ? readStateNodes(localState).map((n) => n.name) : undefined;
+    let stateNames = localState ? readStateNodes(localState).map((n) => n.name) : undefined;
+    if (!rec && !stateNames) stateNames = await remoteStateNodes(deps, pool, platform, dir);
     if (!rec) {
       rec = { pool: pool.name, nodes: (stateNames ?? []).map((name) => ({ name, createdAt: now })), pendingRunners: {}, seenJobs: [] };
       if (stateNames?.length) out.reasons.push(`history was empty: rebuilt ${stateNames.length} node${stateNames.length === 1 ? '' : 's'} from Terraform state`);
@@ -277,6 +278,15 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
   } finally {
     if (leased) await deps.history.releaseLease(pool.name, deps.owner).catch(() => undefined);
   }
+}
+
+/** A remote backend's node set, read through terraform (only when the history has none). */
+async function remoteStateNodes(deps: ReconcileDeps, pool: PoolConfig, platform: Policy['platforms'][string], dir: string): Promise<string[]> {
+  const { renderPool, writeStack } = await import('../../stacks/render.js');
+  const json = renderPool({ pool, platform, stateDir: deps.stateDir, nodes: [] });
+  writeStack(dir, json);
+  await deps.terraform.init(dir, createHash('sha256').update(JSON.stringify((json.terraform as { backend?: unknown } | undefined)?.backend ?? {})).digest('hex'));
+  return deps.terraform.stateNodes(dir);
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

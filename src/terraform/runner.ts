@@ -18,6 +18,10 @@ export class TerraformError extends Error {
 
 export const MIN_VERSION = [1, 5, 0] as const;
 
+const StateJsonSchema = z.object({
+  values: z.object({ root_module: z.object({ resources: z.array(z.object({ mode: z.string(), type: z.string(), name: z.string() }).loose()).optional() }).loose().optional() }).loose().optional(),
+}).loose();
+
 export interface TerraformOptions {
   bin?: string;
   /** Extra environment (e.g. GOOGLE_APPLICATION_CREDENTIALS); never logged. */
@@ -102,6 +106,16 @@ export class Terraform {
     const parsed = PlanJsonSchema.safeParse(raw);
     if (!parsed.success) throw new TerraformError(`${this.bin} show -json: unexpected plan format: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
     return parsed.data;
+  }
+
+  /** Node names in the working directory's current state, whatever the backend (`show -json`). */
+  async stateNodes(dir: string): Promise<string[]> {
+    const r = await this.run(['show', '-json', '-no-color'], dir);
+    if (r.exitCode !== 0) throw this.fail('show', String(r.all));
+    const parsed = StateJsonSchema.safeParse(JSON.parse(String(r.stdout) || '{}'));
+    if (!parsed.success) throw new TerraformError(`${this.bin} show -json: unexpected state format`);
+    const resources = parsed.data.values?.root_module?.resources ?? [];
+    return resources.filter((x) => x.mode === 'managed' && x.name.startsWith('node_')).map((x) => x.name.slice(5));
   }
 
   async apply(dir: string, planFile: string): Promise<void> {

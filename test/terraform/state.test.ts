@@ -47,3 +47,19 @@ describe('readStateNodes', () => {
     expect(() => readStateNodes(f)).toThrowError(message);
   });
 });
+
+describe('Terraform.stateNodes', () => {
+  it('lists node resources of the current state through terraform show -json', async () => {
+    const { Terraform } = await import('../../src/terraform/runner.js');
+    const { renderPool, writeStack } = await import('../../stacks/render.js');
+    const { testPool } = await import('../helpers.js');
+    const work = mkdtempSync(join(tmpdir(), 'parmanu-show-'));
+    writeStack(work, renderPool({ pool: testPool({}, 'sn'), platform: { name: 'lab', type: 'local' }, stateDir: work, nodes: ['sn-a', 'sn-b'].map((name) => ({ name, credential: { kind: 'none' as const } })) }));
+    const tf = new Terraform();
+    await tf.init(work, 'x');
+    expect(await tf.stateNodes(work)).toEqual([]);
+    await tf.plan(work, 'p.bin');
+    await tf.apply(work, 'p.bin');
+    expect((await tf.stateNodes(work)).sort()).toEqual(['sn-a', 'sn-b']);
+  });
+});
