@@ -16,7 +16,7 @@ interface CommandEntry {
 const COMMANDS: Record<string, CommandEntry> = {
   validate: { summary: 'load and check policies; FILE:LINE:COL per problem', load: async () => (await import('./validate.js')).run },
   reconcile: { summary: 'one reconcile cycle (or a loop with --watch)', load: async () => (await import('./reconcile.js')).run },
-  plan: { summary: 'what a policy change would do, per pool', pending: 'the GitOps flow' },
+  plan: { summary: 'what a policy change would do, per pool', load: async () => (await import('./plan.js')).run },
   simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', pending: 'the GitOps flow' },

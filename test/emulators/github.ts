@@ -23,6 +23,8 @@ export class GithubEmulator extends Emulator {
   jobs: GhJob[] = [];
   runners: GhRunner[] = [];
   rateLimitRemaining = 5000;
+  /** Issue and pull request comments. */
+  comments: Array<{ id: number; issue: number; body: string }> = [];
   /** Responses answered 304 Not Modified. */
   notModified = 0;
   private nextId = 5000;
@@ -58,6 +60,20 @@ export class GithubEmulator extends Emulator {
       const runner: GhRunner = { id: this.nextId++, name: b.name, os: 'unknown', status: 'offline', busy: false, labels: ['self-hosted', ...b.labels], ephemeral: true };
       this.runners.push(runner);
       return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': 'x' })).toString('base64') } };
+    }));
+    this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => this.list(r, this.comments.filter((c) => c.issue === Number(r.params[2])).map((c) => ({ id: c.id, body: c.body })))));
+    this.route('POST', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => {
+      const body = (r.body as { body?: string } | undefined)?.body;
+      if (!body) return { status: 422, body: { message: 'Validation Failed', documentation_url: DOCS } };
+      const c = { id: this.nextId++, issue: Number(r.params[2]), body };
+      this.comments.push(c);
+      return { status: 201, body: { id: c.id, body: c.body } };
+    }));
+    this.route('PATCH', /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)$/, (r) => this.repoOnly(r, () => {
+      const c = this.comments.find((x) => x.id === Number(r.params[2]));
+      if (!c) return this.notFound();
+      c.body = (r.body as { body?: string } | undefined)?.body ?? c.body;
+      return { status: 200, body: { id: c.id, body: c.body } };
     }));
     this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: `AREG${this.nextId++}EMULATED`, expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
   }

@@ -19,6 +19,8 @@ export class GitlabEmulator extends Emulator {
   jobs: GlJob[] = [];
   runners: GlRunner[] = [];
   rateLimitRemaining = 2000;
+  /** Merge request notes: `${project}/${iid}` → notes. */
+  notes = new Map<string, Array<{ id: number; body: string }>>();
   private nextId = 1000;
 
   constructor() {
@@ -61,6 +63,25 @@ export class GitlabEmulator extends Emulator {
       this.runners.splice(i, 1);
       return { status: 204 };
     });
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/merge_requests/(\\d+)/notes$`), (r) => this.withProject(r, (p) => this.page(r, this.notes.get(`${p.id}/${r.params[1]}`) ?? [])));
+    this.route('POST', new RegExp(`^${api}/projects/([^/]+)/merge_requests/(\\d+)/notes$`), (r) =>
+      this.withProject(r, (p) => {
+        const body = String((r.body as { body?: string } | undefined)?.body ?? '');
+        if (!body) return { status: 400, body: { message: { body: ["can't be blank"] } } };
+        const key = `${p.id}/${r.params[1]}`;
+        const note = { id: this.nextId++, body };
+        this.notes.set(key, [...(this.notes.get(key) ?? []), note]);
+        return { status: 201, body: note };
+      }),
+    );
+    this.route('PUT', new RegExp(`^${api}/projects/([^/]+)/merge_requests/(\\d+)/notes/(\\d+)$`), (r) =>
+      this.withProject(r, (p) => {
+        const note = (this.notes.get(`${p.id}/${r.params[1]}`) ?? []).find((n) => n.id === Number(r.params[2]));
+        if (!note) return { status: 404, body: { message: '404 Note Not Found' } };
+        note.body = String((r.body as { body?: string } | undefined)?.body ?? note.body);
+        return { status: 200, body: note };
+      }),
+    );
     this.route('GET', new RegExp(`^${api}/runners/(\\d+)/jobs$`), (r) => {
       const runner = this.runners.find((x) => x.id === Number(r.params[0]));
       if (!runner) return { status: 404, body: { message: '404 Not found' } };

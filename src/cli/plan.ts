@@ -1,0 +1,106 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { postStickyComment, CommentError } from '../gitops/comment.js';
+import { diffPolicies, planMarkdown, type LatestObservation } from '../gitops/diff.js';
+import { openHistory } from '../history/index.js';
+import { loadPolicy } from '../policy/load.js';
+import { formatProblem, type Policy } from '../policy/types.js';
+import { parse } from './args.js';
+import { UsageError, type Io } from './errors.js';
+
+const HELP = `Usage: parmanu plan [--policy PATH] [--base PATH|REF] [--format markdown|json] [--report FILE] [--comment]
+
+What a policy change would do: pools added, removed and changed (old → new for each setting), and
+for each pool what the new policy would decide now from the latest history (nodes now, desired,
+create, destroy). Nothing is applied.
+
+Options:
+  --policy PATH   the new policies (default policies/)
+  --base PATH|REF the old policies: a directory, or a git ref whose copy of --policy is read
+                  (default: none, every pool counts as added)
+  --format F      markdown (default) or json
+  --report FILE   also write a GitLab terraform report {"create","update","delete"} for the
+                  merge request widget (artifacts:reports:terraform)
+  --comment       post or update one sticky comment on the merge/pull request of this CI run
+  -h, --help      this help`;
+
+/** The policies at a git ref, copied into a temporary directory. */
+function checkoutPolicies(ref: string, policyPath: string, cwd: string): string {
+  let top: string;
+  try {
+    top = execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    throw new UsageError(`plan: --base ${ref} is neither a directory nor a git ref here (not in a git repository)`);
+  }
+  const rel = relative(top, policyPath) || '.';
+  let files: string[];
+  try {
+    files = execFileSync('git', ['ls-tree', '-r', '--name-only', ref, '--', rel], { cwd: top, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter((f) => /\.ya?ml$/.test(f));
+  } catch {
+    throw new UsageError(`plan: --base ${ref} is neither a directory nor a git ref`);
+  }
+  const out = mkdtempSync(join(tmpdir(), 'parmanu-base-'));
+  for (const f of files) {
+    const dest = join(out, relative(rel, f));
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, execFileSync('git', ['show', `${ref}:${f}`], { cwd: top }));
+  }
+  return out;
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('plan', argv, { policy: { type: 'string' }, base: { type: 'string' }, format: { type: 'string' }, report: { type: 'string' }, comment: { type: 'boolean' } });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const format = values.format ?? 'markdown';
+  if (format !== 'markdown' && format !== 'json') throw new UsageError(`plan: --format must be markdown or json, not "${format}"`);
+  const policyPath = resolve(io.cwd, values.policy ?? 'policies');
+  const head = loadPolicy([policyPath], { cwd: io.cwd });
+  if (!head.policy) {
+    for (const p of head.problems) io.err(formatProblem(p));
+    return 2;
+  }
+  let base: Policy | undefined;
+  if (values.base) {
+    const asPath = resolve(io.cwd, values.base);
+    const dir = existsSync(asPath) ? asPath : checkoutPolicies(values.base, policyPath, io.cwd);
+    const loaded = loadPolicy([dir], { cwd: io.cwd });
+    if (dir !== asPath) rmSync(dir, { recursive: true, force: true });
+    if (!loaded.policy) io.err(`plan: the base policies do not validate (${loaded.problems.filter((p) => p.severity === 'error').length} errors); comparing against none`);
+    base = loaded.policy;
+  }
+  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
+  const history = openHistory(io.env, stateDir);
+  const latest = new Map<string, LatestObservation>();
+  try {
+    for (const name of new Set([...head.policy.pools, ...(base?.pools ?? [])].map((p) => p.name))) {
+      const rec = await history.getPool(name);
+      if (!rec) continue;
+      const samples = await history.samples(name, 0);
+      const last = samples[samples.length - 1];
+      latest.set(name, { nodes: rec.nodes.map((n) => n.name), at: last?.at ?? rec.applied?.at ?? 0, queued: last?.queued ?? 0, running: last?.running ?? 0 });
+    }
+  } catch (err) {
+    io.err(`plan: no history (${(err as Error).message}); showing setting changes only`);
+  } finally {
+    await history.close();
+  }
+  const diff = diffPolicies(base, head.policy, (p) => latest.get(p));
+  if (values.report) writeFileSync(resolve(io.cwd, values.report), JSON.stringify(diff.report) + '\n');
+  const markdown = planMarkdown(diff);
+  io.out(format === 'json' ? JSON.stringify(diff) : markdown);
+  if (values.comment) {
+    try {
+      const r = await postStickyComment(markdown, io.env);
+      io.err(`plan: ${r.action} the plan comment on ${r.platform === 'gitlab' ? 'the merge request' : 'the pull request'}`);
+    } catch (err) {
+      if (err instanceof CommentError) throw new UsageError(`plan: ${err.message}`, 1);
+      throw err;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+/**
+ * What a policy change does: pools added, removed and changed (old → new for each setting), and
+ * for each pool what the new policy would decide now from the latest history. Pure.
+ */
+import { decide } from '../decide/decide.js';
+import type { Policy, PoolConfig } from '../policy/types.js';
+
+export interface SettingChange {
+  path: string;
+  old: unknown;
+  new: unknown;
+}
+
+export interface PoolNow {
+  nodes: number;
+  queued: number;
+  running: number;
+  desired: number;
+  create: number;
+  destroy: number;
+  /** When the observation it rests on was taken. */
+  at: number;
+}
+
+export interface PoolDiff {
+  pool: string;
+  change: 'added' | 'removed' | 'changed' | 'unchanged';
+  settings: SettingChange[];
+  /** Undefined when there is no history for the pool yet. */
+  now?: PoolNow;
+}
+
+export interface PlanDiff {
+  pools: PoolDiff[];
+  /** The GitLab terraform report for the MR widget. */
+  report: { create: number; update: number; delete: number };
+}
+
+export interface LatestObservation {
+  nodes: string[];
+  at: number;
+  queued: number;
+  running: number;
+}
+
+function flatten(value: unknown, prefix: string, out: Map<string, unknown>): void {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else out.set(prefix, value);
+}
+
+/** The user-facing settings of a pool, flattened (durations as milliseconds, named by field). */
+function settings(p: PoolConfig): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  const { name: _n, ...rest } = p;
+  flatten(rest, '', out);
+  return out;
+}
+
+export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined): PlanDiff {
+  const pools: PoolDiff[] = [];
+  const baseByName = new Map((base?.pools ?? []).map((p) => [p.name, p]));
+  for (const pool of head.pools) {
+    const old = baseByName.get(pool.name);
+    const diff: PoolDiff = { pool: pool.name, change: old ? 'unchanged' : 'added', settings: [] };
+    if (old) {
+      const a = settings(old);
+      const b = settings(pool);
+      for (const key of new Set([...a.keys(), ...b.keys()])) {
+        if (JSON.stringify(a.get(key)) !== JSON.stringify(b.get(key))) diff.settings.push({ path: key, old: a.get(key), new: b.get(key) });
+      }
+      if (diff.settings.length) diff.change = 'changed';
+    }
+    const obs = latest(pool.name);
+    if (obs) {
+      const plan = decide({
+        pool,
+        now: obs.at,
+        observation: { at: obs.at, ok: true, partial: false, queued: obs.queued, running: obs.running, upcoming: 0 },
+        staleAfterMs: Infinity,
+        nodes: obs.nodes.map((name) => ({ name, createdAt: 0, runner: { online: true, busy: false, paused: false } })),
+        memory: undefined,
+        newId: (i) => `new${i}`,
+      });
+      diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, at: obs.at };
+    }
+    pools.push(diff);
+  }
+  for (const old of base?.pools ?? []) {
+    if (head.pools.some((p) => p.name === old.name)) continue;
+    const obs = latest(old.name);
+    pools.push({ pool: old.name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, at: obs.at } } : {}) });
+  }
+  const report = { create: 0, update: 0, delete: 0 };
+  for (const p of pools) {
+    report.create += p.now?.create ?? 0;
+    report.delete += p.now?.destroy ?? 0;
+    if (p.change === 'changed') report.update++;
+  }
+  return { pools, report };
+}
+
+const fmt = (v: unknown) => (v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
+export const COMMENT_MARKER = '<!-- parmanu-plan -->';
+
+export function planMarkdown(d: PlanDiff): string {
+  const lines = [COMMENT_MARKER, '### Parmanu plan', ''];
+  const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)));
+  const unchanged = d.pools.filter((p) => !shown.includes(p));
+  if (shown.length) {
+    lines.push('| pool | change | nodes now | would be | create | destroy |', '| --- | --- | --- | --- | --- | --- |');
+    for (const p of shown) lines.push(`| \`${p.pool}\` | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} |`);
+    lines.push('');
+  }
+  for (const p of shown.filter((x) => x.settings.length)) {
+    lines.push(`<details><summary><code>${p.pool}</code>: ${p.settings.length} setting${p.settings.length === 1 ? '' : 's'} changed</summary>`, '', '| setting | old | new |', '| --- | --- | --- |');
+    for (const s of p.settings) lines.push(`| \`${s.path}\` | ${fmt(s.old)} | ${fmt(s.new)} |`);
+    lines.push('', '</details>', '');
+  }
+  if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => `\`${p.pool}\``).join(', ')}.`, '');
+  if (d.pools.some((p) => !p.now)) lines.push('_Pools without history show — for their nodes: the plan of what they would do starts after their first reconcile._', '');
+  lines.push(`Terraform: ${d.report.create} to add, ${d.report.update} pool${d.report.update === 1 ? '' : 's'} changed, ${d.report.delete} to destroy.`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,112 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postStickyComment } from '../../src/gitops/comment.js';
+import { COMMENT_MARKER, diffPolicies, planMarkdown } from '../../src/gitops/diff.js';
+import { normalize } from '../../src/policy/load.js';
+import { PoolSchema } from '../../src/policy/schema.js';
+import type { Policy } from '../../src/policy/types.js';
+import { GithubEmulator } from '../emulators/github.js';
+import { GitlabEmulator } from '../emulators/gitlab.js';
+
+const policy = (pools: Record<string, Record<string, unknown>>): Policy => normalize({ emitters: new Map(), platforms: new Map(), pools: new Map(Object.entries(pools).map(([n, p]) => [n, PoolSchema.parse({ emitter: 'e', platform: 'lab', ...p })])) });
+
+describe('diffPolicies', () => {
+  const base = policy({ keep: { labels: ['a'] }, change: { labels: ['b'], scaling: { max: 5, spare: 0 } }, gone: { labels: ['c'] } });
+  const head = policy({ keep: { labels: ['a'] }, change: { labels: ['b'], scaling: { max: 10, spare: 2 } }, fresh: { labels: ['d'] } });
+  const latest = (p: string) => (p === 'change' ? { nodes: ['change-1', 'change-2'], at: 1000, queued: 4, running: 2 } : p === 'gone' ? { nodes: ['gone-1'], at: 1000, queued: 0, running: 0 } : undefined);
+
+  it('lists added, removed, changed (old → new) and unchanged pools, and what they would do now', () => {
+    const d = diffPolicies(base, head, latest);
+    expect(d.pools.map((p) => [p.pool, p.change])).toEqual([['keep', 'unchanged'], ['change', 'changed'], ['fresh', 'added'], ['gone', 'removed']]);
+    expect(d.pools[1]?.settings).toEqual([
+      { path: 'scaling.max', old: 5, new: 10 },
+      { path: 'scaling.spare', old: 0, new: 2 },
+    ]);
+    expect(d.pools[1]?.now).toEqual({ nodes: 2, queued: 4, running: 2, desired: 8, create: 6, destroy: 0, at: 1000 });
+    expect(d.pools[3]?.now).toMatchObject({ desired: 0, destroy: 1 });
+    expect(d.report).toEqual({ create: 6, update: 1, delete: 1 });
+  });
+
+  it('renders markdown with the marker, a table, the setting changes and unchanged pools in one line', () => {
+    const md = planMarkdown(diffPolicies(base, head, latest));
+    expect(md.startsWith(`${COMMENT_MARKER}\n### Parmanu plan`)).toBe(true);
+    expect(md).toContain('| `change` | changed | 2 | 8 | 6 | 0 |');
+    expect(md).toContain('| `scaling.max` | 5 | 10 |');
+    expect(md).toContain('1 pool unchanged: `keep`.');
+    expect(md).toContain('Terraform: 6 to add, 1 pool changed, 1 to destroy.');
+  });
+});
+
+describe('sticky plan comment', () => {
+  it('is created once on a GitLab merge request, then updated', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const g = emu.addGroup('platform');
+      const p = emu.addProject('fleet', g);
+      const env = { CI_API_V4_URL: `${emu.url}/api/v4`, CI_PROJECT_ID: String(p.id), CI_MERGE_REQUEST_IID: '7', PARMANU_COMMENT_TOKEN: emu.token };
+      emu.notes.set(`${p.id}/7`, [{ id: 1, body: 'LGTM' }]);
+      expect(await postStickyComment(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'gitlab', action: 'created' });
+      expect(await postStickyComment(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'gitlab', action: 'updated' });
+      expect(emu.notes.get(`${p.id}/7`)?.map((n) => n.body)).toEqual(['LGTM', `${COMMENT_MARKER}\nsecond`]);
+      expect(emu.unexpected).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('is created once on a GitHub pull request, then updated', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('fleet');
+      const dir = mkdtempSync(join(tmpdir(), 'parmanu-ev-'));
+      writeFileSync(join(dir, 'event.json'), JSON.stringify({ pull_request: { number: 12 } }));
+      const env = { GITHUB_API_URL: emu.url, GITHUB_REPOSITORY: 'acme/fleet', GITHUB_EVENT_PATH: join(dir, 'event.json'), GITHUB_TOKEN: emu.token };
+      expect(await postStickyComment(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'github', action: 'created' });
+      expect(await postStickyComment(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'github', action: 'updated' });
+      expect(emu.comments.map((c) => [c.issue, c.body])).toEqual([[12, `${COMMENT_MARKER}\nsecond`]]);
+      expect(emu.unexpected).toEqual([]);
+      rmSync(dir, { recursive: true, force: true });
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('says what it needs outside a merge or pull request', async () => {
+    await expect(postStickyComment('x', {})).rejects.toThrow(/needs a merge request pipeline/);
+  });
+});
+
+describe('parmanu plan', () => {
+  const root = resolve(import.meta.dirname, '..', '..');
+  const bin = join(root, 'bin', 'parmanu.js');
+  const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-'));
+  const pol = (max: number) => `emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab, scaling: { max: ${max} } }\n`;
+  beforeAll(() => {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
+    mkdirSync(join(repo, 'policies'));
+    writeFileSync(join(repo, 'policies', 'fleet.yaml'), pol(5));
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: repo, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    git('init', '-q', '-b', 'main');
+    git('add', '.');
+    git('commit', '-qm', 'base');
+    writeFileSync(join(repo, 'policies', 'fleet.yaml'), pol(9));
+  });
+  afterAll(() => rmSync(repo, { recursive: true, force: true }));
+
+  it('compares the working tree with a git ref, prints JSON and writes the terraform report', () => {
+    const r = spawnSync(process.execPath, [bin, 'plan', '--base', 'main', '--format', 'json', '--report', 'tf-report.json'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { pools: Array<{ pool: string; change: string; settings: unknown[] }> };
+    expect(out.pools).toEqual([{ pool: 'p', change: 'changed', settings: [{ path: 'scaling.max', old: 5, new: 9 }] }]);
+    expect(JSON.parse(readFileSync(join(repo, 'tf-report.json'), 'utf8'))).toEqual({ create: 0, update: 1, delete: 0 });
+  });
+
+  it('refuses an unknown base with exit 2', () => {
+    const r = spawnSync(process.execPath, [bin, 'plan', '--base', 'no-such-ref'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--base no-such-ref is neither a directory nor a git ref/);
+  });
+});
