@@ -36,6 +36,17 @@ describe('parmanu reconcile', () => {
     expect(second.pools.map((p) => p.terraform.ran)).toEqual([false, false]);
   });
 
+  it('shows each pool\'s nodes with status', () => {
+    const r = cli(['status', '--policy', 'examples/demo', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { pools: Array<{ pool: string; probe: string; nodes: Array<{ name: string; runner: string }> }> };
+    const linux = out.pools.find((p) => p.pool === 'demo-linux');
+    expect(linux?.probe).toBe('ok');
+    expect(linux?.nodes.length).toBeGreaterThan(0);
+    expect(linux?.nodes[0]?.runner).toBe('no registry (replay)');
+    expect(cli(['status', '--policy', 'examples/demo']).out).toMatch(/^demo-linux: \d+ nodes? \(probe ok\)$/m);
+  });
+
   it('plans but applies nothing with --dry-run', () => {
     const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'dry') });
     expect(r.code).toBe(0);
