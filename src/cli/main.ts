@@ -19,7 +19,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   plan: { summary: 'what a policy change would do, per pool', load: async () => (await import('./plan.js')).run },
   simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
-  report: { summary: 'HTML/JSON report of load, nodes and scale events', pending: 'the GitOps flow' },
+  report: { summary: 'HTML/JSON report of load, nodes and scale events', load: async () => (await import('./report.js')).run },
   status: { summary: "each pool's nodes and their runner state", load: async () => (await import('./status.js')).run },
   soak: { summary: 'fault-injection soak against the emulators', pending: 'the proof suite' },
   bench: { summary: 'the benchmark suite', load: async () => (await import('../../bench/run.js')).run },

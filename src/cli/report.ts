@@ -1,0 +1,60 @@
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildReport, reportHtml } from '../gitops/report.js';
+import { openHistory } from '../history/index.js';
+import { loadPolicy } from '../policy/load.js';
+import { parseDuration } from '../policy/duration.js';
+import { formatProblem } from '../policy/types.js';
+import { durationArg, parse } from './args.js';
+import { UsageError, type Io } from './errors.js';
+
+const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
+
+From the history store, per pool: queued + running jobs against nodes over time, node-hours, scale
+events and failed cycles. HTML is one self-contained file (inline SVG, no external resources).
+
+Options:
+  --policy PATH   policy file or directory (default policies/)
+  --since D       how far back (default 7d)
+  --out FILE      write to FILE (default: report.html for html, standard output for json)
+  --format F      html (default) or json
+  -h, --help      this help`;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parse('report', argv, { policy: { type: 'string' }, since: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const format = values.format ?? 'html';
+  if (format !== 'html' && format !== 'json') throw new UsageError(`report: --format must be html or json, not "${format}"`);
+  const sinceMs = durationArg('report', 'since', values.since, parseDuration) ?? 7 * 86_400_000;
+  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
+  if (!loaded.policy) {
+    for (const p of loaded.problems) io.err(formatProblem(p));
+    return 2;
+  }
+  const until = Date.now();
+  const since = until - sinceMs;
+  const history = openHistory(io.env, resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu'));
+  let report;
+  try {
+    const pools = await Promise.all(loaded.policy.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since) })));
+    const first = Math.min(until, ...pools.flatMap((p) => p.samples.map((s) => s.at)));
+    report = buildReport(pools, await history.events(since), Math.max(since, first), until);
+  } catch (err) {
+    throw new UsageError(`report: ${(err as Error).message}`, 1);
+  } finally {
+    await history.close();
+  }
+  if (format === 'json') {
+    const text = JSON.stringify(report);
+    if (values.out) writeFileSync(resolve(io.cwd, values.out), text + '\n');
+    else io.out(text);
+    return 0;
+  }
+  const out = resolve(io.cwd, values.out ?? 'report.html');
+  writeFileSync(out, reportHtml(report));
+  io.out(`report: ${report.pools.length} pools → ${out}`);
+  return 0;
+}
