@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { postStickyComment, CommentError } from '../gitops/comment.js';
-import { diffPolicies, planMarkdown, type LatestObservation } from '../gitops/diff.js';
+import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
 import { openHistory } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
 import { formatProblem, type Policy } from '../policy/types.js';
@@ -76,7 +76,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
   const history = openHistory(io.env, stateDir);
   const latest = new Map<string, LatestObservation>();
+  const recentJobs = new Map<string, RecentJobs>();
   try {
+    for (const name of Object.keys(head.policy.emitters)) {
+      const labels = await history.getJobLabels(name);
+      if (labels) recentJobs.set(name, { kind: labels.kind, sets: labels.sets });
+    }
     for (const name of new Set([...head.policy.pools, ...(base?.pools ?? [])].map((p) => p.name))) {
       const rec = await history.getPool(name);
       if (!rec) continue;
@@ -89,7 +94,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   } finally {
     await history.close();
   }
-  const diff = diffPolicies(base, head.policy, (p) => latest.get(p));
+  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs);
   if (values.report) writeFileSync(resolve(io.cwd, values.report), JSON.stringify(diff.report) + '\n');
   const markdown = planMarkdown(diff);
   io.out(format === 'json' ? JSON.stringify(diff) : markdown);

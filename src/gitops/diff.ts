@@ -3,7 +3,23 @@
  * for each pool what the new policy would decide now from the latest history. Pure.
  */
 import { decide } from '../decide/decide.js';
+import { assignJobs } from '../decide/match.js';
+import type { EmitterKind, Job } from '../decide/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
+
+/** The label sets of an emitter's recent jobs (from history). */
+export interface RecentJobs {
+  kind: EmitterKind;
+  sets: Array<{ labels: string[]; labelExpression?: string; jobs: number }>;
+}
+
+export interface Unmatched {
+  emitter: string;
+  labels: string;
+  jobs: number;
+  /** true when the base policy took these jobs: the change leaves them behind. */
+  new: boolean;
+}
 
 export interface SettingChange {
   path: string;
@@ -32,6 +48,8 @@ export interface PoolDiff {
 
 export interface PlanDiff {
   pools: PoolDiff[];
+  /** Recent jobs that no pool of the new policy would take. */
+  unmatched: Unmatched[];
   /** The GitLab terraform report for the MR widget. */
   report: { create: number; update: number; delete: number };
 }
@@ -57,7 +75,13 @@ function settings(p: PoolConfig): Map<string, unknown> {
   return out;
 }
 
-export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined): PlanDiff {
+function unmatchedIn(policy: Policy | undefined, emitter: string, recent: RecentJobs): Set<number> {
+  const pools = (policy?.pools ?? []).filter((p) => p.emitter === emitter);
+  const jobs: Job[] = recent.sets.map((s, i) => ({ id: String(i), labels: s.labels, ...(s.labelExpression !== undefined ? { labelExpression: s.labelExpression } : {}), status: 'queued', queuedAt: 0 }));
+  return new Set(assignJobs(recent.kind, jobs, pools).unmatched.map((j) => Number(j.id)));
+}
+
+export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined, recentJobs: ReadonlyMap<string, RecentJobs> = new Map()): PlanDiff {
   const pools: PoolDiff[] = [];
   const baseByName = new Map((base?.pools ?? []).map((p) => [p.name, p]));
   for (const pool of head.pools) {
@@ -91,13 +115,23 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
     const obs = latest(old.name);
     pools.push({ pool: old.name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, at: obs.at } } : {}) });
   }
+  const unmatched: Unmatched[] = [];
+  for (const [emitter, recent] of recentJobs) {
+    if (!head.emitters[emitter]) continue;
+    const now = unmatchedIn(head, emitter, recent);
+    const before = base ? unmatchedIn(base, emitter, recent) : now;
+    for (const i of now) {
+      const set = recent.sets[i];
+      if (set) unmatched.push({ emitter, labels: set.labelExpression || set.labels.join(', ') || '(no labels)', jobs: set.jobs, new: !before.has(i) });
+    }
+  }
   const report = { create: 0, update: 0, delete: 0 };
   for (const p of pools) {
     report.create += p.now?.create ?? 0;
     report.delete += p.now?.destroy ?? 0;
     if (p.change === 'changed') report.update++;
   }
-  return { pools, report };
+  return { pools, unmatched, report };
 }
 
 const fmt = (v: unknown) => (v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
@@ -118,6 +152,9 @@ export function planMarkdown(d: PlanDiff): string {
     lines.push('', '</details>', '');
   }
   if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => `\`${p.pool}\``).join(', ')}.`, '');
+  if (d.unmatched.length) {
+    lines.push(`**Jobs no pool would take** (from the latest probe): ${d.unmatched.map((u) => `\`${u.labels}\` ×${u.jobs} (${u.emitter})${u.new ? ' ⚠ newly left behind by this change' : ''}`).join('; ')}.`, '');
+  }
   if (d.pools.some((p) => !p.now)) lines.push('_Pools without history show — for their nodes: the plan of what they would do starts after their first reconcile._', '');
   lines.push(`Terraform: ${d.report.create} to add, ${d.report.update} pool${d.report.update === 1 ? '' : 's'} changed, ${d.report.delete} to destroy.`);
   return lines.join('\n') + '\n';

@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { EVENT_LIMIT, EventSchema, HistoryError, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type PoolRecord, type Sample } from './types.js';
+import { EVENT_LIMIT, EventSchema, HistoryError, JobLabelsSchema, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type JobLabels, type PoolRecord, type Sample } from './types.js';
 
 const LeaseSchema = z.object({ owner: z.string(), pid: z.number(), host: z.string(), expiresAt: z.number() });
 const DAY = 86_400_000;
@@ -105,6 +105,17 @@ export class FileHistoryStore implements HistoryStore {
     }
     const out = text.split('\n').filter(Boolean).map((l) => EventSchema.safeParse(JSON.parse(l))).flatMap((r) => (r.success ? [r.data] : []));
     return out.filter((e) => e.at >= sinceMs).slice(-EVENT_LIMIT);
+  }
+
+  async putJobLabels(emitter: string, labels: JobLabels): Promise<void> {
+    this.writeAtomic(join(this.dir, `labels-${safe(emitter)}.json`), JSON.stringify(JobLabelsSchema.parse(labels)));
+  }
+
+  async getJobLabels(emitter: string): Promise<JobLabels | undefined> {
+    const raw = this.readJson(join(this.dir, `labels-${safe(emitter)}.json`));
+    if (raw === undefined) return undefined;
+    const parsed = JobLabelsSchema.safeParse(raw);
+    return parsed.success ? parsed.data : undefined;
   }
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean> {

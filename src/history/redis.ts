@@ -5,7 +5,7 @@
  * renewed and released only by the owner, atomically in Lua). Payloads are validated with zod.
  */
 import { Redis } from 'ioredis';
-import { EVENT_LIMIT, EventSchema, HistoryError, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type PoolRecord, type Sample } from './types.js';
+import { EVENT_LIMIT, EventSchema, HistoryError, JobLabelsSchema, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type JobLabels, type PoolRecord, type Sample } from './types.js';
 
 const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -93,6 +93,17 @@ export class RedisHistoryStore implements HistoryStore {
       const e = EventSchema.safeParse(JSON.parse(fields[1] ?? 'null'));
       return e.success ? [e.data] : [];
     });
+  }
+
+  async putJobLabels(emitter: string, labels: JobLabels): Promise<void> {
+    await this.run('SET', () => this.redis.set(`${this.prefix}labels:${emitter}`, JSON.stringify(JobLabelsSchema.parse(labels))));
+  }
+
+  async getJobLabels(emitter: string): Promise<JobLabels | undefined> {
+    const raw = await this.run('GET', () => this.redis.get(`${this.prefix}labels:${emitter}`));
+    if (raw === null) return undefined;
+    const parsed = JobLabelsSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
   }
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean> {

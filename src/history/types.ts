@@ -53,6 +53,10 @@ export type Sample = z.output<typeof SampleSchema>;
 export const EventSchema = z.object({ at: z.number(), pool: z.string(), kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan']), detail: z.string() });
 export type HistoryEvent = z.output<typeof EventSchema>;
 
+/** The label sets of an emitter's recent jobs (the latest probe), for re-matching in `plan`. */
+export const JobLabelsSchema = z.object({ at: z.number(), kind: z.enum(['gitlab', 'github', 'jenkins', 'replay']), sets: z.array(z.object({ labels: z.array(z.string()), labelExpression: z.string().optional(), jobs: z.number() })) });
+export type JobLabels = z.output<typeof JobLabelsSchema>;
+
 export class HistoryError extends Error {
   constructor(message: string) {
     super(message);
@@ -68,6 +72,8 @@ export interface HistoryStore {
   addSample(pool: string, sample: Sample): Promise<void>;
   samples(pool: string, sinceMs: number): Promise<Sample[]>;
   addEvent(event: HistoryEvent): Promise<void>;
+  putJobLabels(emitter: string, labels: JobLabels): Promise<void>;
+  getJobLabels(emitter: string): Promise<JobLabels | undefined>;
   events(sinceMs: number): Promise<HistoryEvent[]>;
   /** True when this owner now holds the pool's lease for ttlMs (taken or renewed). */
   acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean>;

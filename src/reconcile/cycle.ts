@@ -86,6 +86,21 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
       if (e) probes.set(name, await e.probe());
     }),
   );
+  // The label sets of each emitter's jobs, so that `plan` can tell which jobs a new policy leaves behind.
+  if (!deps.dryRun) {
+    for (const [name, probe] of probes) {
+      if (!probe.ok) continue;
+      const sets = new Map<string, { labels: string[]; labelExpression?: string; jobs: number }>();
+      for (const j of probe.jobs) {
+        const key = `${[...j.labels].sort().join(',')}\u0000${j.labelExpression ?? ''}`;
+        const e = sets.get(key) ?? { labels: j.labels, ...(j.labelExpression !== undefined ? { labelExpression: j.labelExpression } : {}), jobs: 0 };
+        e.jobs++;
+        sets.set(key, e);
+      }
+      const kind = deps.emitters.get(name)?.kind;
+      if (kind) await deps.history.putJobLabels(name, { at: probe.at, kind, sets: [...sets.values()] }).catch(() => undefined);
+    }
+  }
   const limit = pLimit(deps.parallel ?? 4);
   const outcomes = await Promise.all(pools.map((pool) => limit(() => reconcilePool(deps, pool, probes.get(pool.emitter)))));
   return { ok: outcomes.every((o) => !o.error), pools: outcomes, probes: [...probes.values()].map((p) => ({ emitter: p.emitter, ok: p.ok, partial: p.partial, durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls })) };

@@ -30,6 +30,17 @@ describe('diffPolicies', () => {
     expect(d.report).toEqual({ create: 6, update: 1, delete: 1 });
   });
 
+  it('reports recent jobs that no pool of the new policy would take, marking those the change leaves behind', () => {
+    const withEmitter = (pools: Record<string, Record<string, unknown>>) => ({ ...policy(pools), emitters: { e: { name: 'e', type: 'gitlab' } } }) as unknown as Policy;
+    const recent = new Map([['e', { kind: 'gitlab' as const, sets: [{ labels: ['a'], jobs: 2 }, { labels: ['gpu'], jobs: 1 }, { labels: ['b'], jobs: 4 }] }]]);
+    const d = diffPolicies(withEmitter({ pa: { labels: ['a'] }, pb: { labels: ['b'] } }), withEmitter({ pa: { labels: ['a'] } }), () => undefined, recent);
+    expect(d.unmatched).toEqual([
+      { emitter: 'e', labels: 'gpu', jobs: 1, new: false },
+      { emitter: 'e', labels: 'b', jobs: 4, new: true },
+    ]);
+    expect(planMarkdown(d)).toContain('**Jobs no pool would take** (from the latest probe): `gpu` ×1 (e); `b` ×4 (e) ⚠ newly left behind by this change.');
+  });
+
   it('renders markdown with the marker, a table, the setting changes and unchanged pools in one line', () => {
     const md = planMarkdown(diffPolicies(base, head, latest));
     expect(md.startsWith(`${COMMENT_MARKER}\n### Parmanu plan`)).toBe(true);
@@ -101,6 +112,7 @@ describe('parmanu plan', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as { pools: Array<{ pool: string; change: string; settings: unknown[] }> };
     expect(out.pools).toEqual([{ pool: 'p', change: 'changed', settings: [{ path: 'scaling.max', old: 5, new: 9 }] }]);
+    expect((out as unknown as { unmatched: unknown[] }).unmatched).toEqual([]);
     expect(JSON.parse(readFileSync(join(repo, 'tf-report.json'), 'utf8'))).toEqual({ create: 0, update: 1, delete: 0 });
   });
 

@@ -58,6 +58,15 @@ describe.each(makers)('%s history store', (_name, make) => {
     await s.close();
   });
 
+  it('keeps the latest job label sets per emitter', async () => {
+    const s = make(() => T);
+    expect(await s.getJobLabels('gl')).toBeUndefined();
+    const labels = { at: T, kind: 'gitlab' as const, sets: [{ labels: ['linux'], jobs: 3 }, { labels: ['gpu'], jobs: 1 }] };
+    await s.putJobLabels('gl', labels);
+    expect(await s.getJobLabels('gl')).toEqual(labels);
+    await s.close();
+  });
+
   it('gives a pool lease to one owner at a time, renews it for its owner, and releases it only for its owner', async () => {
     let now = T;
     const s = make(() => now);

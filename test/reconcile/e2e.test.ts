@@ -122,6 +122,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       let r = await w.cycle();
       expect(r.pools[0]).toMatchObject({ create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 2 } });
       expect(emu.runners.map((x) => x.description).sort()).toEqual(['p-n000', 'p-n001']);
+      expect(await history.getJobLabels('ci')).toMatchObject({ kind: 'gitlab', sets: [{ labels: ['linux'], jobs: 2 }] });
       // The runners come online and take the jobs; one finishes.
       for (const x of emu.runners) x.status = 'online';
       const [busyJob, doneJob] = emu.jobs;
