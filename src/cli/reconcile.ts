@@ -8,6 +8,7 @@ import { SecretResolutionError } from '../policy/secrets.js';
 import { formatProblem } from '../policy/types.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
+import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
 import { UsageError, type Io } from './errors.js';
@@ -27,6 +28,9 @@ Options:
                   with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464; off: none)
   --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons}]}
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
+  -v, --verbose   also log debug events (probes, decisions)
+  -q, --quiet     log only warnings and errors
+Logs go to stderr: JSON lines (pino) when stderr is not a terminal or with --json, else progress lines.
   -h, --help      this help
 
 Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
@@ -34,7 +38,7 @@ PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).
 Exit: 0 ok, 1 a pool failed, 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' } });
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -86,6 +90,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
   }
   const history = openHistory(io.env, stateDir, clock);
+  const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;
   const stop = () => {
@@ -100,7 +105,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   try {
     do {
       const started = Date.now();
-      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
+      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
       code = result.ok ? 0 : 1;
       metrics?.record(result, Date.now() - started);
       print(io, result, values.json ?? false);

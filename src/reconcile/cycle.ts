@@ -66,7 +66,18 @@ export interface ReconcileDeps {
   orphanGraceMs?: number;
   leaseTtlMs?: number;
   newId?: () => string;
-  log?: (line: string) => void;
+  /** Structured progress: probes, decisions, terraform steps, errors. */
+  log?: (event: CycleEvent) => void;
+}
+
+export interface CycleEvent {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  pool?: string;
+  emitter?: string;
+  step?: 'probe' | 'decide' | 'register' | 'terraform-init' | 'terraform-plan' | 'terraform-show' | 'terraform-apply' | 'deregister';
+  durationMs?: number;
+  [key: string]: unknown;
 }
 
 const NODE_TYPE = { aws: 'aws_instance', gcp: 'google_compute_instance', local: 'terraform_data' } as const;
@@ -83,7 +94,10 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   await Promise.all(
     [...used].map(async (name) => {
       const e = deps.emitters.get(name);
-      if (e) probes.set(name, await e.probe());
+      if (!e) return;
+      const p = await e.probe();
+      probes.set(name, p);
+      deps.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
     }),
   );
   // The label sets of each emitter's jobs, so that `plan` can tell which jobs a new policy leaves behind.
@@ -183,6 +197,7 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
     });
     out.desired = plan.desired;
     out.reasons.push(...plan.reasons);
+    deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
     const byName = new Map(rec.nodes.map((n) => [n.name, n]));
 
     // Drains: pause runners newly drained; resumes: un-pause.
@@ -229,16 +244,23 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
       writeStack(dir, json);
       const tfStart = Date.now();
       const backendHash = createHash('sha256').update(JSON.stringify((json.terraform as { backend?: unknown } | undefined)?.backend ?? {})).digest('hex');
-      await deps.terraform.init(dir, backendHash);
+      const step = async <T>(name: NonNullable<CycleEvent['step']>, f: () => Promise<T>): Promise<T> => {
+        const t = Date.now();
+        deps.log?.({ level: 'debug', msg: `${name.replace('-', ' ')}…`, pool: pool.name, step: name });
+        const r = await f();
+        deps.log?.({ level: 'info', msg: `${name.replace('-', ' ')} done`, pool: pool.name, step: name, durationMs: Date.now() - t });
+        return r;
+      };
+      await step('terraform-init', () => deps.terraform.init(dir, backendHash));
       out.terraform.ran = true;
-      const changed = await deps.terraform.plan(dir, 'parmanu.tfplan');
+      const changed = await step('terraform-plan', () => deps.terraform.plan(dir, 'parmanu.tfplan'));
       if (changed) {
-        const shown = await deps.terraform.show(dir, 'parmanu.tfplan');
+        const shown = await step('terraform-show', () => deps.terraform.show(dir, 'parmanu.tfplan'));
         const counts = countChanges(shown.resource_changes);
         out.terraform = { ran: true, ...counts };
         const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[platform.type], mayCreate: new Set([...created, ...kept]), mayDestroy: new Set(destroy) });
         if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
-        if (!deps.dryRun) await deps.terraform.apply(dir, 'parmanu.tfplan');
+        if (!deps.dryRun) await step('terraform-apply', () => deps.terraform.apply(dir, 'parmanu.tfplan'));
       }
       out.terraformMs = Date.now() - tfStart;
       if (!deps.dryRun) rec.lastFullPlanAt = now;
@@ -288,6 +310,7 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
     return finish();
   } catch (err) {
     out.error = (err as Error).message;
+    deps.log?.({ level: 'error', msg: out.error, pool: pool.name });
     await deps.history.addEvent({ at: now, pool: pool.name, kind: 'error', detail: out.error }).catch(() => undefined);
     return finish();
   } finally {

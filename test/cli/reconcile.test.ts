@@ -32,6 +32,9 @@ describe('parmanu reconcile', () => {
     expect(linux.create.length).toBeGreaterThan(0);
     expect(linux.terraform).toMatchObject({ ran: true, add: linux.create.length });
     expect(existsSync(join(dir, '.parmanu', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(true);
+    // Not a terminal: structured JSON logs on stderr, one object a line.
+    const logs = first.err.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string; pool?: string; step?: string; durationMs?: number; name: string });
+    expect(logs.some((l) => l.level === 'info' && l.pool === 'demo-linux' && l.step === 'terraform-apply' && typeof l.durationMs === 'number' && l.name === 'parmanu')).toBe(true);
     const second = JSON.parse(cli(['reconcile', '--policy', 'examples/demo', '--json']).out) as { pools: Array<{ terraform: { ran: boolean } }> };
     expect(second.pools.map((p) => p.terraform.ran)).toEqual([false, false]);
   });
