@@ -7,10 +7,10 @@ import { coldStart, validate200 } from './cases/foundation.js';
 import { simulateBitcoin } from './cases/simulate.js';
 import { synth1000 } from './cases/synth.js';
 import { probeGitlab500, probeGithubEtag } from './cases/probe.js';
-import { noopCycle50, reconcileVsTerraform200 } from './cases/reconcile.js';
+import { noopCycle50, reconcileVsTerraform200, redisRoundTrips } from './cases/reconcile.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, reconcileVsTerraform200];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200];
 
 const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
 

@@ -105,3 +105,29 @@ async function timedCycle(deps: ReconcileDeps): Promise<number> {
   if (!r.ok || r.pools[0]?.create.length !== 200) throw new Error(r.pools[0]?.error ?? 'did not create 200 nodes');
   return ms;
 }
+
+/** Redis round trips of a steady cycle, per pool (the history store's cost). */
+export const redisRoundTrips: BenchCase = {
+  name: 'redis-round-trips-per-cycle',
+  async run() {
+    const { startRedis } = await import('../../test/redis-server.js');
+    const { RedisHistoryStore } = await import('../../src/history/redis.js');
+    const redis = await startRedis();
+    const { deps, root } = setup(10, 1);
+    const store = new RedisHistoryStore(redis.url, deps.clock);
+    try {
+      deps.history = store;
+      const first = await reconcileOnce(deps);
+      if (!first.ok) throw new Error(first.pools.find((p) => p.error)?.error);
+      const before = store.stats.roundTrips;
+      const second = await reconcileOnce(deps);
+      if (!second.ok) throw new Error(second.pools.find((p) => p.error)?.error);
+      const perPool = (store.stats.roundTrips - before) / 10;
+      return [{ name: 'redis-round-trips-per-cycle', value: perPool, unit: 'per pool', note: 'steady cycle of 10 pools: lease, node set, samples for predict, record, release' }];
+    } finally {
+      await store.close();
+      await redis.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+};

@@ -21,7 +21,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', load: async () => (await import('./report.js')).run },
   status: { summary: "each pool's nodes and their runner state", load: async () => (await import('./status.js')).run },
-  soak: { summary: 'fault-injection soak against the emulators', pending: 'the proof suite' },
+  soak: { summary: 'fault-injection soak against the emulators', load: async () => (await import('../../bench/soak.js')).run },
   bench: { summary: 'the benchmark suite', load: async () => (await import('../../bench/run.js')).run },
 };
 

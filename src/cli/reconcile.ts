@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { createEmitters, defaultSecretEnv } from '../emitters/index.js';
 import { openHistory } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
+import { parseDuration } from '../policy/duration.js';
 import { SecretResolutionError } from '../policy/secrets.js';
 import { formatProblem } from '../policy/types.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
@@ -34,7 +35,8 @@ Logs go to stderr: JSON lines (pino) when stderr is not a terminal or with --jso
   -h, --help      this help
 
 Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
-PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).
+PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform),
+PARMANU_LEASE_TTL (default 10m: how long a pool stays locked by a reconciler that died).
 Exit: 0 ok, 1 a pool failed, 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -89,6 +91,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
+  const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
+  if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
   const history = openHistory(io.env, stateDir, clock);
   const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -105,7 +109,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   try {
     do {
       const started = Date.now();
-      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
+      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
       code = result.ok ? 0 : 1;
       metrics?.record(result, Date.now() - started);
       print(io, result, values.json ?? false);

@@ -12,6 +12,8 @@ const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 
 export class RedisHistoryStore implements HistoryStore {
   readonly kind = 'redis' as const;
+  /** Round trips to Redis (a MULTI/EXEC or a Lua script counts once). */
+  readonly stats = { roundTrips: 0 };
   private readonly redis: Redis;
 
   private readonly where: string;
@@ -37,6 +39,7 @@ export class RedisHistoryStore implements HistoryStore {
   private async run<T>(what: string, f: () => Promise<T>): Promise<T> {
     try {
       await this.ensureConnected();
+      this.stats.roundTrips++;
       return await f();
     } catch (err) {
       if (err instanceof HistoryError) throw err;

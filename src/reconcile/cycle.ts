@@ -144,7 +144,8 @@ async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: Probe
     let stateNames = localState ? readStateNodes(localState).map((n) => n.name) : undefined;
     if (!rec && !stateNames) stateNames = await remoteStateNodes(deps, pool, platform, dir);
     if (!rec) {
-      rec = { pool: pool.name, nodes: (stateNames ?? []).map((name) => ({ name, createdAt: now })), pendingRunners: {}, seenJobs: [] };
+      // Without history the scale-down window is unknown: hold the current size for a full window.
+      rec = { pool: pool.name, nodes: (stateNames ?? []).map((name) => ({ name, createdAt: now })), pendingRunners: {}, seenJobs: [], memory: { targets: [{ at: now, nodes: stateNames?.length ?? 0 }] } };
       if (stateNames?.length) out.reasons.push(`history was empty: rebuilt ${stateNames.length} node${stateNames.length === 1 ? '' : 's'} from Terraform state`);
     } else if (stateNames) {
       const known = new Set(rec.nodes.map((n) => n.name));
