@@ -54,7 +54,7 @@ describe('parmanu validate', () => {
     const missing = cli(['validate', 'good.yaml', '--check-env']);
     expect(missing.code).toBe(2);
     expect(missing.out).toContain('good.yaml:5:12: emitters.gl.token: ${env:GL_TOKEN}: environment variable GL_TOKEN is not set');
-    const set = cli(['validate', 'good.yaml', '--check-env'], { GL_TOKEN: 'glpat-SECRETVALUE1234567890' });
+    const set = cli(['validate', 'good.yaml', '--check-env'], { GL_TOKEN: 'emulated-SECRETVALUE1234567890' });
     expect(set.code).toBe(0);
     expect(set.out + set.err).not.toContain('SECRETVALUE');
   });

@@ -16,7 +16,7 @@ export interface GhRunner { id: number; name: string; os: string; status: 'onlin
 const DOCS = 'https://docs.github.com/rest';
 
 export class GithubEmulator extends Emulator {
-  token = 'ghp_EMULATORTOKEN000000000000000000000000';
+  token = 'emulated-github-token-0000000000000000';
   org = 'acme';
   repos: string[] = [];
   runs: GhRun[] = [];

@@ -13,7 +13,7 @@ export interface GlJob { id: number; project_id: number; pipeline_id: number; st
 export interface GlRunner { id: number; description: string; tag_list: string[]; paused: boolean; runner_type: 'instance_type' | 'group_type' | 'project_type'; group_id?: number; project_id?: number; status: 'online' | 'offline' | 'never_contacted'; run_untagged: boolean }
 
 export class GitlabEmulator extends Emulator {
-  token = 'glpat-EMULATOR0000000000000';
+  token = 'emulated-gitlab-token-0000000';
   groups: GlGroup[] = [];
   projects: GlProject[] = [];
   jobs: GlJob[] = [];
