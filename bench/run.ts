@@ -12,13 +12,14 @@ import type { BenchCase, Figure } from './harness.js';
 
 const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200];
 
-const HELP = `Usage: parmanu bench [--json] [--only NAME[,NAME…]]
+const HELP = `Usage: parmanu bench [--json | --markdown] [--only NAME[,NAME…]]
 
 Runs the benchmark suite. Each figure is compared with a baseline measured in the same run
-where one exists. Cases: ${CASES.map((c) => c.name).join(', ')}.`;
+where one exists. --markdown prints the table as Markdown (the form BENCHMARKS.md records).
+Cases: ${CASES.map((c) => c.name).join(', ')}.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('bench', argv, { json: { type: 'boolean' }, only: { type: 'string' } });
+  const { values } = parse('bench', argv, { json: { type: 'boolean' }, markdown: { type: 'boolean' }, only: { type: 'string' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -37,6 +38,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const rows = figures.map((f) => [f.name, `${f.value} ${f.unit}`, f.baseline ? `${f.baseline.value} ${f.unit} (${f.baseline.name})` : '', f.ratio !== undefined ? `${f.ratio}×` : '', f.note ?? '']);
   const head = ['figure', 'value', 'baseline', 'ratio', 'note'];
+  if (values.markdown) {
+    const cell = (c: string) => c.replace(/\|/g, '\\|');
+    io.out(`| ${head.join(' | ')} |`);
+    io.out(`|${head.map(() => '---').join('|')}|`);
+    for (const r of rows) io.out(`| ${r.map(cell).join(' | ')} |`);
+    return 0;
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
   io.out(fmt(head));

@@ -37,7 +37,7 @@ Logs go to stderr: JSON lines (pino) when stderr is not a terminal or with --jso
 Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
 PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform),
 PARMANU_LEASE_TTL (default 10m: how long a pool stays locked by a reconciler that died).
-Exit: 0 ok, 1 a pool failed, 2 bad input.`;
+Exit: 0 ok, 1 a pool failed or a CI platform could not be read (its pools held), 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });

@@ -139,6 +139,8 @@ export async function describeFailure(res: Response, what: string): Promise<Emit
     /* not JSON: status alone */
   }
   const hint = res.status === 401 ? ' (check the token)' : res.status === 403 ? ' (the token lacks a permission)' : res.status === 404 ? ' (not found, or the token cannot see it)' : '';
+  // GitLab's messages repeat the status ("401 Unauthorized"): say it once.
+  if (detail.startsWith(`${res.status} `)) detail = detail.slice(String(res.status).length + 1);
   return new EmitterError(`${what}: HTTP ${res.status}${detail ? ` ${detail}` : ''}${hint}`, res.status);
 }
 

@@ -41,6 +41,7 @@ export interface PoolOutcome {
 }
 
 export interface CycleResult {
+  /** No pool failed and every probe succeeded (a failed probe makes its pools hold). */
   ok: boolean;
   pools: PoolOutcome[];
   probes: Array<{ emitter: string; ok: boolean; partial: boolean; durationMs: number; apiCalls: number }>;
@@ -117,7 +118,9 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   }
   const limit = pLimit(deps.parallel ?? 4);
   const outcomes = await Promise.all(pools.map((pool) => limit(() => reconcilePool(deps, pool, probes.get(pool.emitter)))));
-  return { ok: outcomes.every((o) => !o.error), pools: outcomes, probes: [...probes.values()].map((p) => ({ emitter: p.emitter, ok: p.ok, partial: p.partial, durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls })) };
+  // A pool that held because its emitter could not be read did not fail, but the cycle did not
+  // see its queue: it is not ok, so that a scheduled run with a revoked token goes red.
+  return { ok: outcomes.every((o) => !o.error) && [...probes.values()].every((p) => p.ok), pools: outcomes, probes: [...probes.values()].map((p) => ({ emitter: p.emitter, ok: p.ok, partial: p.partial, durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls })) };
 }
 
 async function reconcilePool(deps: ReconcileDeps, pool: PoolConfig, probe: ProbeResult | undefined): Promise<PoolOutcome> {

@@ -2,20 +2,16 @@
  * The compiled CLI as a user runs it (`npm test` builds it first): exit codes, output shape, no
  * stack traces, no secret values.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli as runCli, root } from '../cli.js';
+import { TEST_SECRET } from '../secret-scan.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
-const bin = join(root, 'bin', 'parmanu.js');
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-cli-'));
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env });
 
 beforeAll(() => {
   // The CLI under test is the compiled one; build it if this run did not (e.g. `npx vitest`).
@@ -27,9 +23,9 @@ const GOOD = 'emitters:\n  gl:\n    type: gitlab\n    url: https://gitlab.exampl
 
 describe('parmanu validate', () => {
   it('exits 0 on the example policies, from the repository root', () => {
-    const r = spawnSync(process.execPath, [bin, 'validate'], { cwd: root, encoding: 'utf8' });
-    expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/✔ 1 file valid: 3 emitters, 2 platforms, 4 pools/);
+    const r = runCli(['validate'], { inheritEnv: true });
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/✔ 1 file valid: 3 emitters, 2 platforms, 4 pools/);
   });
 
   it('exits 2 with FILE:LINE:COL lines and a summary, and no stack trace', () => {
@@ -54,7 +50,7 @@ describe('parmanu validate', () => {
     const missing = cli(['validate', 'good.yaml', '--check-env']);
     expect(missing.code).toBe(2);
     expect(missing.out).toContain('good.yaml:5:12: emitters.gl.token: ${env:GL_TOKEN}: environment variable GL_TOKEN is not set');
-    const set = cli(['validate', 'good.yaml', '--check-env'], { GL_TOKEN: 'emulated-SECRETVALUE1234567890' });
+    const set = cli(['validate', 'good.yaml', '--check-env'], { GL_TOKEN: TEST_SECRET });
     expect(set.code).toBe(0);
     expect(set.out + set.err).not.toContain('SECRETVALUE');
   });

@@ -96,7 +96,7 @@ describe('gitlab emitter', () => {
       const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
       const err = await e.register({ node: 'p-n1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false }).catch((x: unknown) => x as Error);
       expect(err).toBeInstanceOf(Error);
-      expect((err as Error).message).toMatch(/POST \/api\/v4\/user\/runners: HTTP 403 403 Forbidden \(the token lacks a permission\)/);
+      expect((err as Error).message).toMatch(/POST \/api\/v4\/user\/runners: HTTP 403 Forbidden \(the token lacks a permission\)/);
       expect((err as Error).message).not.toContain(emu.token);
     } finally {
       await emu.stop();

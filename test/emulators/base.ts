@@ -45,6 +45,15 @@ export interface Fault {
 
 type Handler = (req: EmuRequest) => EmuResponse | Promise<EmuResponse>;
 
+/**
+ * Every credential an emulator has accepted or handed out in this process (API tokens, runner
+ * tokens, agent secrets), for the secret scan: none of them may appear in what Parmanu prints,
+ * logs, returns as JSON or sends in a request body.
+ */
+export const issuedSecrets = new Set<string>();
+/** Emulators that are serving, for the scan of request bodies after each test. */
+export const liveEmulators = new Set<Emulator>();
+
 export abstract class Emulator {
   url = '';
   latencyMs = 0;
@@ -52,6 +61,8 @@ export abstract class Emulator {
   readonly faults: Fault[] = [];
   readonly log: string[] = [];
   readonly unexpected: string[] = [];
+  /** Raw request bodies received, in order, with the request line: the secret scan reads them. */
+  readonly bodies: Array<{ request: string; body: string }> = [];
   private server: Server | undefined;
   private readonly routes: Array<{ method: string; re: RegExp; handler: Handler }> = [];
 
@@ -64,7 +75,18 @@ export abstract class Emulator {
     return this.log.filter((l) => l.startsWith(`${method} `) && path.test(l.slice(method.length + 1))).length;
   }
 
+  /** The credential this emulator accepts. */
+  abstract token: string;
+
+  /** A credential handed out (runner token, agent secret), recorded for the secret scan. */
+  protected issue(secret: string): string {
+    issuedSecrets.add(secret);
+    return secret;
+  }
+
   async start(): Promise<this> {
+    issuedSecrets.add(this.token);
+    liveEmulators.add(this);
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 1000;
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
@@ -74,6 +96,7 @@ export abstract class Emulator {
   }
 
   async stop(): Promise<void> {
+    liveEmulators.delete(this);
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
@@ -81,6 +104,14 @@ export abstract class Emulator {
   }
 
   protected abstract authorize(req: EmuRequest): EmuResponse | undefined;
+
+  private scanned = 0;
+  /** Request bodies received since the last call. */
+  takeBodies(): Array<{ request: string; body: string }> {
+    const out = this.bodies.slice(this.scanned);
+    this.scanned = this.bodies.length;
+    return out;
+  }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -101,6 +132,7 @@ export abstract class Emulator {
     }
     const method = req.method ?? 'GET';
     this.log.push(`${method} ${u.pathname}${u.search}`);
+    if (rawBody) this.bodies.push({ request: `${method} ${u.pathname}`, body: rawBody });
     if (process.env.EMU_DEBUG) this.log.push(`  content-type=${ct} body=${rawBody.slice(0, 200)}`);
     if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
     const route = this.routes.find((r) => r.method === method && r.re.test(u.pathname));

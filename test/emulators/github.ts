@@ -59,7 +59,7 @@ export class GithubEmulator extends Emulator {
       if (this.runners.some((x) => x.name === b.name)) return { status: 409, body: { message: 'Already exists - A runner with the same name already exists', documentation_url: DOCS } };
       const runner: GhRunner = { id: this.nextId++, name: b.name, os: 'unknown', status: 'offline', busy: false, labels: ['self-hosted', ...b.labels], ephemeral: true };
       this.runners.push(runner);
-      return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': 'x' })).toString('base64') } };
+      return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: this.issue(Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': `jit-${runner.id}-EMULATED` })).toString('base64')) } };
     }));
     this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => this.list(r, this.comments.filter((c) => c.issue === Number(r.params[2])).map((c) => ({ id: c.id, body: c.body })))));
     this.route('POST', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => {
@@ -75,7 +75,7 @@ export class GithubEmulator extends Emulator {
       c.body = (r.body as { body?: string } | undefined)?.body ?? c.body;
       return { status: 200, body: { id: c.id, body: c.body } };
     }));
-    this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: `AREG${this.nextId++}EMULATED`, expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
+    this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: this.issue(`AREG${this.nextId++}EMULATED`), expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
   }
 
   protected authorize(req: EmuRequest): EmuResponse | undefined {

@@ -168,6 +168,6 @@ export class GitlabEmulator extends Emulator {
       runner.project_id = p.id;
     }
     this.runners.push(runner);
-    return { status: 201, body: { id: runner.id, token: `glrt-${runner.id}EMULATED0000000000`, token_expires_at: null } };
+    return { status: 201, body: { id: runner.id, token: this.issue(`glrt-${runner.id}EMULATED0000000000`), token_expires_at: null } };
   }
 }

@@ -1,8 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, root } from '../cli.js';
 import { postStickyComment } from '../../src/gitops/comment.js';
 import { COMMENT_MARKER, diffPolicies, planMarkdown } from '../../src/gitops/diff.js';
 import { normalize } from '../../src/policy/load.js';
@@ -91,8 +92,6 @@ describe('sticky plan comment', () => {
 });
 
 describe('parmanu plan', () => {
-  const root = resolve(import.meta.dirname, '..', '..');
-  const bin = join(root, 'bin', 'parmanu.js');
   const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-'));
   const pol = (max: number) => `emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab, scaling: { max: ${max} } }\n`;
   beforeAll(() => {
@@ -108,17 +107,17 @@ describe('parmanu plan', () => {
   afterAll(() => rmSync(repo, { recursive: true, force: true }));
 
   it('compares the working tree with a git ref, prints JSON and writes the terraform report', () => {
-    const r = spawnSync(process.execPath, [bin, 'plan', '--base', 'main', '--format', 'json', '--report', 'tf-report.json'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
-    expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as { pools: Array<{ pool: string; change: string; settings: unknown[] }> };
+    const r = cli(['plan', '--base', 'main', '--format', 'json', '--report', 'tf-report.json'], { cwd: repo });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { pools: Array<{ pool: string; change: string; settings: unknown[] }> };
     expect(out.pools).toEqual([{ pool: 'p', change: 'changed', settings: [{ path: 'scaling.max', old: 5, new: 9 }] }]);
     expect((out as unknown as { unmatched: unknown[] }).unmatched).toEqual([]);
     expect(JSON.parse(readFileSync(join(repo, 'tf-report.json'), 'utf8'))).toEqual({ create: 0, update: 1, delete: 0 });
   });
 
   it('refuses an unknown base with exit 2', () => {
-    const r = spawnSync(process.execPath, [bin, 'plan', '--base', 'no-such-ref'], { cwd: repo, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--base no-such-ref is neither a directory nor a git ref/);
+    const r = cli(['plan', '--base', 'no-such-ref'], { cwd: repo });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--base no-such-ref is neither a directory nor a git ref/);
   });
 });

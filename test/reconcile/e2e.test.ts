@@ -22,6 +22,7 @@ import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
+import { capture } from '../secret-scan.js';
 
 const roots: string[] = [];
 let redis: RedisServer;
@@ -67,6 +68,7 @@ function world(policy: Policy, emitter: Emitter, history: HistoryStore, extra: P
     clock: () => now.t,
     owner: 'test',
     newId: () => `n${(id++).toString().padStart(3, '0')}`,
+    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
     ...extra,
   };
   return {
@@ -74,7 +76,11 @@ function world(policy: Policy, emitter: Emitter, history: HistoryStore, extra: P
     now,
     stateDir,
     stateNodes: () => readStateNodes(join(poolDir(stateDir, 'p'), 'terraform.tfstate')).map((n) => n.name).sort(),
-    cycle: (more = {}) => reconcileOnce({ ...deps, ...more }),
+    cycle: async (more = {}) => {
+      const r = await reconcileOnce({ ...deps, ...more });
+      capture('a reconcile result', JSON.stringify(r));
+      return r;
+    },
   };
 }
 
@@ -179,6 +185,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       const r = await w.cycle();
       expect(r.pools[0]).toMatchObject({ drain: [], destroy: [], terraform: { ran: false } });
       expect(r.pools[0]?.reasons.join('\n')).toMatch(/probe failed .*: holding/);
+      expect(r.ok).toBe(false);
       expect(w.stateNodes()).toEqual(['p-n000']);
     } finally {
       await history.close();
