@@ -1,17 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
-import { createEmitters, defaultSecretEnv } from '../emitters/index.js';
 import { openHistory } from '../history/index.js';
-import { loadPolicy } from '../policy/load.js';
 import { parseDuration } from '../policy/duration.js';
-import { SecretResolutionError } from '../policy/secrets.js';
-import { formatProblem } from '../policy/types.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
+import { loadFleet, openEmitters } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
@@ -51,14 +47,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (!/^\d{4}-\d{2}-\d{2}T/.test(values.now) || Number.isNaN(t)) throw new UsageError(`reconcile: --now must be an ISO-8601 time such as 2025-01-06T08:00:00Z, not "${values.now}"`);
     clock = () => t;
   }
-  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
-  for (const p of loaded.problems) io.err(formatProblem(p));
-  const policy = loaded.policy;
-  if (!policy) return 2;
-  const wanted = values.pool?.split(',').map((s) => s.trim());
-  for (const w of wanted ?? []) if (!policy.pools.some((p) => p.name === w)) throw new UsageError(`reconcile: no pool named "${w}" (pools: ${policy.pools.map((p) => p.name).join(', ')})`);
-
-  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
+  const fleet = loadFleet('reconcile', io, values, { secrets: true });
+  if (!fleet) return 2;
+  const { policy, wanted, stateDir } = fleet;
   const gcpCreds = Object.values(policy.platforms).flatMap((p) => (p.type === 'gcp' && p.credentialsFile ? [p.credentialsFile] : []));
   const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform', ...(gcpCreds[0] ? { env: { GOOGLE_APPLICATION_CREDENTIALS: gcpCreds[0] } } : {}) });
   try {
@@ -67,14 +58,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (err instanceof TerraformError) throw new UsageError(`reconcile: ${err.message}`);
     throw err;
   }
-  const secrets = { ...defaultSecretEnv(), env: io.env };
-  let emitters;
-  try {
-    emitters = createEmitters(policy, secrets, clock);
-  } catch (err) {
-    if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: ${err.message}`);
-    throw err;
-  }
+  const emitters = openEmitters('reconcile', io, policy, clock);
   let listen: { host: string; port: number } | undefined;
   const ml = values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
   if (ml !== 'off') {

@@ -2,10 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildReport, reportHtml } from '../gitops/report.js';
 import { openHistory } from '../history/index.js';
-import { loadPolicy } from '../policy/load.js';
 import { parseDuration } from '../policy/duration.js';
-import { formatProblem } from '../policy/types.js';
 import { durationArg, parse } from './args.js';
+import { loadFleet } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
@@ -29,17 +28,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const format = values.format ?? 'html';
   if (format !== 'html' && format !== 'json') throw new UsageError(`report: --format must be html or json, not "${format}"`);
   const sinceMs = durationArg('report', 'since', values.since, parseDuration) ?? 7 * 86_400_000;
-  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
-  if (!loaded.policy) {
-    for (const p of loaded.problems) io.err(formatProblem(p));
-    return 2;
-  }
+  const fleet = loadFleet('report', io, values);
+  if (!fleet) return 2;
   const until = Date.now();
   const since = until - sinceMs;
-  const history = openHistory(io.env, resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu'));
+  const history = openHistory(io.env, fleet.stateDir);
   let report;
   try {
-    const pools = await Promise.all(loaded.policy.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since) })));
+    const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since) })));
     const first = Math.min(until, ...pools.flatMap((p) => p.samples.map((s) => s.at)));
     report = buildReport(pools, await history.events(since), Math.max(since, first), until);
   } catch (err) {

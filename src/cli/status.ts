@@ -1,14 +1,10 @@
-import { resolve } from 'node:path';
-import { createEmitters, defaultSecretEnv } from '../emitters/index.js';
 import type { ProbeResult } from '../emitters/types.js';
 import { openHistory } from '../history/index.js';
-import { loadPolicy } from '../policy/load.js';
-import { SecretResolutionError } from '../policy/secrets.js';
-import { formatProblem } from '../policy/types.js';
 import { poolDir } from '../reconcile/cycle.js';
 import { readStateNodes } from '../terraform/state.js';
 import { parse } from './args.js';
-import { UsageError, type Io } from './errors.js';
+import { loadFleet, openEmitters } from './context.js';
+import type { Io } from './errors.js';
 import { join } from 'node:path';
 
 const HELP = `Usage: parmanu status [--policy PATH] [--pool NAME] [--json]
@@ -28,27 +24,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(HELP);
     return 0;
   }
-  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
-  if (!loaded.policy) {
-    for (const p of loaded.problems) io.err(formatProblem(p));
-    return 2;
-  }
-  const policy = loaded.policy;
-  const wanted = values.pool?.split(',').map((s) => s.trim());
-  const pools = policy.pools.filter((p) => !wanted || wanted.includes(p.name));
-  let emitters;
-  try {
-    emitters = createEmitters(policy, { ...defaultSecretEnv(), env: io.env });
-  } catch (err) {
-    if (err instanceof SecretResolutionError) throw new UsageError(`status: ${err.message}`);
-    throw err;
-  }
+  const fleet = loadFleet('status', io, values, { secrets: true });
+  if (!fleet) return 2;
+  const { policy, pools, stateDir } = fleet;
+  const emitters = openEmitters('status', io, policy);
   const probes = new Map<string, ProbeResult>();
   await Promise.all([...new Set(pools.map((p) => p.emitter))].map(async (name) => {
     const e = emitters.get(name);
     if (e) probes.set(name, await e.probe());
   }));
-  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
   const history = openHistory(io.env, stateDir);
   const out: Array<{ pool: string; probe: string; nodes: Array<{ name: string; createdAt: number | null; draining: boolean; runner: string }> }> = [];
   try {

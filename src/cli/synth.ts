@@ -1,8 +1,7 @@
 import { join, resolve } from 'node:path';
-import { loadPolicy } from '../policy/load.js';
-import { formatProblem } from '../policy/types.js';
 import { readStateNodes, StateError } from '../terraform/state.js';
 import { parse } from './args.js';
+import { loadFleet } from './context.js';
 import { UsageError, type Io } from './errors.js';
 import { placeholderCredential } from '../../stacks/placeholders.js';
 
@@ -32,22 +31,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (!/^\d+$/.test(values.nodes) || Number(values.nodes) > 10_000) throw new UsageError(`synth: --nodes must be a whole number from 0 to 10000, not "${values.nodes}"`);
     count = Number(values.nodes);
   }
-  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
-  if (!loaded.policy) {
-    for (const p of loaded.problems) io.err(formatProblem(p));
-    return 2;
-  }
-  const policy = loaded.policy;
-  const wanted = values.pool?.split(',').map((s) => s.trim());
-  for (const w of wanted ?? []) if (!policy.pools.some((p) => p.name === w)) throw new UsageError(`synth: no pool named "${w}" (pools: ${policy.pools.map((p) => p.name).join(', ')})`);
-  const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
+  const fleet = loadFleet('synth', io, values);
+  if (!fleet) return 2;
+  const { policy, pools, stateDir } = fleet;
   const out = resolve(io.cwd, values.out ?? join(stateDir, 'synth'));
 
   // Imported here, not at the top: other commands must not pay for cdktf.
   const { renderPool, writeStack } = await import('../../stacks/render.js');
   const written: Array<{ pool: string; nodes: number; file: string }> = [];
-  for (const pool of policy.pools) {
-    if (wanted && !wanted.includes(pool.name)) continue;
+  for (const pool of pools) {
     const platform = policy.platforms[pool.platform];
     if (!platform) continue;
     let names: string[];

@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadPolicy } from '../policy/load.js';
-import { secretFields } from '../policy/secret-fields.js';
-import { resolveSecret, SecretResolutionError } from '../policy/secrets.js';
-import { locate } from '../policy/source.js';
+import { secretProblems } from '../policy/secret-fields.js';
 import { formatProblem, type Problem } from '../policy/types.js';
 import { parse } from './args.js';
 import type { Io } from './errors.js';
@@ -32,20 +30,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const result = loadPolicy(paths, { cwd: io.cwd });
   const problems: Problem[] = [...result.problems];
 
-  if (values['check-env'] && result.policy) {
-    for (const f of secretFields(result.policy)) {
-      try {
-        resolveSecret(f.ref, { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') });
-      } catch (err) {
-        if (!(err instanceof SecretResolutionError)) throw err;
-        const origin = result.origins.get(`${f.section}/${f.name}`);
-        if (!origin) continue;
-        const full = [f.section, f.name, ...f.path];
-        const pos = locate(origin.src, full);
-        problems.push({ file: origin.src.file, line: pos.line, col: pos.col, path: full.join('.'), message: err.message, severity: 'error' });
-      }
-    }
-  }
+  if (values['check-env']) problems.push(...secretProblems(result, { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') }));
 
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;

@@ -44,6 +44,15 @@ export class ReplayEmitter implements Emitter {
     return this.jobs;
   }
 
+  preflight(): string[] {
+    try {
+      this.load();
+      return [];
+    } catch (err) {
+      return [(err as Error).message];
+    }
+  }
+
   /** The trace time that the wall-clock time `now` maps to. */
   traceTime(now: number): number {
     const jobs = this.load();

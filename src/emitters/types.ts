@@ -71,6 +71,12 @@ export interface Emitter {
   resume?(node: string): Promise<void>;
   deregister(node: string): Promise<void>;
   isIdle(node: string): Promise<boolean>;
+  /**
+   * Problems of configuration that no later probe can mend (a replay trace that does not parse),
+   * checked once before a command does anything. Empty when there are none. Network emitters do
+   * not implement it: an unreachable platform is a failed probe, and its pools hold.
+   */
+  preflight?(): string[];
 }
 
 export class EmitterError extends Error {

@@ -1,4 +1,7 @@
-import type { Policy } from './types.js';
+import type { LoadResult } from './load.js';
+import { resolveSecret, SecretResolutionError, type SecretEnv } from './secrets.js';
+import { locate } from './source.js';
+import type { Policy, Problem } from './types.js';
 
 export interface SecretField {
   section: 'emitters' | 'platforms';
@@ -25,4 +28,27 @@ export function secretFields(policy: Policy): SecretField[] {
     }
   }
   return out;
+}
+
+/**
+ * A problem at the reference's FILE:LINE:COL for every secret reference that does not resolve
+ * (`validate --check-env`, and every command that is about to use the secrets). `emitters`
+ * limits the check to the emitters a command will build. Values are never put in a message.
+ */
+export function secretProblems(loaded: Pick<LoadResult, 'policy' | 'origins'>, deps: SecretEnv, emitters?: ReadonlySet<string>): Problem[] {
+  if (!loaded.policy) return [];
+  const problems: Problem[] = [];
+  for (const f of secretFields(loaded.policy)) {
+    if (emitters && f.section === 'emitters' && !emitters.has(f.name)) continue;
+    try {
+      resolveSecret(f.ref, deps);
+    } catch (err) {
+      if (!(err instanceof SecretResolutionError)) throw err;
+      const origin = loaded.origins.get(`${f.section}/${f.name}`);
+      const full = [f.section, f.name, ...f.path];
+      const pos = origin ? locate(origin.src, full) : { line: 1, col: 1 };
+      problems.push({ file: origin?.src.file ?? '(policy)', line: pos.line, col: pos.col, path: full.join('.'), message: err.message, severity: 'error' });
+    }
+  }
+  return problems;
 }

@@ -53,7 +53,8 @@ export function resolveSecret(text: string, deps: SecretEnv): string {
   if (!ref) throw new SecretResolutionError('(literal)', 'not a ${env:…} or ${file:…} reference');
   if (ref.kind === 'env') {
     const v = deps.env[ref.name];
-    if (v === undefined || v === '') throw new SecretResolutionError(ref.text, `environment variable ${ref.name} is not set`);
+    if (v === undefined) throw new SecretResolutionError(ref.text, `environment variable ${ref.name} is not set`);
+    if (v === '') throw new SecretResolutionError(ref.text, `environment variable ${ref.name} is set but empty`);
     return v;
   }
   let content: string;
@@ -61,7 +62,7 @@ export function resolveSecret(text: string, deps: SecretEnv): string {
     content = deps.readFile(ref.name);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SecretResolutionError(ref.text, code === 'ENOENT' ? 'file does not exist' : code === 'EACCES' ? 'file is not readable' : 'file cannot be read');
+    throw new SecretResolutionError(ref.text, code === 'ENOENT' ? 'file does not exist' : code === 'EACCES' ? 'file is not readable' : code === 'EISDIR' ? 'is a directory, not a file' : 'file cannot be read');
   }
   const value = content.replace(/\r?\n$/, '');
   if (value === '') throw new SecretResolutionError(ref.text, 'file is empty');

@@ -29,7 +29,7 @@ describe('secret references', () => {
 
   it.each([
     ['${env:MISSING}', 'environment variable MISSING is not set'],
-    ['${env:EMPTY}', 'environment variable EMPTY is not set'],
+    ['${env:EMPTY}', 'environment variable EMPTY is set but empty'],
     ['${file:gone}', 'file does not exist'],
     ['${file:denied}', 'file is not readable'],
     ['${file:empty}', 'file is empty'],
