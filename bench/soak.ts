@@ -19,6 +19,7 @@ import { poolDir, reconcileOnce, type CycleResult, type ReconcileDeps } from '..
 import { rng } from '../src/sim/generate.js';
 import { Terraform } from '../src/terraform/runner.js';
 import { readStateNodes } from '../src/terraform/state.js';
+import { issuedSecrets } from '../test/emulators/base.js';
 import { GithubEmulator } from '../test/emulators/github.js';
 import { GitlabEmulator, type GlProject } from '../test/emulators/gitlab.js';
 import { JenkinsEmulator } from '../test/emulators/jenkins.js';
@@ -87,7 +88,6 @@ export async function soak(cycles: number, seed: number, progress?: (line: strin
   const jk = await new JenkinsEmulator().start();
   gl.strict = gh.strict = jk.strict = false;
   const stateDir = join(root, 'state');
-  const tokens = [gl.token, gh.token, jk.token];
   const env = { GL_TOKEN: gl.token, GH_TOKEN: gh.token, JK_USER: jk.user, JK_TOKEN: jk.token };
   const policyFile = join(root, 'soak.yaml');
   const pools = (name: string, emitter: string) => `  ${name}:\n    emitter: ${emitter}\n    platform: lab\n    labels: [linux]\n    runner: { jobsPerNode: 1 }\n    scaling: { max: 4, spare: 0, maxStep: 4, scaleDownAfter: 1m, minLifetime: 0s, bootTimeout: 3m, predict: false }\n`;
@@ -113,9 +113,9 @@ export async function soak(cycles: number, seed: number, progress?: (line: strin
   const now = { t: Date.parse('2026-11-02T09:00:00Z') };
   const history = new RedisHistoryStore(redis.url, () => now.t);
   const emitters = createEmitters(policy, { env, readFile: () => '' }, () => now.t);
-  const deps: ReconcileDeps = { policy, emitters, history, terraform: new Terraform({ bin: wrapper }), stateDir, clock: () => now.t, owner: 'soak-a', orphanGraceMs: 60_000, leaseTtlMs: 3000, driftCheckMs: 30 * 60_000 };
-  const stateNodes = (pool: string) => readStateNodes(join(poolDir(stateDir, pool), 'terraform.tfstate')).map((n) => n.name);
   const outputs: string[] = [];
+  const deps: ReconcileDeps = { policy, emitters, history, terraform: new Terraform({ bin: wrapper }), stateDir, clock: () => now.t, owner: 'soak-a', orphanGraceMs: 60_000, leaseTtlMs: 3000, driftCheckMs: 30 * 60_000, log: (e) => outputs.push(JSON.stringify(e)) };
+  const stateNodes = (pool: string) => readStateNodes(join(poolDir(stateDir, pool), 'terraform.tfstate')).map((n) => n.name);
   const result: SoakResult = { cycles, faults: 0, faultsByKind: {}, busyRunnersDeleted: 0, maxExceeded: 0, leakedVMs: 0, orphanRunners: 0, convergedWithinCycles: null, tokensInOutput: 0, poolErrors: 0 };
   const faultsUntil = Math.floor(cycles * 0.6);
   let converged: number | null = null;
@@ -182,6 +182,9 @@ export async function soak(cycles: number, seed: number, progress?: (line: strin
       result.orphanRunners += [...runners].filter((n) => !state.has(n)).length;
     }
     result.convergedWithinCycles = converged;
+    // Every credential the emulators accepted or issued (API tokens, runner tokens, agent secrets),
+    // against every log event, cycle result and killed child's output.
+    const tokens = [...issuedSecrets];
     result.tokensInOutput = outputs.filter((o) => tokens.some((t) => o.includes(t))).length;
     return result;
   } finally {

@@ -51,7 +51,7 @@ type Handler = (req: EmuRequest) => EmuResponse | Promise<EmuResponse>;
  * logs, returns as JSON or sends in a request body.
  */
 export const issuedSecrets = new Set<string>();
-/** Emulators that are serving, for the scan of request bodies after each test. */
+/** Emulators started in this process whose request bodies the scan after each test has not read yet (a stopped one leaves once read). */
 export const liveEmulators = new Set<Emulator>();
 
 export abstract class Emulator {
@@ -96,7 +96,6 @@ export abstract class Emulator {
   }
 
   async stop(): Promise<void> {
-    liveEmulators.delete(this);
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
@@ -106,6 +105,10 @@ export abstract class Emulator {
   protected abstract authorize(req: EmuRequest): EmuResponse | undefined;
 
   private scanned = 0;
+  get serving(): boolean {
+    return this.server !== undefined;
+  }
+
   /** Request bodies received since the last call. */
   takeBodies(): Array<{ request: string; body: string }> {
     const out = this.bodies.slice(this.scanned);

@@ -25,6 +25,7 @@ for (const stream of [process.stdout, process.stderr]) {
 afterEach(() => {
   for (const emu of liveEmulators) {
     for (const { request, body } of emu.takeBodies()) capture(`the body of ${request} (${emu.constructor.name})`, body);
+    if (!emu.serving) liveEmulators.delete(emu);
   }
   scanCaptured();
 });
