@@ -28,17 +28,22 @@ export function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-/** Wall time in ms of a command, median of `n` runs after one warm-up. Throws when it fails. */
-export function timeCommand(cmd: string, args: string[], n: number, cwd: string): number {
-  const times: number[] = [];
+/**
+ * Median wall times in ms of several commands, run in turn (A B C A B C …) after one warm-up
+ * round, so that the machine's drift hits a figure and its baseline alike.
+ */
+export function timeCommands(cmds: Array<[string, string[]]>, n: number, cwd: string): number[] {
+  const times: number[][] = cmds.map(() => []);
   for (let i = 0; i <= n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0 && r.status !== 2) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 200)}`);
-    if (i > 0) times.push(dt);
+    cmds.forEach(([cmd, args], k) => {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+      const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0 && r.status !== 2) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr.toString().slice(0, 200)}`);
+      if (i > 0) times[k]?.push(dt);
+    });
   }
-  return median(times);
+  return times.map(median);
 }
 
 export function timeFn(fn: () => void, n: number): number {

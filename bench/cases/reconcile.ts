@@ -11,7 +11,7 @@ import { EmitterSchema, PlatformSchema, PoolSchema, type PoolInput } from '../..
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { Terraform } from '../../src/terraform/runner.js';
-import { round, type BenchCase } from '../harness.js';
+import { median, round, type BenchCase } from '../harness.js';
 
 function setup(pools: number, min: number): { deps: ReconcileDeps; root: string; terraform: Terraform } {
   const root = mkdtempSync(join(tmpdir(), 'parmanu-bench-rec-'));
@@ -77,36 +77,51 @@ export async function noopCycleInThisProcess(): Promise<z.infer<typeof NoopResul
   }
 }
 
-/** A full cycle that creates 200 nodes, against bare terraform init + apply of the same stack. */
+/**
+ * A full cycle that creates 200 nodes, against bare terraform init + apply of the same stack.
+ * One-shot first (cdktf not loaded yet: a CLI run), then ROUNDS rounds of a warm cycle and bare
+ * terraform in turn, each into a fresh state; medians, so that drift hits both alike.
+ */
+const ROUNDS = 3;
 export const reconcileVsTerraform200: BenchCase = {
   name: 'reconcile-vs-terraform-200-nodes',
   async run({ log }) {
-    const cold = setup(1, 200);
-    const warm = setup(1, 200);
+    const worlds: Array<ReturnType<typeof setup>> = [];
+    const fresh = () => {
+      const w = setup(1, 200);
+      worlds.push(w);
+      return w;
+    };
     try {
       log('reconcile-vs-terraform-200-nodes: reconcile cycle (cdktf not loaded yet: a one-shot CLI run)…');
-      const ours = await timedCycle(cold.deps);
-      log('reconcile-vs-terraform-200-nodes: again in a fresh state, cdktf loaded (a --watch service)…');
-      const oursWarm = await timedCycle(warm.deps);
-      // The same configuration, applied by terraform alone into a fresh state.
-      const bare = join(cold.root, 'bare');
-      mkdirSync(bare);
+      const cold = fresh();
+      const oneShot = await timedCycle(cold.deps);
+      // The same configuration, for terraform alone.
       const json = JSON.parse(readFileSync(join(poolDir(cold.deps.stateDir, 'pool-0'), 'cdk.tf.json'), 'utf8')) as { terraform: { backend: { local: { path: string } } } };
-      json.terraform.backend.local.path = join(bare, 'terraform.tfstate');
-      writeFileSync(join(bare, 'cdk.tf.json'), JSON.stringify(json));
-      log('reconcile-vs-terraform-200-nodes: bare terraform…');
       const env = { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1' };
-      const t1 = process.hrtime.bigint();
-      execFileSync('terraform', ['init', '-input=false', '-no-color'], { cwd: bare, env, stdio: 'ignore' });
-      execFileSync('terraform', ['apply', '-input=false', '-no-color', '-auto-approve'], { cwd: bare, env, stdio: 'ignore' });
-      const tf = Number(process.hrtime.bigint() - t1) / 1e6;
-      const base = { name: 'terraform init + apply, same config', value: round(tf, 0) };
+      const warm: number[] = [];
+      const bare: number[] = [];
+      for (let i = 0; i < ROUNDS; i++) {
+        log(`reconcile-vs-terraform-200-nodes: round ${i + 1}/${ROUNDS}: a warm cycle (--watch), then bare terraform…`);
+        warm.push(await timedCycle(fresh().deps));
+        const dir = join(cold.root, `bare-${i}`);
+        mkdirSync(dir);
+        json.terraform.backend.local.path = join(dir, 'terraform.tfstate');
+        writeFileSync(join(dir, 'cdk.tf.json'), JSON.stringify(json));
+        const t1 = process.hrtime.bigint();
+        execFileSync('terraform', ['init', '-input=false', '-no-color'], { cwd: dir, env, stdio: 'ignore' });
+        execFileSync('terraform', ['apply', '-input=false', '-no-color', '-auto-approve'], { cwd: dir, env, stdio: 'ignore' });
+        bare.push(Number(process.hrtime.bigint() - t1) / 1e6);
+      }
+      const tf = median(bare);
+      const w = median(warm);
+      const base = { name: `terraform init + apply, same config (median of ${ROUNDS})`, value: round(tf, 0) };
       return [
-        { name: 'reconcile-vs-terraform-200-nodes', value: round(ours, 0), unit: 'ms', baseline: base, ratio: round(ours / tf), note: 'one-shot: includes loading cdktf (~0.5 s); decide, render, init, plan, show, guard, apply (target ≤ 1.1)' },
-        { name: 'reconcile-vs-terraform-200-nodes-warm', value: round(oursWarm, 0), unit: 'ms', baseline: base, ratio: round(oursWarm / tf), note: 'the same with cdktf already loaded (--watch)' },
+        { name: 'reconcile-vs-terraform-200-nodes', value: round(oneShot, 0), unit: 'ms', baseline: base, ratio: round(oneShot / tf), note: 'one-shot: includes loading cdktf (~0.5 s); decide, render, init, plan, show, guard, apply (target ≤ 1.1)' },
+        { name: 'reconcile-vs-terraform-200-nodes-warm', value: round(w, 0), unit: 'ms', baseline: base, ratio: round(w / tf), note: `cdktf already loaded (--watch); median of ${ROUNDS}, spread ${round(Math.min(...warm), 0)}–${round(Math.max(...warm), 0)} ms vs bare ${round(Math.min(...bare), 0)}–${round(Math.max(...bare), 0)} ms` },
       ];
     } finally {
-      for (const w of [cold, warm]) {
+      for (const w of worlds) {
         await w.deps.history.close();
         rmSync(w.root, { recursive: true, force: true });
       }

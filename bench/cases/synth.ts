@@ -6,7 +6,7 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { renderPool } from '../../stacks/render.js';
 import { normalize } from '../../src/policy/load.js';
 import { PoolSchema } from '../../src/policy/schema.js';
-import { median, round, timeCommand, type BenchCase } from '../harness.js';
+import { median, round, timeCommands, type BenchCase } from '../harness.js';
 
 const N = 1000;
 
@@ -50,9 +50,11 @@ export const synth1000: BenchCase = {
     const o = median(ours);
     const f = median(floor);
     const fb = median(bareFloor);
-    const bare = timeCommand(process.execPath, ['-e', '0'], 7, root);
-    const imp = timeCommand(process.execPath, ['--input-type=module', '-e', "await import('./dist/stacks/render.js')"], 7, root);
-    const cdktfOnly = timeCommand(process.execPath, ['--input-type=module', '-e', "await import('cdktf')"], 7, root);
+    const [bare, imp, cdktfOnly] = timeCommands([
+      [process.execPath, ['-e', '0']],
+      [process.execPath, ['--input-type=module', '-e', "await import('./dist/stacks/render.js')"]],
+      [process.execPath, ['--input-type=module', '-e', "await import('cdktf')"]],
+    ], 7, root) as [number, number, number];
     return [
       { name: 'synth-1000-nodes', value: round(o, 0), unit: 'ms', baseline: { name: `cdktf alone, the same ${N} aws_instance configs`, value: round(f, 0) }, ratio: round(o / f), note: `${round(o / N, 2)} ms per node (target ratio ≤ 1.3)` },
       { name: 'synth-1000-nodes-vs-bare', value: round(o, 0), unit: 'ms', baseline: { name: `cdktf alone, ${N} bare aws_instance`, value: round(fb, 0) }, ratio: round(o / fb), note: 'nested blocks (disk, IMDS, spot) and full user-data cost cdktf more' },
