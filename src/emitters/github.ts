@@ -21,7 +21,7 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { HttpClient, probeResult } from './http.js';
+import { HttpClient, ProbeProblems, probeResult } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
@@ -56,7 +56,7 @@ export class GithubEmitter implements Emitter {
   private readonly owner: (name: string) => string | undefined;
   private readonly etags = new Map<string, { etag: string; data: unknown }>();
   private readonly runnerIds = new Map<string, number>();
-  private partialReasons: string[] = [];
+  private problems = new ProbeProblems((e) => this.reason(e));
   private readonly secret: string;
 
   constructor(
@@ -130,7 +130,7 @@ export class GithubEmitter implements Emitter {
       out.push(...z.array(item).parse(items));
       if (!link || !/rel="next"/.test(link)) break;
     }
-    if (total !== undefined && out.length < total) this.partialReasons.push(`GET ${path}: ${out.length} of ${total} items came back`);
+    if (total !== undefined && out.length < total) this.problems.add(`GET ${path}: ${out.length} of ${total} items came back`);
     return out;
   }
 
@@ -152,30 +152,21 @@ export class GithubEmitter implements Emitter {
   async probe(): Promise<ProbeResult> {
     const t0 = this.clock();
     this.http.resetStats();
-    this.partialReasons = [];
+    this.problems = new ProbeProblems((e) => this.reason(e));
     const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
     try {
       const repos = this.cfg.repos ?? (await this.all(`/orgs/${this.cfg.owner}/repos`, RepoSchema)).filter((r) => !r.archived).map((r) => r.name);
       const runsByRepo = await Promise.allSettled(
         repos.flatMap((repo) => (['queued', 'in_progress'] as const).map(async (status) => ({ repo, runs: await this.all(`/repos/${this.cfg.owner}/${repo}/actions/runs`, RunSchema, 'workflow_runs', { status }) }))),
       );
-      const runs: Array<{ repo: string; id: number }> = [];
-      let failed = 0;
-      for (const r of runsByRepo) {
-        if (r.status === 'rejected') {
-          failed++;
-          this.partialReasons.push(this.reason(r.reason));
-        } else for (const run of r.value.runs) runs.push({ repo: r.value.repo, id: run.id });
-      }
-      if (runsByRepo.length > 0 && failed === runsByRepo.length) return done({ ok: false, partial: false, reason: this.partialReasons[0] ?? 'every repository failed', jobs: [], runners: [] });
+      const listed = this.problems.settle(runsByRepo);
+      const none = this.problems.allFailed(runsByRepo.length, listed.failed, 'repository');
+      if (none) return done(none);
+      const runs = listed.values.flatMap((r) => r.runs.map((run) => ({ repo: r.repo, id: run.id })));
       const jobLists = await Promise.allSettled(runs.map((run) => this.all(`/repos/${this.cfg.owner}/${run.repo}/actions/runs/${run.id}/jobs`, JobSchema, 'jobs', { filter: 'latest' })));
       const jobs: Job[] = [];
-      for (const r of jobLists) {
-        if (r.status === 'rejected') {
-          this.partialReasons.push(this.reason(r.reason));
-          continue;
-        }
-        for (const j of r.value) {
+      for (const list of this.problems.settle(jobLists).values) {
+        for (const j of list) {
           if (j.status === 'completed') continue;
           const job: Job = { id: String(j.id), labels: j.labels, status: j.status === 'in_progress' ? 'running' : 'queued', queuedAt: Date.parse(j.created_at) };
           if (j.started_at) job.startedAt = Date.parse(j.started_at);
@@ -183,9 +174,7 @@ export class GithubEmitter implements Emitter {
           jobs.push(job);
         }
       }
-      const runners = await this.runners();
-      const partial = this.partialReasons.length > 0;
-      return done({ ok: true, partial, ...(partial ? { reason: [...new Set(this.partialReasons)].slice(0, 3).join('; ') } : {}), jobs, runners });
+      return done(this.problems.ok(jobs, await this.runners()));
     } catch (err) {
       return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
     }

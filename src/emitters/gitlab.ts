@@ -15,7 +15,7 @@ import { Gitlab } from '@gitbeaker/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { describeFailure, HttpClient, probeResult, readJson } from './http.js';
+import { describeFailure, HttpClient, ProbeProblems, probeResult, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
@@ -55,7 +55,7 @@ export class GitlabEmitter implements Emitter {
   private readonly owner: (name: string) => string | undefined;
   private readonly groupIds = new Map<string, number>();
   private readonly runnerIds = new Map<string, number>();
-  private partialReasons: string[] = [];
+  private problems = new ProbeProblems((e) => this.reason(e));
 
   constructor(
     private readonly cfg: GitlabConfig,
@@ -88,7 +88,7 @@ export class GitlabEmitter implements Emitter {
   async probe(): Promise<ProbeResult> {
     const t0 = this.clock();
     this.http.resetStats();
-    this.partialReasons = [];
+    this.problems = new ProbeProblems((e) => this.reason(e));
     const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
     try {
       // Independent of the jobs: listed while they are read.
@@ -106,23 +106,14 @@ export class GitlabEmitter implements Emitter {
         }),
       );
       const jobs: Job[] = [];
-      let failed = 0;
-      for (const r of perProject) {
-        if (r.status === 'rejected') {
-          failed++;
-          this.partialReasons.push(this.reason(r.reason));
-          continue;
-        }
-        for (const j of r.value.jobs) jobs.push(this.toJob(j));
-        for (const u of r.value.upcoming) {
-          if (u.status === 'rejected') this.partialReasons.push(this.reason(u.reason));
-          else for (const j of u.value) jobs.push({ ...this.toJob(j), status: 'upcoming' });
-        }
+      const { values, failed } = this.problems.settle(perProject);
+      for (const v of values) {
+        for (const j of v.jobs) jobs.push(this.toJob(j));
+        for (const j of this.problems.settle(v.upcoming).values.flat()) jobs.push({ ...this.toJob(j), status: 'upcoming' });
       }
-      if (projects.length > 0 && failed === projects.length) return done({ ok: false, partial: false, reason: this.partialReasons[0] ?? 'every project failed', jobs: [], runners: [] });
-      const runners = this.ownRunners(await runnerList, jobs);
-      const partial = this.partialReasons.length > 0;
-      return done({ ok: true, partial, ...(partial ? { reason: [...new Set(this.partialReasons)].slice(0, 3).join('; ') } : {}), jobs, runners });
+      const none = this.problems.allFailed(projects.length, failed, 'project');
+      if (none) return done(none);
+      return done(this.problems.ok(jobs, this.ownRunners(await runnerList, jobs)));
     } catch (err) {
       return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
     }
@@ -140,7 +131,7 @@ export class GitlabEmitter implements Emitter {
     const raw = await call();
     const parsed = Paginated(item).parse(raw);
     const total = parsed.paginationInfo.total;
-    if (typeof total === 'number' && parsed.data.length < total) this.partialReasons.push(`${what}: ${parsed.data.length} of ${total} items came back`);
+    if (typeof total === 'number' && parsed.data.length < total) this.problems.add(`${what}: ${parsed.data.length} of ${total} items came back`);
     return parsed.data;
   }
 

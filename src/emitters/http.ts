@@ -145,6 +145,46 @@ export async function describeFailure(res: Response, what: string): Promise<Emit
 }
 
 /** A probe's result with its metadata from the HTTP client's counters since `t0`. */
+type ProbeBody = Omit<ProbeResult, 'emitter' | 'at' | 'meta'>;
+
+/**
+ * What went wrong in parts of one probe — a listing that failed, a list that came back short —
+ * and how that folds into its result: every unit failed → the probe failed; some → ok but
+ * partial, with up to three distinct reasons.
+ */
+export class ProbeProblems {
+  private readonly reasons: string[] = [];
+  constructor(private readonly describe: (err: unknown) => string) {}
+
+  add(reason: string): void {
+    this.reasons.push(reason);
+  }
+
+  /** The values of the fulfilled results; each rejection is recorded. */
+  settle<T>(results: ReadonlyArray<PromiseSettledResult<T>>): { values: T[]; failed: number } {
+    const values: T[] = [];
+    let failed = 0;
+    for (const r of results) {
+      if (r.status === 'fulfilled') values.push(r.value);
+      else {
+        failed++;
+        this.add(this.describe(r.reason));
+      }
+    }
+    return { values, failed };
+  }
+
+  /** A failed probe when all `units` failed (and there were some), else undefined. */
+  allFailed(units: number, failed: number, what: string): ProbeBody | undefined {
+    return units > 0 && failed === units ? { ok: false, partial: false, reason: this.reasons[0] ?? `every ${what} failed`, jobs: [], runners: [] } : undefined;
+  }
+
+  ok(jobs: ProbeResult['jobs'], runners: ProbeResult['runners']): ProbeBody {
+    const partial = this.reasons.length > 0;
+    return { ok: true, partial, ...(partial ? { reason: [...new Set(this.reasons)].slice(0, 3).join('; ') } : {}), jobs, runners };
+  }
+}
+
 export function probeResult(emitter: string, t0: number, clock: () => number, stats: HttpStats, r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult {
   return {
     emitter,
