@@ -13,8 +13,8 @@ import { cliAsync, type CliResult } from '../cli.js';
 import { INVALID_CASES } from '../policy/invalid-corpus.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-bad-'));
-const calls = join(dir, 'terraform-calls.log');
 const wrapper = join(dir, 'terraform-wrapper');
+let runs = 0;
 
 const GOOD_TRACE = 'queued_at,duration_s,labels\n2025-01-06T08:00:00Z,600,linux\n';
 const policy = (emitter: string) => `emitters:\n  ci:\n${emitter}platforms:\n  lab: { type: local }\npools:\n  p: { emitter: ci, platform: lab, labels: [linux] }\n`;
@@ -22,7 +22,7 @@ const replay = (trace: string) => policy(`    type: replay\n    trace: ${trace}\
 const gitlab = (token: string) => policy(`    type: gitlab\n    url: http://127.0.0.1:9\n    token: ${token}\n    projects: [a/b]\n    runnerOwner: instance\n`);
 
 beforeAll(() => {
-  writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = version ] || echo "$@" >> '${calls}'\nexec terraform "$@"\n`);
+  writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = version ] || echo "$@" >> "$PARMANU_TEST_CALLS"\nexec terraform "$@"\n`);
   chmodSync(wrapper, 0o755);
   writeFileSync(join(dir, 'good.csv'), GOOD_TRACE);
   writeFileSync(join(dir, 'good.yaml'), replay('good.csv'));
@@ -30,12 +30,23 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  rmSync(calls, { force: true });
-  return cliAsync(args, { cwd: dir, env: { PARMANU_TERRAFORM: wrapper, PARMANU_STATE_DIR: join(dir, 'state'), ...env }, timeoutMs: 60_000 });
+/** Runs the CLI with the recording wrapper as terraform; `calls` is the file of what it recorded. */
+async function run(args: string[], env: Record<string, string> = {}, cwd = dir): Promise<CliResult & { calls: string }> {
+  const n = runs++;
+  const calls = join(dir, `terraform-calls-${n}.log`);
+  const r = await cliAsync(args, { cwd, env: { PARMANU_TERRAFORM: wrapper, PARMANU_TEST_CALLS: calls, PARMANU_STATE_DIR: join(dir, `state-${n}`), ...env }, timeoutMs: 60_000 });
+  return { ...r, calls: existsSync(calls) ? readFileSync(calls, 'utf8') : '' };
 }
 
-function expectRefused(r: CliResult, message: RegExp): void {
+/** A directory of its own, for cases that write files with fixed names. */
+function own(): string {
+  const d = mkdtempSync(join(dir, 'case-'));
+  writeFileSync(join(d, 'good.csv'), GOOD_TRACE);
+  mkdirSync(join(d, 'a-directory'));
+  return d;
+}
+
+function expectRefused(r: CliResult & { calls: string }, message: RegExp): void {
   expect(r.code, `stdout: ${r.out}\nstderr: ${r.err}`).toBe(2);
   const text = r.out + r.err;
   expect(text).toMatch(message);
@@ -43,10 +54,10 @@ function expectRefused(r: CliResult, message: RegExp): void {
   expect(text).not.toMatch(/\b(TypeError|ReferenceError|SyntaxError|ZodError)\b/);
   // Every line the CLI printed is short enough to read: no dumps.
   for (const line of text.split('\n')) expect(line.length).toBeLessThan(400);
-  expect(existsSync(calls) ? readFileSync(calls, 'utf8') : '').toBe('');
+  expect(r.calls).toBe('');
 }
 
-describe('every malformed policy of the corpus: reconcile refuses it before any terraform', () => {
+describe.concurrent('every malformed policy of the corpus: reconcile refuses it before any terraform', () => {
   it.each(INVALID_CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     const file = join(dir, `corpus-${INVALID_CASES.indexOf(c)}.yaml`);
     writeFileSync(file, c.yaml);
@@ -56,7 +67,7 @@ describe('every malformed policy of the corpus: reconcile refuses it before any 
   });
 });
 
-describe('malformed traces', () => {
+describe.concurrent('malformed traces', () => {
   const traces: Array<[string, string, RegExp]> = [
     ['a missing header', '2025-01-06T08:00:00Z,600,linux\n', /bad\.csv:1(:\d+)?: .*header/i],
     ['a bad timestamp', 'queued_at,duration_s,labels\nyesterday,600,linux\n', /bad\.csv:2(:\d+)?: .*queued_at/],
@@ -65,17 +76,19 @@ describe('malformed traces', () => {
     ['binary', '\u0000\u0001\u0002PK', /bad\.csv(:\d+)*: /],
   ];
   it.each(traces)('simulate refuses %s', async (_n, text, message) => {
-    writeFileSync(join(dir, 'bad.csv'), text);
-    expectRefused(await run(['simulate', '--trace', 'bad.csv']), message);
+    const d = own();
+    writeFileSync(join(d, 'bad.csv'), text);
+    expectRefused(await run(['simulate', '--trace', 'bad.csv'], {}, d), message);
   });
   it.each(traces)('reconcile with a replay emitter refuses %s', async (_n, text, message) => {
-    writeFileSync(join(dir, 'bad.csv'), text);
-    writeFileSync(join(dir, 'replay-bad.yaml'), replay('bad.csv'));
-    expectRefused(await run(['reconcile', '--policy', 'replay-bad.yaml']), message);
+    const d = own();
+    writeFileSync(join(d, 'bad.csv'), text);
+    writeFileSync(join(d, 'replay-bad.yaml'), replay('bad.csv'));
+    expectRefused(await run(['reconcile', '--policy', 'replay-bad.yaml'], {}, d), message);
   });
 });
 
-describe('bad flags', () => {
+describe.concurrent('bad flags', () => {
   it.each<[string[], RegExp]>([
     [['reconcile', '--policy', 'good.yaml', '--frobnicate'], /unknown option.*--frobnicate/i],
     [['reconcile', '--policy'], /--policy.*(argument|value)/i],
@@ -94,15 +107,16 @@ describe('bad flags', () => {
   });
 });
 
-describe('secrets that do not resolve, files that cannot be read, no terraform', () => {
+describe.concurrent('secrets that do not resolve, files that cannot be read, no terraform', () => {
   it.each<[string, string, Record<string, string>, RegExp]>([
     ['a missing ${env:} value', gitlab('${env:GL_TOKEN}'), {}, /gl\.yaml:\d+:\d+: emitters\.ci\.token: \$\{env:GL_TOKEN\}: environment variable GL_TOKEN is not set/],
     ['an empty ${env:} value', gitlab('${env:GL_TOKEN}'), { GL_TOKEN: '' }, /gl\.yaml:\d+:\d+: emitters\.ci\.token: .*GL_TOKEN.*empty/],
     ['a ${file:} that does not exist', gitlab('${file:./nope.txt}'), {}, /gl\.yaml:\d+:\d+: emitters\.ci\.token: \$\{file:\.\/nope\.txt\}: .*(no such file|does not exist)/i],
     ['a ${file:} that is a directory', gitlab('${file:./a-directory}'), {}, /gl\.yaml:\d+:\d+: emitters\.ci\.token: \$\{file:\.\/a-directory\}: .*director/i],
   ])('reconcile refuses %s', async (_n, yaml, env, message) => {
-    writeFileSync(join(dir, 'gl.yaml'), yaml);
-    expectRefused(await run(['reconcile', '--policy', 'gl.yaml'], env), message);
+    const d = own();
+    writeFileSync(join(d, 'gl.yaml'), yaml);
+    expectRefused(await run(['reconcile', '--policy', 'gl.yaml'], env, d), message);
   });
 
   it('a policy path that does not exist', async () => {
@@ -124,6 +138,6 @@ describe('secrets that do not resolve, files that cannot be read, no terraform',
   it('and the wrapper does record terraform when the input is good (so the checks above can fail)', async () => {
     const r = await run(['reconcile', '--policy', 'good.yaml', '--now', '2025-01-06T08:00:30Z', '--json']);
     expect(r.code, r.err).toBe(0);
-    expect(readFileSync(calls, 'utf8')).toMatch(/^init /m);
+    expect(r.calls).toMatch(/^init /m);
   });
 });
