@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createEmitters, type Emitter } from '../emitters/index.js';
+import { HistoryError, openHistory, type HistoryStore } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
 import { formatProblem } from '../policy/types.js';
 import { secretProblems } from '../policy/secret-fields.js';
@@ -49,6 +50,16 @@ export function loadFleet(command: string, io: Io, values: { policy?: string | u
 /** Secret references resolve against the command's environment, files relative to its directory. */
 function secretEnv(io: Io): SecretEnv {
   return { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') };
+}
+
+/** The history store for a command; a bad REDIS_URL or state directory is a UsageError. */
+export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: () => number): HistoryStore {
+  try {
+    return openHistory(io.env, stateDir, clock);
+  } catch (err) {
+    if (err instanceof HistoryError) throw new UsageError(`${command}: ${err.message}`);
+    throw err;
+  }
 }
 
 export function stateDirOf(io: Io): string {

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { postStickyComment, CommentError } from '../gitops/comment.js';
 import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
-import { openHistory } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
 import { formatProblem, type Policy } from '../policy/types.js';
 import { parse } from './args.js';
+import { openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu plan [--policy PATH] [--base PATH|REF] [--format markdown|json] [--report FILE] [--comment]
@@ -74,7 +74,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     base = loaded.policy;
   }
   const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
-  const history = openHistory(io.env, stateDir);
+  const history = openHistoryFor('plan', io, stateDir);
   const latest = new Map<string, LatestObservation>();
   const recentJobs = new Map<string, RecentJobs>();
   try {

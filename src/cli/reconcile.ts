@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { openHistory } from '../history/index.js';
 import { parseDuration } from '../policy/duration.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
-import { loadFleet, openEmitters } from './context.js';
+import { loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
@@ -77,7 +76,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
   if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
-  const history = openHistory(io.env, stateDir, clock);
+  const history = openHistoryFor('reconcile', io, stateDir, clock);
   const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;

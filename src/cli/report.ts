@@ -1,10 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildReport, reportHtml } from '../gitops/report.js';
-import { openHistory } from '../history/index.js';
 import { parseDuration } from '../policy/duration.js';
 import { durationArg, parse } from './args.js';
-import { loadFleet } from './context.js';
+import { loadFleet, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
@@ -32,7 +31,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (!fleet) return 2;
   const until = Date.now();
   const since = until - sinceMs;
-  const history = openHistory(io.env, fleet.stateDir);
+  const history = openHistoryFor('report', io, fleet.stateDir);
   let report;
   try {
     const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since) })));

@@ -1,9 +1,8 @@
 import type { ProbeResult } from '../emitters/types.js';
-import { openHistory } from '../history/index.js';
 import { poolDir } from '../reconcile/cycle.js';
 import { readStateNodes } from '../terraform/state.js';
 import { parse } from './args.js';
-import { loadFleet, openEmitters } from './context.js';
+import { loadFleet, openEmitters, openHistoryFor } from './context.js';
 import type { Io } from './errors.js';
 import { join } from 'node:path';
 
@@ -33,7 +32,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const e = emitters.get(name);
     if (e) probes.set(name, await e.probe());
   }));
-  const history = openHistory(io.env, stateDir);
+  const history = openHistoryFor('status', io, stateDir);
   const out: Array<{ pool: string; probe: string; nodes: Array<{ name: string; createdAt: number | null; draining: boolean; runner: string }> }> = [];
   try {
     for (const pool of pools) {

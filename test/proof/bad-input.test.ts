@@ -119,6 +119,15 @@ describe.concurrent('secrets that do not resolve, files that cannot be read, no 
     expectRefused(await run(['reconcile', '--policy', 'gl.yaml'], env, d), message);
   });
 
+  it.each<[string, Record<string, string>, RegExp]>([
+    ['REDIS_URL that is not a URL', { REDIS_URL: 'garbage' }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
+    ['REDIS_URL of another scheme', { REDIS_URL: 'http://127.0.0.1:1' }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL, not http:/],
+    ['PARMANU_STATE_DIR that is a file', { PARMANU_STATE_DIR: join(dir, 'good.csv') }, /cannot use \S*good\.csv as the state directory \(PARMANU_STATE_DIR\): a file is in the way/],
+    ['PARMANU_LEASE_TTL that is not a duration', { PARMANU_LEASE_TTL: 'abc' }, /PARMANU_LEASE_TTL must be a duration such as 10m, not "abc"/],
+  ])('reconcile refuses %s', async (_n, env, message) => {
+    expectRefused(await run(['reconcile', '--policy', 'good.yaml'], env), message);
+  });
+
   it('a policy path that does not exist', async () => {
     expectRefused(await run(['reconcile', '--policy', 'missing.yaml']), /missing\.yaml.*(no such file|does not exist|not found)/i);
   });
