@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from '../src/cli/args.js';
-import type { Io } from '../src/cli/errors.js';
+import { UsageError, type Io } from '../src/cli/errors.js';
 import { coldStart, validate200 } from './cases/foundation.js';
 import { simulateBitcoin } from './cases/simulate.js';
 import { synth1000 } from './cases/synth.js';
@@ -25,6 +25,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const only = values.only?.split(',');
+  for (const o of only ?? []) if (!CASES.some((c) => c.name === o)) throw new UsageError(`bench: no case named "${o}" (cases: ${CASES.map((c) => c.name).join(', ')})`);
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const figures: Figure[] = [];
   for (const c of CASES) {

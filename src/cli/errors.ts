@@ -1,4 +1,20 @@
 /** Bad input from the user: printed as one line, exit 2, never a stack trace. */
+/** Why a file or directory the user named cannot be written, in words. */
+export function fsReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' ? 'its directory does not exist' : code === 'ENOTDIR' ? 'a file is in the way' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : code === 'ENOSPC' ? 'no space left on the device' : (code ?? (err as Error).message);
+}
+
+/** Runs `write`; a failure to write what the user asked for is bad input (exit 2), not an internal error. */
+export function writeOrExplain<T>(command: string, what: string, path: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code) throw new UsageError(`${command}: cannot write ${what} ${path}: ${fsReason(err)}`);
+    throw err;
+  }
+}
+
 export class UsageError extends Error {
   constructor(message: string, readonly exitCode = 2) {
     super(message);

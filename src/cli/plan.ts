@@ -8,7 +8,7 @@ import { loadPolicy } from '../policy/load.js';
 import { formatProblem, type Policy } from '../policy/types.js';
 import { parse } from './args.js';
 import { openHistoryFor } from './context.js';
-import { UsageError, type Io } from './errors.js';
+import { UsageError, writeOrExplain, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu plan [--policy PATH] [--base PATH|REF] [--format markdown|json] [--report FILE] [--comment]
 
@@ -95,7 +95,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     await history.close();
   }
   const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs);
-  if (values.report) writeFileSync(resolve(io.cwd, values.report), JSON.stringify(diff.report) + '\n');
+  if (values.report) {
+    const file = resolve(io.cwd, values.report);
+    writeOrExplain('plan', '--report', file, () => writeFileSync(file, JSON.stringify(diff.report) + '\n'));
+  }
   const markdown = planMarkdown(diff);
   io.out(format === 'json' ? JSON.stringify(diff) : markdown);
   if (values.comment) {

@@ -4,7 +4,7 @@ import { buildReport, reportHtml } from '../gitops/report.js';
 import { parseDuration } from '../policy/duration.js';
 import { durationArg, parse } from './args.js';
 import { loadFleet, openHistoryFor } from './context.js';
-import { UsageError, type Io } from './errors.js';
+import { UsageError, writeOrExplain, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
 
@@ -44,12 +44,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   if (format === 'json') {
     const text = JSON.stringify(report);
-    if (values.out) writeFileSync(resolve(io.cwd, values.out), text + '\n');
+    if (values.out) {
+      const file = resolve(io.cwd, values.out);
+      writeOrExplain('report', '--out', file, () => writeFileSync(file, text + '\n'));
+    }
     else io.out(text);
     return 0;
   }
   const out = resolve(io.cwd, values.out ?? 'report.html');
-  writeFileSync(out, reportHtml(report));
+  writeOrExplain('report', '--out', out, () => writeFileSync(out, reportHtml(report)));
   io.out(`report: ${report.pools.length} pools → ${out}`);
   return 0;
 }

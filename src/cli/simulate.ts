@@ -7,7 +7,7 @@ import { generateTrace, SHAPES, traceToCsv, type Shape } from '../sim/generate.j
 import { parseTrace, type TraceJob } from '../policy/trace.js';
 import { BASELINES, defaultPools, simulate, type Metrics, type SimResult } from '../sim/simulate.js';
 import { durationArg, parse } from './args.js';
-import { UsageError, type Io } from './errors.js';
+import { UsageError, writeOrExplain, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu simulate --trace CSV [--policy PATH] [--boot 90s] [--probe 30s] [--json]
        parmanu simulate --shape office-hours|nightly|quiet-gaps [--days N] [--seed S] […]
@@ -52,6 +52,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   if (!values.trace && !values.shape) throw new UsageError('simulate: --trace CSV (or --shape NAME) is required (see --help)');
   if (values.trace && values.shape) throw new UsageError('simulate: give --trace or --shape, not both');
+  for (const flag of ['days', 'seed', 'write-trace'] as const) if (values[flag] !== undefined && !values.shape) throw new UsageError(`simulate: --${flag} applies to a generated trace (--shape), not to --trace`);
   const bootMs = durationArg('simulate', 'boot', values.boot, parseDuration) ?? 90_000;
   const probeMs = durationArg('simulate', 'probe', values.probe, parseDuration) ?? 30_000;
   if (probeMs < 1000) throw new UsageError('simulate: --probe must be at least 1s');
@@ -64,7 +65,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const seed = intArg('seed', values.seed, 1, 0, 2 ** 31);
     jobs = generateTrace(values.shape as Shape, days, seed);
     source = `${values.shape} (${days} days, seed ${seed})`;
-    if (values['write-trace']) writeFileSync(resolve(io.cwd, values['write-trace']), traceToCsv(jobs));
+    if (values['write-trace']) {
+      const file = resolve(io.cwd, values['write-trace']);
+      writeOrExplain('simulate', '--write-trace', file, () => writeFileSync(file, traceToCsv(jobs)));
+    }
   } else {
     const trace = readTrace(values.trace as string, io);
     if (!trace) return 2;

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { readStateNodes, StateError } from '../terraform/state.js';
 import { parse } from './args.js';
 import { loadFleet } from './context.js';
-import { UsageError, type Io } from './errors.js';
+import { UsageError, writeOrExplain, type Io } from './errors.js';
 import { placeholderCredential } from '../../stacks/placeholders.js';
 
 const HELP = `Usage: parmanu synth [--policy PATH] [--pool NAME] [--nodes N] [--out DIR] [--json]
@@ -58,7 +58,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     const cred = placeholderCredential(policy.emitters[pool.emitter], pool);
     const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, credential: cred })), stateDir });
-    const file = writeStack(join(out, pool.name), json);
+    const file = writeOrExplain('synth', 'the stack into', join(out, pool.name), () => writeStack(join(out, pool.name), json));
     written.push({ pool: pool.name, nodes: names.length, file });
   }
   if (values.json) io.out(JSON.stringify({ pools: written }));

@@ -100,6 +100,7 @@ describe.concurrent('bad flags', () => {
     [['synth', '--policy', 'good.yaml', '--nodes', 'many'], /--nodes must be/],
     [['simulate', '--trace', 'good.csv', '--boot', 'soon'], /--boot/],
     [['simulate'], /--trace/],
+    [['simulate', '--trace', 'good.csv', '--write-trace', 'out.csv'], /--write-trace applies to a generated trace \(--shape\), not to --trace/],
     [['report', '--policy', 'good.yaml', '--since', 'ever'], /--since/],
     [['status', '--policy', 'good.yaml', '--json=yes'], /--json/],
   ])('%j', async (args, message) => {
@@ -126,6 +127,17 @@ describe.concurrent('secrets that do not resolve, files that cannot be read, no 
     ['PARMANU_LEASE_TTL that is not a duration', { PARMANU_LEASE_TTL: 'abc' }, /PARMANU_LEASE_TTL must be a duration such as 10m, not "abc"/],
   ])('reconcile refuses %s', async (_n, env, message) => {
     expectRefused(await run(['reconcile', '--policy', 'good.yaml'], env), message);
+  });
+
+  it.each<[string[], RegExp]>([
+    [['report', '--policy', 'good.yaml', '--out', 'no-such-dir/r.html'], /report: cannot write --out \S*no-such-dir\/r\.html: its directory does not exist/],
+    [['report', '--policy', 'good.yaml', '--format', 'json', '--out', 'a-directory'], /report: cannot write --out \S*a-directory: it is a directory/],
+    [['synth', '--policy', 'good.yaml', '--out', 'good.csv'], /synth: cannot write the stack into \S*good\.csv\/p: a file is in the way/],
+    [['plan', '--policy', 'good.yaml', '--base', '.', '--report', 'no-such-dir/x.json'], /plan: cannot write --report \S*no-such-dir\/x\.json: its directory does not exist/],
+    [['simulate', '--shape', 'nightly', '--days', '1', '--write-trace', 'no-such-dir/t.csv'], /simulate: cannot write --write-trace \S*no-such-dir\/t\.csv: its directory does not exist/],
+    [['bench', '--only', 'nope'], /bench: no case named "nope"/],
+  ])('an output that cannot be written: %j', async (args, message) => {
+    expectRefused(await run(args), message);
   });
 
   it('a policy path that does not exist', async () => {
