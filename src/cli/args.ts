@@ -8,7 +8,10 @@ export function parse<O extends Options>(command: string, argv: string[], option
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (err) {
-    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option '(.*?)'.*$/s, "unknown option '$1'");
+    const msg = (err as Error).message
+      .replace(/\. To specify a positional argument.*$/s, '')
+      .replace(/^Unknown option '(.*?)'.*$/s, "unknown option '$1'")
+      .replace(/^Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument is ambiguous.*$/s, 'the value after $1 starts with "-": write $1=VALUE if that is the value');
     throw new UsageError(`${command}: ${msg} (see --help)`);
   }
 }

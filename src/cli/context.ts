@@ -34,6 +34,7 @@ export function loadFleet(command: string, io: Io, values: { policy?: string | u
   const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
   const policy = loaded.policy;
   const wanted = values.pool?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (wanted?.length === 0) throw new UsageError(`${command}: --pool needs at least one pool name`);
   for (const w of wanted ?? []) if (policy && !policy.pools.some((p) => p.name === w)) throw new UsageError(`${command}: no pool named "${w}" (pools: ${policy.pools.map((p) => p.name).join(', ')})`);
   const pools = policy?.pools.filter((p) => !wanted || wanted.includes(p.name)) ?? [];
   const problems = [...loaded.problems];
