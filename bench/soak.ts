@@ -183,9 +183,11 @@ export async function soak(cycles: number, seed: number, progress?: (line: strin
     }
     result.convergedWithinCycles = converged;
     // Every credential the emulators accepted or issued (API tokens, runner tokens, agent secrets),
-    // against every log event, cycle result and killed child's output.
+    // against every log event, cycle result and killed child's output…
     const tokens = [...issuedSecrets];
-    result.tokensInOutput = outputs.filter((o) => tokens.some((t) => o.includes(t))).length;
+    // …and every request body the emulators received (comments, registrations): credentials travel in headers only.
+    const bodies = [gl, gh, jk].flatMap((e) => e.bodies.map((b) => b.body));
+    result.tokensInOutput = [...outputs, ...bodies].filter((o) => tokens.some((t) => o.includes(t))).length;
     return result;
   } finally {
     await history.close();
