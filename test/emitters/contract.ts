@@ -5,6 +5,34 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Emitter } from '../../src/emitters/types.js';
 import type { Emulator } from '../emulators/base.js';
+import { capture } from '../secret-scan.js';
+
+/**
+ * The emitter with every result and error of its methods queued for the secret scan — except what
+ * `register` returns, which is the runner credential itself, bound for the node's user-data.
+ */
+function scanned(e: Emitter): Emitter {
+  return new Proxy(e, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const r: unknown = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (!(r instanceof Promise)) return r;
+        return r.then(
+          (x: unknown) => {
+            if (prop !== 'register') capture(`the result of ${String(prop)}()`, JSON.stringify(x) ?? '');
+            return x;
+          },
+          (err: unknown) => {
+            capture(`the error of ${String(prop)}()`, err instanceof Error ? err.message : String(err));
+            throw err;
+          },
+        );
+      };
+    },
+  });
+}
 
 export interface Harness {
   emitter: Emitter;
@@ -42,6 +70,7 @@ export function emitterContract(name: string, make: () => Promise<Harness>, caps
     let h: Harness;
     beforeEach(async () => {
       h = await make();
+      h.emitter = scanned(h.emitter);
     });
     afterEach(async () => {
       expect(h.emu.unexpected, 'requests the emulator did not expect').toEqual([]);
