@@ -21,7 +21,7 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { HttpClient, ProbeProblems, probeResult } from './http.js';
+import { beginProbe, HttpClient, ProbeProblems } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
@@ -150,10 +150,9 @@ export class GithubEmitter implements Emitter {
 
   // ---------------------------------------------------------------- probe
   async probe(): Promise<ProbeResult> {
-    const t0 = this.clock();
-    this.http.resetStats();
-    this.problems = new ProbeProblems((e) => this.reason(e));
-    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
+    const begun = beginProbe(this.name, this.clock, this.http, (e) => this.reason(e));
+    const done = begun.done;
+    this.problems = begun.problems;
     try {
       const repos = this.cfg.repos ?? (await this.all(`/orgs/${this.cfg.owner}/repos`, RepoSchema)).filter((r) => !r.archived).map((r) => r.name);
       const runsByRepo = await Promise.allSettled(

@@ -15,7 +15,7 @@ import { Gitlab } from '@gitbeaker/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { describeFailure, HttpClient, ProbeProblems, probeResult, readJson } from './http.js';
+import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
@@ -86,10 +86,9 @@ export class GitlabEmitter implements Emitter {
 
   // ---------------------------------------------------------------- probe
   async probe(): Promise<ProbeResult> {
-    const t0 = this.clock();
-    this.http.resetStats();
-    this.problems = new ProbeProblems((e) => this.reason(e));
-    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
+    const begun = beginProbe(this.name, this.clock, this.http, (e) => this.reason(e));
+    const done = begun.done;
+    this.problems = begun.problems;
     try {
       // Independent of the jobs: listed while they are read.
       const runnerList = this.runnerList();

@@ -185,6 +185,13 @@ export class ProbeProblems {
   }
 }
 
+/** The start of a probe: the clock read, the client's counters reset, a fresh ProbeProblems, and `done` to build the result. */
+export function beginProbe(emitter: string, clock: () => number, http: HttpClient, describe: (err: unknown) => string): { t0: number; problems: ProbeProblems; done: (r: ProbeBody) => ProbeResult } {
+  const t0 = clock();
+  http.resetStats();
+  return { t0, problems: new ProbeProblems(describe), done: (r) => probeResult(emitter, t0, clock, http.stats, r) };
+}
+
 export function probeResult(emitter: string, t0: number, clock: () => number, stats: HttpStats, r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>): ProbeResult {
   return {
     emitter,

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { describeFailure, HttpClient, probeResult, readJson } from './http.js';
+import { beginProbe, describeFailure, HttpClient, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type JenkinsConfig = Extract<EmitterConfig, { type: 'jenkins' }>;
@@ -102,9 +102,7 @@ export class JenkinsEmitter implements Emitter {
   }
 
   async probe(): Promise<ProbeResult> {
-    const t0 = this.clock();
-    this.http.resetStats();
-    const done = (r: Omit<ProbeResult, 'emitter' | 'at' | 'meta'>) => probeResult(this.name, t0, this.clock, this.http.stats, r);
+    const { t0, done } = beginProbe(this.name, this.clock, this.http, String);
     try {
       const [queue, computers] = await Promise.all([this.getJson(`/queue/api/json?tree=${encodeURIComponent(QUEUE_TREE)}`, QueueSchema), this.getJson(`/computer/api/json?tree=${encodeURIComponent(COMPUTER_TREE)}`, ComputersSchema)]);
       const jobs: Job[] = queue.items.map((q) => {
