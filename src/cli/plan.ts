@@ -24,7 +24,10 @@ Options:
   --report FILE   also write a GitLab terraform report {"create","update","delete"} for the
                   merge request widget (artifacts:reports:terraform)
   --comment       post or update one sticky comment on the merge/pull request of this CI run
-  -h, --help      this help`;
+  -h, --help      this help
+
+Exit: 0; 1 the comment could not be posted (the platform refused or failed); 2 bad input,
+including a CI environment that --comment cannot use.`;
 
 /** The policies at a git ref, copied into a temporary directory. */
 function checkoutPolicies(ref: string, policyPath: string, cwd: string): string {
@@ -106,7 +109,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const r = await postStickyComment(markdown, io.env);
       io.err(`plan: ${r.action} the plan comment on ${r.platform === 'gitlab' ? 'the merge request' : 'the pull request'}`);
     } catch (err) {
-      if (err instanceof CommentError) throw new UsageError(`plan: ${err.message}`, 1);
+      if (err instanceof CommentError) throw new UsageError(`plan: ${err.message}`, err.kind === 'config' ? 2 : 1);
       throw err;
     }
   }

@@ -10,7 +10,13 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import { COMMENT_MARKER } from './diff.js';
 
-export class CommentError extends Error {}
+/** `config`: the CI environment lacks what --comment needs (bad input); `api`: the platform refused or failed. */
+export class CommentError extends Error {
+  constructor(message: string, readonly kind: 'config' | 'api' = 'config') {
+    super(message);
+    this.name = 'CommentError';
+  }
+}
 
 export interface CommentResult {
   platform: 'gitlab' | 'github';
@@ -46,7 +52,7 @@ async function gitlab(body: string, env: Env): Promise<CommentResult> {
     return { platform: 'gitlab', action: 'created', id: created.id };
   } catch (err) {
     if (err instanceof CommentError) throw err;
-    throw new CommentError(`GitLab merge request !${iid}: ${String((err as Error).message).replaceAll(token, '***')}`);
+    throw new CommentError(`GitLab merge request !${iid}: ${String((err as Error).message).replaceAll(token, '***')}`, 'api');
   }
 }
 
@@ -77,6 +83,6 @@ async function github(body: string, env: Env): Promise<CommentResult> {
     const res = await octokit.rest.issues.createComment({ owner, repo, issue_number: issue, body });
     return { platform: 'github', action: 'created', id: res.data.id };
   } catch (err) {
-    throw new CommentError(`GitHub pull request #${issue}: ${String((err as Error).message).replaceAll(token, '***')}`);
+    throw new CommentError(`GitHub pull request #${issue}: ${String((err as Error).message).replaceAll(token, '***')}`, 'api');
   }
 }

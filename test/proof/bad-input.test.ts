@@ -103,6 +103,7 @@ describe.concurrent('bad flags', () => {
     [['simulate', '--trace', 'good.csv', '--boot', '-5s'], /the value after --boot starts with "-": write --boot=VALUE/],
     [['simulate', '--trace', 'good.csv', '--boot=-5s'], /--boot must be a duration such as 30s, 2m or 1h, not "-5s"/],
     [['reconcile', '--policy', 'good.yaml', '--pool', ','], /--pool needs at least one pool name/],
+    [['plan', '--policy', 'good.yaml', '--base', '.', '--comment'], /--comment needs a merge request pipeline \(CI_MERGE_REQUEST_IID, CI_API_V4_URL, CI_PROJECT_ID\) or a GitHub pull request run/],
     [['simulate', '--trace', 'good.csv', '--write-trace', 'out.csv'], /--write-trace applies to a generated trace \(--shape\), not to --trace/],
     [['report', '--policy', 'good.yaml', '--since', 'ever'], /--since/],
     [['status', '--policy', 'good.yaml', '--json=yes'], /--json/],
