@@ -67,11 +67,15 @@ export function stateDirOf(io: Io): string {
   return resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
 }
 
-/** The policy's emitters with their secrets resolved from `io.env`; bad references and failed preflights are UsageErrors. */
-export function openEmitters(command: string, io: Io, policy: Policy, clock?: () => number): Map<string, Emitter> {
+/**
+ * The emitters of the selected pools, with their secrets resolved from `io.env` (an emitter no
+ * selected pool uses is not built, so its secrets need not be set); bad references and failed
+ * preflights are UsageErrors.
+ */
+export function openEmitters(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools'>, clock?: () => number): Map<string, Emitter> {
   let emitters: Map<string, Emitter>;
   try {
-    emitters = createEmitters(policy, secretEnv(io), clock);
+    emitters = createEmitters(fleet.policy, secretEnv(io), clock, new Set(fleet.pools.map((p) => p.emitter)));
   } catch (err) {
     if (err instanceof SecretResolutionError) throw new UsageError(`${command}: ${err.message}`);
     throw err;

@@ -57,7 +57,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (err instanceof TerraformError) throw new UsageError(`reconcile: ${err.message}`);
     throw err;
   }
-  const emitters = openEmitters('reconcile', io, policy, clock);
+  const emitters = openEmitters('reconcile', io, fleet, clock);
   let listen: { host: string; port: number } | undefined;
   const ml = values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
   if (ml !== 'off') {

@@ -26,7 +26,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const fleet = loadFleet('status', io, values, { secrets: true });
   if (!fleet) return 2;
   const { policy, pools, stateDir } = fleet;
-  const emitters = openEmitters('status', io, policy);
+  const emitters = openEmitters('status', io, fleet);
   const probes = new Map<string, ProbeResult>();
   await Promise.all([...new Set(pools.map((p) => p.emitter))].map(async (name) => {
     const e = emitters.get(name);

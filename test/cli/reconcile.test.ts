@@ -47,6 +47,16 @@ describe('parmanu reconcile', () => {
     expect(cli(['status', '--policy', 'examples/demo']).out).toMatch(/^demo-linux: \d+ nodes? \(probe ok\)$/m);
   });
 
+  it('needs the secrets of the selected pools\' emitters only', () => {
+    writeFileSync(join(dir, 'two.yaml'), 'emitters:\n  r: { type: replay, trace: examples/demo/trace.csv }\n  gl: { type: gitlab, url: "http://127.0.0.1:9", token: "${env:NOT_SET_HERE}", projects: [a/b], runnerOwner: instance }\nplatforms:\n  lab: { type: local }\npools:\n  r-pool: { emitter: r, platform: lab }\n  gl-pool: { emitter: gl, platform: lab }\n');
+    const selected = cli(['reconcile', '--policy', 'two.yaml', '--pool', 'r-pool', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'two') });
+    expect(selected.code, selected.err).toBe(0);
+    expect(selected.out).toMatch(/^r-pool: /m);
+    const all = cli(['reconcile', '--policy', 'two.yaml', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'two') });
+    expect(all.code).toBe(2);
+    expect(all.err).toMatch(/two\.yaml:3:\d+: emitters\.gl\.token: \$\{env:NOT_SET_HERE\}: environment variable NOT_SET_HERE is not set/);
+  });
+
   it('plans but applies nothing with --dry-run', () => {
     const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'dry') });
     expect(r.code).toBe(0);
