@@ -1,8 +1,6 @@
-import { App, TerraformStack } from 'cdktf';
 import { tmpdir } from 'node:os';
-import { Instance, type InstanceConfig } from '@cdktf/provider-aws/lib/instance/index.js';
+import { synthBareInstances, type InstanceConfig } from '../../stacks/floor.js';
 import { awsInstanceConfig } from '../../stacks/pool-stack.js';
-import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { renderPool } from '../../stacks/render.js';
 import { normalize } from '../../src/policy/load.js';
 import { PoolSchema } from '../../src/policy/schema.js';
@@ -12,11 +10,7 @@ const N = 1000;
 
 /** cdktf's floor: the same number of aws_instance resources in one stack, to JSON. */
 function cdktfFloor(configs: readonly InstanceConfig[] | undefined): void {
-  const app = new App({ skipValidation: true, outdir: tmpdir() });
-  const stack = new TerraformStack(app, 'floor');
-  new AwsProvider(stack, 'aws', { region: 'us-east-1' });
-  for (let i = 0; i < N; i++) new Instance(stack, `node_${i}`, configs?.[i] ?? { ami: 'ami-0123456789abcdef0', instanceType: 'c6i.xlarge', userData: `#cloud-config\n# node ${i}\n` });
-  stack.toTerraform();
+  synthBareInstances(N, configs);
 }
 
 export const synth1000: BenchCase = {

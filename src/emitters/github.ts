@@ -69,7 +69,7 @@ export class GithubEmitter implements Emitter {
     this.name = cfg.name;
     this.owner = ownedBy(pools);
     this.secret = secrets.token ?? secrets.app?.privateKey ?? '';
-    this.http = http ?? new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+    this.http = http ?? HttpClient.forEmitter(cfg);
     const retries = cfg.retries;
     const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
     this.octokit = new ThrottledOctokit({

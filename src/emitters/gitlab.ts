@@ -66,7 +66,7 @@ export class GitlabEmitter implements Emitter {
   ) {
     this.name = cfg.name;
     this.owner = ownedBy(pools);
-    this.http = http ?? new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+    this.http = http ?? HttpClient.forEmitter(cfg);
     // createRequesterFn applies gitbeaker's default options handler itself (auth header, JSON body,
     // query string); the handler given here post-processes its result: nothing to add.
     const requesterFn = createRequesterFn((_, requestOptions) => Promise.resolve(requestOptions), async (endpoint, options) => {

@@ -39,6 +39,11 @@ export class HttpClient {
     this.limit = pLimit(policy.concurrency);
   }
 
+  /** The client an emitter's own settings call for (timeout, retries, concurrency). */
+  static forEmitter(cfg: { requestTimeoutMs: number; retries: number; concurrency: number }): HttpClient {
+    return new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+  }
+
   resetStats(): void {
     this.stats.calls = 0;
     this.stats.notModified = 0;

@@ -69,7 +69,7 @@ export class JenkinsEmitter implements Emitter {
     this.owner = ownedBy(pools);
     this.base = cfg.url.replace(/\/$/, '');
     this.auth = `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`;
-    this.http = http ?? new HttpClient({ timeoutMs: cfg.requestTimeoutMs, retries: cfg.retries, concurrency: cfg.concurrency });
+    this.http = http ?? HttpClient.forEmitter(cfg);
   }
 
   private async call(method: string, path: string, opts: { form?: Record<string, string>; accept404?: boolean } = {}): Promise<Response> {
