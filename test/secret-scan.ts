@@ -6,11 +6,10 @@
  */
 import { issuedSecrets } from './emulators/base.js';
 
-/** Secret values tests hand to the CLI through the environment (never a policy literal). */
+/** A secret value tests hand to the CLI through the environment (never a policy literal). */
 export const TEST_SECRET = 'emulated-SECRETVALUE1234567890';
-export const COMMENT_TOKEN = 'emulated-comment-token-0000000000';
 
-const FIXED = [TEST_SECRET, COMMENT_TOKEN];
+const FIXED = [TEST_SECRET];
 
 /** The secrets found in `text` (shortened for the failure message, never printed whole). */
 export function leaks(text: string): string[] {

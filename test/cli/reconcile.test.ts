@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,6 @@ const dir = mkdtempSync(join(tmpdir(), 'parmanu-rec-'));
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env });
 
 beforeAll(() => {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
   cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true });
   writeFileSync(join(dir, 'old-terraform'), '#!/bin/sh\necho \'{"terraform_version": "1.2.9"}\'\n');
   chmodSync(join(dir, 'old-terraform'), 0o755);

@@ -1,14 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cli as runCli, root } from '../cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-sim-'));
 const cli = (args: string[]) => runCli(args, { cwd: dir, inheritEnv: true });
 
-beforeAll(() => execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' }));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const M = ['jobs', 'unmatched', 'waitMeanS', 'waitP50S', 'waitP95S', 'waitMaxS', 'nodeMinutes', 'costVsOracle', 'peakNodes', 'scaleUps', 'scaleDowns'];

@@ -1,14 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cli as runCli, root } from '../cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-synth-'));
 const cli = (args: string[]) => runCli(args, { cwd: dir, env: { PARMANU_STATE_DIR: join(dir, 'state') } });
 
-beforeAll(() => execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' }));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('parmanu synth', () => {

@@ -2,21 +2,16 @@
  * The compiled CLI as a user runs it (`npm test` builds it first): exit codes, output shape, no
  * stack traces, no secret values.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli as runCli, root } from '../cli.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cli as runCli } from '../cli.js';
 import { TEST_SECRET } from '../secret-scan.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-cli-'));
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env });
 
-beforeAll(() => {
-  // The CLI under test is the compiled one; build it if this run did not (e.g. `npx vitest`).
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
-});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const GOOD = 'emitters:\n  gl:\n    type: gitlab\n    url: https://gitlab.example.com\n    token: ${env:GL_TOKEN}\n    projects: [a/b]\n    runnerOwner: instance\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: gl, platform: lab }\n';

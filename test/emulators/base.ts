@@ -136,7 +136,6 @@ export abstract class Emulator {
     const method = req.method ?? 'GET';
     this.log.push(`${method} ${u.pathname}${u.search}`);
     if (rawBody) this.bodies.push({ request: `${method} ${u.pathname}`, body: rawBody });
-    if (process.env.EMU_DEBUG) this.log.push(`  content-type=${ct} body=${rawBody.slice(0, 200)}`);
     if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
     const route = this.routes.find((r) => r.method === method && r.re.test(u.pathname));
     const ereq: EmuRequest = { method, path: u.pathname, query: u.searchParams, headers: req.headers, body, rawBody, params: route ? (route.re.exec(u.pathname)?.slice(1).map(decodeURIComponent) ?? []) : [] };

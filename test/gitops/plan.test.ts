@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, root } from '../cli.js';
+import { cli } from '../cli.js';
 import { postStickyComment } from '../../src/gitops/comment.js';
 import { COMMENT_MARKER, diffPolicies, planMarkdown } from '../../src/gitops/diff.js';
 import { normalize } from '../../src/policy/load.js';
@@ -95,7 +95,6 @@ describe('parmanu plan', () => {
   const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-'));
   const pol = (max: number) => `emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab, scaling: { max: ${max} } }\n`;
   beforeAll(() => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
     mkdirSync(join(repo, 'policies'));
     writeFileSync(join(repo, 'policies', 'fleet.yaml'), pol(5));
     const git = (...a: string[]) => execFileSync('git', a, { cwd: repo, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
