@@ -48,9 +48,29 @@ export function loadFleet(command: string, io: Io, values: { policy?: string | u
   return { policy, pools, wanted, stateDir: stateDirOf(io) };
 }
 
-/** Secret references resolve against the command's environment, files relative to its directory. */
+const secretEnvs = new WeakMap<Io, SecretEnv>();
+
+/**
+ * Secret references resolve against the command's environment, files relative to its directory.
+ * One per command run: `loadFleet` checks the references and `openEmitters` resolves them, and a
+ * `${file:}` is read once for both.
+ */
 function secretEnv(io: Io): SecretEnv {
-  return { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') };
+  let s = secretEnvs.get(io);
+  if (!s) {
+    const files = new Map<string, string>();
+    s = {
+      env: io.env,
+      readFile: (p) => {
+        const abs = resolve(io.cwd, p);
+        const text = files.get(abs) ?? readFileSync(abs, 'utf8');
+        files.set(abs, text);
+        return text;
+      },
+    };
+    secretEnvs.set(io, s);
+  }
+  return s;
 }
 
 /** The history store for a command; a bad REDIS_URL or state directory is a UsageError. */
