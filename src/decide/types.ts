@@ -91,7 +91,6 @@ export interface DecideInput {
   newId: (n: number) => string;
 }
 
-export type NodeAction = 'keep' | 'create' | 'drain' | 'destroy' | 'resume';
 
 export interface PoolPlan {
   pool: string;

@@ -242,7 +242,6 @@ export const PolicyFileSchema = z
   })
   .describe('A Parmanu policy file (v1). Every *.yaml under policies/ is loaded; names are unique across files.');
 
-export type PolicyFile = z.output<typeof PolicyFileSchema>;
 export type EmitterInput = z.output<typeof EmitterSchema>;
 export type PlatformInput = z.output<typeof PlatformSchema>;
 export type PoolInput = z.output<typeof PoolSchema>;

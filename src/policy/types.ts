@@ -2,9 +2,7 @@
 import type { BackendInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
 
 export type EmitterConfig = EmitterInput & { name: string; concurrency: number; probeIntervalMs: number; requestTimeoutMs: number };
-export type EmitterType = EmitterConfig['type'];
 export type PlatformConfig = PlatformInput & { name: string };
-export type PlatformType = PlatformConfig['type'];
 export type Backend = BackendInput;
 
 export interface Schedule {
