@@ -91,7 +91,6 @@ export interface DecideInput {
   newId: (n: number) => string;
 }
 
-
 export interface PoolPlan {
   pool: string;
   /** Nodes the pool should have after this plan settles. */
