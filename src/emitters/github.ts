@@ -20,6 +20,7 @@ import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
+import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, HttpClient, ProbeProblems } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
@@ -138,8 +139,7 @@ export class GithubEmitter implements Emitter {
     if (err instanceof EmitterError) return err;
     if (err instanceof z.ZodError) return new EmitterError(`${what}: unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim());
     const e = err as { status?: number; message?: string; response?: { data?: unknown } };
-    let msg = (e.message ?? String(err)).split(' - ')[0] ?? '';
-    if (this.secret) msg = msg.replaceAll(this.secret, '***');
+    const msg = redact((e.message ?? String(err)).split(' - ')[0] ?? '', [this.secret]);
     const hint = e.status === 401 ? ' (check the token)' : e.status === 403 ? ' (the token lacks a permission)' : e.status === 404 ? ' (not found, or the token cannot see it)' : '';
     return new EmitterError(`${what}: HTTP ${e.status ?? '?'} ${msg}${hint}`.trim(), e.status);
   }

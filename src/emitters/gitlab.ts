@@ -14,6 +14,7 @@ import { createRequesterFn } from '@gitbeaker/requester-utils';
 import { Gitlab } from '@gitbeaker/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
+import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
@@ -122,7 +123,7 @@ export class GitlabEmitter implements Emitter {
     if (err instanceof EmitterError) return err.message;
     if (err instanceof z.ZodError) return `unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim();
     const e = err as Error;
-    return e.message?.replaceAll(this.token, '***') ?? String(err);
+    return e.message ? redact(e.message, [this.token]) : String(err);
   }
 
   /** All pages of a list, validated; a short list (an empty page in the middle) marks the probe partial. */

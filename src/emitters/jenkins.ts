@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
+import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, readJson } from './http.js';
 import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
@@ -118,7 +119,7 @@ export class JenkinsEmitter implements Emitter {
       }
       return done({ ok: true, partial: false, jobs, runners });
     } catch (err) {
-      return done({ ok: false, partial: false, reason: err instanceof EmitterError ? err.message : String((err as Error).message).replaceAll(this.token, '***'), jobs: [], runners: [] });
+      return done({ ok: false, partial: false, reason: err instanceof EmitterError ? err.message : redact(String((err as Error).message), [this.token]), jobs: [], runners: [] });
     }
   }
 

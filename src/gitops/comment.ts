@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Gitlab } from '@gitbeaker/rest';
 import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
+import { redact } from '../policy/secrets.js';
 import { COMMENT_MARKER } from './diff.js';
 
 /** `config`: the CI environment lacks what --comment needs (bad input); `api`: the platform refused or failed. */
@@ -52,7 +53,7 @@ async function gitlab(body: string, env: Env): Promise<CommentResult> {
     return { platform: 'gitlab', action: 'created', id: created.id };
   } catch (err) {
     if (err instanceof CommentError) throw err;
-    throw new CommentError(`GitLab merge request !${iid}: ${String((err as Error).message).replaceAll(token, '***')}`, 'api');
+    throw new CommentError(`GitLab merge request !${iid}: ${redact(String((err as Error).message), [token])}`, 'api');
   }
 }
 
@@ -83,6 +84,6 @@ async function github(body: string, env: Env): Promise<CommentResult> {
     const res = await octokit.rest.issues.createComment({ owner, repo, issue_number: issue, body });
     return { platform: 'github', action: 'created', id: res.data.id };
   } catch (err) {
-    throw new CommentError(`GitHub pull request #${issue}: ${String((err as Error).message).replaceAll(token, '***')}`, 'api');
+    throw new CommentError(`GitHub pull request #${issue}: ${redact(String((err as Error).message), [token])}`, 'api');
   }
 }

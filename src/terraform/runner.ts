@@ -27,8 +27,6 @@ export interface TerraformOptions {
   /** Extra environment (e.g. GOOGLE_APPLICATION_CREDENTIALS); never logged. */
   env?: Record<string, string>;
   lockTimeout?: string;
-  /** Values to cut out of error messages. */
-  secrets?: string[];
 }
 
 export class Terraform {
@@ -49,9 +47,7 @@ export class Terraform {
   private fail(what: string, output: string): TerraformError {
     let lines = output.split('\n').filter((l) => /Error|error:|│/.test(l)).map((l) => l.replace(/^[│╷╵]\s?/, '').trim()).filter(Boolean).slice(0, 6);
     if (lines.length === 0) lines = output.trim().split('\n').slice(-4);
-    let msg = `${this.bin} ${what} failed: ${lines.join(' ')}`;
-    for (const s of this.opts.secrets ?? []) if (s.length >= 4) msg = msg.replaceAll(s, '***');
-    return new TerraformError(msg);
+    return new TerraformError(`${this.bin} ${what} failed: ${lines.join(' ')}`);
   }
 
   /** Checks that the binary exists and is recent enough; returns its version. */
