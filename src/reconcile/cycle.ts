@@ -13,7 +13,7 @@ import pLimit from 'p-limit';
 import { decide } from '../decide/decide.js';
 import { assignJobs } from '../decide/match.js';
 import type { DemandHistory, Job, NodeView } from '../decide/types.js';
-import type { Emitter, ProbeResult } from '../emitters/types.js';
+import { ownedBy, type Emitter, type ProbeResult } from '../emitters/types.js';
 import type { HistoryStore, NodeRecord, PoolRecord } from '../history/types.js';
 import type { Policy, PoolConfig, RunnerCredential } from '../policy/types.js';
 import { guardPlan } from '../terraform/guard.js';
@@ -223,7 +223,8 @@ function observe(deps: ReconcileDeps, pool: PoolConfig, emitter: Emitter, probe:
   const kind = emitter.kind;
   const poolsOfEmitter = deps.policy.pools.filter((p) => p.emitter === pool.emitter);
   const owners = new Map(rec.nodes.map((n) => [n.name, pool.name]));
-  const nodeOwner = (runner: string) => owners.get(runner) ?? poolsOfEmitter.map((p) => p.name).filter((p) => runner.startsWith(`${p}-`)).sort((a, b) => b.length - a.length)[0];
+  const byPrefix = ownedBy(poolsOfEmitter.map((p) => p.name));
+  const nodeOwner = (runner: string) => owners.get(runner) ?? byPrefix(runner);
   const jobs = probe?.ok ? (assignJobs(kind, probe.jobs, poolsOfEmitter, nodeOwner).byPool.get(pool.name) ?? []) : [];
   const runners = new Map((probe?.runners ?? []).map((r) => [r.name, r]));
   const views: NodeView[] = rec.nodes.map((n) => {
