@@ -25,6 +25,15 @@ export function psq(s: string): string {
 /** A YAML double-quoted scalar (JSON strings are valid YAML). */
 const yq = (s: string) => JSON.stringify(s);
 
+/**
+ * The labels a GitHub runner configured with a registration token is given: the pool's, plus
+ * Parmanu's ownership marker `parmanu-pool-<pool>` (src/emitters/types.ts markerLabel; jobs match
+ * labels as a subset, so the extra label takes nothing away).
+ */
+export function runnerLabels(pool: PoolConfig): string[] {
+  return [...pool.labels, `parmanu-pool-${pool.name}`];
+}
+
 export function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -81,7 +90,7 @@ function linuxScript({ pool, node }: Ctx, cred: RunnerCredential): { files: Arra
             'systemctl daemon-reload && systemctl enable --now parmanu-runner.service',
           ]
         : [
-            `sudo -u runner ./config.sh --unattended --replace --url ${shq(cred.url)} --token "$(cat /etc/parmanu/github-registration-token)" --name ${shq(node)} --labels ${shq(pool.labels.join(','))}${r.ephemeral ? ' --ephemeral' : ''}`,
+            `sudo -u runner ./config.sh --unattended --replace --url ${shq(cred.url)} --token "$(cat /etc/parmanu/github-registration-token)" --name ${shq(node)} --labels ${shq(runnerLabels(pool).join(','))}${r.ephemeral ? ' --ephemeral' : ''}`,
             './svc.sh install runner && ./svc.sh start',
           ];
       return {
@@ -180,7 +189,7 @@ export function windowsScript(pool: PoolConfig, node: string, cred: RunnerCreden
           : 'if (-not (Test-Path .\\run.cmd)) { throw "the actions runner is not in C:\\actions-runner (runner.install: preinstalled)" }',
         jit
           ? `$jit = ${psq(cred.jitConfig)}\r\nStart-Process -FilePath .\\run.cmd -ArgumentList "--jitconfig $jit" -WindowStyle Hidden`
-          : `.\\config.cmd --unattended --replace --url ${psq(cred.url)} --token ${psq(cred.registrationToken)} --name ${psq(node)} --labels ${psq(pool.labels.join(','))} --runasservice${r.ephemeral ? ' --ephemeral' : ''}`,
+          : `.\\config.cmd --unattended --replace --url ${psq(cred.url)} --token ${psq(cred.registrationToken)} --name ${psq(node)} --labels ${psq(runnerLabels(pool).join(','))} --runasservice${r.ephemeral ? ' --ephemeral' : ''}`,
       ].join('\r\n');
     }
     case 'jenkins':

@@ -26,8 +26,26 @@ export function nodeAddress(platform: PlatformConfig['type'], node: string): str
 }
 export const nodeLogicalId = (node: string) => `node_${node}`;
 
-function tags(pool: PoolConfig, node: string): Record<string, string> {
-  return { Name: node, 'parmanu:pool': pool.name, 'parmanu:node': node, 'parmanu:managed-by': MANAGED_BY };
+function tags(pool: PoolConfig, node: NodeInput): Record<string, string> {
+  return {
+    Name: node.name,
+    'parmanu:pool': pool.name,
+    'parmanu:node': node.name,
+    'parmanu:managed-by': MANAGED_BY,
+    ...(node.spec ? { 'parmanu:spec': node.spec } : {}),
+    ...(node.createdAt !== undefined ? { 'parmanu:created': String(Math.floor(node.createdAt / 1000)) } : {}),
+  };
+}
+
+/** GCP labels allow lowercase letters, digits, `-` and `_` only. */
+function labels(pool: PoolConfig, node: NodeInput): Record<string, string> {
+  return {
+    'parmanu-pool': pool.name,
+    'parmanu-node': node.name,
+    'parmanu-managed-by': MANAGED_BY,
+    ...(node.spec ? { 'parmanu-spec': node.spec } : {}),
+    ...(node.createdAt !== undefined ? { 'parmanu-created': String(Math.floor(node.createdAt / 1000)) } : {}),
+  };
 }
 
 /** The aws_instance of one node: plain configuration, also used by the synth benchmark's floor. */
@@ -46,7 +64,7 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput): InstanceCo
     ...(m.spot ? { instanceMarketOptions: { marketType: 'spot', spotOptions: { instanceInterruptionBehavior: 'terminate', spotInstanceType: 'one-time' } } } : {}),
     metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 2 },
     userData: m.os === 'windows' ? `<powershell>\r\n${script}\r\n</powershell>\r\n<persist>false</persist>` : script,
-    tags: tags(pool, node.name),
+    tags: tags(pool, node),
     lifecycle: IMMUTABLE,
   };
 }
@@ -71,7 +89,13 @@ export class PoolStack extends TerraformStack {
     } else {
       for (const node of input.nodes) {
         const r = new DataResource(this, nodeLogicalId(node.name), {
-          input: { pool: pool.name, node: node.name, bootstrap_sha256: sha256(userData(pool, node.name, node.credential)) },
+          input: {
+            pool: pool.name,
+            node: node.name,
+            bootstrap_sha256: sha256(userData(pool, node.name, node.credential)),
+            ...(node.spec ? { spec: node.spec } : {}),
+            ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
+          },
           lifecycle: IMMUTABLE,
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
@@ -107,7 +131,7 @@ export class PoolStack extends TerraformStack {
       networkInterface: [{ network: platform.network, ...(platform.subnetwork ? { subnetwork: platform.subnetwork } : {}), ...(m.publicIp ? { accessConfig: [{}] } : {}) }],
       scheduling: m.spot ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
       ...(m.serviceAccount ? { serviceAccount: { email: m.serviceAccount, scopes: ['cloud-platform'] } } : {}),
-      labels: { 'parmanu-pool': pool.name, 'parmanu-node': node.name, 'parmanu-managed-by': MANAGED_BY },
+      labels: labels(pool, node),
       metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': script } : { 'user-data': script },
       lifecycle: IMMUTABLE,
     });

@@ -11,6 +11,10 @@ export interface NodeInput {
   /** `<pool>-<short id>`: the VM's name and its runner's name. */
   name: string;
   credential: RunnerCredential;
+  /** The node's spec (stacks/spec.ts), recorded on its resources when it is created. */
+  spec?: string;
+  /** When the node was created (epoch ms), recorded on its resources so it survives a lost history. */
+  createdAt?: number;
 }
 
 export interface PoolStackInput {

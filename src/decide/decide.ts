@@ -4,25 +4,29 @@
  * destroy and resume, with reasons. One component (reconcile, or the simulator) executes it.
  *
  * Order of the decision:
- *   1. classify nodes: in service, booting, stuck (no runner within bootTimeout), spent
- *      (ephemeral, job done), draining;
+ *   1. classify nodes (DESIGN "Node lifecycle (v2)"): booting (not online yet, within
+ *      bootTimeout), ready (online), busy, outdated (spec differs from the policy, or older than
+ *      maxLifetime: capacity until drained), broken (never online within bootTimeout, or offline
+ *      longer than that), spent (ephemeral, job done), draining;
  *   2. demand: ⌈(queued + running) ÷ jobsPerNode⌉ + spare; with `predict`, at least the forecast
  *      from history and the upcoming jobs;
  *   3. scale-down is held by a stabilization window: the count may only fall to the highest demand
  *      of the last `scaleDownAfter` (a forecast is applied as it is, never held);
  *   4. floors: `min` and the schedule in force;
- *   5. the single final clamp to [floor, max] — every path goes through it;
- *   6. actions: resume drained nodes before creating new ones; create within maxStep and max;
- *      drain idle victims (unregistered first, then longest idle, then oldest), never a busy one,
- *      none younger than minLifetime, within the disruption budget; destroy only nodes drained in an
- *      earlier cycle that are idle now.
+ *   5. the single final clamp to [floor, max] — every path goes through it (a removed pool: 0);
+ *   6. actions: broken and spent nodes drain; outdated nodes drain for rollout, at most
+ *      `rollout.maxUnavailable` at a time, idle first; resume nodes drained for scale-down before
+ *      creating new ones; create within maxStep and max; drain idle victims (outdated first, then
+ *      unregistered, then longest idle, then oldest), never a busy one, none younger than
+ *      minLifetime; rollout and scale-down drains share the disruption budget; destroy only nodes
+ *      drained in an earlier cycle that are idle now. A removed pool drains every node.
  * Fail static: with no, a failed or a stale observation the pool holds (no drain, no destroy;
  * creates only to reach the floor, within maxStep); with partial data it may grow within maxStep
  * but never shrinks.
  */
 import { combine, rateForecast, recurringForecast, DEFAULT_FORECAST, type ForecastOptions } from './predict.js';
 import { activeSchedule } from './schedule.js';
-import type { DecideInput, NodeView, PoolMemory, PoolPlan } from './types.js';
+import type { DecideInput, DrainReason, NodeState, NodeView, PoolMemory, PoolPlan } from './types.js';
 
 export interface DecideOptions {
   forecast?: Partial<ForecastOptions>;
@@ -43,10 +47,26 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // 1. classify
   const draining = nodes.filter((n) => n.drainingSince !== undefined);
   const active = nodes.filter((n) => n.drainingSince === undefined);
-  const stuck = active.filter((n) => !isRegistered(n) && now - n.createdAt >= s.bootTimeoutMs);
-  const spent = pool.runner.ephemeral ? active.filter((n) => (n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) : [];
-  const unhealthy = new Set([...stuck, ...spent].map((n) => n.name));
+  const broken = active.filter((n) => isBroken(n, now, s.bootTimeoutMs));
+  const brokenSet = new Set(broken.map((n) => n.name));
+  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) : [];
+  const unhealthy = new Set([...broken, ...spent].map((n) => n.name));
   const inService = active.filter((n) => !unhealthy.has(n.name));
+  const tooOld = (n: NodeView) => s.maxLifetimeMs !== undefined && now - n.createdAt >= s.maxLifetimeMs;
+  const outdated = inService.filter((n) => n.outdated || tooOld(n));
+  const outdatedSet = new Set(outdated.map((n) => n.name));
+  const states: Record<string, NodeState> = {};
+  for (const n of nodes) {
+    states[n.name] =
+      n.drainingSince !== undefined ? 'draining'
+      : brokenSet.has(n.name) ? 'broken'
+      : spent.includes(n) ? 'spent'
+      : outdatedSet.has(n.name) ? 'outdated'
+      : n.runner?.online !== true ? 'booting'
+      : n.runner.busy ? 'busy'
+      : 'ready';
+  }
+  // Booting nodes count: they are capacity on its way (creating more while they boot would overshoot).
   const capacity = inService.length;
 
   // Fail static.
@@ -140,20 +160,60 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   } else if (proposed < floor) reasons.push(`min ${floor}`);
 
   // 5. the single final clamp
-  const desired = Math.min(s.max, Math.max(floor, proposed));
+  let desired = Math.min(s.max, Math.max(floor, proposed));
   if (Math.max(floor, proposed) > s.max) reasons.push(`max ${s.max}`);
+  if (input.removed) {
+    desired = 0;
+    reasons.length = 0;
+    reasons.push(`pool removed from the policy: draining and destroying its ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  }
 
   // 6. actions
   const destroy: string[] = [];
   const drain: string[] = [];
   const resume: string[] = [];
   const create: string[] = [];
+  const drainReasons: Record<string, DrainReason> = {};
+  const newDrain = (n: NodeView, why: DrainReason) => {
+    drain.push(n.name);
+    drainReasons[n.name] = why;
+  };
   const mayShrink = !hold && !partial;
+  let budget = s.disruptionBudget ?? Infinity;
 
-  // Nodes drained in an earlier cycle: resume them if capacity is short, else destroy when idle.
-  let short = desired - capacity;
+  // Broken and spent nodes go whatever the demand (they serve nothing); a removed pool's all go.
+  if (mayShrink) {
+    for (const n of broken) newDrain(n, 'broken');
+    if (broken.length) reasons.push(`replacing ${broken.length} broken node${broken.length === 1 ? '' : 's'} (runner not online within ${fmt(s.bootTimeoutMs)})`);
+    for (const n of spent) newDrain(n, 'spent');
+    if (spent.length) reasons.push(`replacing ${spent.length} ephemeral node${spent.length === 1 ? '' : 's'} that finished ${spent.length === 1 ? 'its job' : 'their jobs'}`);
+  }
+  if (input.removed && !hold) {
+    // Pausing a busy runner lets its job finish and gives it no other: every node drains.
+    for (const n of inService) newDrain(n, 'removed');
+  }
+
+  // Rollout: outdated nodes drain, at most maxUnavailable at a time (counting those already
+  // draining for it), idle first, within the disruption budget; their replacements are created below.
+  let rollout: NodeView[] = [];
+  if (mayShrink && !input.removed && outdated.length) {
+    const mu = s.rollout.maxUnavailable;
+    const limit = 'count' in mu ? mu.count : Math.max(1, Math.ceil((mu.percent / 100) * active.length));
+    const inFlight = draining.filter((n) => n.drainReason === 'outdated' || n.drainReason === 'lifetime').length;
+    const room = Math.max(0, Math.min(limit - inFlight, budget));
+    rollout = [...outdated].sort((a, b) => Number(!isIdle(a)) - Number(!isIdle(b)) || a.createdAt - b.createdAt).slice(0, room);
+    for (const n of rollout) newDrain(n, n.outdated ? 'outdated' : 'lifetime');
+    budget -= rollout.length;
+    if (rollout.length) reasons.push(`rollout: replacing ${rollout.length} of ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} (maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
+    else reasons.push(`rollout: ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} wait${outdated.length === 1 ? 's' : ''} (${inFlight} already draining, maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
+  }
+  const rolled = new Set(rollout.map((n) => n.name));
+  const serving = input.removed && !hold ? [] : inService.filter((n) => !rolled.has(n.name));
+
+  // Nodes drained in an earlier cycle: resume scale-down drains if capacity is short, else destroy when idle.
+  let short = desired - serving.length;
   const resumable = draining
-    .filter((n) => isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
+    .filter((n) => (n.drainReason ?? 'scale-down') === 'scale-down' && isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
     .sort((a, b) => b.createdAt - a.createdAt);
   for (const n of resumable) {
     if (short <= 0 || hold) break;
@@ -163,44 +223,43 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   if (resume.length) reasons.push(`resuming ${resume.length} drained node${resume.length === 1 ? '' : 's'} instead of booting new ones`);
   for (const n of draining) {
     if (resume.includes(n.name)) continue;
-    if (mayShrink && (n.drainingSince as number) < now && isIdle(n)) destroy.push(n.name);
+    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n)) destroy.push(n.name);
     else drain.push(n.name);
   }
   if (destroy.length) reasons.push(`destroying ${destroy.length} drained idle node${destroy.length === 1 ? '' : 's'}`);
-  const stillBusy = drain.filter((name) => nodes.find((n) => n.name === name)?.runner?.busy);
+  const stillBusy = draining.filter((n) => drain.includes(n.name) && n.runner?.busy);
   if (stillBusy.length) reasons.push(`waiting for ${stillBusy.length} draining node${stillBusy.length === 1 ? '' : 's'} to finish ${stillBusy.length === 1 ? 'its job' : 'their jobs'}`);
 
-  if (mayShrink) {
-    for (const n of stuck) drain.push(n.name);
-    if (stuck.length) reasons.push(`replacing ${stuck.length} node${stuck.length === 1 ? '' : 's'} whose runner did not register within ${fmt(s.bootTimeoutMs)}`);
-    for (const n of spent) drain.push(n.name);
-    if (spent.length) reasons.push(`replacing ${spent.length} ephemeral node${spent.length === 1 ? '' : 's'} that finished ${spent.length === 1 ? 'its job' : 'their jobs'}`);
-  }
-
-  if (short > 0) {
+  if (short > 0 && !input.removed) {
     const existingAfter = nodes.length - destroy.length;
     const room = Math.max(0, s.max - existingAfter);
     const n = Math.min(short, s.maxStep, room);
     for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
     if (n < short) reasons.push(n === s.maxStep ? `adding ${n} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and max is ${s.max}`);
-  } else if (short < 0 && mayShrink) {
+  } else if (short < 0 && mayShrink && !input.removed) {
     const want = -short;
-    const budget = s.disruptionBudget ?? Infinity;
-    const victims = inService
+    const victims = serving
       .filter((n) => isIdle(n) && now - n.createdAt >= s.minLifetimeMs)
-      .sort((a, b) => Number(isRegistered(a)) - Number(isRegistered(b)) || (a.lastBusyAt ?? a.createdAt) - (b.lastBusyAt ?? b.createdAt) || a.createdAt - b.createdAt);
+      .sort((a, b) => Number(outdatedSet.has(b.name)) - Number(outdatedSet.has(a.name)) || Number(isRegistered(a)) - Number(isRegistered(b)) || (a.lastBusyAt ?? a.createdAt) - (b.lastBusyAt ?? b.createdAt) || a.createdAt - b.createdAt);
     const take = Math.min(want, budget, victims.length);
-    for (const v of victims.slice(0, take)) drain.push(v.name);
+    for (const v of victims.slice(0, take)) newDrain(v, 'scale-down');
     if (take > 0) reasons.push(`draining ${take} idle node${take === 1 ? '' : 's'}`);
     if (take < want) {
-      const why = take === budget ? `disruption budget ${budget}` : 'the others are busy or younger than minLifetime';
+      const why = take === budget ? `disruption budget ${s.disruptionBudget}` : 'the others are busy or younger than minLifetime';
       reasons.push(`${want - take} more could go: ${why}`);
     }
   }
 
   const leaving = new Set([...drain, ...destroy]);
   const keep = nodes.filter((n) => !leaving.has(n.name) && !resume.includes(n.name)).map((n) => n.name);
-  return { pool: pool.name, desired, keep, create, drain, destroy, resume, reasons, held: hold, memory };
+  return { pool: pool.name, desired, keep, create, drain, destroy, resume, drainReasons, states, reasons, held: hold, memory };
+}
+
+/** Never online within bootTimeout of its creation, or offline (once online) for longer than that. */
+function isBroken(n: NodeView, now: number, bootTimeoutMs: number): boolean {
+  if (n.runner?.online) return false;
+  if (n.onlineAt === undefined) return now - n.createdAt >= bootTimeoutMs;
+  return n.offlineSince !== undefined && now - n.offlineSince >= bootTimeoutMs;
 }
 
 function pruneMemory(m: PoolMemory | undefined, now: number, windowMs: number): PoolMemory {

@@ -29,17 +29,36 @@ export interface RunnerView {
   jobsStarted?: number;
 }
 
-/** A node of the pool: it exists in Terraform state (or is about to), joined on name with its runner. */
+/** A node of the pool: it exists in Terraform state, joined on name with its (marked) runner. */
 export interface NodeView {
   name: string;
   createdAt: number;
   /** When the node was drained (runner paused), if it was. */
   drainingSince?: number;
-  /** Undefined: no runner registered under this name (booting, or never came up). */
+  /** Why it drains: a node drained for scale-down may be resumed; outdated, broken or removed ones never are. */
+  drainReason?: DrainReason;
+  /** Undefined: no marked runner under this name (not registered, or its registration was removed). */
   runner?: RunnerView;
   /** When the node was last seen busy, for choosing the longest idle victim. */
   lastBusyAt?: number;
+  /** When its runner was first seen online; undefined: never (the node is booting, or broken). */
+  onlineAt?: number;
+  /** Since when its runner, once online, has been offline or absent. */
+  offlineSince?: number;
+  /** Its recorded spec differs from the policy's (machine, image, disk, OS, runner settings, bootstrap). */
+  outdated?: boolean;
 }
+
+/** Why a node drains. */
+export type DrainReason = 'scale-down' | 'outdated' | 'lifetime' | 'broken' | 'spent' | 'removed';
+
+/**
+ * A node's lifecycle state as decide sees it (DESIGN "Node lifecycle (v2)"): booting → ready →
+ * busy/idle → draining → destroyed; broken (never online within bootTimeout, or offline longer
+ * than that); outdated (capacity until drained). Vanished nodes never reach decide: observe
+ * forgets them.
+ */
+export type NodeState = 'booting' | 'ready' | 'busy' | 'outdated' | 'broken' | 'spent' | 'draining';
 
 /** What one probe of the pool's emitter saw, already matched to this pool. */
 export interface PoolObservation {
@@ -89,6 +108,8 @@ export interface DecideInput {
   history?: DemandHistory;
   /** The n-th new id of this cycle (deterministic in tests and the simulator). */
   newId: (n: number) => string;
+  /** The pool is no longer in the policy: every node drains and goes, nothing is created. */
+  removed?: boolean;
 }
 
 export interface PoolPlan {
@@ -101,6 +122,10 @@ export interface PoolPlan {
   destroy: string[];
   /** Drained nodes brought back into service instead of creating new ones. */
   resume: string[];
+  /** Why each node in `drain` that was not draining before drains now. */
+  drainReasons: Record<string, DrainReason>;
+  /** Every node's state before this plan. */
+  states: Record<string, NodeState>;
   /** Human-readable, in order of the decision. */
   reasons: string[];
   /** true when the pool held because of a failed or stale observation. */

@@ -218,6 +218,16 @@ export const ScalingSchema = z
     bootTimeout: duration('A node whose runner has not come online by then is replaced.').default('10m'),
     predict: z.boolean().describe('Pre-warm from load history; false sizes on current demand alone.').default(true),
     disruptionBudget: z.int().min(1).describe('Nodes drained or destroyed per cycle at most; default no limit beyond demand.').optional(),
+    rollout: z
+      .strictObject({
+        maxUnavailable: z
+          .union([z.int().min(1), z.string().regex(/^(100|[1-9][0-9]?)%$/, { error: 'a count (1, 2, …) or a percentage from 1% to 100%' })])
+          .describe('Outdated nodes (machine, image, disk, OS, runner settings or bootstrap changed in the policy) drained at once at most: a count or a percentage of the pool (rounded up). The disruption budget still caps all drains.')
+          .default(1),
+      })
+      .describe('How nodes whose spec differs from the policy are replaced.')
+      .prefault({}),
+    maxLifetime: duration('Nodes older than this are drained and replaced like outdated ones (off when omitted).').optional(),
     schedules: z.array(ScheduleSchema).describe('Windows with a raised minimum.').default([]),
   })
   .describe('How the pool scales.');

@@ -23,6 +23,10 @@ export interface Scaling {
   predict: boolean;
   /** Nodes drained or destroyed per cycle at most; undefined: no limit. */
   disruptionBudget: number | undefined;
+  /** Outdated nodes drained at once at most: a count, or a fraction of the pool's nodes (rounded up). */
+  rollout: { maxUnavailable: { count: number } | { percent: number } };
+  /** Nodes older than this are replaced like outdated ones; undefined: never. */
+  maxLifetimeMs: number | undefined;
   schedules: Schedule[];
 }
 

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PlanJsonSchema, type PlanJson } from './plan.js';
+import { parseStateNodes, type StateNode } from './state.js';
 
 export class TerraformError extends Error {
   constructor(message: string) {
@@ -16,11 +17,10 @@ export class TerraformError extends Error {
   }
 }
 
-export const MIN_VERSION = [1, 5, 0] as const;
+/** Terraform ≥ 1.11 (or OpenTofu ≥ 1.11): the S3 backend's `use_lockfile` (1.10) and write-only arguments (1.11). */
+export const MIN_VERSION = [1, 11, 0] as const;
+const NEED = `Terraform ≥ ${MIN_VERSION.join('.')} or OpenTofu ≥ ${MIN_VERSION.join('.')}`;
 
-const StateJsonSchema = z.object({
-  values: z.object({ root_module: z.object({ resources: z.array(z.object({ mode: z.string(), type: z.string(), name: z.string() }).loose()).optional() }).loose().optional() }).loose().optional(),
-}).loose();
 
 export interface TerraformOptions {
   bin?: string;
@@ -57,9 +57,9 @@ export class Terraform {
     try {
       out = await execa(this.bin, ['version', '-json'], { reject: false, stdin: 'ignore' });
     } catch {
-      throw new TerraformError(`${this.bin} not found on PATH: install Terraform ≥ 1.5 or OpenTofu, or set PARMANU_TERRAFORM`);
+      throw new TerraformError(`${this.bin} not found on PATH: install ${NEED}, or set PARMANU_TERRAFORM`);
     }
-    if (out.failed && (out as { code?: string }).code === 'ENOENT') throw new TerraformError(`${this.bin} not found on PATH: install Terraform ≥ 1.5 or OpenTofu, or set PARMANU_TERRAFORM`);
+    if (out.failed && (out as { code?: string }).code === 'ENOENT') throw new TerraformError(`${this.bin} not found on PATH: install ${NEED}, or set PARMANU_TERRAFORM`);
     const v = z.object({ terraform_version: z.string() }).loose().safeParse(JSON.parse(String(out.stdout || '{}')));
     if (!v.success) throw new TerraformError(`${this.bin} version -json gave no version: is PARMANU_TERRAFORM a terraform or tofu binary?`);
     const parts = v.data.terraform_version.split('.').map(Number);
@@ -67,7 +67,7 @@ export class Terraform {
       const a = parts[i] ?? 0;
       const b = MIN_VERSION[i] ?? 0;
       if (a > b) break;
-      if (a < b) throw new TerraformError(`${this.bin} ${v.data.terraform_version} is too old: Parmanu needs ≥ ${MIN_VERSION.join('.')}`);
+      if (a < b) throw new TerraformError(`${this.bin} ${v.data.terraform_version} is too old: Parmanu needs ${NEED} (the S3 backend's use_lockfile and write-only arguments)`);
     }
     this.checked = v.data.terraform_version;
     return this.checked;
@@ -104,14 +104,21 @@ export class Terraform {
     return parsed.data;
   }
 
-  /** Node names in the working directory's current state, whatever the backend (`show -json`). */
-  async stateNodes(dir: string): Promise<string[]> {
-    const r = await this.run(['show', '-json', '-no-color'], dir);
-    if (r.exitCode !== 0) throw this.fail('show', String(r.all));
-    const parsed = StateJsonSchema.safeParse(JSON.parse(String(r.stdout) || '{}'));
-    if (!parsed.success) throw new TerraformError(`${this.bin} show -json: unexpected state format`);
-    const resources = parsed.data.values?.root_module?.resources ?? [];
-    return resources.filter((x) => x.mode === 'managed' && x.name.startsWith('node_')).map((x) => x.name.slice(5));
+  /**
+   * The working directory's current state as the backend holds it (`terraform state pull`, for
+   * every backend, local included): its nodes with the spec and creation time recorded on them.
+   * An empty state (nothing applied yet) has no nodes.
+   */
+  async pullState(dir: string): Promise<StateNode[]> {
+    const r = await this.run(['state', 'pull'], dir);
+    if (r.exitCode !== 0) throw this.fail('state pull', String(r.all));
+    const text = String(r.stdout).trim();
+    if (!text) return [];
+    try {
+      return parseStateNodes(text, `${this.bin} state pull`);
+    } catch (err) {
+      throw new TerraformError((err as Error).message);
+    }
   }
 
   async apply(dir: string, planFile: string): Promise<void> {

@@ -25,6 +25,10 @@ export const NODE_RESOURCE_TYPES = ['aws_instance', 'google_compute_instance', '
 export interface StateNode {
   name: string;
   type: (typeof NODE_RESOURCE_TYPES)[number];
+  /** The spec recorded on the node when it was created (stacks/spec.ts); undefined for nodes made before specs were recorded. */
+  spec?: string;
+  /** When the node was created (epoch ms), as recorded on it. */
+  createdAt?: number;
 }
 
 export class StateError extends Error {}
@@ -38,19 +42,43 @@ export function readStateNodes(file: string): StateNode[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new StateError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  return parseStateNodes(text, file);
+}
+
+const Str = z.string();
+const Tags = z.record(z.string(), z.string().nullable()).nullable().optional();
+/** Where each node type records its spec and creation time. */
+const AttrsSchema = z.object({
+  input: z.object({ value: z.object({ spec: Str.optional(), created_at: Str.optional() }).loose().nullable().optional() }).loose().nullable().optional(),
+  tags: Tags,
+  labels: Tags,
+}).loose();
+
+/** The nodes of a state document (format version 4), e.g. the output of `terraform state pull`. */
+export function parseStateNodes(text: string, source: string): StateNode[] {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new StateError(`${file}: not JSON; is it a Terraform state file?`);
+    throw new StateError(`${source}: not JSON; is it a Terraform state file?`);
   }
   const parsed = StateSchema.safeParse(raw);
-  if (!parsed.success) throw new StateError(`${file}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success) throw new StateError(`${source}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const nodes: StateNode[] = [];
   for (const r of parsed.data.resources) {
     if (r.mode !== 'managed' || !r.name.startsWith('node_') || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
-    if (r.instances.length === 0) continue;
-    nodes.push({ name: r.name.slice('node_'.length), type: r.type as StateNode['type'] });
+    const inst = r.instances[0];
+    if (!inst) continue;
+    const node: StateNode = { name: r.name.slice('node_'.length), type: r.type as StateNode['type'] };
+    const a = AttrsSchema.safeParse(inst.attributes ?? {});
+    if (a.success) {
+      const d = a.data;
+      const spec = d.input?.value?.spec ?? d.tags?.['parmanu:spec'] ?? d.labels?.['parmanu-spec'] ?? undefined;
+      const created = d.input?.value?.created_at ?? d.tags?.['parmanu:created'] ?? d.labels?.['parmanu-created'] ?? undefined;
+      if (spec) node.spec = spec;
+      if (created && /^\d+$/.test(created)) node.createdAt = Number(created) * 1000;
+    }
+    nodes.push(node);
   }
   return nodes;
 }

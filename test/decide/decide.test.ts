@@ -7,6 +7,7 @@ const obs = (queued: number, running: number, extra: Partial<PoolObservation> = 
 const idle = (name: string, ageMin = 30, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, runner: { online: true, busy: false, paused: false }, ...extra });
 const busy = (name: string, ageMin = 30): NodeView => ({ name, createdAt: T0 - ageMin * MIN, runner: { online: true, busy: true, paused: false }, lastBusyAt: T0 });
 const booting = (name: string, ageMin = 1): NodeView => ({ name, createdAt: T0 - ageMin * MIN });
+const offline = (name: string, ageMin: number, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, runner: { online: false, busy: false, paused: false }, ...extra });
 const drained = (n: NodeView, minAgo = 1): NodeView => ({ ...n, drainingSince: T0 - minAgo * MIN, runner: n.runner ? { ...n.runner, paused: true } : undefined });
 
 function run(scaling: Record<string, unknown>, nodes: NodeView[], observation: PoolObservation | undefined, extra: Partial<DecideInput> & { runner?: Record<string, unknown> } = {}) {
@@ -74,7 +75,7 @@ const TABLE: Row[] = [
     scaling: { bootTimeout: '10m' },
     nodes: [booting('p-stuck', 11), booting('p-new', 2)],
     observation: obs(2, 0),
-    want: { desired: 2, create: 1, drain: ['p-stuck'], keep: ['p-new'], reason: /replacing 1 node whose runner did not register within 10m/ },
+    want: { desired: 2, create: 1, drain: ['p-stuck'], keep: ['p-new'], reason: /replacing 1 broken node \(runner not online within 10m\)/ },
   },
   {
     name: 'replaces ephemeral nodes after their job',
@@ -100,6 +101,52 @@ const TABLE: Row[] = [
   { name: 'shrinks to a lowered max', scaling: { max: 1 }, nodes: [idle('p-a'), idle('p-b'), busy('p-c')], observation: obs(0, 1), want: { desired: 1, create: 0, drain: ['p-a', 'p-b'] } },
   { name: 'counts upcoming jobs with predict', scaling: { predict: true }, nodes: [], observation: obs(1, 0, { upcoming: 3 }), want: { desired: 4, create: 4, reason: /predict: 3 upcoming jobs in running pipelines → 4/ } },
   { name: 'ignores upcoming jobs without predict', nodes: [], observation: obs(1, 0, { upcoming: 3 }), want: { desired: 1, create: 1 } },
+  // Lifecycle v2: broken, outdated, rollout, removed pools.
+  {
+    name: 'a runner registered before the VM booted but never online is broken after bootTimeout',
+    scaling: { bootTimeout: '10m' },
+    nodes: [offline('p-never', 11), offline('p-booting', 3)],
+    observation: obs(2, 0),
+    want: { desired: 2, create: 1, drain: ['p-never'], keep: ['p-booting'], reason: /replacing 1 broken node/ },
+  },
+  {
+    name: 'a runner offline longer than bootTimeout after being online is broken',
+    scaling: { bootTimeout: '10m' },
+    nodes: [offline('p-gone', 60, { onlineAt: T0 - 50 * MIN, offlineSince: T0 - 11 * MIN }), offline('p-blip', 60, { onlineAt: T0 - 50 * MIN, offlineSince: T0 - 2 * MIN })],
+    observation: obs(2, 0),
+    want: { desired: 2, create: 1, drain: ['p-gone'], keep: ['p-blip'] },
+  },
+  { name: 'a broken node is not drained while the probe failed', scaling: { bootTimeout: '10m' }, nodes: [offline('p-never', 30)], observation: obs(0, 0, { ok: false, reason: 'HTTP 500' }), want: { desired: 0, create: 0, drain: [], destroy: [], keep: ['p-never'], held: true } },
+  {
+    name: 'rollout drains one outdated node at a time, idle first, and creates its replacement',
+    nodes: [busy('p-a'), idle('p-b', 30, { outdated: true }), idle('p-c', 40, { outdated: true }), { ...busy('p-d'), outdated: true }],
+    observation: obs(0, 4),
+    want: { desired: 4, create: 1, drain: ['p-c'], reason: /rollout: replacing 1 of 3 outdated nodes \(maxUnavailable 1\)/ },
+  },
+  {
+    name: 'rollout waits while maxUnavailable nodes already drain for it',
+    nodes: [idle('p-b', 30, { outdated: true }), { ...drained(idle('p-c'), 1), drainReason: 'outdated' }, idle('p-new', 1)],
+    observation: obs(0, 2),
+    want: { desired: 2, create: 0, drain: [], destroy: ['p-c'], reason: /1 outdated node waits \(1 already draining/ },
+  },
+  {
+    name: 'rollout with a percentage rounds up',
+    scaling: { rollout: { maxUnavailable: '50%' } },
+    nodes: [idle('p-a', 30, { outdated: true }), idle('p-b', 31, { outdated: true }), idle('p-c', 32, { outdated: true })],
+    observation: obs(0, 3),
+    want: { desired: 3, create: 2, drain: ['p-c', 'p-b'] },
+  },
+  {
+    name: 'the disruption budget caps rollout when it is smaller',
+    scaling: { disruptionBudget: 1, rollout: { maxUnavailable: 3 } },
+    nodes: [idle('p-a', 30, { outdated: true }), idle('p-b', 31, { outdated: true }), idle('p-c', 32, { outdated: true })],
+    observation: obs(0, 3),
+    want: { desired: 3, create: 1, drain: ['p-c'] },
+  },
+  { name: 'maxLifetime makes an old node outdated', scaling: { maxLifetime: '24h' }, nodes: [idle('p-old', 25 * 60), idle('p-young', 60)], observation: obs(0, 2), want: { desired: 2, create: 1, drain: ['p-old'], reason: /rollout: replacing 1 of 1/ } },
+  { name: 'scale-down takes outdated nodes first', nodes: [idle('p-a', 50), idle('p-b', 30, { outdated: true })], observation: obs(0, 0), memory: { targets: [] }, scaling: { rollout: { maxUnavailable: 1 }, disruptionBudget: 1 }, want: { desired: 0, create: 0, drain: ['p-b'] } },
+  { name: 'rollout holds on a failed probe', nodes: [idle('p-a', 30, { outdated: true })], observation: obs(0, 0, { ok: false }), want: { desired: 1, create: 0, drain: [], held: true } },
+  { name: 'a node drained as outdated is never resumed', nodes: [{ ...drained(idle('p-a'), 1), drainReason: 'outdated' }], observation: obs(1, 0), want: { desired: 1, create: 1, resume: [], destroy: ['p-a'] } },
 ];
 
 describe('decide', () => {
@@ -116,6 +163,28 @@ describe('decide', () => {
     // Every node is accounted for exactly once.
     const all = [...plan.keep, ...plan.drain, ...plan.destroy, ...plan.resume].sort();
     expect(all).toEqual(row.nodes.map((n) => n.name).sort());
+  });
+
+  it('drains every node of a removed pool, busy ones too, destroys drained idle ones, creates none', () => {
+    const plan = run({ min: 3 }, [busy('p-a'), idle('p-b', 1), drained(idle('p-c'), 1)], obs(5, 1), { removed: true });
+    expect(plan.desired).toBe(0);
+    expect(plan.create).toEqual([]);
+    expect(plan.drain.sort()).toEqual(['p-a', 'p-b']);
+    expect(plan.destroy).toEqual(['p-c']);
+    expect(plan.drainReasons).toEqual({ 'p-a': 'removed', 'p-b': 'removed' });
+    expect(plan.reasons[0]).toMatch(/pool removed from the policy: draining and destroying its 3 nodes/);
+  });
+
+  it('a removed pool holds on a failed probe', () => {
+    const plan = run({}, [idle('p-a')], obs(0, 0, { ok: false }), { removed: true });
+    expect(plan.drain).toEqual([]);
+    expect(plan.destroy).toEqual([]);
+    expect(plan.create).toEqual([]);
+  });
+
+  it('reports every node\'s lifecycle state', () => {
+    const plan = run({ bootTimeout: '10m' }, [idle('p-r'), busy('p-b'), offline('p-boot', 2), offline('p-broken', 20), idle('p-old', 30, { outdated: true }), drained(idle('p-d'))], obs(0, 2));
+    expect(plan.states).toEqual({ 'p-r': 'ready', 'p-b': 'busy', 'p-boot': 'booting', 'p-broken': 'broken', 'p-old': 'outdated', 'p-d': 'draining' });
   });
 
   it('names new nodes <pool>-<id> from the id source', () => {
