@@ -11,8 +11,15 @@
  * (long-lived runners), DELETE …/runners/{id}.
  * Token permissions: Actions read on the repositories; Self-hosted runners read and write on the
  * organization (org runners) or Administration read and write on the repository (repo runners).
- * GitHub has no pause: pause() deletes the runner registration when it is idle (GitHub refuses
- * while it runs a job, so a busy runner finishes its job and, being just-in-time, leaves).
+ * GitHub has no pause: pause() deletes the runner registration; GitHub refuses with 422 while the
+ * runner runs a job, which is a RunnerBusyError (the runner finishes its job and, being
+ * just-in-time, leaves).
+ * Ownership: a runner is Parmanu's when one of its labels is `parmanu-pool-<pool>` (JIT runners get
+ * it from generate-jitconfig; long-lived ones from the bootstrap's `config.sh --labels`). Runner
+ * look-ups by name read every page of the runner list and never return an unmarked runner.
+ * Busy truth: the runner's `busy` flag lags the job by minutes, so isIdle() also reads, without
+ * ETags, the in-progress runs of the watched repositories and their jobs' `runner_name`.
+ * The ETag cache is bounded (least recently used out past ETAG_CACHE_MAX entries).
  */
 import { createAppAuth } from '@octokit/auth-app';
 import { retry } from '@octokit/plugin-retry';
@@ -22,8 +29,11 @@ import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { beginProbe, HttpClient, ProbeProblems } from './http.js';
-import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { beginProbe, HttpClient, LruCache, ProbeProblems } from './http.js';
+import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+
+/** Conditional GETs remembered at most (least recently used out first). */
+export const ETAG_CACHE_MAX = 500;
 
 type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
 
@@ -54,21 +64,20 @@ export class GithubEmitter implements Emitter {
   readonly name: string;
   readonly http: HttpClient;
   private readonly octokit: Client;
-  private readonly owner: (name: string) => string | undefined;
-  private readonly etags = new Map<string, { etag: string; data: unknown }>();
-  private readonly runnerIds = new Map<string, number>();
+  /** Conditional GETs' ETags and pages, bounded. */
+  readonly etags = new LruCache<string, { etag: string; data: unknown }>(ETAG_CACHE_MAX);
   private problems = new ProbeProblems((e) => this.reason(e));
   private readonly secret: string;
 
   constructor(
     private readonly cfg: GithubConfig,
     secrets: GithubSecrets,
-    pools: readonly string[],
+    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
+    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
   ) {
     this.name = cfg.name;
-    this.owner = ownedBy(pools);
     this.secret = secrets.token ?? secrets.app?.privateKey ?? '';
     this.http = http ?? HttpClient.forEmitter(cfg);
     const retries = cfg.retries;
@@ -116,12 +125,16 @@ export class GithubEmitter implements Emitter {
     }
   }
 
-  /** Every page of a list (GitHub Link pagination); for objects, compares with total_count. */
-  private async all<T extends z.ZodType>(path: string, item: T, key?: string, query: Record<string, string | number> = {}): Promise<Array<z.output<T>>> {
+  /**
+   * Every page of a list (GitHub Link pagination); for objects, compares with total_count. A short
+   * list marks the probe partial, or with `fresh` (unconditional requests, for the look-ups that
+   * decide on a runner) is an error: what is missing cannot be known.
+   */
+  private async all<T extends z.ZodType>(path: string, item: T, key?: string, query: Record<string, string | number> = {}, fresh = false): Promise<Array<z.output<T>>> {
     const out: Array<z.output<T>> = [];
     let total: number | undefined;
     for (let page = 1; page <= 100; page++) {
-      const { data, link } = await this.get(path, { ...query, per_page: 100, page });
+      const { data, link } = await this.get(path, { ...query, per_page: 100, page }, !fresh);
       let items: unknown;
       if (key) {
         const obj = z.object({ total_count: z.number() }).loose().parse(data);
@@ -131,7 +144,11 @@ export class GithubEmitter implements Emitter {
       out.push(...z.array(item).parse(items));
       if (!link || !/rel="next"/.test(link)) break;
     }
-    if (total !== undefined && out.length < total) this.problems.add(`GET ${path}: ${out.length} of ${total} items came back`);
+    if (total !== undefined && out.length < total) {
+      const problem = `GET ${path}: ${out.length} of ${total} items came back`;
+      if (fresh) throw new EmitterError(problem);
+      this.problems.add(problem);
+    }
     return out;
   }
 
@@ -179,20 +196,19 @@ export class GithubEmitter implements Emitter {
     }
   }
 
-  private async runnerList(conditional = true): Promise<Array<z.output<typeof RunnerSchema>>> {
-    if (!conditional) {
-      const { data } = await this.get(`${this.runnerScope}/actions/runners`, { per_page: 100 }, false);
-      return z.object({ runners: z.array(RunnerSchema) }).loose().parse(data).runners;
-    }
-    return this.all(`${this.runnerScope}/actions/runners`, RunnerSchema, 'runners');
+  /** Every page of the runner list; `fresh`: unconditional, and a short list is an error. */
+  private runnerList(fresh = false): Promise<Array<z.output<typeof RunnerSchema>>> {
+    return this.all(`${this.runnerScope}/actions/runners`, RunnerSchema, 'runners', {}, fresh);
   }
 
+  /** The marked runners. GitHub cannot tell a runner that never came online from one that went offline: `contacted` stays unset. */
   private async runners(): Promise<RunnerInfo[]> {
     const out: RunnerInfo[] = [];
     for (const r of await this.runnerList()) {
-      if (!this.owner(r.name)) continue;
-      this.runnerIds.set(r.name, r.id);
-      out.push({ id: String(r.id), name: r.name, labels: r.labels.map((l) => l.name), online: r.status === 'online', busy: r.busy, paused: false });
+      const labels = r.labels.map((l) => l.name);
+      const pool = poolFromLabels(labels);
+      if (!pool) continue;
+      out.push({ id: String(r.id), name: r.name, labels, pool, online: r.status === 'online', busy: r.busy, paused: false });
     }
     return out;
   }
@@ -204,11 +220,11 @@ export class GithubEmitter implements Emitter {
         const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/generate-jitconfig`, {
           name: req.node,
           runner_group_id: this.cfg.runnerGroupId,
-          labels: req.labels.length ? req.labels : ['parmanu'],
+          // The marker is one more label: jobs match labels as a subset, so it takes nothing away.
+          labels: [...req.labels, markerLabel(req.pool)],
           work_folder: '_work',
         });
         const jit = JitSchema.parse(res.data);
-        this.runnerIds.set(req.node, jit.runner.id);
         return { kind: 'github', jitConfig: jit.encoded_jit_config };
       }
       const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/registration-token`);
@@ -218,51 +234,68 @@ export class GithubEmitter implements Emitter {
     }
   }
 
-  private async runnerId(node: string): Promise<number | undefined> {
-    const known = this.runnerIds.get(node);
-    if (known !== undefined) return known;
+  /**
+   * The node's runner: a runner named `node` carrying Parmanu's marker, found on any page of the
+   * runner list (undefined when there is none; an unmarked runner of that name is never returned).
+   */
+  private async ownRunner(node: string, fresh: boolean): Promise<z.output<typeof RunnerSchema> | undefined> {
     try {
-      return (await this.runnerList(false)).find((r) => r.name === node)?.id;
+      return (await this.runnerList(fresh)).find((r) => r.name === node && poolFromLabels(r.labels.map((l) => l.name)) !== undefined);
     } catch (err) {
       throw this.asError(err, `GET ${this.runnerScope}/actions/runners`);
     }
   }
 
-  /** GitHub cannot pause a runner: the registration is deleted when idle; a busy one finishes its job. */
-  async pause(node: string): Promise<void> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return;
+  /** DELETE of the registration: 404 is gone; 422 is GitHub refusing while the runner runs a job. */
+  private async remove(node: string): Promise<void> {
+    const r = await this.ownRunner(node, false);
+    if (!r) return;
+    const what = `DELETE ${this.runnerScope}/actions/runners/${r.id}`;
     try {
-      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${id}`);
-      this.runnerIds.delete(node);
+      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${r.id}`);
     } catch (err) {
       const status = (err as { status?: number }).status;
-      if (status === 404 || status === 422) return;
-      throw this.asError(err, `DELETE ${this.runnerScope}/actions/runners/${id}`);
+      if (status === 404) return;
+      if (status === 422) throw new RunnerBusyError(`${what}: HTTP 422 the runner ${node} is running a job`, 422);
+      throw this.asError(err, what);
     }
+  }
+
+  /** GitHub cannot pause a runner: the registration is deleted; a busy runner is refused (RunnerBusyError). */
+  async pause(node: string): Promise<void> {
+    await this.remove(node);
   }
 
   async deregister(node: string): Promise<void> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return;
-    try {
-      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${id}`);
-    } catch (err) {
-      if ((err as { status?: number }).status !== 404) throw this.asError(err, `DELETE ${this.runnerScope}/actions/runners/${id}`);
-    }
-    this.runnerIds.delete(node);
+    await this.remove(node);
   }
 
-  /** Fresh, unconditional: GitHub's busy flag in lists can lag; this asks for the runner itself. */
+  /**
+   * Idle only when no job that has not completed names the runner (in-progress runs of the watched
+   * repositories, read without ETags) and the runner's own record is not busy. Any request that
+   * fails makes it reject: the node must then not be destroyed.
+   */
   async isIdle(node: string): Promise<boolean> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return true;
+    const [named, runner] = await Promise.all([this.jobNamesRunner(node), this.ownRunner(node, true)]);
+    if (named) return false;
+    if (!runner) return true;
+    if (runner.busy) return false;
+    const path = `${this.runnerScope}/actions/runners/${runner.id}`;
     try {
-      const { data } = await this.get(`${this.runnerScope}/actions/runners/${id}`, {}, false);
+      const { data } = await this.get(path, {}, false);
       return !RunnerSchema.parse(data).busy;
     } catch (err) {
       if (err instanceof EmitterError && err.status === 404) return true;
-      throw err instanceof EmitterError ? err : this.asError(err, `GET ${this.runnerScope}/actions/runners/${id}`);
+      throw err instanceof EmitterError ? err : this.asError(err, `GET ${path}`);
     }
+  }
+
+  /** Whether a job of an in-progress run, not completed, names the runner (fresh requests). */
+  private async jobNamesRunner(node: string): Promise<boolean> {
+    const owner = this.cfg.owner;
+    const repos = this.cfg.repos ?? (await this.all(`/orgs/${owner}/repos`, RepoSchema, undefined, {}, true)).filter((r) => !r.archived).map((r) => r.name);
+    const runs = (await Promise.all(repos.map(async (repo) => (await this.all(`/repos/${owner}/${repo}/actions/runs`, RunSchema, 'workflow_runs', { status: 'in_progress' }, true)).map((run) => ({ repo, id: run.id }))))).flat();
+    const jobs = await Promise.all(runs.map((run) => this.all(`/repos/${owner}/${run.repo}/actions/runs/${run.id}/jobs`, JobSchema, 'jobs', { filter: 'latest' }, true)));
+    return jobs.flat().some((j) => j.status !== 'completed' && j.runner_name === node);
   }
 }

@@ -5,8 +5,12 @@
  * Endpoints: GET /groups/:id (group path → id, cached), GET /groups/:id/projects?include_subgroups
  * (every project under the listed groups), GET /projects/:id/jobs?scope[]=pending&scope[]=running,
  * GET /projects/:id/pipelines/:pid/jobs?scope[]=created (upcoming jobs of running pipelines),
- * GET /groups/:id/runners | /projects/:id/runners | /runners/all, POST /user/runners,
- * PUT /runners/:id (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running.
+ * GET /groups/:id/runners | /projects/:id/runners | /runners/all, GET /runners/:id (the
+ * `maintenance_note` that marks Parmanu's runners is only in a runner's details, GitLab ≥ 16.10; read
+ * once per runner id and cached), POST /user/runners (with `maintenance_note`), PUT /runners/:id
+ * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running.
+ * Ownership: a runner is Parmanu's when its maintenance note carries the marker; pause, resume,
+ * deregister and isIdle read the runner's details afresh and never act on an unmarked runner.
  * Token: `read_api` to probe; `create_runner` and Maintainer/Owner on the runner owner (or admin
  * for `instance`) to register, pause and delete node runners.
  */
@@ -17,7 +21,7 @@ import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
-import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { EmitterError, markerNote, poolFromNote, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
 
@@ -42,6 +46,8 @@ const RunnerSchema = z.object({
   online: z.boolean().nullable().optional(),
   tag_list: z.array(z.string()).optional(),
 }).loose();
+const RunnerDetailsSchema = RunnerSchema.extend({ maintenance_note: z.string().nullable().optional(), contacted_at: z.string().nullable().optional() }).loose();
+type RunnerDetails = z.output<typeof RunnerDetailsSchema>;
 const CreatedRunnerSchema = z.object({ id: z.number(), token: z.string().min(1) }).loose();
 const Paginated = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), paginationInfo: z.object({ total: z.number().nullable().optional(), totalPages: z.number().nullable().optional() }).loose() });
 
@@ -53,20 +59,20 @@ export class GitlabEmitter implements Emitter {
   readonly name: string;
   readonly http: HttpClient;
   private readonly api: InstanceType<typeof Gitlab>;
-  private readonly owner: (name: string) => string | undefined;
   private readonly groupIds = new Map<string, number>();
-  private readonly runnerIds = new Map<string, number>();
+  /** Marker and tags of runners by id, read once from their details (kept for the ids still listed). */
+  private readonly details = new Map<number, { pool: string | undefined; tags: string[] }>();
   private problems = new ProbeProblems((e) => this.reason(e));
 
   constructor(
     private readonly cfg: GitlabConfig,
     private readonly token: string,
-    pools: readonly string[],
+    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
+    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
   ) {
     this.name = cfg.name;
-    this.owner = ownedBy(pools);
     this.http = http ?? HttpClient.forEmitter(cfg);
     // createRequesterFn applies gitbeaker's default options handler itself (auth header, JSON body,
     // query string); the handler given here post-processes its result: nothing to add.
@@ -113,7 +119,7 @@ export class GitlabEmitter implements Emitter {
       }
       const none = this.problems.allFailed(projects.length, failed, 'project');
       if (none) return done(none);
-      return done(this.problems.ok(jobs, this.ownRunners(await runnerList, jobs)));
+      return done(this.problems.ok(jobs, await this.ownRunners(await runnerList, jobs)));
     } catch (err) {
       return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
     }
@@ -173,16 +179,38 @@ export class GitlabEmitter implements Emitter {
     return this.list('project runners', RunnerSchema, () => this.api.Runners.all({ projectId: o.project, type: 'project_type', perPage: 100, showExpanded: true } as never));
   }
 
-  private ownRunners(list: Array<z.output<typeof RunnerSchema>>, jobs: Job[]): RunnerInfo[] {
+  /** The marked runners of the listing; a runner whose details cannot be read is left out and the probe is partial. */
+  private async ownRunners(list: Array<z.output<typeof RunnerSchema>>, jobs: Job[]): Promise<RunnerInfo[]> {
     const busy = new Set(jobs.filter((j) => j.status === 'running' && j.runner).map((j) => j.runner as string));
+    const listed = new Set(list.map((r) => r.id));
+    for (const id of this.details.keys()) if (!listed.has(id)) this.details.delete(id);
+    const unknown = list.filter((r) => !this.details.has(r.id));
+    const read = await Promise.allSettled(unknown.map(async (r) => this.remember(await this.runnerDetails(r.id))));
+    this.problems.settle(read);
     const out: RunnerInfo[] = [];
     for (const r of list) {
+      const d = this.details.get(r.id);
+      if (!d?.pool) continue;
       const name = r.description ?? '';
-      if (!this.owner(name)) continue;
-      this.runnerIds.set(name, r.id);
-      out.push({ id: String(r.id), name, labels: r.tag_list ?? [], online: r.status === 'online' || r.online === true, busy: busy.has(name), paused: r.paused ?? r.active === false });
+      const info: RunnerInfo = { id: String(r.id), name, labels: d.tags, pool: d.pool, online: r.status === 'online' || r.online === true, busy: busy.has(name), paused: r.paused ?? r.active === false };
+      if (r.status !== undefined) info.contacted = r.status !== 'never_contacted';
+      out.push(info);
     }
     return out;
+  }
+
+  private remember(d: RunnerDetails | undefined): void {
+    if (d) this.details.set(d.id, { pool: poolFromNote(d.maintenance_note), tags: d.tag_list ?? [] });
+  }
+
+  /** GET /runners/:id, fresh (undefined: no such runner). */
+  private async runnerDetails(id: number): Promise<RunnerDetails | undefined> {
+    try {
+      return RunnerDetailsSchema.parse(await this.api.Runners.show(id));
+    } catch (err) {
+      if (err instanceof EmitterError && err.status === 404) return undefined;
+      throw err instanceof EmitterError ? err : new EmitterError(this.reason(err));
+    }
   }
 
   // ---------------------------------------------------------------- registration
@@ -191,9 +219,9 @@ export class GitlabEmitter implements Emitter {
     const owner = o === 'instance' ? {} : 'group' in o ? { groupId: await this.wrap(() => this.groupId(o.group)) } : { projectId: await this.projectNumericId(o.project) };
     const type = o === 'instance' ? 'instance_type' : 'group' in o ? 'group_type' : 'project_type';
     const created = await this.wrap(async () =>
-      CreatedRunnerSchema.parse(await this.api.Users.createCIRunner(type, { ...owner, description: req.node, tagList: req.labels, runUntagged: req.acceptUntagged, paused: false } as never)),
+      CreatedRunnerSchema.parse(await this.api.Users.createCIRunner(type, { ...owner, description: req.node, maintenanceNote: markerNote(req.pool), tagList: req.labels, runUntagged: req.acceptUntagged, paused: false } as never)),
     );
-    this.runnerIds.set(req.node, created.id);
+    this.details.set(created.id, { pool: req.pool, tags: req.labels });
     return { kind: 'gitlab', url: this.cfg.url, token: created.token };
   }
 
@@ -203,29 +231,30 @@ export class GitlabEmitter implements Emitter {
   }
 
   async pause(node: string): Promise<void> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return;
-    await this.wrap(() => this.api.Runners.edit(id, { paused: true } as never), [404]);
+    const r = await this.ownRunner(node);
+    if (!r || r.paused === true) return;
+    await this.wrap(() => this.api.Runners.edit(r.id, { paused: true } as never), [404]);
   }
 
   async resume(node: string): Promise<void> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return;
-    await this.wrap(() => this.api.Runners.edit(id, { paused: false } as never), [404]);
+    const r = await this.ownRunner(node);
+    if (!r || r.paused === false) return;
+    await this.wrap(() => this.api.Runners.edit(r.id, { paused: false } as never), [404]);
   }
 
   async deregister(node: string): Promise<void> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return;
-    await this.wrap(() => this.api.Runners.remove({ runnerId: id }), [404]);
-    this.runnerIds.delete(node);
+    const r = await this.ownRunner(node);
+    if (!r) return;
+    await this.wrap(() => this.api.Runners.remove({ runnerId: r.id }), [404]);
+    this.details.delete(r.id);
   }
 
+  /** GitLab's strongest signal: the runner's running jobs, asked afresh (not the probe's view). */
   async isIdle(node: string): Promise<boolean> {
-    const id = await this.runnerId(node);
-    if (id === undefined) return true;
+    const r = await this.ownRunner(node);
+    if (!r) return true;
     try {
-      const running = await this.list(`running jobs of runner ${id}`, JobSchema, () => this.api.Runners.allJobs(id, { status: 'running', perPage: 100, showExpanded: true } as never));
+      const running = await this.list(`running jobs of runner ${r.id}`, JobSchema, () => this.api.Runners.allJobs(r.id, { status: 'running', perPage: 100, showExpanded: true } as never));
       return running.length === 0;
     } catch (err) {
       if (err instanceof EmitterError && err.status === 404) return true;
@@ -233,12 +262,18 @@ export class GitlabEmitter implements Emitter {
     }
   }
 
-  /** The runner id of a node: from the last probe, else looked up (undefined: no runner). */
-  private async runnerId(node: string): Promise<number | undefined> {
-    const known = this.runnerIds.get(node);
-    if (known !== undefined) return known;
+  /**
+   * The node's runner, read afresh: a runner named `node` whose details carry Parmanu's marker
+   * (undefined when there is none; an unmarked runner of that name is never returned).
+   */
+  private async ownRunner(node: string): Promise<RunnerDetails | undefined> {
     const list = await this.wrap(() => this.runnerList());
-    return list.find((r) => r.description === node)?.id;
+    for (const candidate of list.filter((r) => r.description === node)) {
+      const d = await this.runnerDetails(candidate.id);
+      this.remember(d);
+      if (d && d.description === node && poolFromNote(d.maintenance_note)) return d;
+    }
+    return undefined;
   }
 
   private async wrap<T>(f: () => Promise<T>, okStatuses: number[] = []): Promise<T> {

@@ -12,7 +12,7 @@ import { ReplayEmitter } from './replay.js';
 import type { Emitter } from './types.js';
 
 export type { Emitter, ProbeResult, RunnerInfo, RegisterRequest } from './types.js';
-export { EmitterError } from './types.js';
+export { EmitterError, RunnerBusyError, markerLabel, markerNote, poolFromLabels, poolFromNote } from './types.js';
 
 export const defaultSecretEnv = (): SecretEnv => ({ env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
 

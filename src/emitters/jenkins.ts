@@ -8,13 +8,18 @@
  * /computer/NAME/jenkins-agent.jnlp (the agent secret), POST /computer/NAME/toggleOffline,
  * POST /computer/NAME/doDelete, GET /computer/NAME/api/json.
  * Permissions: Overall/Read; Agent/Create, Configure, Delete, Connect, Disconnect.
+ * Ownership: a node is Parmanu's when its description (`nodeDescription`, exported by the computer
+ * API as `description`) carries the marker; pause, resume, deregister and isIdle read the computer
+ * first and never act on an unmarked node. Busy truth: the computer's `idle` and every executor's
+ * and one-off executor's `idle` and `currentExecutable` (an executor given work is `idle: false`
+ * before its build exists). Jenkins exports no connect time: `contacted` stays unset.
  */
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, readJson } from './http.js';
-import { EmitterError, ownedBy, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { EmitterError, markerNote, poolFromNote, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type JenkinsConfig = Extract<EmitterConfig, { type: 'jenkins' }>;
 
@@ -26,15 +31,24 @@ const QueueSchema = z.object({
     task: z.object({ name: z.string().optional(), labelExpression: z.string().optional(), assignedLabel: z.object({ name: z.string() }).loose().nullable().optional() }).loose().optional(),
   }).loose()),
 }).loose();
+const ExecutorSchema = z.object({ idle: z.boolean().optional(), currentExecutable: z.object({ url: z.string().optional(), timestamp: z.number().optional() }).loose().nullable().optional() }).loose();
 const ComputerSchema = z.object({
   displayName: z.string(),
+  description: z.string().nullable().optional(),
   offline: z.boolean(),
   temporarilyOffline: z.boolean().optional(),
   idle: z.boolean().optional(),
   numExecutors: z.number().optional(),
   assignedLabels: z.array(z.object({ name: z.string() }).loose()).optional(),
-  executors: z.array(z.object({ idle: z.boolean().optional(), currentExecutable: z.object({ url: z.string().optional(), timestamp: z.number().optional() }).loose().nullable().optional() }).loose()).optional(),
+  executors: z.array(ExecutorSchema).optional(),
+  oneOffExecutors: z.array(ExecutorSchema).optional(),
 }).loose();
+type Computer = z.output<typeof ComputerSchema>;
+
+/** Jenkins's strongest signal: the computer idle, and every executor and one-off executor idle with no current executable. */
+export function computerIdle(c: Computer): boolean {
+  return c.idle === true && [...(c.executors ?? []), ...(c.oneOffExecutors ?? [])].every((e) => e.idle === true && !e.currentExecutable);
+}
 const ComputersSchema = z.object({ computer: z.array(ComputerSchema) }).loose();
 const CrumbSchema = z.object({ crumb: z.string(), crumbRequestField: z.string() }).loose();
 
@@ -48,13 +62,14 @@ export function queueLabel(item: { why?: string | null | undefined; task?: { lab
 }
 
 const QUEUE_TREE = 'items[id,inQueueSince,why,task[name,url,labelExpression,assignedLabel[name]]]';
-const COMPUTER_TREE = 'computer[displayName,offline,temporarilyOffline,idle,numExecutors,assignedLabels[name],executors[idle,currentExecutable[url,timestamp]]]';
+const EXECUTORS = 'executors[idle,currentExecutable[url,timestamp]],oneOffExecutors[idle,currentExecutable[url,timestamp]]';
+const COMPUTER_FIELDS = `displayName,description,offline,temporarilyOffline,idle,numExecutors,assignedLabels[name],${EXECUTORS}`;
+const COMPUTER_TREE = `computer[${COMPUTER_FIELDS}]`;
 
 export class JenkinsEmitter implements Emitter {
   readonly kind = 'jenkins' as const;
   readonly name: string;
   readonly http: HttpClient;
-  private readonly owner: (name: string) => string | undefined;
   private readonly base: string;
   private readonly auth: string;
 
@@ -62,12 +77,12 @@ export class JenkinsEmitter implements Emitter {
     private readonly cfg: JenkinsConfig,
     user: string,
     private readonly token: string,
-    pools: readonly string[],
+    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
+    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
   ) {
     this.name = cfg.name;
-    this.owner = ownedBy(pools);
     this.base = cfg.url.replace(/\/$/, '');
     this.auth = `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`;
     this.http = http ?? HttpClient.forEmitter(cfg);
@@ -112,10 +127,11 @@ export class JenkinsEmitter implements Emitter {
       });
       const runners: RunnerInfo[] = [];
       for (const c of computers.computer) {
-        if (!this.owner(c.displayName)) continue;
-        const busy = (c.executors ?? []).filter((e) => e.currentExecutable);
-        busy.forEach((e, i) => jobs.push({ id: `${c.displayName}#${i}`, labels: [], status: 'running', queuedAt: e.currentExecutable?.timestamp ?? t0, runner: c.displayName }));
-        runners.push({ id: c.displayName, name: c.displayName, labels: (c.assignedLabels ?? []).map((l) => l.name).filter((l) => l !== c.displayName), online: !c.offline, busy: busy.length > 0, paused: c.temporarilyOffline ?? false });
+        const pool = poolFromNote(c.description);
+        if (!pool) continue;
+        const building = [...(c.executors ?? []), ...(c.oneOffExecutors ?? [])].filter((e) => e.currentExecutable);
+        building.forEach((e, i) => jobs.push({ id: `${c.displayName}#${i}`, labels: [], status: 'running', queuedAt: e.currentExecutable?.timestamp ?? t0, runner: c.displayName }));
+        runners.push({ id: c.displayName, name: c.displayName, labels: (c.assignedLabels ?? []).map((l) => l.name).filter((l) => l !== c.displayName), pool, online: !c.offline, busy: !computerIdle(c), paused: c.temporarilyOffline ?? false });
       }
       return done({ ok: true, partial: false, jobs, runners });
     } catch (err) {
@@ -126,7 +142,7 @@ export class JenkinsEmitter implements Emitter {
   async register(req: RegisterRequest): Promise<RunnerCredential> {
     const json = {
       name: req.node,
-      nodeDescription: `Parmanu node of pool ${req.pool}`,
+      nodeDescription: markerNote(req.pool),
       numExecutors: String(req.jobsPerNode),
       remoteFS: '/var/lib/jenkins-agent',
       labelString: req.labels.join(' '),
@@ -143,33 +159,34 @@ export class JenkinsEmitter implements Emitter {
     return { kind: 'jenkins', url: this.cfg.url, secret };
   }
 
-  private async computer(node: string): Promise<z.output<typeof ComputerSchema> | undefined> {
-    const res = await this.call('GET', `/computer/${encodeURIComponent(node)}/api/json?tree=displayName,offline,temporarilyOffline,idle,executors[idle,currentExecutable[url]]`, { accept404: true });
+  /** The node's computer when it exists and carries Parmanu's marker (an unmarked node of that name is never returned). */
+  private async ownComputer(node: string): Promise<Computer | undefined> {
+    const res = await this.call('GET', `/computer/${encodeURIComponent(node)}/api/json?tree=${encodeURIComponent(COMPUTER_FIELDS)}`, { accept404: true });
     if (res.status === 404) return undefined;
     const parsed = ComputerSchema.safeParse(await readJson(res, `GET /computer/${node}/api/json`));
     if (!parsed.success) throw new EmitterError(`GET /computer/${node}/api/json: unexpected response shape`);
-    return parsed.data;
+    return poolFromNote(parsed.data.description) ? parsed.data : undefined;
   }
 
   async pause(node: string): Promise<void> {
-    const c = await this.computer(node);
+    const c = await this.ownComputer(node);
     if (!c || c.temporarilyOffline) return;
     await this.call('POST', `/computer/${encodeURIComponent(node)}/toggleOffline?offlineMessage=${encodeURIComponent('Parmanu: draining before scale-down')}`, { accept404: true });
   }
 
   async resume(node: string): Promise<void> {
-    const c = await this.computer(node);
+    const c = await this.ownComputer(node);
     if (!c || !c.temporarilyOffline) return;
     await this.call('POST', `/computer/${encodeURIComponent(node)}/toggleOffline`, { accept404: true });
   }
 
   async deregister(node: string): Promise<void> {
+    if (!(await this.ownComputer(node))) return;
     await this.call('POST', `/computer/${encodeURIComponent(node)}/doDelete`, { accept404: true });
   }
 
   async isIdle(node: string): Promise<boolean> {
-    const c = await this.computer(node);
-    if (!c) return true;
-    return !(c.executors ?? []).some((e) => e.currentExecutable);
+    const c = await this.ownComputer(node);
+    return !c || computerIdle(c);
   }
 }

@@ -10,10 +10,18 @@
  *   for the node then. It may leave a registration behind when the platform answered after the
  *   timeout: reconcile removes runners without a VM after a grace period.
  * - pause() and deregister() resolve when the runner is gone or already paused/absent (idempotent);
- *   they reject with EmitterError when the platform refused or could not be reached.
- * - isIdle() is authoritative and uncached: it resolves true only when the platform says now that
- *   the node's runner runs nothing (or the runner no longer exists); it rejects when that cannot be
- *   known, and the caller must then not destroy the node.
+ *   they reject with RunnerBusyError when the platform refuses because the runner is running a job
+ *   (GitHub's 422), and with EmitterError when the platform refused otherwise or could not be
+ *   reached. They never touch a runner that lacks Parmanu's ownership marker (resolve, doing
+ *   nothing, when the only runner of that name is unmarked).
+ * - isIdle() is authoritative and uncached: it resolves true only when the platform's strongest
+ *   signal says now that the node's runner runs nothing (GitHub: no in-progress job names it, and
+ *   the runner is not busy; Jenkins: the computer and every executor idle, no current executable;
+ *   GitLab: no running job on the runner), or the runner no longer exists and no job names it; it
+ *   rejects when that cannot be known, and the caller must then not destroy the node.
+ * Ownership: every runner register() creates carries a marker naming its pool (GitLab
+ * `maintenance_note`, GitHub label `parmanu-pool-<pool>`, Jenkins node description); probe() lists
+ * only marked runners, whatever their names, with the pool the marker names.
  * Tokens never appear in messages: errors name the endpoint, not the credential.
  */
 import type { EmitterKind, Job } from '../decide/types.js';
@@ -25,9 +33,17 @@ export interface RunnerInfo {
   /** The node name the runner registered under. */
   name: string;
   labels: string[];
+  /** The pool named by Parmanu's ownership marker (only marked runners are listed). */
+  pool: string;
   online: boolean;
+  /** The platform's busy view in the listing (GitHub's lags by minutes: isIdle() decides). */
   busy: boolean;
   paused: boolean;
+  /**
+   * false while the runner has never connected (GitLab `never_contacted`, a GitHub or Jenkins
+   * runner the platform has never seen online); undefined when the platform cannot tell.
+   */
+  contacted?: boolean;
 }
 
 export interface ProbeMeta {
@@ -47,7 +63,7 @@ export interface ProbeResult {
   reason?: string;
   /** Queued, running and upcoming jobs. */
   jobs: Job[];
-  /** Runners Parmanu owns (names under one of the emitter's pools). */
+  /** Runners that carry Parmanu's ownership marker (any pool, including pools no longer in the policy). */
   runners: RunnerInfo[];
   meta: ProbeMeta;
 }
@@ -89,8 +105,27 @@ export class EmitterError extends Error {
   }
 }
 
-/** Whether a runner name belongs to one of the pools (`<pool>-<id>`). */
-export function ownedBy(pools: readonly string[]): (name: string) => string | undefined {
-  const sorted = [...pools].sort((a, b) => b.length - a.length);
-  return (name) => sorted.find((p) => name.startsWith(`${p}-`) && name.length > p.length + 1);
+/** The platform refused to remove or pause a runner because it is running a job (GitHub 422). */
+export class RunnerBusyError extends EmitterError {
+  constructor(message: string, status?: number) {
+    super(message, status);
+    this.name = 'RunnerBusyError';
+  }
+}
+
+/** Parmanu's ownership marker, per platform. */
+export const MARKER_PREFIX = 'parmanu-pool';
+/** GitLab `maintenance_note` / Jenkins node description text: `parmanu-pool=<pool>` on its own line. */
+export const markerNote = (pool: string) => `${MARKER_PREFIX}=${pool}`;
+/** The extra GitHub runner label (jobs match labels as a subset: it takes nothing away). */
+export const markerLabel = (pool: string) => `${MARKER_PREFIX}-${pool}`;
+/** The pool a GitLab maintenance note or Jenkins description names, if it carries the marker. */
+export function poolFromNote(text: string | null | undefined): string | undefined {
+  const m = /(?:^|\n)parmanu-pool=([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\n|$)/.exec(text ?? '');
+  return m?.[1];
+}
+/** The pool a GitHub runner's labels name, if one of them is the marker. */
+export function poolFromLabels(labels: readonly string[]): string | undefined {
+  const l = labels.find((x) => x.startsWith(`${MARKER_PREFIX}-`) && x.length > MARKER_PREFIX.length + 1);
+  return l?.slice(MARKER_PREFIX.length + 1);
 }

@@ -48,6 +48,8 @@ export interface Harness {
   finishAll(): void;
   /** Marks a node's runner online (as if the VM booted). */
   bringOnline(node: string): void;
+  /** A runner made by hand, outside Parmanu (no ownership marker), online and idle. */
+  addUnmarked(name: string): void;
   /** The path of the main listing request, for fault injection. */
   listPath: RegExp;
   /** A path that is paginated over several pages when `seedMany` has run, and its middle page. */
@@ -63,6 +65,8 @@ export interface Harness {
 export interface Capabilities {
   /** Listings come in pages (GitLab, GitHub; not Jenkins). */
   paginated: boolean;
+  /** Two runners may share a name (GitLab, GitHub; Jenkins node names are unique). */
+  duplicateNames: boolean;
 }
 
 export function emitterContract(name: string, make: () => Promise<Harness>, caps: Capabilities): void {
@@ -119,11 +123,43 @@ export function emitterContract(name: string, make: () => Promise<Harness>, caps
       noToken(cred.kind === 'none' ? {} : r);
     });
 
-    it('ignores runners that belong to no pool of the emitter', async () => {
-      await h.emitter.register({ node: `other-pool-x1`, pool: 'other-pool', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false }).catch(() => undefined);
+    it('marks every runner it registers; probe lists only marked runners, of any pool, with the pool the marker names', async () => {
+      const node = `${h.pool}-m1`;
+      await h.emitter.register({ node, pool: h.pool, labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      // A pool no longer in the policy: its runners must still be seen.
+      await h.emitter.register({ node: 'retired-r1', pool: 'retired', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      h.addUnmarked(`${h.pool}-01`);
+      h.addUnmarked('someone-else');
       const r = await h.emitter.probe();
-      expect(r.runners.map((x) => x.name)).not.toContain('other-pool-x1');
+      expect(r.ok).toBe(true);
+      expect(r.runners.map((x) => [x.name, x.pool]).sort()).toEqual([[node, h.pool], ['retired-r1', 'retired']]);
     });
+
+    it('never pauses, resumes or deletes an unmarked runner named like a pool node', async () => {
+      const name = `${h.pool}-01`;
+      h.addUnmarked(name);
+      await h.emitter.pause(name);
+      await h.emitter.resume?.(name);
+      await h.emitter.deregister(name);
+      expect(await h.emitter.isIdle(name)).toBe(true);
+      expect(h.emu.touched(name), 'requests that changed the unmarked runner').toEqual([]);
+      expect(h.emu.runnerDeleted(name)).toBeUndefined();
+    });
+
+    if (caps.duplicateNames)
+      it('acts on the marked runner of a name and leaves an unmarked namesake alone', async () => {
+        const node = `${h.pool}-d1`;
+        h.addUnmarked(node);
+        await h.emitter.register({ node, pool: h.pool, labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+        h.bringOnline(node);
+        await h.emitter.deregister(node);
+        expect(h.emu.touched(node)).toHaveLength(1);
+        expect(h.emu.removals.map((x) => x.runner)).toEqual([node]);
+        // The namesake is still there and still not Parmanu's.
+        expect((await h.emitter.probe()).runners).toEqual([]);
+        await h.emitter.deregister(node);
+        expect(h.emu.touched(node)).toHaveLength(1);
+      });
 
     it('fails the probe on 401 with a reason and no token', async () => {
       h.emu.faults.push({ path: /.*/, status: 401, body: { message: '401 Unauthorized' } });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GithubEmitter } from '../../src/emitters/github.js';
+import { ETAG_CACHE_MAX, GithubEmitter } from '../../src/emitters/github.js';
+import { RunnerBusyError } from '../../src/emitters/types.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
 import { GithubEmulator } from '../emulators/github.js';
@@ -21,21 +22,12 @@ async function harness(): Promise<Harness> {
     token: emu.token,
     pool: 'linux-pool',
     queueJob: (labels) => void emu.addRun('api', [{ labels }]),
-    runOn: (node) => {
-      const r = emu.runners.find((x) => x.name === node);
-      if (!r) throw new Error(`no runner ${node}`);
-      r.busy = true;
-      emu.addRun('web', [{ labels: ['self-hosted', 'linux'], status: 'in_progress', runner: node }]);
-    },
+    runOn: (node) => void emu.startJob(node, 'web', ['self-hosted', 'linux']),
     finishAll: () => {
-      for (const j of emu.jobs) if (j.status === 'in_progress') j.status = 'completed';
-      for (const r of emu.runs) if (r.status === 'in_progress') r.status = 'completed';
-      for (const r of emu.runners) r.busy = false;
+      for (const r of [...emu.runners]) emu.finishJob(r.name);
     },
-    bringOnline: (node) => {
-      const r = emu.runners.find((x) => x.name === node);
-      if (r) r.status = 'online';
-    },
+    bringOnline: (node) => void emu.connect(node),
+    addUnmarked: (name) => void emu.configureRunner(name, ['linux']),
     listPath: /\/actions\/runs$/,
     pagedPath: /\/orgs\/acme\/actions\/runners$/,
     middlePage: /[?&]page=2(&|$)/,
@@ -56,7 +48,7 @@ emitterContract('github', async () => {
     return cred;
   };
   return h;
-}, { paginated: true });
+}, { paginated: true, duplicateNames: false });
 
 describe('github emitter', () => {
   it('answers an unchanged second probe entirely from ETags (304s, no rate limit spent)', async () => {
@@ -84,7 +76,7 @@ describe('github emitter', () => {
       const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
       const jit = await e.register({ node: 'p-1', pool: 'p', labels: ['linux', 'big'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       expect(jit).toEqual({ kind: 'github', jitConfig: expect.any(String) });
-      expect(emu.runners[0]).toMatchObject({ name: 'p-1', labels: ['self-hosted', 'linux', 'big'] });
+      expect(emu.runners[0]).toMatchObject({ name: 'p-1', labels: ['self-hosted', 'linux', 'big', 'parmanu-pool-p'] });
       const reg = await e.register({ node: 'p-2', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       expect(reg).toEqual({ kind: 'github', url: `${emu.url}/acme`, registrationToken: expect.stringMatching(/^AREG/) });
     } finally {
@@ -92,15 +84,104 @@ describe('github emitter', () => {
     }
   });
 
-  it('keeps a busy runner when asked to pause it (GitHub refuses to delete it mid-job)', async () => {
+  it('rejects with RunnerBusyError when GitHub answers 422 to removing a runner mid-job, and keeps the runner', async () => {
     const emu = await new GithubEmulator().start();
     try {
+      emu.repos.push('api');
+      emu.busyLagMs = 60_000;
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
+      emu.connect('p-1');
+      emu.startJob('p-1');
+      await expect(e.pause('p-1')).rejects.toBeInstanceOf(RunnerBusyError);
+      const err = await e.deregister('p-1').catch((x: unknown) => x);
+      expect(err).toBeInstanceOf(RunnerBusyError);
+      expect((err as RunnerBusyError).status).toBe(422);
+      expect((err as Error).message).not.toContain(emu.token);
+      expect(emu.runners.map((r) => r.name)).toEqual(['p-1']);
+      expect(emu.removedWhileBusy()).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('says not idle while the busy flag lags but a job in progress names the runner', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('api', 'web');
+      emu.busyLagMs = 60_000;
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
+      emu.connect('p-1');
+      expect(await e.isIdle('p-1')).toBe(true);
+      const job = emu.startJob('p-1', 'web');
+      // The platform's flag still says idle, in the listing and in the runner's own record.
+      const probed = await e.probe();
+      expect(probed.runners.find((r) => r.name === 'p-1')?.busy).toBe(false);
+      expect(await e.isIdle('p-1')).toBe(false);
+      emu.finishJob(job.id);
+      expect(await e.isIdle('p-1')).toBe(true);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('says not idle when the runner itself reports busy although no listed job names it', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('api');
       const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       (emu.runners[0] as { busy: boolean }).busy = true;
-      await e.pause('p-1');
-      expect(emu.runners.map((r) => r.name)).toEqual(['p-1']);
       expect(await e.isIdle('p-1')).toBe(false);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('reads every repository of the owner for the busy check when repos is omitted, and fails rather than guess', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('api', 'tools');
+      const e = new GithubEmitter(githubConfig(emu.url, { repos: undefined }), { token: emu.token }, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
+      emu.busyLagMs = 60_000;
+      emu.startJob('p-1', 'tools');
+      expect(await e.isIdle('p-1')).toBe(false);
+      emu.faults.push({ path: /\/actions\/runs$/, status: 500 });
+      await expect(e.isIdle('p-1')).rejects.toThrow(/500/);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('finds a runner on any page of the runner list', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('api');
+      for (let i = 0; i < 250; i++) emu.configureRunner(`someone-${i}`, ['linux']);
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
+      // A fresh emitter (another process): nothing cached, the runner is on page 3.
+      const other = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      await other.pause('p-1');
+      expect(emu.runnerDeleted('p-1')).toMatchObject({ runner: 'p-1', busy: false });
+      expect(emu.count('GET', /\/actions\/runners\?.*page=3/)).toBeGreaterThan(0);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('keeps at most ETAG_CACHE_MAX conditional pages, the least recently used leaving first', async () => {
+    const emu = await new GithubEmulator().start();
+    try {
+      emu.repos.push('api');
+      for (let i = 0; i < ETAG_CACHE_MAX + 40; i++) emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }]);
+      const e = new GithubEmitter(githubConfig(emu.url, { repos: ['api'] }), { token: emu.token }, ['p'], fastHttp());
+      const r = await e.probe();
+      expect(r).toMatchObject({ ok: true, partial: false });
+      expect(r.jobs).toHaveLength(ETAG_CACHE_MAX + 40);
+      expect(e.etags.size).toBe(ETAG_CACHE_MAX);
     } finally {
       await emu.stop();
     }

@@ -24,18 +24,12 @@ async function harness(): Promise<Harness> {
     token: emu.token,
     pool: 'linux-pool',
     queueJob: (labels) => void emu.addJob(api, 'pending', labels),
-    runOn: (node) => {
-      const r = emu.runnerNamed(node);
-      if (!r) throw new Error(`no runner ${node}`);
-      emu.addJob(api, 'running', ['linux'], { runner: { id: r.id, description: node } });
-    },
+    runOn: (node) => void emu.startJob(node, api, ['linux']),
     finishAll: () => {
-      for (const j of emu.jobs) if (j.status === 'running') j.status = 'success';
+      for (const r of emu.runners) emu.finishJob(r.description);
     },
-    bringOnline: (node) => {
-      const r = emu.runnerNamed(node);
-      if (r) r.status = 'online';
-    },
+    bringOnline: (node) => void emu.connect(node),
+    addUnmarked: (name) => void emu.addRunner(name),
     listPath: /\/projects\/\d+\/jobs$/,
     pagedPath: /\/groups\/\d+\/projects$/,
     middlePage: /[?&]page=2(&|$)/,
@@ -47,7 +41,7 @@ async function harness(): Promise<Harness> {
   };
 }
 
-emitterContract('gitlab', harness, { paginated: true });
+emitterContract('gitlab', harness, { paginated: true, duplicateNames: true });
 
 describe('gitlab emitter', () => {
   it('reads jobs of every project under the groups (subgroups too) and of listed projects, as upcoming for created jobs', async () => {

@@ -22,25 +22,19 @@ async function harness(): Promise<Harness> {
     token: emu.token,
     pool: 'linux-pool',
     queueJob: (labels) => void emu.enqueue(labels.join(' && ')),
-    runOn: (node) => {
-      const n = emu.node(node);
-      if (!n) throw new Error(`no node ${node}`);
-      n.busyExecutors = 1;
-    },
+    runOn: (node) => void emu.startBuild(node),
     finishAll: () => {
-      for (const n of emu.nodes) n.busyExecutors = 0;
+      for (const n of emu.nodes) while (n.busyExecutors > 0) emu.finishBuild(n.name);
     },
-    bringOnline: (node) => {
-      const n = emu.node(node);
-      if (n) n.online = true;
-    },
+    bringOnline: (node) => void emu.connect(node),
+    addUnmarked: (name) => void emu.addNode(name, { labels: ['linux'] }),
     listPath: /^\/queue\/api\/json$/,
     pauseKeeps: true,
     close: () => emu.stop(),
   };
 }
 
-emitterContract('jenkins', harness, { paginated: false });
+emitterContract('jenkins', harness, { paginated: false, duplicateNames: false });
 
 describe('jenkins emitter', () => {
   it.each([

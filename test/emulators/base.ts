@@ -45,6 +45,34 @@ export interface Fault {
 
 type Handler = (req: EmuRequest) => EmuResponse | Promise<EmuResponse>;
 
+/** The emulator's own record of one job on one runner (start and end in epoch ms). */
+export interface JobRecord {
+  job: string;
+  runner: string;
+  start: number;
+  end?: number;
+}
+
+/**
+ * A runner registration (or Jenkins node) that was removed, and whether the platform's own state
+ * says it was running a job at that moment: an invariant independent of what Parmanu believed.
+ */
+export interface RunnerRemoval {
+  runner: string;
+  at: number;
+  /** Running (or assigned) a job when it was removed. */
+  busy: boolean;
+  /** The jobs it was running then. */
+  jobs: string[];
+}
+
+/** A request that changed a runner (pause, resume, delete, toggleOffline), by the runner's name. */
+export interface RunnerTouch {
+  runner: string;
+  request: string;
+  at: number;
+}
+
 /**
  * Every credential an emulator has accepted or handed out in this process (API tokens, runner
  * tokens, agent secrets), for the secret scan: none of them may appear in what Parmanu prints,
@@ -63,6 +91,12 @@ export abstract class Emulator {
   readonly unexpected: string[] = [];
   /** Raw request bodies received, in order, with the request line: the secret scan reads them. */
   readonly bodies: Array<{ request: string; body: string }> = [];
+  /** Which runner ran which job, and when: kept by the emulator's job helpers. */
+  readonly jobRecords: JobRecord[] = [];
+  /** Every removal of a runner registration or node, with whether it was running a job then. */
+  readonly removals: RunnerRemoval[] = [];
+  /** Every request that changed a runner, by the runner's name (found, not 404). */
+  readonly touches: RunnerTouch[] = [];
   private server: Server | undefined;
   private readonly routes: Array<{ method: string; re: RegExp; handler: Handler }> = [];
 
@@ -73,6 +107,38 @@ export abstract class Emulator {
   /** Requests whose path matches, counted. */
   count(method: string, path: RegExp): number {
     return this.log.filter((l) => l.startsWith(`${method} `) && path.test(l.slice(method.length + 1))).length;
+  }
+
+  /** The last removal of the runner of that name, if it was removed. */
+  runnerDeleted(name: string): RunnerRemoval | undefined {
+    return this.removals.filter((r) => r.runner === name).at(-1);
+  }
+
+  /** Removals of runners that were running a job (a busy runner's registration or VM removed). */
+  removedWhileBusy(): RunnerRemoval[] {
+    return this.removals.filter((r) => r.busy);
+  }
+
+  /** The requests that changed the runner of that name. */
+  touched(name: string): string[] {
+    return this.touches.filter((t) => t.runner === name).map((t) => t.request);
+  }
+
+  protected recordRemoval(runner: string, runningJobs: string[]): void {
+    this.removals.push({ runner, at: Date.now(), busy: runningJobs.length > 0, jobs: runningJobs });
+  }
+
+  protected touch(runner: string, req: EmuRequest): void {
+    this.touches.push({ runner, request: `${req.method} ${req.path}`, at: Date.now() });
+  }
+
+  protected recordStart(job: string | number, runner: string): void {
+    this.jobRecords.push({ job: String(job), runner, start: Date.now() });
+  }
+
+  protected recordEnd(job: string | number): void {
+    const r = this.jobRecords.find((x) => x.job === String(job) && x.end === undefined);
+    if (r) r.end = Date.now();
   }
 
   /** The credential this emulator accepts. */

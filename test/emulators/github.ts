@@ -5,12 +5,21 @@
  * `Link` pagination, `x-ratelimit-*` headers, ETags with `If-None-Match` → 304 that costs no rate
  * limit, GitHub's error bodies ({"message", "documentation_url"}), and secondary rate limits as
  * GitHub sends them (429 with `Retry-After` and the "secondary rate limit" message).
+ *
+ * The inconvenient parts, as GitHub has them: a runner's `busy` flag (listing and GET /runners/:id)
+ * lags the job by `busyLagMs` after the job started on it, while the job's own record (status
+ * `in_progress`, `runner_name`) is immediate; DELETE of a runner that is running a job is refused
+ * with 422 `Bad request - Runner "NAME" is still running a job"` (GitHub's stray quote included);
+ * a just-in-time runner is `offline` until its machine boots (`connect`) and, being ephemeral, is
+ * removed by GitHub when its job completes. GitHub's API cannot tell a runner that never came
+ * online from one that went offline: so neither can this one.
  */
 import { createHash } from 'node:crypto';
 import { Emulator, type EmuRequest, type EmuResponse } from './base.js';
 
 export interface GhRun { id: number; repo: string; status: 'queued' | 'in_progress' | 'completed' }
 export interface GhJob { id: number; run_id: number; status: 'queued' | 'in_progress' | 'completed'; labels: string[]; runner_name: string | null; created_at: string; started_at: string | null }
+/** `busy` set by a test is shown as is; a job started with `startJob` shows busy only after `busyLagMs`. */
 export interface GhRunner { id: number; name: string; os: string; status: 'online' | 'offline'; busy: boolean; labels: string[]; ephemeral: boolean }
 
 const DOCS = 'https://docs.github.com/rest';
@@ -27,6 +36,10 @@ export class GithubEmulator extends Emulator {
   comments: Array<{ id: number; issue: number; body: string }> = [];
   /** Responses answered 304 Not Modified. */
   notModified = 0;
+  /** How long after a job started on a runner its `busy` flag still says false (0: at once). */
+  busyLagMs = 0;
+  /** An ephemeral runner leaves (its registration is removed) when its job completes, as on GitHub. */
+  ephemeralLeaves = true;
   private nextId = 5000;
 
   constructor() {
@@ -49,7 +62,10 @@ export class GithubEmulator extends Emulator {
       const i = this.runners.findIndex((y) => y.id === Number(r.params[1]));
       if (i < 0) return this.notFound();
       const x = this.runners[i] as GhRunner;
-      if (x.busy) return { status: 422, body: { message: `Bad request - Runner "${x.name}" is still running a job"`, documentation_url: DOCS } };
+      // The truth, not the lagging flag: a job that names the runner and has not completed.
+      if (this.runningJobs(x.name).length > 0 || x.busy) return { status: 422, body: { message: `Bad request - Runner "${x.name}" is still running a job"`, documentation_url: `${DOCS}/actions/self-hosted-runners#delete-a-self-hosted-runner-from-an-organization` } };
+      this.touch(x.name, r);
+      this.recordRemoval(x.name, []);
       this.runners.splice(i, 1);
       return { status: 204 };
     }));
@@ -105,6 +121,52 @@ export class GithubEmulator extends Emulator {
   }
 
   // ------------------------------------------------------------------ state helpers for tests
+  /** The runner's machine booted and the runner connected: `online`. */
+  connect(name: string): GhRunner {
+    const r = this.runners.find((x) => x.name === name);
+    if (!r) throw new Error(`github emulator: no runner ${name}`);
+    r.status = 'online';
+    return r;
+  }
+  /** A runner configured with a registration token (config.sh --labels): online at once. */
+  configureRunner(name: string, labels: string[], ephemeral = false): GhRunner {
+    const r: GhRunner = { id: this.nextId++, name, os: 'linux', status: 'online', busy: false, labels: ['self-hosted', ...labels], ephemeral };
+    this.runners.push(r);
+    return r;
+  }
+  /** Starts a job on the runner of that name: the job is in progress and names it at once (its busy flag lags by busyLagMs). */
+  startJob(name: string, repo?: string, labels: string[] = ['self-hosted']): GhJob {
+    if (!this.runners.some((x) => x.name === name)) throw new Error(`github emulator: no runner ${name}`);
+    const run = this.addRun(repo ?? this.repos[0] ?? 'api', [{ labels, status: 'in_progress', runner: name }]);
+    const job = this.jobs.find((j) => j.run_id === run.id) as GhJob;
+    this.recordStart(job.id, name);
+    return job;
+  }
+  /** Completes a job (by id) or every job of the runner of that name; an ephemeral runner then leaves. */
+  finishJob(jobOrRunner: number | string): void {
+    for (const j of this.jobs) {
+      if (j.status === 'completed') continue;
+      if (typeof jobOrRunner === 'number' ? j.id !== jobOrRunner : j.runner_name !== jobOrRunner || j.status !== 'in_progress') continue;
+      j.status = 'completed';
+      this.recordEnd(j.id);
+      const run = this.runs.find((x) => x.id === j.run_id);
+      if (run && this.jobs.filter((x) => x.run_id === run.id).every((x) => x.status === 'completed')) run.status = 'completed';
+      const r = this.runners.find((x) => x.name === j.runner_name);
+      if (!r) continue;
+      r.busy = false;
+      if (r.ephemeral && this.ephemeralLeaves) this.runners = this.runners.filter((x) => x !== r);
+    }
+  }
+  /** The jobs that name the runner and have not completed (the truth the busy flag lags behind). */
+  runningJobs(name: string): GhJob[] {
+    return this.jobs.filter((j) => j.runner_name === name && j.status !== 'completed');
+  }
+  /** What the API shows as the runner's busy flag now. */
+  shownBusy(x: GhRunner): boolean {
+    if (x.busy) return true;
+    const now = Date.now();
+    return this.jobs.some((j) => j.runner_name === x.name && j.status === 'in_progress' && now - Date.parse(j.started_at ?? new Date(now).toISOString()) >= this.busyLagMs);
+  }
   addRun(repo: string, jobs: Array<{ labels: string[]; status?: GhJob['status']; runner?: string }>): GhRun {
     const run: GhRun = { id: this.nextId++, repo, status: jobs.some((j) => j.status === 'in_progress') ? 'in_progress' : 'queued' };
     this.runs.push(run);
@@ -125,7 +187,7 @@ export class GithubEmulator extends Emulator {
     return r.params[0] === this.org && this.repos.includes(r.params[1] ?? '') ? f(r.params[1] as string) : this.notFound();
   }
   private runnerBody(x: GhRunner) {
-    return { id: x.id, name: x.name, os: x.os, status: x.status, busy: x.busy, ephemeral: x.ephemeral, labels: x.labels.map((name, i) => ({ id: i + 1, name, type: i === 0 ? 'read-only' : 'custom' })) };
+    return { id: x.id, name: x.name, os: x.os, status: x.status, busy: this.shownBusy(x), ephemeral: x.ephemeral, labels: x.labels.map((name, i) => ({ id: i + 1, name, type: i === 0 ? 'read-only' : 'custom' })) };
   }
   /** A JSON answer with an ETag; a matching If-None-Match gets 304 and costs no rate limit. */
   private json(r: EmuRequest, body: unknown, headers: Record<string, string> = {}): EmuResponse {

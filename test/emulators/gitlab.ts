@@ -1,7 +1,10 @@
 /**
  * A GitLab REST API v4 emulator, from GitLab's public API docs: jobs of projects (`scope[]`),
  * projects of groups (`include_subgroups`), pipeline jobs, runners of groups/projects/instance,
- * `POST /user/runners`, `PUT /runners/:id`, `DELETE /runners/:id`, `GET /runners/:id/jobs`; offset
+ * `POST /user/runners` (with `maintenance_note`), `GET /runners/:id` (the details: `maintenance_note`,
+ * `contacted_at`, which the listings do not carry), `PUT /runners/:id`, `DELETE /runners/:id`,
+ * `GET /runners/:id/jobs`. A runner created through the API is `never_contacted` until `connect(name)`
+ * (its machine booted and gitlab-runner checked in). Offset
  * pagination with `x-next-page`, `x-total` and `Link`; `RateLimit-*` headers; `PRIVATE-TOKEN` auth
  * with GitLab's error bodies (`{"message": "401 Unauthorized"}`).
  */
@@ -10,7 +13,21 @@ import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js
 export interface GlGroup { id: number; full_path: string; parent_id: number | null }
 export interface GlProject { id: number; path_with_namespace: string; namespace_id: number }
 export interface GlJob { id: number; project_id: number; pipeline_id: number; status: string; tag_list: string[]; created_at: string; started_at: string | null; runner: { id: number; description: string } | null; name: string }
-export interface GlRunner { id: number; description: string; tag_list: string[]; paused: boolean; runner_type: 'instance_type' | 'group_type' | 'project_type'; group_id?: number; project_id?: number; status: 'online' | 'offline' | 'never_contacted'; run_untagged: boolean }
+export interface GlRunner {
+  id: number;
+  description: string;
+  tag_list: string[];
+  paused: boolean;
+  runner_type: 'instance_type' | 'group_type' | 'project_type';
+  group_id?: number;
+  project_id?: number;
+  /** A runner created through the API stays `never_contacted` until its machine connects (`connect`). */
+  status: 'online' | 'offline' | 'never_contacted';
+  run_untagged: boolean;
+  /** Shown only by GET /runners/:id (GitLab ≥ 16.10), never in the listings. */
+  maintenance_note?: string | null;
+  contacted_at?: string | null;
+}
 
 export class GitlabEmulator extends Emulator {
   token = 'emulated-gitlab-token-0000000';
@@ -50,9 +67,15 @@ export class GitlabEmulator extends Emulator {
     this.route('GET', new RegExp(`^${api}/projects/([^/]+)/runners$`), (r) => this.withProject(r, (p) => this.page(r, this.runners.filter((x) => x.project_id === p.id).map((x) => this.runnerBody(x)))));
     this.route('GET', new RegExp(`^${api}/runners/all$`), (r) => this.page(r, this.runners.filter((x) => !r.query.get('type') || x.runner_type === r.query.get('type')).map((x) => this.runnerBody(x))));
     this.route('POST', new RegExp(`^${api}/user/runners$`), (r) => this.createRunner(r));
+    this.route('GET', new RegExp(`^${api}/runners/(\\d+)$`), (r) => {
+      const runner = this.runners.find((x) => x.id === Number(r.params[0]));
+      if (!runner) return { status: 404, body: { message: '404 Not found' } };
+      return { status: 200, body: this.runnerDetails(runner) };
+    });
     this.route('PUT', new RegExp(`^${api}/runners/(\\d+)$`), (r) => {
       const runner = this.runners.find((x) => x.id === Number(r.params[0]));
       if (!runner) return { status: 404, body: { message: '404 Not found' } };
+      this.touch(runner.description, r);
       const b = (r.body ?? {}) as Record<string, unknown>;
       if (b.paused !== undefined) runner.paused = b.paused === true || b.paused === 'true';
       return { status: 200, body: this.runnerBody(runner) };
@@ -60,6 +83,9 @@ export class GitlabEmulator extends Emulator {
     this.route('DELETE', new RegExp(`^${api}/runners/(\\d+)$`), (r) => {
       const i = this.runners.findIndex((x) => x.id === Number(r.params[0]));
       if (i < 0) return { status: 404, body: { message: '404 Not found' } };
+      const runner = this.runners[i] as GlRunner;
+      this.touch(runner.description, r);
+      this.recordRemoval(runner.description, this.jobs.filter((j) => j.status === 'running' && j.runner?.id === runner.id).map((j) => String(j.id)));
       this.runners.splice(i, 1);
       return { status: 204 };
     });
@@ -119,6 +145,44 @@ export class GitlabEmulator extends Emulator {
   runnerNamed(description: string): GlRunner | undefined {
     return this.runners.find((r) => r.description === description);
   }
+  /** The machine of the runner booted and gitlab-runner checked in: `online`, `contacted_at` set. */
+  connect(description: string): GlRunner {
+    const r = this.runnerNamed(description);
+    if (!r) throw new Error(`gitlab emulator: no runner ${description}`);
+    r.status = 'online';
+    r.contacted_at = new Date().toISOString();
+    return r;
+  }
+  /** A runner someone made by hand (no maintenance note unless given), already online. */
+  addRunner(description: string, extra: Partial<GlRunner> = {}): GlRunner {
+    const group = this.groups[0];
+    const r: GlRunner = { id: this.nextId++, description, tag_list: [], paused: false, runner_type: group ? 'group_type' : 'instance_type', ...(group ? { group_id: group.id } : {}), status: 'online', run_untagged: false, maintenance_note: null, contacted_at: new Date().toISOString(), ...extra };
+    this.runners.push(r);
+    return r;
+  }
+  /** Starts a running job on the runner of that name (recorded with its start). */
+  startJob(description: string, project?: GlProject, tags: string[] = []): GlJob {
+    const r = this.runnerNamed(description);
+    if (!r) throw new Error(`gitlab emulator: no runner ${description}`);
+    const p = project ?? this.projects[0];
+    if (!p) throw new Error('gitlab emulator: no project');
+    const j = this.addJob(p, 'running', tags, { runner: { id: r.id, description } });
+    this.recordStart(j.id, description);
+    return j;
+  }
+  /** Ends a running job (by id), or every running job of the runner of that name. */
+  finishJob(jobOrRunner: number | string, status = 'success'): void {
+    for (const j of this.jobs) {
+      if (j.status !== 'running') continue;
+      if (typeof jobOrRunner === 'number' ? j.id !== jobOrRunner : j.runner?.description !== jobOrRunner) continue;
+      j.status = status;
+      this.recordEnd(j.id);
+    }
+  }
+  /** The jobs running on the runner of that name now (from the platform's state). */
+  runningOn(description: string): GlJob[] {
+    return this.jobs.filter((j) => j.status === 'running' && j.runner?.description === description);
+  }
 
   private descendants(id: number): number[] {
     const kids = this.groups.filter((g) => g.parent_id === id).map((g) => g.id);
@@ -141,8 +205,13 @@ export class GitlabEmulator extends Emulator {
   private jobBody(j: GlJob) {
     return { id: j.id, status: j.status, stage: 'test', name: j.name, tag_list: j.tag_list, created_at: j.created_at, started_at: j.started_at, pipeline: { id: j.pipeline_id, project_id: j.project_id, status: 'running' }, runner: j.runner ? { id: j.runner.id, description: j.runner.description, active: true, paused: false, is_shared: false, name: 'gitlab-runner' } : null, web_url: `${this.url}/job/${j.id}` };
   }
+  /** A listing's runner (GitLab's Entities::Ci::Runner): no tags, no maintenance note, no contacted_at. */
   private runnerBody(x: GlRunner) {
-    return { id: x.id, description: x.description, paused: x.paused, active: !x.paused, is_shared: x.runner_type === 'instance_type', runner_type: x.runner_type, name: 'gitlab-runner', online: x.status === 'online', status: x.status, ip_address: null, tag_list: x.tag_list };
+    return { id: x.id, description: x.description, paused: x.paused, active: !x.paused, is_shared: x.runner_type === 'instance_type', runner_type: x.runner_type, name: 'gitlab-runner', online: x.status === 'online', status: x.status, ip_address: null };
+  }
+  /** GET /runners/:id (Entities::Ci::RunnerDetails). */
+  private runnerDetails(x: GlRunner) {
+    return { ...this.runnerBody(x), tag_list: x.tag_list, run_untagged: x.run_untagged, locked: false, maximum_timeout: null, access_level: 'not_protected', version: null, revision: null, platform: null, architecture: null, contacted_at: x.contacted_at ?? null, maintenance_note: x.maintenance_note ?? null, projects: [], groups: [] };
   }
   private createRunner(r: EmuRequest): EmuResponse {
     const b = (r.body ?? {}) as Record<string, unknown>;
@@ -156,6 +225,8 @@ export class GitlabEmulator extends Emulator {
       runner_type: type as GlRunner['runner_type'],
       status: 'never_contacted',
       run_untagged: b.run_untagged === true || b.run_untagged === 'true',
+      maintenance_note: typeof b.maintenance_note === 'string' ? b.maintenance_note.slice(0, 1024) : null,
+      contacted_at: null,
     };
     if (type === 'group_type') {
       const g = this.groups.find((x) => x.id === Number(b.group_id));
