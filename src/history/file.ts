@@ -1,18 +1,67 @@
 /**
  * The embedded history store: JSON files under `<PARMANU_STATE_DIR>/history/`, written atomically
  * (temp file + rename), one file per pool, samples as JSON lines per pool and day. It serves one
- * host: leases are exclusive lock files (`O_EXCL`) holding owner, pid and expiry; a lock whose
- * expiry passed, or whose process is gone on this host, is stale and taken over.
+ * host (or several containers sharing the directory on one local file system).
+ *
+ * Leases and fencing, per pool, all under `history/leases/`:
+ * - `<pool>.token` — the last fencing token handed out (a decimal integer). A new lease gets
+ *   max(last + 1, the current lock's token + 1, wall-clock time in microseconds): strictly greater
+ *   than every token before it, and — because it never falls behind the wall clock — still
+ *   greater after the counter file or the whole state directory was deleted, unless more than one
+ *   lease per microsecond was handed out on average or the clock was set back meanwhile.
+ * - `<pool>.lock` — the current lease: owner, pid, host, token, expiry. A lease whose expiry passed,
+ *   or whose process is gone on this host, may be taken over.
+ * - `<pool>.mutex/` — a short mutex (held for a few file operations, never across an await) under
+ *   which every lease change and every fenced write happens: read the token, compare, write
+ *   (temp + rename). It is what makes takeover atomic, see `lockPool`.
+ *
+ * Fencing: a write fenced with a lease is accepted iff `<pool>.token` still holds that lease's
+ * token, i.e. no later lease was handed out. A lease that merely expired, with nobody taking the
+ * pool since, still writes (and renews): no other writer can exist without a larger token, so the
+ * write is as safe as it was before the expiry. A released lease does not: release advances the
+ * token, so the released lease's late writes are refused and it cannot be renewed.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync, appendFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { EVENT_LIMIT, EventSchema, HistoryError, JobLabelsSchema, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type JobLabels, type PoolRecord, type Sample } from './types.js';
+import {
+  checkLease,
+  EVENT_LIMIT,
+  EventSchema,
+  HistoryError,
+  JobLabelsSchema,
+  LeaseLostError,
+  PoolRecordSchema,
+  SAMPLE_RETENTION_MS,
+  SampleSchema,
+  type HistoryEvent,
+  type HistoryStore,
+  type JobLabels,
+  type Lease,
+  type PoolRecord,
+  type Sample,
+} from './types.js';
 
-const LeaseSchema = z.object({ owner: z.string(), pid: z.number(), host: z.string(), expiresAt: z.number() });
+/** A lock file; `token` is absent in lock files written before fencing tokens existed. */
+const LockSchema = z.object({ owner: z.string(), pid: z.number(), host: z.string(), expiresAt: z.number(), token: z.number().int().positive().optional() });
+type Lock = z.output<typeof LockSchema>;
+const MutexOwnerSchema = z.object({ pid: z.number(), host: z.string(), at: z.number() });
+const TokenSchema = z.string().trim().regex(/^[1-9][0-9]{0,15}$/).transform(Number).pipe(z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
+
 const DAY = 86_400_000;
+/**
+ * A mutex older than this is broken even if its holder may be alive (another host's process,
+ * whose liveness cannot be checked, or a reused pid). The mutex is held for a few file
+ * operations; a holder paused longer than this inside them is the one case fencing does not cover.
+ */
+const MUTEX_STALE_MS = 30_000;
+/** How long a caller waits for a pool's mutex before giving up with a HistoryError. */
+const MUTEX_WAIT_MS = 10_000;
 const safe = (name: string) => name.replace(/[^a-zA-Z0-9_.-]/g, '_');
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
 
 export class FileHistoryStore implements HistoryStore {
   readonly kind = 'file' as const;
@@ -24,26 +73,33 @@ export class FileHistoryStore implements HistoryStore {
   }
 
   private writeAtomic(file: string, text: string): void {
-    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       const fd = openSync(tmp, 'w', 0o600);
-      writeSync(fd, text);
-      closeSync(fd);
+      try {
+        writeSync(fd, text);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, file);
     } catch (err) {
       rmSync(tmp, { force: true });
-      throw new HistoryError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new HistoryError(`cannot write ${file}: ${code(err) ?? (err as Error).message}`);
+    }
+  }
+
+  private readText(file: string): string | undefined {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      if (code(err) === 'ENOENT') return undefined;
+      throw new HistoryError(`cannot read ${file}: ${code(err)}`);
     }
   }
 
   private readJson(file: string): unknown {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new HistoryError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
-    }
+    const text = this.readText(file);
+    if (text === undefined) return undefined;
     try {
       return JSON.parse(text) as unknown;
     } catch {
@@ -51,25 +107,68 @@ export class FileHistoryStore implements HistoryStore {
     }
   }
 
+  private poolFile(pool: string): string {
+    return join(this.dir, 'pools', `${safe(pool)}.json`);
+  }
+
+  private leaseFile(pool: string, ext: 'lock' | 'token' | 'mutex'): string {
+    return join(this.dir, 'leases', `${safe(pool)}.${ext}`);
+  }
+
   async getPool(pool: string): Promise<PoolRecord | undefined> {
-    const raw = this.readJson(join(this.dir, 'pools', `${safe(pool)}.json`));
+    return this.readPool(this.poolFile(pool), pool);
+  }
+
+  private readPool(file: string, what: string): PoolRecord | undefined {
+    const raw = this.readJson(file);
     if (raw === undefined) return undefined;
     const parsed = PoolRecordSchema.safeParse(raw);
-    if (!parsed.success) throw new HistoryError(`history of pool ${pool} is invalid: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw new HistoryError(`history of pool ${what} is invalid: ${parsed.error.issues[0]?.message} (remove ${file}: the next cycle rebuilds it from Terraform state)`);
     return parsed.data;
   }
 
-  async putPool(record: PoolRecord): Promise<void> {
-    this.writeAtomic(join(this.dir, 'pools', `${safe(record.pool)}.json`), JSON.stringify(PoolRecordSchema.parse(record)));
+  async putPool(record: PoolRecord, fence: Lease): Promise<void> {
+    const text = JSON.stringify(PoolRecordSchema.parse(record));
+    await this.fenced(record.pool, fence, 'write the record', () => {
+      mkdirSync(join(this.dir, 'pools'), { recursive: true, mode: 0o700 });
+      this.writeAtomic(this.poolFile(record.pool), text);
+    });
   }
 
-  async addSample(pool: string, sample: Sample): Promise<void> {
-    const day = Math.floor(sample.at / DAY);
-    const dir = join(this.dir, 'samples', safe(pool));
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    appendFileSync(join(dir, `${day}.jsonl`), JSON.stringify(SampleSchema.parse(sample)) + '\n', { mode: 0o600 });
-    const oldest = Math.floor((this.clock() - SAMPLE_RETENTION_MS) / DAY);
-    for (const f of readdirSync(dir)) if (Number(f.split('.')[0]) < oldest) rmSync(join(dir, f), { force: true });
+  async deletePool(pool: string, fence: Lease): Promise<void> {
+    await this.fenced(pool, fence, 'delete the record', () => rmSync(this.poolFile(pool), { force: true }));
+  }
+
+  async listPools(): Promise<string[]> {
+    const dir = join(this.dir, 'pools');
+    let files: string[];
+    try {
+      files = readdirSync(dir);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return [];
+      throw new HistoryError(`cannot list ${dir}: ${code(err)}`);
+    }
+    // The name is read from the record, not the file name (safe() is not reversible).
+    const names = files.filter((f) => f.endsWith('.json')).flatMap((f) => this.readPool(join(dir, f), f.slice(0, -'.json'.length))?.pool ?? []);
+    return [...new Set(names)].sort();
+  }
+
+  async addSample(pool: string, sample: Sample, fence?: Lease): Promise<void> {
+    const line = JSON.stringify(SampleSchema.parse(sample)) + '\n';
+    const write = () => {
+      const day = Math.floor(sample.at / DAY);
+      const dir = join(this.dir, 'samples', safe(pool));
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        appendFileSync(join(dir, `${day}.jsonl`), line, { mode: 0o600 });
+        const oldest = Math.floor((this.clock() - SAMPLE_RETENTION_MS) / DAY);
+        for (const f of readdirSync(dir)) if (Number(f.split('.')[0]) < oldest) rmSync(join(dir, f), { force: true });
+      } catch (err) {
+        throw new HistoryError(`cannot write a sample of pool ${pool}: ${code(err) ?? (err as Error).message}`);
+      }
+    };
+    if (fence) await this.fenced(pool, fence, 'add a sample', write);
+    else write();
   }
 
   async samples(pool: string, sinceMs: number): Promise<Sample[]> {
@@ -82,9 +181,9 @@ export class FileHistoryStore implements HistoryStore {
     }
     const out: Sample[] = [];
     for (const f of files.filter((x) => Number(x.split('.')[0]) >= Math.floor(sinceMs / DAY)).sort((a, b) => Number(a.split('.')[0]) - Number(b.split('.')[0]))) {
-      for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      for (const line of (this.readText(join(dir, f)) ?? '').split('\n')) {
         if (!line) continue;
-        const s = SampleSchema.safeParse(JSON.parse(line));
+        const s = SampleSchema.safeParse(parseQuiet(line));
         if (s.success && s.data.at >= sinceMs) out.push(s.data);
       }
     }
@@ -97,13 +196,8 @@ export class FileHistoryStore implements HistoryStore {
   }
 
   async events(sinceMs: number): Promise<HistoryEvent[]> {
-    let text = '';
-    try {
-      text = readFileSync(join(this.dir, 'events.jsonl'), 'utf8');
-    } catch {
-      return [];
-    }
-    const out = text.split('\n').filter(Boolean).map((l) => EventSchema.safeParse(JSON.parse(l))).flatMap((r) => (r.success ? [r.data] : []));
+    const text = this.readText(join(this.dir, 'events.jsonl')) ?? '';
+    const out = text.split('\n').filter(Boolean).map((l) => EventSchema.safeParse(parseQuiet(l))).flatMap((r) => (r.success ? [r.data] : []));
     return out.filter((e) => e.at >= sinceMs).slice(-EVENT_LIMIT);
   }
 
@@ -118,49 +212,183 @@ export class FileHistoryStore implements HistoryStore {
     return parsed.success ? parsed.data : undefined;
   }
 
-  async acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean> {
-    const file = join(this.dir, 'leases', `${safe(pool)}.lock`);
-    const body = JSON.stringify({ owner, pid: process.pid, host: hostname(), expiresAt: this.clock() + ttlMs });
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(file, 'wx', 0o600);
-        writeSync(fd, body);
-        closeSync(fd);
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new HistoryError(`cannot take lease ${file}: ${(err as NodeJS.ErrnoException).code}`);
+  // ------------------------------------------------------------------ leases
+
+  /** The last token handed out for the pool; undefined when the counter is missing or unreadable. */
+  private lastToken(pool: string): number | undefined {
+    const text = this.readText(this.leaseFile(pool, 'token'));
+    if (text === undefined) return undefined;
+    const t = TokenSchema.safeParse(text);
+    return t.success ? t.data : undefined;
+  }
+
+  private readLock(pool: string): Lock | undefined {
+    const text = this.readText(this.leaseFile(pool, 'lock'));
+    if (text === undefined) return undefined;
+    const lock = LockSchema.safeParse(parseQuiet(text));
+    return lock.success ? lock.data : undefined;
+  }
+
+  async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {
+    return this.withPoolMutex(pool, (stillHeld) => {
+      const now = this.clock();
+      const held = this.readLock(pool);
+      // An unreadable lock file is stale (as before): a lease is only ever written whole (rename).
+      if (held && held.owner !== owner && held.expiresAt > now && !(held.host === hostname() && !alive(held.pid))) return undefined;
+      const token = Math.max((this.lastToken(pool) ?? 0) + 1, (held?.token ?? 0) + 1, wallMicros());
+      stillHeld();
+      // The counter first: a crash between the two writes leaves a lock whose token is behind
+      // the counter, which fences nothing.
+      this.writeAtomic(this.leaseFile(pool, 'token'), String(token));
+      this.writeAtomic(this.leaseFile(pool, 'lock'), JSON.stringify({ owner, pid: process.pid, host: hostname(), token, expiresAt: now + ttlMs } satisfies Lock));
+      return { pool, owner, token };
+    });
+  }
+
+  async renewLease(lease: Lease, ttlMs: number): Promise<boolean> {
+    const l = checkLease(lease);
+    return this.withPoolMutex(l.pool, (stillHeld) => {
+      if (this.lastToken(l.pool) !== l.token) return false;
+      const held = this.readLock(l.pool);
+      if (held && (held.token !== l.token || held.owner !== l.owner)) return false;
+      stillHeld();
+      this.writeAtomic(this.leaseFile(l.pool, 'lock'), JSON.stringify({ owner: l.owner, pid: process.pid, host: hostname(), token: l.token, expiresAt: this.clock() + ttlMs } satisfies Lock));
+      return true;
+    });
+  }
+
+  async releaseLease(lease: Lease): Promise<void> {
+    const l = checkLease(lease);
+    await this.withPoolMutex(l.pool, (stillHeld) => {
+      if (this.lastToken(l.pool) !== l.token) return; // a later lease exists: not ours to release
+      const held = this.readLock(l.pool);
+      if (held && (held.token !== l.token || held.owner !== l.owner)) return;
+      stillHeld();
+      // Advance the token past a released lease: its late writes are refused and it cannot be renewed.
+      this.writeAtomic(this.leaseFile(l.pool, 'token'), String(l.token + 1));
+      rmSync(this.leaseFile(l.pool, 'lock'), { force: true });
+    });
+  }
+
+  /** Runs `write` under the pool's mutex iff `fence` is still the pool's latest lease. */
+  private async fenced(pool: string, fence: Lease, what: string, write: () => void): Promise<void> {
+    const l = checkLease(fence);
+    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${pool} under the lease of pool ${l.pool}`);
+    await this.withPoolMutex(pool, (stillHeld) => {
+      const last = this.lastToken(pool);
+      if (last !== l.token) {
+        throw new LeaseLostError(`pool ${pool}: lease ${l.token} of ${l.owner} was superseded (${last === undefined ? 'no lease is on record' : `latest lease ${last}`}); refusing to ${what}`);
       }
-      const held = LeaseSchema.safeParse(this.readJsonQuiet(file));
-      if (held.success && held.data.owner === owner) {
-        this.writeAtomic(file, body);
-        return true;
-      }
-      const stale = !held.success || held.data.expiresAt < this.clock() || (held.data.host === hostname() && !alive(held.data.pid));
-      if (!stale) return false;
+      stillHeld();
+      write();
+    });
+  }
+
+  /**
+   * Runs `f` (synchronous: the mutex is never held across an await) holding the pool's mutex.
+   *
+   * The mutex is the directory `<pool>.mutex`, and it is held iff it contains a holder file (named
+   * by a random nonce, holding pid, host and time). To take it, a process makes a private
+   * directory with its holder file already inside and rename()s it onto `<pool>.mutex`: rename
+   * is atomic and replaces the target only when it is absent or an *empty* directory, so it fails
+   * (EEXIST/ENOTEMPTY) while anyone holds the mutex, and of several racers exactly one succeeds.
+   * Releasing unlinks the holder file (the directory is then empty, i.e. free) and removes the
+   * directory if it is still empty.
+   *
+   * A holder that died (pid gone on this host) or held it longer than MUTEX_STALE_MS is broken by
+   * unlinking *its* holder file by name. That is a compare-and-delete: unlink of a name that
+   * includes the stale holder's nonce can only remove that holder, never a newer one, and of
+   * several breakers only one succeeds (the others get ENOENT). This is why the naive
+   * "see it expired, unlink the lock, create it" is not used: two processes that both saw the stale
+   * lock could each unlink the other's fresh one. The pool's lease file itself is then only read
+   * and replaced (temp + rename) under this mutex, so a takeover is read-compare-write in one
+   * critical section.
+   *
+   * `stillHeld()` re-checks, right before a write, that the holder file was not broken meanwhile
+   * (a pause of MUTEX_STALE_MS inside the critical section); it narrows that window, which cannot
+   * be closed without kernel locks (fcntl/flock), which Node does not offer.
+   */
+  private async withPoolMutex<T>(pool: string, f: (stillHeld: () => void) => T): Promise<T> {
+    const mutex = this.leaseFile(pool, 'mutex');
+    const nonce = `${Date.now()}-${process.pid}-${randomBytes(8).toString('hex')}`;
+    const mine = join(mutex, nonce);
+    const deadline = Date.now() + MUTEX_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      if (this.lockPool(mutex, nonce)) break;
+      if (Date.now() > deadline) throw new HistoryError(`pool ${pool}: cannot take ${mutex} within ${MUTEX_WAIT_MS / 1000}s (held by a live process; remove it if none is running)`);
+      await sleep(Math.min(50, 1 + attempt) * Math.random());
+    }
+    try {
+      return f(() => {
+        if (!existsSync(mine)) throw new HistoryError(`pool ${pool}: lost ${mutex} (held longer than ${MUTEX_STALE_MS / 1000}s); nothing written`);
+      });
+    } finally {
       try {
-        unlinkSync(file);
+        unlinkSync(mine);
+        rmdirSync(mutex);
       } catch {
-        /* someone else took it over first */
+        /* broken by another process, or already taken again (not empty): not ours any more */
       }
     }
+  }
+
+  /** One attempt to take the mutex directory (see withPoolMutex); breaks a stale holder when it finds one. */
+  private lockPool(mutex: string, nonce: string): boolean {
+    const staging = `${mutex}.${nonce}.tmp`;
+    try {
+      mkdirSync(join(this.dir, 'leases'), { recursive: true, mode: 0o700 });
+      mkdirSync(staging, { mode: 0o700 });
+      const fd = openSync(join(staging, nonce), 'wx', 0o600);
+      try {
+        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }));
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(staging, mutex);
+      return true;
+    } catch (err) {
+      const c = code(err);
+      rmSync(staging, { recursive: true, force: true });
+      if (c !== 'EEXIST' && c !== 'ENOTEMPTY' && c !== 'ENOENT') throw new HistoryError(`cannot take ${mutex}: ${c ?? (err as Error).message}`);
+    }
+    this.breakStaleHolder(mutex);
     return false;
   }
 
-  private readJsonQuiet(file: string): unknown {
+  private breakStaleHolder(mutex: string): void {
+    let holders: string[];
     try {
-      return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+      holders = readdirSync(mutex);
+    } catch {
+      return;
+    }
+    for (const h of holders) {
+      const file = join(mutex, h);
+      let stale: boolean;
+      const text = this.readTextQuiet(file);
+      if (text === undefined) continue;
+      const owner = MutexOwnerSchema.safeParse(parseQuiet(text));
+      if (owner.success) stale = (owner.data.host === hostname() && !alive(owner.data.pid)) || Date.now() - owner.data.at > MUTEX_STALE_MS;
+      else stale = Date.now() - (statQuiet(file) ?? Date.now()) > MUTEX_STALE_MS;
+      if (!stale) continue;
+      try {
+        unlinkSync(file);
+      } catch {
+        /* another process broke it first */
+      }
+    }
+  }
+
+  private readTextQuiet(file: string): string | undefined {
+    try {
+      return readFileSync(file, 'utf8');
     } catch {
       return undefined;
     }
   }
 
-  async releaseLease(pool: string, owner: string): Promise<void> {
-    const file = join(this.dir, 'leases', `${safe(pool)}.lock`);
-    const held = LeaseSchema.safeParse(this.readJsonQuiet(file));
-    if (held.success && held.data.owner === owner) rmSync(file, { force: true });
-  }
-
   async clear(): Promise<void> {
+    // Leases and their token counters stay: tokens must keep growing across a reset.
     for (const d of ['pools', 'samples']) {
       rmSync(join(this.dir, d), { recursive: true, force: true });
       mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
@@ -171,11 +399,32 @@ export class FileHistoryStore implements HistoryStore {
   async close(): Promise<void> {}
 }
 
+/** Wall-clock time in whole microseconds (a safe integer until the year 2255). */
+function wallMicros(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+function parseQuiet(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function statQuiet(file: string): number | undefined {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return code(err) === 'EPERM';
   }
 }

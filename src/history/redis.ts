@@ -1,14 +1,103 @@
 /**
  * The Redis history store (ioredis), for several reconcilers and CI runners sharing one history.
  * Keys under `parmanu:`: `pool:<name>` (JSON record), `samples:<name>` (sorted set by time,
- * trimmed to the retention), `events` (a stream capped at EVENT_LIMIT), `lease:<name>` (SET NX PX;
- * renewed and released only by the owner, atomically in Lua). Payloads are validated with zod.
+ * trimmed to the retention), `events` (a stream capped at EVENT_LIMIT), `labels:<emitter>`,
+ * `lease:<name>` (`<token>:<owner>`, with the lease's TTL) and `fence:<name>` (the pool's last
+ * fencing token; never expires, and clear() keeps it). Payloads and script replies are validated
+ * with zod.
+ *
+ * Every lease change and every fenced write is one Lua script (atomic in Redis): acquire takes the
+ * next token with INCR — raised to Redis' own clock in microseconds when that is larger, so
+ * tokens keep growing even after the counter was lost with a Redis restart or FLUSHALL (unless
+ * more than one lease per microsecond was handed out on average) — and a fenced write compares `fence:<name>`
+ * with its lease's token and writes in the same script. Semantics in types.ts: a lease that expired
+ * with nobody taking the pool since still writes and renews; a released one does not (release
+ * advances the token). Lease expiry is Redis' (PX), not the store's clock.
+ *
+ * A script touches keys of one pool; they carry no hash tag, so this store assumes a single Redis
+ * (or a primary with replicas), not Redis Cluster.
  */
 import { Redis } from 'ioredis';
-import { EVENT_LIMIT, EventSchema, HistoryError, JobLabelsSchema, PoolRecordSchema, SAMPLE_RETENTION_MS, SampleSchema, type HistoryEvent, type HistoryStore, type JobLabels, type PoolRecord, type Sample } from './types.js';
+import { z } from 'zod';
+import {
+  checkLease,
+  EVENT_LIMIT,
+  EventSchema,
+  HistoryError,
+  JobLabelsSchema,
+  LeaseLostError,
+  PoolRecordSchema,
+  SAMPLE_RETENTION_MS,
+  SampleSchema,
+  type HistoryEvent,
+  type HistoryStore,
+  type JobLabels,
+  type Lease,
+  type PoolRecord,
+  type Sample,
+} from './types.js';
 
-const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
-const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+/** KEYS: lease, fence. ARGV: owner, ttl ms. The new token, or nil when another owner holds the lease. */
+const ACQUIRE = `
+local cur = redis.call('get', KEYS[1])
+if cur and string.match(cur, '^%d+:(.*)$') ~= ARGV[1] then return false end
+local t = redis.call('incr', KEYS[2])
+local now = redis.call('time')
+local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if us > t then t = redis.call('incrby', KEYS[2], us - t) end
+redis.call('set', KEYS[1], string.format('%d:%s', t, ARGV[1]), 'PX', ARGV[2])
+return t`;
+/** KEYS: lease, fence. ARGV: token, owner, ttl ms. 1 when renewed (re-set if it had expired untaken), 0 when lost. */
+const RENEW = `
+if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end
+local mine = ARGV[1] .. ':' .. ARGV[2]
+local cur = redis.call('get', KEYS[1])
+if cur and cur ~= mine then return 0 end
+redis.call('set', KEYS[1], mine, 'PX', ARGV[3])
+return 1`;
+/**
+ * KEYS: lease, fence. ARGV: token, owner. When the pool's latest lease is this one (and the lease
+ * key, unless it expired, names the same owner): deletes it and advances the token past it.
+ */
+const RELEASE = `
+if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end
+local cur = redis.call('get', KEYS[1])
+if cur and cur ~= ARGV[1] .. ':' .. ARGV[2] then return 0 end
+redis.call('del', KEYS[1])
+redis.call('incr', KEYS[2])
+return 1`;
+/**
+ * KEYS: fence, target. ARGV: token, op, then op's arguments: 'set' value | 'del' | 'zadd' score
+ * member cutoff. 1 when written; otherwise the pool's latest token (or 0 when there is none).
+ */
+const FENCED = `
+local last = redis.call('get', KEYS[1])
+if last ~= ARGV[1] then return {0, last or ''} end
+if ARGV[2] == 'set' then redis.call('set', KEYS[2], ARGV[3])
+elseif ARGV[2] == 'del' then redis.call('del', KEYS[2])
+elseif ARGV[2] == 'zadd' then
+  redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[5])
+else return redis.error_reply('unknown fenced op ' .. ARGV[2]) end
+return {1, ARGV[1]}`;
+
+const AcquireReply = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable();
+const FlagReply = z.union([z.literal(0), z.literal(1)]);
+const FencedReply = z.tuple([FlagReply, z.string()]);
+
+interface Scripts {
+  parmanuAcquire(lease: string, fence: string, owner: string, ttlMs: string): Promise<unknown>;
+  parmanuRenew(lease: string, fence: string, token: string, owner: string, ttlMs: string): Promise<unknown>;
+  parmanuRelease(lease: string, fence: string, token: string, owner: string): Promise<unknown>;
+  parmanuFenced(fence: string, target: string, token: string, ...args: string[]): Promise<unknown>;
+}
+
+/** A script's reply, checked against its schema (HistoryError when Redis answered something else). */
+function reply<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new HistoryError(`redis ${what}: unexpected reply ${JSON.stringify(raw)?.slice(0, 80)}`);
+  return r.data;
+}
 
 export class RedisHistoryStore implements HistoryStore {
   readonly kind = 'redis' as const;
@@ -23,6 +112,18 @@ export class RedisHistoryStore implements HistoryStore {
     this.where = `${u.hostname}:${u.port || 6379}`;
     this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: false, retryStrategy: () => null });
     this.redis.on('error', () => undefined);
+    this.redis.defineCommand('parmanuAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+    this.redis.defineCommand('parmanuRenew', { numberOfKeys: 2, lua: RENEW });
+    this.redis.defineCommand('parmanuRelease', { numberOfKeys: 2, lua: RELEASE });
+    this.redis.defineCommand('parmanuFenced', { numberOfKeys: 2, lua: FENCED });
+  }
+
+  private get scripts(): Scripts {
+    return this.redis as unknown as Scripts;
+  }
+
+  private key(kind: 'pool' | 'samples' | 'lease' | 'fence', pool: string): string {
+    return `${this.prefix}${kind}:${pool}`;
   }
 
   private connecting: Promise<void> | undefined;
@@ -63,19 +164,48 @@ export class RedisHistoryStore implements HistoryStore {
     return parsed.data;
   }
 
-  async putPool(record: PoolRecord): Promise<void> {
-    await this.run('SET', () => this.redis.set(`${this.prefix}pool:${record.pool}`, JSON.stringify(PoolRecordSchema.parse(record))));
+  async putPool(record: PoolRecord, fence: Lease): Promise<void> {
+    await this.fenced(record.pool, fence, 'write the record', 'pool', ['set', JSON.stringify(PoolRecordSchema.parse(record))]);
   }
 
-  async addSample(pool: string, sample: Sample): Promise<void> {
-    const key = `${this.prefix}samples:${pool}`;
-    await this.run('ZADD', () =>
-      this.redis
-        .multi()
-        .zadd(key, sample.at, JSON.stringify(SampleSchema.parse(sample)))
-        .zremrangebyscore(key, '-inf', this.clock() - SAMPLE_RETENTION_MS)
-        .exec(),
-    );
+  async deletePool(pool: string, fence: Lease): Promise<void> {
+    await this.fenced(pool, fence, 'delete the record', 'pool', ['del']);
+  }
+
+  async listPools(): Promise<string[]> {
+    const match = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}pool:*`;
+    const names = await this.run('SCAN', async () => {
+      const out: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 500);
+        cursor = next;
+        out.push(...keys.map((k) => k.slice(`${this.prefix}pool:`.length)));
+      } while (cursor !== '0');
+      return out;
+    });
+    return [...new Set(names)].sort();
+  }
+
+  async addSample(pool: string, sample: Sample, fence?: Lease): Promise<void> {
+    const key = this.key('samples', pool);
+    const member = JSON.stringify(SampleSchema.parse(sample));
+    const cutoff = this.clock() - SAMPLE_RETENTION_MS;
+    if (fence) {
+      await this.fenced(pool, fence, 'add a sample', 'samples', ['zadd', String(sample.at), member, String(cutoff)]);
+      return;
+    }
+    await this.run('ZADD', () => this.redis.multi().zadd(key, sample.at, member).zremrangebyscore(key, '-inf', cutoff).exec());
+  }
+
+  /** One fenced write (the FENCED script): LeaseLostError when `fence` is no longer the pool's latest lease. */
+  private async fenced(pool: string, fence: Lease, what: string, target: 'pool' | 'samples', args: string[]): Promise<void> {
+    const l = checkLease(fence);
+    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${pool} under the lease of pool ${l.pool}`);
+    const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), this.key(target, pool), String(l.token), ...args));
+    const [ok, last] = reply(FencedReply, raw, 'fenced write');
+    if (ok === 1) return;
+    throw new LeaseLostError(`pool ${pool}: lease ${l.token} of ${l.owner} was superseded (${last ? `latest lease ${last}` : 'no lease is on record'}); refusing to ${what}`);
   }
 
   async samples(pool: string, sinceMs: number): Promise<Sample[]> {
@@ -109,16 +239,22 @@ export class RedisHistoryStore implements HistoryStore {
     return parsed.success ? parsed.data : undefined;
   }
 
-  async acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean> {
-    const key = `${this.prefix}lease:${pool}`;
-    return this.run('lease', async () => {
-      if ((await this.redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK') return true;
-      return (await this.redis.eval(RENEW, 1, key, owner, String(ttlMs))) === 1;
-    });
+  async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {
+    const raw = await this.run('lease', () => this.scripts.parmanuAcquire(this.key('lease', pool), this.key('fence', pool), owner, String(Math.max(1, Math.ceil(ttlMs)))));
+    const token = reply(AcquireReply, raw, 'lease');
+    return token === null ? undefined : { pool, owner, token };
   }
 
-  async releaseLease(pool: string, owner: string): Promise<void> {
-    await this.run('lease release', () => this.redis.eval(RELEASE, 1, `${this.prefix}lease:${pool}`, owner));
+  async renewLease(lease: Lease, ttlMs: number): Promise<boolean> {
+    const l = checkLease(lease);
+    const raw = await this.run('lease renew', () => this.scripts.parmanuRenew(this.key('lease', l.pool), this.key('fence', l.pool), String(l.token), l.owner, String(Math.max(1, Math.ceil(ttlMs)))));
+    return reply(FlagReply, raw, 'lease renew') === 1;
+  }
+
+  async releaseLease(lease: Lease): Promise<void> {
+    const l = checkLease(lease);
+    const raw = await this.run('lease release', () => this.scripts.parmanuRelease(this.key('lease', l.pool), this.key('fence', l.pool), String(l.token), l.owner));
+    reply(FlagReply, raw, 'lease release');
   }
 
   async clear(): Promise<void> {
@@ -127,7 +263,8 @@ export class RedisHistoryStore implements HistoryStore {
       do {
         const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
         cursor = next;
-        const own = keys.filter((k) => !k.startsWith(`${this.prefix}lease:`));
+        // Leases and fencing tokens stay: tokens must keep growing across a reset.
+        const own = keys.filter((k) => !k.startsWith(`${this.prefix}lease:`) && !k.startsWith(`${this.prefix}fence:`));
         if (own.length) await this.redis.del(...own);
       } while (cursor !== '0');
     });

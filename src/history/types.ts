@@ -5,7 +5,14 @@
  *
  * Error contract: every method rejects with HistoryError when the store cannot be reached or its
  * data is invalid; reconcile then stops that cycle before anything is applied. acquireLease
- * resolves false (not an error) when another owner holds the lease.
+ * resolves undefined (not an error) when another owner holds the lease. A fenced write whose lease
+ * was superseded rejects with LeaseLostError (a HistoryError).
+ *
+ * Fencing semantics, the same in both stores: a write fenced with a lease is accepted iff no later
+ * lease was handed out for the pool and the lease was not released. A lease that merely expired,
+ * with nobody taking the pool since, still writes and can still be renewed: any other writer would
+ * need a larger token, so nothing can have been written in between. Release advances the pool's
+ * token, so a released lease neither writes nor renews.
  */
 import { z } from 'zod';
 
@@ -16,6 +23,12 @@ export const NodeRecordSchema = z.object({
   lastBusyAt: z.number().optional(),
   /** When a runner was first seen for it. */
   registeredAt: z.number().optional(),
+  /** Why it drains (scale-down, outdated, broken, removed pool, lifetime). */
+  drainReason: z.string().optional(),
+  /** When its runner was first seen online (the end of booting). */
+  onlineAt: z.number().optional(),
+  /** Since when its runner, once online, has been seen offline or absent. */
+  offlineSince: z.number().optional(),
 });
 export type NodeRecord = z.output<typeof NodeRecordSchema>;
 
@@ -44,6 +57,13 @@ export const PoolRecordSchema = z.object({
   pendingRunners: z.record(z.string(), z.number()).default({}),
   /** Job ids seen in recent cycles, to count arrivals. */
   seenJobs: z.array(z.string()).default([]),
+  /**
+   * Side effects on runners recorded before they are done (intent first): a crash between the act
+   * and its record leaves an intent the next cycle finishes or clears.
+   */
+  intents: z.array(z.object({ node: z.string(), action: z.enum(['register', 'pause', 'resume', 'deregister', 'destroy']), at: z.number() })).default([]),
+  /** The pool's last known configuration (pool and platform, no secrets), so a pool removed from the policy can still be drained. */
+  config: z.object({ pool: z.record(z.string(), z.unknown()), platform: z.record(z.string(), z.unknown()) }).optional(),
 });
 export type PoolRecord = z.output<typeof PoolRecordSchema>;
 
@@ -64,21 +84,61 @@ export class HistoryError extends Error {
   }
 }
 
+/** A write was refused because the writer's lease is no longer the latest one (another reconciler took the pool). */
+export class LeaseLostError extends HistoryError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * A pool's lease: `token` is a fencing token, strictly greater than every token handed out for the
+ * pool before (it survives the lease's expiry and release, and a restart of the store where the
+ * store persists). Writes fenced with a lease are refused (LeaseLostError) once a later lease was
+ * handed out for the pool.
+ */
+export interface Lease {
+  pool: string;
+  owner: string;
+  token: number;
+}
+
+/** Checks a Lease handed to a store method (a token is a positive safe integer). */
+export const LeaseSchema = z.object({ pool: z.string().min(1), owner: z.string(), token: z.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+
+/** The lease argument, checked; HistoryError when it is not one. */
+export function checkLease(lease: Lease): Lease {
+  const l = LeaseSchema.safeParse(lease);
+  if (!l.success) throw new HistoryError(`not a lease: ${l.error.issues[0]?.message}`);
+  return l.data;
+}
+
 export interface HistoryStore {
   readonly kind: 'redis' | 'file';
   getPool(pool: string): Promise<PoolRecord | undefined>;
-  putPool(record: PoolRecord): Promise<void>;
-  /** One sample per cycle; kept for `retentionMs`. */
-  addSample(pool: string, sample: Sample): Promise<void>;
+  /** Fenced: rejects with LeaseLostError when `fence` is no longer the pool's latest lease. */
+  putPool(record: PoolRecord, fence: Lease): Promise<void>;
+  /** Fenced like putPool. Forgets the pool record (a removed pool whose nodes are all gone). */
+  deletePool(pool: string, fence: Lease): Promise<void>;
+  /** Names of every pool that has a record. */
+  listPools(): Promise<string[]>;
+  /** One sample per cycle; kept for `retentionMs`. Fenced like putPool when `fence` is given. */
+  addSample(pool: string, sample: Sample, fence?: Lease): Promise<void>;
   samples(pool: string, sinceMs: number): Promise<Sample[]>;
   addEvent(event: HistoryEvent): Promise<void>;
   putJobLabels(emitter: string, labels: JobLabels): Promise<void>;
   getJobLabels(emitter: string): Promise<JobLabels | undefined>;
   events(sinceMs: number): Promise<HistoryEvent[]>;
-  /** True when this owner now holds the pool's lease for ttlMs (taken or renewed). */
-  acquireLease(pool: string, owner: string, ttlMs: number): Promise<boolean>;
-  /** Releases the lease only if this owner holds it. */
-  releaseLease(pool: string, owner: string): Promise<void>;
+  /**
+   * The pool's lease for ttlMs with a new fencing token, or undefined when another owner holds an
+   * unexpired one. Taking over an expired lease is atomic: of several takers exactly one wins.
+   */
+  acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined>;
+  /** Extends a held lease by ttlMs (same token); false when it was lost (expired and taken, or released). */
+  renewLease(lease: Lease, ttlMs: number): Promise<boolean>;
+  /** Releases the lease only if it is still this one (same owner and token). */
+  releaseLease(lease: Lease): Promise<void>;
   /** Forget everything (tests, `--reset`). */
   clear(): Promise<void>;
   close(): Promise<void>;

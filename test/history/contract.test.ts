@@ -1,11 +1,12 @@
 /** One contract suite for the HistoryStore interface, run against the file store and real Redis. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileHistoryStore } from '../../src/history/file.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
-import { HistoryError, type HistoryStore, type PoolRecord } from '../../src/history/types.js';
+import { HistoryError, LeaseLostError, type HistoryStore, type Lease, type PoolRecord } from '../../src/history/types.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
 
 let redis: RedisServer;
@@ -18,6 +19,18 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const T = 1_764_000_000_000;
+
+/**
+ * A test clock for both stores: the file store's leases expire on the clock it is given, Redis'
+ * on its own (PX), so `pass` moves the given clock and also lets real time pass.
+ */
+function testClock() {
+  const c = { now: T, clock: () => c.now, pass: async (ms: number) => ((c.now += ms), await sleep(ms)) };
+  return c;
+}
+
 /** Each maker opens a store on a namespace: stores opened on the same namespace share data. */
 const makers: Array<[string, (clock: () => number, ns?: string) => HistoryStore]> = [
   ['file', (clock, ns) => {
@@ -28,23 +41,59 @@ const makers: Array<[string, (clock: () => number, ns?: string) => HistoryStore]
   ['redis', (clock, ns) => new RedisHistoryStore(redis.url, clock, `parmanu:t${ns ?? Math.random().toString(36).slice(2)}:`)],
 ];
 
-describe.each(makers)('%s history store', (_name, make) => {
-  const T = 1_764_000_000_000;
+const record = (pool: string, extra: Partial<PoolRecord> = {}): PoolRecord => ({ pool, nodes: [], pendingRunners: {}, seenJobs: [], intents: [], ...extra });
+const ns = () => Math.random().toString(36).slice(2);
 
-  it('stores and returns pool records, validated', async () => {
+describe.each(makers)('%s history store', (_name, make) => {
+  /** Two stores on one namespace (two reconcilers), on one test clock. */
+  function pair() {
+    const c = testClock();
+    const n = ns();
+    return { c, a: make(c.clock, n), b: make(c.clock, n) };
+  }
+
+  it('stores and returns pool records, validated, with intents, config and the lifecycle fields of nodes', async () => {
     const s = make(() => T);
     expect(await s.getPool('p')).toBeUndefined();
-    const rec: PoolRecord = { pool: 'p', nodes: [{ name: 'p-a', createdAt: T, drainingSince: T + 1 }], memory: { targets: [{ at: T, nodes: 2 }] }, applied: { names: ['p-a'], at: T, stackHash: 'abc' }, lastFullPlanAt: T, pendingRunners: { 'p-b': T }, seenJobs: ['1', '2'] };
-    await s.putPool(rec);
+    const lease = (await s.acquireLease('p', 'a', 60_000))!;
+    const rec: PoolRecord = {
+      pool: 'p',
+      nodes: [{ name: 'p-a', createdAt: T, drainingSince: T + 1, drainReason: 'outdated', onlineAt: T + 2, offlineSince: T + 3, registeredAt: T, lastBusyAt: T }],
+      memory: { targets: [{ at: T, nodes: 2 }] },
+      applied: { names: ['p-a'], at: T, stackHash: 'abc' },
+      lastFullPlanAt: T,
+      pendingRunners: { 'p-b': T },
+      seenJobs: ['1', '2'],
+      intents: [{ node: 'p-a', action: 'pause', at: T }],
+      config: { pool: { image: 'ubuntu' }, platform: { type: 'local' } },
+    };
+    await s.putPool(rec, lease);
     expect(await s.getPool('p')).toEqual(rec);
     await s.clear();
     expect(await s.getPool('p')).toBeUndefined();
     await s.close();
   });
 
-  it('keeps samples in time order and returns those since a time', async () => {
+  it('lists the pools that have a record and deletes one under its lease', async () => {
     const s = make(() => T);
-    for (let i = 0; i < 5; i++) await s.addSample('p', { at: T + i * 60_000, queued: i, running: 0, arrivals: i, nodes: 1, desired: 1 });
+    expect(await s.listPools()).toEqual([]);
+    const lb = (await s.acquireLease('b', 'o', 60_000))!;
+    const la = (await s.acquireLease('a', 'o', 60_000))!;
+    await s.putPool(record('b'), lb);
+    await s.putPool(record('a'), la);
+    await s.acquireLease('c', 'o', 60_000); // a lease alone is no record
+    expect(await s.listPools()).toEqual(['a', 'b']);
+    await s.deletePool('b', lb);
+    expect(await s.listPools()).toEqual(['a']);
+    expect(await s.getPool('b')).toBeUndefined();
+    await s.deletePool('b', lb); // deleting what is gone is fine
+    await s.close();
+  });
+
+  it('keeps samples in time order and returns those since a time, fenced or not', async () => {
+    const s = make(() => T);
+    const lease = (await s.acquireLease('p', 'o', 60_000))!;
+    for (let i = 0; i < 5; i++) await s.addSample('p', { at: T + i * 60_000, queued: i, running: 0, arrivals: i, nodes: 1, desired: 1 }, i % 2 ? lease : undefined);
     expect((await s.samples('p', T + 2 * 60_000)).map((x) => x.queued)).toEqual([2, 3, 4]);
     expect(await s.samples('other', 0)).toEqual([]);
     await s.close();
@@ -67,55 +116,256 @@ describe.each(makers)('%s history store', (_name, make) => {
     await s.close();
   });
 
-  it('gives a pool lease to one owner at a time, renews it for its owner, and releases it only for its owner', async () => {
-    let now = T;
-    const s = make(() => now);
-    expect(await s.acquireLease('p', 'a', 10_000)).toBe(true);
-    expect(await s.acquireLease('p', 'b', 10_000)).toBe(false);
-    expect(await s.acquireLease('p', 'a', 10_000)).toBe(true);
-    await s.releaseLease('p', 'b');
-    expect(await s.acquireLease('p', 'b', 10_000)).toBe(false);
-    await s.releaseLease('p', 'a');
-    expect(await s.acquireLease('p', 'b', 10_000)).toBe(true);
-    expect(await s.acquireLease('q', 'a', 10_000)).toBe(true);
-    now += 60_000;
+  it('gives a pool lease to one owner at a time; pools are independent', async () => {
+    const { a, b } = pair();
+    const la = await a.acquireLease('p', 'a', 10_000);
+    expect(la).toMatchObject({ pool: 'p', owner: 'a' });
+    expect(await b.acquireLease('p', 'b', 10_000)).toBeUndefined();
+    expect(await b.acquireLease('q', 'b', 10_000)).toMatchObject({ pool: 'q', owner: 'b' });
+    // The holder taking it again gets a new, larger token: the earlier one is superseded.
+    const la2 = (await a.acquireLease('p', 'a', 10_000))!;
+    expect(la2.token).toBeGreaterThan(la!.token);
+    await expect(a.putPool(record('p'), la!)).rejects.toThrowError(LeaseLostError);
+    await a.putPool(record('p'), la2);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('hands out strictly increasing tokens across expiry, takeover, release and clear()', async () => {
+    const { c, a, b } = pair();
+    const tokens: number[] = [];
+    const l1 = (await a.acquireLease('p', 'a', 40))!;
+    tokens.push(l1.token);
+    await c.pass(80); // expired
+    const l2 = (await b.acquireLease('p', 'b', 10_000))!;
+    tokens.push(l2.token);
+    await b.releaseLease(l2);
+    const l3 = (await a.acquireLease('p', 'a', 40))!;
+    tokens.push(l3.token);
+    await c.pass(80);
+    const l4 = (await a.acquireLease('p', 'a', 10_000))!; // the same owner after its own expiry
+    tokens.push(l4.token);
+    await a.releaseLease(l4);
+    await a.clear();
+    const l5 = (await b.acquireLease('p', 'b', 10_000))!;
+    tokens.push(l5.token);
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!);
+    for (const t of tokens) expect(Number.isSafeInteger(t)).toBe(true);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('refuses a write fenced with a superseded lease (LeaseLostError) and leaves the record and samples unchanged', async () => {
+    const { c, a, b } = pair();
+    const old = (await a.acquireLease('p', 'a', 40))!;
+    await a.putPool(record('p', { seenJobs: ['by-a'] }), old);
+    await c.pass(80);
+    const cur = (await b.acquireLease('p', 'b', 10_000))!;
+    await b.putPool(record('p', { seenJobs: ['by-b'] }), cur);
+    const sample = { at: T, queued: 1, running: 0, arrivals: 0, nodes: 0, desired: 0 };
+
+    const lost = await a.putPool(record('p', { seenJobs: ['late-a'] }), old).catch((e: unknown) => e);
+    expect(lost).toBeInstanceOf(LeaseLostError);
+    expect(lost).toBeInstanceOf(HistoryError);
+    expect((lost as Error).message).toMatch(/superseded/);
+    await expect(a.deletePool('p', old)).rejects.toThrowError(LeaseLostError);
+    await expect(a.addSample('p', sample, old)).rejects.toThrowError(LeaseLostError);
+    expect(await a.getPool('p')).toEqual(record('p', { seenJobs: ['by-b'] }));
+    expect(await a.samples('p', 0)).toEqual([]);
+    expect(await a.listPools()).toEqual(['p']);
+    // An unfenced sample is still taken (the caller chose not to fence it).
+    await a.addSample('p', sample);
+    expect(await a.samples('p', 0)).toHaveLength(1);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('still accepts the writes and renewal of a lease that expired when nobody took the pool since', async () => {
+    const { c, a, b } = pair();
+    const l = (await a.acquireLease('p', 'a', 40))!;
+    await c.pass(80);
+    await a.putPool(record('p', { seenJobs: ['after-expiry'] }), l);
+    expect((await a.getPool('p'))?.seenJobs).toEqual(['after-expiry']);
+    expect(await a.renewLease(l, 10_000)).toBe(true);
+    // Renewed: held again, so another owner cannot take it.
+    expect(await b.acquireLease('p', 'b', 10_000)).toBeUndefined();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('renews a held lease past its first expiry, and not once it was taken over', async () => {
+    const { c, a, b } = pair();
+    const la = (await a.acquireLease('p', 'a', 60))!;
+    await c.pass(30);
+    expect(await a.renewLease(la, 100)).toBe(true);
+    await c.pass(50); // past the first TTL, within the renewed one
+    expect(await b.acquireLease('p', 'b', 10_000)).toBeUndefined();
+    await c.pass(100);
+    const lb = (await b.acquireLease('p', 'b', 10_000))!;
+    expect(lb.token).toBeGreaterThan(la.token);
+    expect(await a.renewLease(la, 10_000)).toBe(false);
+    // The failed renewal did not give it back to a.
+    expect(await a.acquireLease('p', 'a', 10_000)).toBeUndefined();
+    await b.putPool(record('p'), lb);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('releasing an old lease does not release the new one', async () => {
+    const { c, a, b } = pair();
+    const la = (await a.acquireLease('p', 'a', 40))!;
+    await c.pass(80);
+    const lb = (await b.acquireLease('p', 'b', 10_000))!;
+    await a.releaseLease(la);
+    await a.releaseLease({ ...lb, owner: 'a' }); // the right token under another owner's name
+    expect(await a.acquireLease('p', 'c', 10_000)).toBeUndefined();
+    await b.putPool(record('p'), lb);
+    expect(await b.renewLease(lb, 10_000)).toBe(true);
+    // The same owner name with an older token does not release it either.
+    const lb2 = (await b.acquireLease('p', 'b', 10_000))!;
+    await b.releaseLease(lb);
+    expect(await a.acquireLease('p', 'c', 10_000)).toBeUndefined();
+    await b.putPool(record('p'), lb2);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('ends a released lease: the pool is free, and the released lease neither writes nor renews', async () => {
+    const { a, b } = pair();
+    const la = (await a.acquireLease('p', 'a', 10_000))!;
+    await a.releaseLease(la);
+    await expect(a.putPool(record('p'), la)).rejects.toThrowError(LeaseLostError);
+    expect(await a.renewLease(la, 10_000)).toBe(false);
+    const lb = (await b.acquireLease('p', 'b', 10_000))!;
+    expect(lb.token).toBeGreaterThan(la.token);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('refuses a lease of another pool, or no lease at all, as a HistoryError that is not a lost lease', async () => {
+    const s = make(() => T);
+    const lq = (await s.acquireLease('q', 'o', 10_000))!;
+    const wrongPool = await s.putPool(record('p'), lq).catch((e: unknown) => e);
+    expect(wrongPool).toBeInstanceOf(HistoryError);
+    expect(wrongPool).not.toBeInstanceOf(LeaseLostError);
+    await expect(s.putPool(record('q'), { pool: 'q', owner: 'o', token: 1.5 } as Lease)).rejects.toThrowError(/not a lease/);
+    await expect(s.putPool(record('never'), { pool: 'never', owner: 'o', token: 1 })).rejects.toThrowError(LeaseLostError);
+    expect(await s.getPool('p')).toBeUndefined();
     await s.close();
   });
 
-  it('lets exactly one of many concurrent owners take a lease', async () => {
-    const ns = Math.random().toString(36).slice(2);
-    const stores = Array.from({ length: 8 }, () => make(() => T, ns));
+  it('lets exactly one of many concurrent owners take a lease (one process)', async () => {
+    const n = ns();
+    const stores = Array.from({ length: 8 }, () => make(() => T, n));
     const got = await Promise.all(stores.map((s, i) => s.acquireLease('race', `owner-${i}`, 10_000)));
     expect(got.filter(Boolean)).toHaveLength(1);
     await Promise.all(stores.map((s) => s.close()));
   });
 });
 
-describe('lease expiry', () => {
-  it('file store: an expired lease is taken over', async () => {
-    let now = 1_000_000;
+describe('file store specifics', () => {
+  const open = (clock: () => number = () => T) => {
     const d = mkdtempSync(join(tmpdir(), 'parmanu-hist-'));
     dirs.push(d);
-    const s = new FileHistoryStore(d, () => now);
-    expect(await s.acquireLease('p', 'a', 1000)).toBe(true);
-    expect(await s.acquireLease('p', 'b', 1000)).toBe(false);
-    now += 5000;
-    expect(await s.acquireLease('p', 'b', 1000)).toBe(true);
+    return { d, s: new FileHistoryStore(d, clock) };
+  };
+
+  it('rejects an invalid pool record with a HistoryError that says what to do', async () => {
+    const { d, s } = open();
+    writeFileSync(join(d, 'history', 'pools', 'p.json'), JSON.stringify({ pool: 'p', nodes: 'many' }));
+    await expect(s.getPool('p')).rejects.toThrowError(/history of pool p is invalid.*remove/);
+    await expect(s.listPools()).rejects.toThrowError(HistoryError);
+    writeFileSync(join(d, 'history', 'pools', 'p.json'), '{');
+    await expect(s.getPool('p')).rejects.toThrowError(/not JSON/);
   });
 
-  it('redis store: an expired lease is taken over', async () => {
-    const s = new RedisHistoryStore(redis.url);
-    expect(await s.acquireLease('exp', 'a', 100)).toBe(true);
-    expect(await s.acquireLease('exp', 'b', 100)).toBe(false);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await s.acquireLease('exp', 'b', 100)).toBe(true);
-    await s.close();
+  it('takes over a lease whose process is gone on this host, with a larger token', async () => {
+    const { d, s } = open();
+    const l = (await s.acquireLease('p', 'a', 3_600_000))!;
+    writeFileSync(join(d, 'history', 'leases', 'p.lock'), JSON.stringify({ owner: 'a', pid: 2 ** 22 + 1, host: hostname(), token: l.token, expiresAt: T + 3_600_000 }));
+    const lb = (await s.acquireLease('p', 'b', 1000))!;
+    expect(lb.token).toBeGreaterThan(l.token);
   });
 
-  it('redis store: an unreachable Redis is a HistoryError with a clear reason', async () => {
+  it('keeps tokens growing when the counter, or the whole state directory, was lost; the old lease then writes nothing', async () => {
+    let now = T;
+    const { d, s } = open(() => now);
+    const l1 = (await s.acquireLease('p', 'a', 10))!;
+    now += 100;
+    rmSync(join(d, 'history', 'leases', 'p.token'));
+    await expect(s.putPool(record('p'), l1)).rejects.toThrowError(/no lease is on record/);
+    const l2 = (await s.acquireLease('p', 'b', 10))!;
+    expect(l2.token).toBeGreaterThan(l1.token);
+    writeFileSync(join(d, 'history', 'leases', 'p.token'), 'garbage');
+    await expect(s.putPool(record('p'), l2)).rejects.toThrowError(LeaseLostError);
+    rmSync(join(d, 'history'), { recursive: true, force: true });
+    const s2 = new FileHistoryStore(d, () => now);
+    const l3 = (await s2.acquireLease('p', 'c', 10))!;
+    expect(l3.token).toBeGreaterThan(l2.token);
+    await expect(s2.putPool(record('p'), l2)).rejects.toThrowError(LeaseLostError);
+  });
+
+  it('honours a lock file written before tokens existed until it expires', async () => {
+    let now = T;
+    const { d, s } = open(() => now);
+    writeFileSync(join(d, 'history', 'leases', 'p.lock'), JSON.stringify({ owner: 'old', pid: process.pid, host: 'elsewhere', expiresAt: T + 1000 }));
+    expect(await s.acquireLease('p', 'b', 1000)).toBeUndefined();
+    now += 2000;
+    expect(await s.acquireLease('p', 'b', 1000)).toMatchObject({ owner: 'b' });
+  });
+
+  it('breaks the pool mutex of a dead holder and leaves a live one alone', async () => {
+    const { d, s } = open();
+    const mutex = join(d, 'history', 'leases', 'p.mutex');
+    mkdirSync(mutex);
+    writeFileSync(join(mutex, 'dead'), JSON.stringify({ pid: 2 ** 22 + 1, host: hostname(), at: Date.now() }));
+    expect(await s.acquireLease('p', 'a', 1000)).toMatchObject({ owner: 'a' });
+    expect(readdirSync(join(d, 'history', 'leases')).filter((f) => f.startsWith('p.mutex'))).toEqual([]);
+    // A live holder (this process, fresh): the caller waits until it is done; other pools do not.
+    mkdirSync(mutex);
+    writeFileSync(join(mutex, 'live'), JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }));
+    let settled = false;
+    const blocked = s.acquireLease('p', 'a', 1000).then((l) => ((settled = true), l));
+    expect(await s.acquireLease('q', 'b', 1000)).toMatchObject({ owner: 'b' });
+    await sleep(150);
+    expect(settled).toBe(false);
+    rmSync(mutex, { recursive: true });
+    expect(await blocked).toMatchObject({ owner: 'a' });
+  });
+});
+
+describe('redis store specifics', () => {
+  it('keeps tokens growing when the counter was lost (FLUSHALL, a restart without persistence); the old lease then writes nothing', async () => {
+    const prefix = `parmanu:t${ns()}:`;
+    const s = new RedisHistoryStore(redis.url, () => T, prefix);
+    const raw = new Redis(redis.url);
+    try {
+      const l1 = (await s.acquireLease('p', 'a', 60_000))!;
+      await raw.del(`${prefix}fence:p`, `${prefix}lease:p`);
+      await expect(s.putPool(record('p'), l1)).rejects.toThrowError(/no lease is on record/);
+      const l2 = (await s.acquireLease('p', 'b', 60_000))!;
+      expect(l2.token).toBeGreaterThan(l1.token);
+      await expect(s.putPool(record('p'), l1)).rejects.toThrowError(LeaseLostError);
+      expect(await raw.ttl(`${prefix}fence:p`)).toBe(-1); // the counter never expires
+    } finally {
+      raw.disconnect();
+      await s.close();
+    }
+  });
+
+  it('rejects an invalid pool record from Redis', async () => {
+    const prefix = `parmanu:t${ns()}:`;
+    const s = new RedisHistoryStore(redis.url, () => T, prefix);
+    const raw = new Redis(redis.url);
+    try {
+      await raw.set(`${prefix}pool:p`, JSON.stringify({ pool: 'p', nodes: 'many' }));
+      await expect(s.getPool('p')).rejects.toThrowError(/invalid record/);
+      await raw.set(`${prefix}pool:p`, '{');
+      await expect(s.getPool('p')).rejects.toThrowError(/not JSON/);
+    } finally {
+      raw.disconnect();
+      await s.close();
+    }
+  });
+
+  it('an unreachable Redis is a HistoryError with a clear reason', async () => {
     const s = new RedisHistoryStore('redis://127.0.0.1:1');
     await expect(s.getPool('p')).rejects.toThrowError(HistoryError);
     await expect(s.getPool('p')).rejects.toThrowError(/^redis GET: cannot connect to 127\.0\.0\.1:1 \(is Redis running at REDIS_URL\?\)$/);
+    await expect(s.acquireLease('p', 'a', 1000)).rejects.toThrowError(HistoryError);
     await s.close();
   });
 });
