@@ -96,4 +96,66 @@ describe('gitlab emitter', () => {
       await emu.stop();
     }
   });
+
+  it('marks the runner with maintenance_note, reads it from the runner details once, and reports never_contacted as contacted false', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const g = emu.addGroup('platform');
+      emu.addProject('api', g);
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-n1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      expect(emu.runners[0]?.maintenance_note).toBe('parmanu-pool=p');
+      let r = await e.probe();
+      expect(r.runners).toEqual([expect.objectContaining({ name: 'p-n1', pool: 'p', labels: ['linux'], online: false, contacted: false })]);
+      emu.connect('p-n1');
+      r = await e.probe();
+      expect(r.runners[0]).toMatchObject({ online: true, contacted: true });
+      // A fresh emitter reads the marker from the details, once per runner.
+      const other = new GitlabEmitter(gitlabConfig(emu.url), emu.token, [], fastHttp());
+      emu.addRunner('p-n2');
+      await other.probe();
+      await other.probe();
+      expect(emu.count('GET', /\/runners\/\d+$/)).toBe(2);
+      expect((await other.probe()).runners.map((x) => x.name)).toEqual(['p-n1']);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('says not idle while the runner has a running job, asked of the runner itself', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const g = emu.addGroup('platform');
+      const api = emu.addProject('api', g);
+      const e = new GitlabEmitter(gitlabConfig(emu.url, { groups: [], projects: [] }), emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-n1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      emu.connect('p-n1');
+      const job = emu.startJob('p-n1', api);
+      // The probe reads no project (none configured): its view has no job, the runner's own jobs do.
+      expect((await e.probe()).runners[0]?.busy).toBe(false);
+      expect(await e.isIdle('p-n1')).toBe(false);
+      emu.finishJob(job.id);
+      expect(await e.isIdle('p-n1')).toBe(true);
+      expect(emu.jobRecords).toEqual([expect.objectContaining({ job: String(job.id), runner: 'p-n1', end: expect.any(Number) })]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('records a runner removed while it runs a job (the soak invariant)', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const g = emu.addGroup('platform');
+      emu.addProject('api', g);
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-n1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      emu.connect('p-n1');
+      emu.startJob('p-n1');
+      await e.deregister('p-n1');
+      expect(emu.runnerDeleted('p-n1')).toMatchObject({ busy: true, jobs: [expect.any(String)] });
+      expect(emu.removedWhileBusy()).toHaveLength(1);
+    } finally {
+      await emu.stop();
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/emitters/http.js';
-import { JenkinsEmitter, queueLabel } from '../../src/emitters/jenkins.js';
+import { computerIdle, JenkinsEmitter, queueLabel } from '../../src/emitters/jenkins.js';
 import { jobFitsPool } from '../../src/decide/match.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
 import { JenkinsEmulator } from '../emulators/jenkins.js';
@@ -83,6 +83,68 @@ describe('jenkins emitter', () => {
       const withCrumb = new JenkinsEmitter(jenkinsConfig(emu.url, { crumb: true }), emu.user, emu.token, ['p'], fastHttp());
       await withCrumb.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       expect(emu.node('p-1')).toBeDefined();
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('marks the node with its description and lists only marked nodes', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      expect(emu.node('p-1')?.description).toBe('parmanu-pool=p');
+      emu.addNode('p-2', { description: 'made by the build team' });
+      const r = await e.probe();
+      expect(r.runners).toEqual([expect.objectContaining({ name: 'p-1', pool: 'p', online: false })]);
+      expect(r.runners[0]?.contacted).toBeUndefined();
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('says not idle for an executor given work before its build exists, and for a one-off executor', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 2, ephemeral: false, acceptUntagged: false });
+      emu.connect('p-1');
+      expect(await e.isIdle('p-1')).toBe(true);
+      emu.assign('p-1');
+      expect(await e.isIdle('p-1')).toBe(false);
+      expect((await e.probe()).runners[0]?.busy).toBe(true);
+      const build = emu.startBuild('p-1');
+      expect(await e.isIdle('p-1')).toBe(false);
+      emu.finishBuild('p-1', build);
+      expect(await e.isIdle('p-1')).toBe(true);
+      (emu.node('p-1') as { oneOff?: number }).oneOff = 1;
+      expect(await e.isIdle('p-1')).toBe(false);
+      expect(emu.jobRecords).toEqual([expect.objectContaining({ job: build, runner: 'p-1', end: expect.any(Number) })]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it.each([
+    ['idle', { idle: true, executors: [{ idle: true, currentExecutable: null }] }, true],
+    ['computer not idle', { idle: false, executors: [{ idle: true, currentExecutable: null }] }, false],
+    ['an executor assigned, no build yet', { idle: true, executors: [{ idle: false, currentExecutable: null }] }, false],
+    ['a current executable', { idle: true, executors: [{ idle: true, currentExecutable: { url: 'x' } }] }, false],
+    ['a one-off executor busy', { idle: true, executors: [], oneOffExecutors: [{ idle: false, currentExecutable: { url: 'x' } }] }, false],
+    ['idle unknown', { executors: [] }, false],
+  ])('computerIdle: %s', (_n, c, want) => {
+    expect(computerIdle({ displayName: 'n', offline: false, ...c })).toBe(want);
+  });
+
+  it('records a node deleted while it runs a build (the soak invariant)', async () => {
+    const emu = await new JenkinsEmulator().start();
+    try {
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      await e.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
+      emu.connect('p-1');
+      emu.assign('p-1');
+      await e.deregister('p-1');
+      expect(emu.runnerDeleted('p-1')).toMatchObject({ busy: true });
     } finally {
       await emu.stop();
     }
