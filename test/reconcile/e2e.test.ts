@@ -153,12 +153,16 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       expect(r.pools[0]?.destroy).toEqual([]);
       expect(w.stateNodes()).toEqual(['p-n000']);
 
-      // Drift: the VM disappears behind Parmanu's back; the periodic full plan brings it back.
+      // The VM vanishes behind Parmanu's back: forgotten, never re-created under its old name; a
+      // new node with a fresh credential replaces it.
       execFileSync('terraform', ['state', 'rm', 'terraform_data.node_p-n000'], { cwd: poolDir(w.stateDir, 'p'), stdio: 'ignore' });
+      emu.jobs.length = 0;
+      emu.addJob(project, 'pending', ['linux']);
       w.now.t += 30_000;
       r = await w.cycle({ driftCheckMs: 0 });
-      expect(r.pools[0]).toMatchObject({ create: [], terraform: { ran: true, add: 1 } });
-      expect(w.stateNodes()).toEqual(['p-n000']);
+      expect(r.pools[0]).toMatchObject({ vanished: ['p-n000'], create: ['p-n002'], terraform: { ran: true, add: 1 } });
+      expect(w.stateNodes()).toEqual(['p-n002']);
+      expect(emu.runnerNamed('p-n000')).toBeUndefined();
 
       // History flushed: rebuilt from state, no VM lost or duplicated.
       await history.clear();
@@ -166,7 +170,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       r = await w.cycle();
       expect(r.pools[0]?.reasons.join('\n')).toMatch(/history was empty: rebuilt 1 node from Terraform state/);
       expect(r.pools[0]?.create).toEqual([]);
-      expect(w.stateNodes()).toEqual(['p-n000']);
+      expect(w.stateNodes()).toEqual(['p-n002']);
     } finally {
       await history.close();
       await emu.stop();

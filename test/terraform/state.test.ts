@@ -48,18 +48,21 @@ describe('readStateNodes', () => {
   });
 });
 
-describe('Terraform.stateNodes', () => {
-  it('lists node resources of the current state through terraform show -json', async () => {
+describe('Terraform.pullState', () => {
+  it('lists node resources of the current state through terraform state pull, with their spec and creation time', async () => {
     const { Terraform } = await import('../../src/terraform/runner.js');
     const { renderPool, writeStack } = await import('../../stacks/render.js');
     const { testPool } = await import('../helpers.js');
     const work = mkdtempSync(join(tmpdir(), 'parmanu-show-'));
-    writeStack(work, renderPool({ pool: testPool({}, 'sn'), platform: { name: 'lab', type: 'local' }, stateDir: work, nodes: ['sn-a', 'sn-b'].map((name) => ({ name, credential: { kind: 'none' as const } })) }));
+    writeStack(work, renderPool({ pool: testPool({}, 'sn'), platform: { name: 'lab', type: 'local' }, stateDir: work, nodes: ['sn-a', 'sn-b'].map((name) => ({ name, credential: { kind: 'none' as const }, spec: `spec-${name}`, createdAt: 1_700_000_000_000 })) }));
     const tf = new Terraform();
     await tf.init(work, 'x');
-    expect(await tf.stateNodes(work)).toEqual([]);
+    expect(await tf.pullState(work)).toEqual([]);
     await tf.plan(work, 'p.bin');
     await tf.apply(work, 'p.bin');
-    expect((await tf.stateNodes(work)).sort()).toEqual(['sn-a', 'sn-b']);
+    expect((await tf.pullState(work)).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { name: 'sn-a', type: 'terraform_data', spec: 'spec-sn-a', createdAt: 1_700_000_000_000 },
+      { name: 'sn-b', type: 'terraform_data', spec: 'spec-sn-b', createdAt: 1_700_000_000_000 },
+    ]);
   });
 });

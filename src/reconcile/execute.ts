@@ -1,0 +1,365 @@
+/**
+ * execute: the one place that touches runners and terraform. It performs a pool's plan (a value
+ * from decide) in steps a reader can follow, each side effect recorded before it is done (intent
+ * first), so that a crash between two steps leaves a state the next cycle finishes:
+ *
+ *   1. finish what a crashed cycle left: intents (registrations without a VM, deregistrations)
+ *   2. forget vanished nodes and remove their runners
+ *   3. drain: record the drain, then pause the runner (GitHub: remove its registration; a 422
+ *      means it runs a job: it stays draining); re-pause draining runners found unpaused
+ *   4. resume scale-down drains taken back
+ *   5. register a runner for each new node (recorded first; a failure drops that node)
+ *   6. render → init → plan → show → guard; a kept node the plan would create vanished in the
+ *      cloud: it is forgotten and the plan redone without it
+ *   7. the last idle check of every node to destroy, after its runner was paused and right
+ *      before the apply; a node found busy is kept draining and the plan redone without its destroy
+ *   8. apply
+ *   9. remove destroyed nodes' runners, remove orphan runners, record (fenced), sample, events
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PoolPlan } from '../decide/types.js';
+import { RunnerBusyError, type Emitter, type ProbeResult } from '../emitters/types.js';
+import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
+import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
+import { guardPlan } from '../terraform/guard.js';
+import { countChanges, type ResourceChange } from '../terraform/plan.js';
+import type { StateNode } from '../terraform/state.js';
+import { placeholderCredential } from '../../stacks/placeholders.js';
+import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
+import { savedConfig, writePoolFile } from './known-pools.js';
+import type { PoolTruth } from './observe.js';
+
+/** Named points of a pool's cycle where tests and the soak inject faults. */
+export type HookPoint = 'observed' | 'drain-recorded' | 'paused' | 'registered' | 'planned' | 'before-idle-check' | 'before-apply' | 'applied' | 'recorded';
+
+export interface PoolRun {
+  deps: ReconcileDeps;
+  pool: PoolConfig;
+  platform: PlatformConfig;
+  emitter: Emitter;
+  dir: string;
+  now: number;
+  out: PoolOutcome;
+  lease: Lease;
+  /** Throws when the lease was lost: called before every side effect. */
+  check: () => void;
+  removed: boolean;
+  /** The spec new nodes get. */
+  spec: string;
+}
+
+const NODE_TYPE = { aws: 'aws_instance', gcp: 'google_compute_instance', local: 'terraform_data' } as const;
+
+type Intent = PoolRecord['intents'][number];
+
+/** Terraform's backend settings for the pool, hashed: init runs again when they change. */
+function backendHash(run: PoolRun): string {
+  return createHash('sha256').update(JSON.stringify({ backend: run.platform.backend ?? { type: 'local' }, pool: run.pool.name, stateDir: run.deps.stateDir })).digest('hex');
+}
+
+async function step<T>(run: PoolRun, name: NonNullable<CycleEvent['step']>, f: () => Promise<T>): Promise<T> {
+  const t = Date.now();
+  run.deps.log?.({ level: 'debug', msg: `${name.replace('-', ' ')}…`, pool: run.pool.name, step: name });
+  const r = await f();
+  run.deps.log?.({ level: 'info', msg: `${name.replace('-', ' ')} done`, pool: run.pool.name, step: name, durationMs: Date.now() - t });
+  return r;
+}
+
+/**
+ * The pool's nodes as its backend holds them (`terraform state pull`, the same for every
+ * backend). A working directory that was never initialized gets a stack with the backend alone.
+ */
+export async function pullState(run: PoolRun): Promise<StateNode[]> {
+  const t = Date.now();
+  if (!existsSync(join(run.dir, 'cdk.tf.json'))) await renderTo(run, []);
+  await step(run, 'terraform-init', () => run.deps.terraform.init(run.dir, backendHash(run)));
+  const nodes = await step(run, 'terraform-state', () => run.deps.terraform.pullState(run.dir));
+  run.out.terraformMs += Date.now() - t;
+  return nodes;
+}
+
+interface RenderNode {
+  name: string;
+  credential: RunnerCredential;
+  spec?: string;
+  createdAt?: number;
+}
+
+async function renderTo(run: PoolRun, nodes: RenderNode[]): Promise<void> {
+  const { renderPool, writeStack } = await import('../../stacks/render.js');
+  writeStack(run.dir, renderPool({ pool: run.pool, platform: run.platform, stateDir: run.deps.stateDir, nodes }));
+}
+
+export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth, prior: PoolRecord | undefined, probe: ProbeResult | undefined): Promise<void> {
+  const { deps, pool, emitter, out, now } = run;
+  const dry = deps.dryRun === true;
+  const hook = (point: HookPoint, nodes: readonly string[]) => deps.hook?.(point, { pool: pool.name, nodes });
+  const rec: PoolRecord = {
+    pool: pool.name,
+    nodes: truth.records,
+    ...(prior?.memory ? { memory: prior.memory } : {}),
+    ...(prior?.applied ? { applied: prior.applied } : {}),
+    ...(prior?.lastFullPlanAt !== undefined ? { lastFullPlanAt: prior.lastFullPlanAt } : {}),
+    pendingRunners: { ...(prior?.pendingRunners ?? {}) },
+    seenJobs: prior?.seenJobs ?? [],
+    intents: [...(prior?.intents ?? [])],
+    config: savedConfig(pool, run.platform),
+  };
+  const byName = new Map(rec.nodes.map((n) => [n.name, n]));
+  const inState = new Set(rec.nodes.map((n) => n.name));
+  const save = async () => {
+    if (dry) return;
+    run.check();
+    await deps.history.putPool(rec, run.lease);
+  };
+  const say = (s: string) => out.reasons.push(s);
+  /** Removes a runner; false (with a reason) when the platform refused or could not be reached. */
+  const removeRunner = async (node: string, why: string): Promise<boolean> => {
+    if (dry) return true;
+    run.check();
+    try {
+      await step(run, 'deregister', () => emitter.deregister(node));
+      return true;
+    } catch (err) {
+      say(`could not remove the runner of ${node} (${why}): ${(err as Error).message}`);
+      return false;
+    }
+  };
+  const dropIntents = (node: string, actions?: ReadonlyArray<Intent['action']>) => {
+    rec.intents = rec.intents.filter((i) => i.node !== node || (actions !== undefined && !actions.includes(i.action)));
+  };
+
+  // 1. Intents left by an earlier cycle: a registration or destroy whose node is not in state
+  //    leaves a runner no VM will ever back: it goes now, not after a grace period.
+  const leftover = new Set<string>();
+  for (const i of rec.intents) {
+    if (inState.has(i.node)) {
+      if (i.action !== 'pause') dropIntents(i.node, [i.action]);
+      continue;
+    }
+    if (i.action === 'register' || i.action === 'destroy' || i.action === 'deregister') leftover.add(i.node);
+  }
+
+  // 2. Vanished nodes: forgotten, runner removed, never re-created under their name.
+  for (const name of truth.vanished) {
+    out.vanished.push(name);
+    leftover.add(name);
+  }
+  if (truth.vanished.length) say(`${truth.vanished.length} node${truth.vanished.length === 1 ? '' : 's'} vanished outside Parmanu (${truth.vanished.join(', ')}): forgotten, runner${truth.vanished.length === 1 ? '' : 's'} removed, replaced with fresh credentials if demand needs`);
+  for (const name of leftover) {
+    if (!rec.intents.some((i) => i.node === name && i.action === 'deregister')) rec.intents.push({ node: name, action: 'deregister', at: now });
+  }
+  if (leftover.size) await save();
+  for (const name of leftover) {
+    // Removing an absent runner succeeds (idempotent); one that reports a job waits (GitHub would answer 422).
+    if (truth.runners.get(name)?.busy) {
+      say(`runner ${name} has no VM but reports a job: left for now`);
+      continue;
+    }
+    if (await removeRunner(name, 'no VM backs it')) dropIntents(name);
+  }
+
+  // 3. Drains: intent first (drainingSince recorded), then pause.
+  const newDrains = plan.drain.filter((n) => byName.get(n)?.drainingSince === undefined);
+  for (const n of newDrains) {
+    const r = byName.get(n) as NodeRecord;
+    r.drainingSince = now;
+    r.drainReason = plan.drainReasons[n] ?? 'scale-down';
+    rec.intents.push({ node: n, action: 'pause', at: now });
+  }
+  const repause = plan.drain.filter((n) => !newDrains.includes(n) && emitter.kind !== 'replay' && truth.runners.get(n) !== undefined && !truth.runners.get(n)?.paused);
+  for (const n of plan.resume) {
+    const r = byName.get(n) as NodeRecord;
+    delete r.drainingSince;
+    delete r.drainReason;
+    rec.intents.push({ node: n, action: 'resume', at: now });
+  }
+  if (newDrains.length || plan.resume.length) {
+    await save();
+    await hook('drain-recorded', newDrains);
+  }
+  for (const n of [...newDrains, ...repause]) {
+    if (dry) break;
+    run.check();
+    try {
+      await step(run, 'pause', () => emitter.pause(n));
+      dropIntents(n, ['pause']);
+    } catch (err) {
+      if (err instanceof RunnerBusyError) {
+        dropIntents(n, ['pause']);
+        say(`${n} is running a job: its runner stays until the job ends, the node keeps draining`);
+      } else say(`could not pause the runner of ${n}: ${(err as Error).message}`);
+    }
+  }
+  if (newDrains.length) await hook('paused', newDrains);
+
+  // 4. Resumes.
+  if (!dry && plan.resume.length && emitter.resume) {
+    for (const n of plan.resume) {
+      run.check();
+      await emitter.resume(n);
+      dropIntents(n, ['resume']);
+    }
+  }
+
+  // 5. Registrations, each recorded before it is made.
+  const credentials = new Map<string, RunnerCredential>();
+  if (plan.create.length && !dry) {
+    for (const name of plan.create) rec.intents.push({ node: name, action: 'register', at: now });
+    await save();
+  }
+  for (const name of plan.create) {
+    if (dry) {
+      credentials.set(name, placeholderCredential(deps.policy.emitters[pool.emitter], pool));
+      continue;
+    }
+    run.check();
+    try {
+      credentials.set(name, await step(run, 'register', () => emitter.register({ node: name, pool: pool.name, labels: pool.labels, jobsPerNode: pool.runner.jobsPerNode, ephemeral: pool.runner.ephemeral, acceptUntagged: pool.acceptUntagged })));
+    } catch (err) {
+      say(`could not register a runner for ${name}: ${(err as Error).message}`);
+    }
+  }
+  if (credentials.size) await hook('registered', [...credentials.keys()]);
+  const created = [...credentials.keys()];
+
+  // 6–8. Terraform, with the last idle check right before the apply.
+  let destroy = [...plan.destroy];
+  let kept = rec.nodes.map((n) => n.name).filter((n) => !destroy.includes(n));
+  const stateSpec = new Map(truth.views.map((v) => [v.name, v]));
+  const driftDue = now - (rec.lastFullPlanAt ?? 0) >= (deps.driftCheckMs ?? 3_600_000);
+  const renderNodes = (): RenderNode[] => {
+    const placeholder = placeholderCredential(deps.policy.emitters[pool.emitter], pool);
+    return [
+      ...kept.map((name) => ({ name, credential: placeholder, createdAt: byName.get(name)?.createdAt ?? now, ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
+      ...created.map((name) => ({ name, credential: credentials.get(name) as RunnerCredential, spec: run.spec, createdAt: now })),
+    ];
+  };
+  let applied = false;
+  if (created.length || destroy.length || driftDue) {
+    const tfStart = Date.now();
+    for (let round = 0; ; round++) {
+      if (round > 4) throw new Error('the plan kept changing while nodes vanished or picked up jobs: stopped before applying');
+      await renderTo(run, renderNodes());
+      const changed = await step(run, 'terraform-plan', () => deps.terraform.plan(run.dir, 'parmanu.tfplan'));
+      out.terraform.ran = true;
+      if (!changed) break;
+      const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
+      // A kept node the refreshed plan would create is gone from the cloud: never re-created under its old name.
+      const gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept));
+      if (gone.length) {
+        kept = kept.filter((n) => !gone.includes(n));
+        rec.nodes = rec.nodes.filter((n) => !gone.includes(n.name));
+        for (const n of gone) {
+          out.vanished.push(n);
+          if (truth.runners.has(n) && (await removeRunner(n, 'its VM vanished'))) dropIntents(n);
+        }
+        say(`${gone.length} node${gone.length === 1 ? '' : 's'} vanished from the cloud (${gone.join(', ')}): forgotten, not re-created`);
+        continue;
+      }
+      out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
+      const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set(destroy) });
+      if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
+      await hook('planned', destroy);
+      if (dry) break;
+      // 7. The last idle check: the runners were paused in an earlier cycle; nothing may have started since.
+      if (destroy.length) {
+        await hook('before-idle-check', destroy);
+        run.check();
+        const busy: string[] = [];
+        for (const n of destroy) {
+          const idle = await step(run, 'idle-check', () => emitter.isIdle(n)).catch((err: Error) => {
+            say(`cannot tell whether ${n} is idle (${err.message}): not destroyed`);
+            return false;
+          });
+          if (!idle) busy.push(n);
+        }
+        if (busy.length) {
+          say(`${busy.join(', ')} picked up a job after ${busy.length === 1 ? 'it was' : 'they were'} drained: kept draining`);
+          destroy = destroy.filter((n) => !busy.includes(n));
+          kept.push(...busy);
+          continue;
+        }
+        for (const n of destroy) rec.intents.push({ node: n, action: 'destroy', at: now });
+        await save();
+      }
+      await hook('before-apply', destroy);
+      run.check();
+      writePoolFile(run.dir, pool, run.platform);
+      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan'));
+      applied = true;
+      break;
+    }
+    out.terraformMs += Date.now() - tfStart;
+    if (!dry) rec.lastFullPlanAt = now;
+  } else if (!dry && !existsSync(join(run.dir, 'parmanu-pool.json'))) writePoolFile(run.dir, pool, run.platform);
+  // Nodes whose destroy was not applied stay (a dry run, or a plan with nothing to do).
+  if (!applied) destroy = destroy.filter((n) => !inState.has(n) || dry);
+  out.create = created;
+  out.drain = plan.drain.filter((n) => !destroy.includes(n));
+  out.destroy = destroy;
+  if (dry) return;
+  await hook('applied', destroy);
+
+  // 9. After the apply.
+  for (const n of destroy) if (await removeRunner(n, 'its VM was destroyed')) dropIntents(n);
+  rec.nodes = rec.nodes.filter((n) => !destroy.includes(n.name));
+  for (const name of created) {
+    rec.nodes.push({ name, createdAt: now });
+    dropIntents(name, ['register']);
+  }
+  await removeOrphans(run, rec, truth, new Set([...rec.nodes.map((n) => n.name), ...created]), removeRunner);
+  const names = rec.nodes.map((n) => n.name).sort();
+  rec.applied = { names, at: now, stackHash: '' };
+  let arrivals = 0;
+  if (probe?.ok) {
+    const seenIds = new Set(rec.seenJobs);
+    const ids = truth.jobs.filter((j) => j.status !== 'upcoming').map((j) => j.id);
+    arrivals = ids.filter((id) => !seenIds.has(id)).length;
+    rec.seenJobs = ids.slice(-5000);
+  }
+  rec.memory = plan.memory;
+  if (run.removed && rec.nodes.length === 0 && truth.orphans.length === 0 && rec.intents.length === 0) {
+    run.check();
+    await deps.history.deletePool(pool.name, run.lease);
+    const { rmSync } = await import('node:fs');
+    rmSync(join(run.dir, 'parmanu-pool.json'), { force: true });
+    say(`pool ${pool.name} is empty: forgotten`);
+  } else await save();
+  await hook('recorded', names);
+  await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired }, run.lease);
+  if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}` });
+  if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}` });
+  if (out.vanished.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'orphan', detail: `vanished: ${out.vanished.join(' ')}` });
+}
+
+/** Kept nodes (not decided new) that the plan would create: their VM is gone from the cloud. */
+function recreated(changes: readonly ResourceChange[], nodeType: string, kept: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const r of changes) {
+    if (r.mode !== 'managed' || r.type !== nodeType || !r.name.startsWith('node_')) continue;
+    const a = r.change.actions;
+    if (a.length === 1 && a[0] === 'create' && kept.has(r.name.slice(5))) out.push(r.name.slice(5));
+  }
+  return out;
+}
+
+/**
+ * Marked runners of this pool that no VM backs and no crash of ours explains (those went in step
+ * 1): removed once they have been seen for the grace period, never while they report a job.
+ */
+async function removeOrphans(run: PoolRun, rec: PoolRecord, truth: PoolTruth, nodes: ReadonlySet<string>, removeRunner: (n: string, why: string) => Promise<boolean>): Promise<void> {
+  const grace = run.deps.orphanGraceMs ?? 15 * 60_000;
+  for (const name of Object.keys(rec.pendingRunners)) if (nodes.has(name) || !truth.runners.has(name)) delete rec.pendingRunners[name];
+  for (const r of truth.orphans) {
+    if (nodes.has(r.name) || run.out.vanished.includes(r.name)) continue;
+    const since = rec.pendingRunners[r.name] ?? run.now;
+    rec.pendingRunners[r.name] = since;
+    if (run.now - since >= grace && !r.busy && (await removeRunner(r.name, 'no VM backs it'))) {
+      delete rec.pendingRunners[r.name];
+      run.out.reasons.push(`removed runner ${r.name}: no VM backs it`);
+    }
+  }
+}

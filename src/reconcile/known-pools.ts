@@ -1,0 +1,76 @@
+/**
+ * The pools Parmanu knows, not only those in the policy: a pool removed from the policy still has
+ * VMs and runners, and is drained and destroyed like any scale-down. Each applied pool leaves its
+ * configuration (pool and platform, no secrets) in its working directory
+ * (`<stateDir>/pools/<pool>/parmanu-pool.json`) and in its history record; a pool found there
+ * that the policy no longer names is a removed pool.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { HistoryStore, PoolRecord } from '../history/types.js';
+import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
+
+export const POOL_FILE = 'parmanu-pool.json';
+
+export function poolDir(stateDir: string, pool: string): string {
+  return join(stateDir, 'pools', pool);
+}
+
+/** A pool and the platform it ran on, as last applied. */
+export interface KnownPool {
+  pool: PoolConfig;
+  platform: PlatformConfig;
+}
+
+// The saved configuration is Parmanu's own output; only the fields reconcile relies on are checked.
+const SavedSchema = z.object({
+  pool: z.object({ name: z.string(), emitter: z.string(), platform: z.string(), labels: z.array(z.string()), machine: z.record(z.string(), z.unknown()), runner: z.record(z.string(), z.unknown()), scaling: z.record(z.string(), z.unknown()) }).loose(),
+  platform: z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local']) }).loose(),
+});
+
+export function savedConfig(pool: PoolConfig, platform: PlatformConfig): NonNullable<PoolRecord['config']> {
+  return { pool: JSON.parse(JSON.stringify(pool)) as Record<string, unknown>, platform: JSON.parse(JSON.stringify(platform)) as Record<string, unknown> };
+}
+
+export function writePoolFile(dir: string, pool: PoolConfig, platform: PlatformConfig): void {
+  writeFileSync(join(dir, POOL_FILE), JSON.stringify(savedConfig(pool, platform), null, 2) + '\n', { mode: 0o600 });
+}
+
+function parseSaved(raw: unknown): KnownPool | undefined {
+  const parsed = SavedSchema.safeParse(raw);
+  if (!parsed.success) return undefined;
+  return { pool: parsed.data.pool as unknown as PoolConfig, platform: parsed.data.platform as unknown as PlatformConfig };
+}
+
+/**
+ * Pools with a working directory or a history record that the policy no longer has, with their
+ * last configuration. A pool whose configuration cannot be read is listed with `problem`.
+ */
+export async function removedPools(policy: Policy, stateDir: string, history: HistoryStore): Promise<Array<KnownPool | { name: string; problem: string }>> {
+  const inPolicy = new Set(policy.pools.map((p) => p.name));
+  const names = new Set<string>();
+  const root = join(stateDir, 'pools');
+  if (existsSync(root)) for (const d of readdirSync(root, { withFileTypes: true })) if (d.isDirectory() && existsSync(join(root, d.name, POOL_FILE))) names.add(d.name);
+  for (const n of await history.listPools()) names.add(n);
+  const out: Array<KnownPool | { name: string; problem: string }> = [];
+  for (const name of [...names].sort()) {
+    if (inPolicy.has(name)) continue;
+    const rec = await history.getPool(name);
+    let known = rec?.config ? parseSaved(rec.config) : undefined;
+    if (!known) {
+      try {
+        known = parseSaved(JSON.parse(readFileSync(join(poolDir(stateDir, name), POOL_FILE), 'utf8')));
+      } catch {
+        known = undefined;
+      }
+    }
+    // A record without configuration and without a working directory is an old cache entry: nothing to drain from here.
+    if (!known) {
+      if (existsSync(join(poolDir(stateDir, name), POOL_FILE))) out.push({ name, problem: `pool ${name} was removed from the policy, but its saved configuration (${join(poolDir(stateDir, name), POOL_FILE)}) cannot be read` });
+      continue;
+    }
+    out.push(known);
+  }
+  return out;
+}

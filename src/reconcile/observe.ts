@@ -1,0 +1,121 @@
+/**
+ * observe: the pool as it is, from the truth (DESIGN "Node lifecycle (v2)"). The nodes are the
+ * ones in the pool's Terraform state (read with `terraform state pull`, for every backend), joined
+ * by name with the runners that carry this pool's ownership marker; the history record only adds
+ * what no platform remembers (when a node was drained and why, when its runner was first online).
+ * Pure: the caller reads the state, the probe and the history; observe joins them.
+ *
+ * - A node in state whose history is missing is adopted (its creation time from the state).
+ * - A node the history knew that is gone from the state vanished (spot reclaim, deleted by hand):
+ *   it is forgotten and its runner removed, never re-created under its old name.
+ * - A marked runner of this pool with no VM is an orphan (a crash between register and apply, or
+ *   a VM that vanished).
+ * - A runner seen paused with no drain recorded was paused by a cycle that crashed before its
+ *   record: the node is draining from now.
+ * Online tracking (onlineAt, offlineSince) moves only on a complete probe: a failed or partial
+ * probe says nothing about a runner it did not list.
+ */
+import { assignJobs } from '../decide/match.js';
+import type { EmitterKind, Job, NodeView } from '../decide/types.js';
+import type { ProbeResult, RunnerInfo } from '../emitters/types.js';
+import type { NodeRecord, PoolRecord } from '../history/types.js';
+import type { Policy, PoolConfig } from '../policy/types.js';
+import type { StateNode } from '../terraform/state.js';
+
+export interface PoolTruth {
+  observed: { queued: number; running: number; nodes: number; busy: number };
+  upcoming: number;
+  jobs: Job[];
+  /** This pool's marked runners by name. */
+  runners: Map<string, RunnerInfo>;
+  /** The nodes in state, as decide sees them. */
+  views: NodeView[];
+  /** The node records to keep (state ⋈ history), updated with what this observation saw. */
+  records: NodeRecord[];
+  /** Nodes the history knew that the state no longer has. */
+  vanished: string[];
+  /** This pool's marked runners that no VM in state backs. */
+  orphans: RunnerInfo[];
+  /** Nodes whose runner was found paused with no drain recorded. */
+  pausedUnrecorded: string[];
+}
+
+export interface ObserveInput {
+  policy: Policy;
+  pool: PoolConfig;
+  kind: EmitterKind;
+  probe: ProbeResult | undefined;
+  rec: PoolRecord | undefined;
+  state: readonly StateNode[];
+  /** The spec new nodes get (stacks/spec.ts); a node recorded with another is outdated. */
+  spec: string;
+  now: number;
+  /** Pools of the same emitter in the policy, in policy order, for matching jobs. */
+  poolsOfEmitter: readonly PoolConfig[];
+  /** The pool is no longer in the policy: it gets no queued job, only the jobs its runners run. */
+  removed?: boolean;
+}
+
+export function observe(input: ObserveInput): PoolTruth {
+  const { pool, probe, rec, now, kind } = input;
+  const complete = probe?.ok === true && !probe.partial;
+  const runners = new Map<string, RunnerInfo>();
+  for (const r of probe?.runners ?? []) if (r.pool === pool.name) runners.set(r.name, r);
+  const inState = new Set(input.state.map((n) => n.name));
+  const known = new Map((rec?.nodes ?? []).map((n) => [n.name, n]));
+
+  const records: NodeRecord[] = [];
+  const views: NodeView[] = [];
+  const pausedUnrecorded: string[] = [];
+  for (const s of input.state) {
+    const r: NodeRecord = { ...(known.get(s.name) ?? { name: s.name, createdAt: s.createdAt ?? now }) };
+    const runner = runners.get(s.name);
+    if (complete && kind !== 'replay') {
+      if (runner?.online) {
+        r.onlineAt ??= now;
+        delete r.offlineSince;
+      } else {
+        // A runner that has connected before (the platform says so) was online once, even if the history was lost.
+        if (r.onlineAt === undefined && runner?.contacted === true) r.onlineAt = r.createdAt;
+        if (r.onlineAt !== undefined) r.offlineSince ??= now;
+      }
+      if (runner?.busy) r.lastBusyAt = now;
+      if (runner && r.registeredAt === undefined) r.registeredAt = now;
+      if (runner?.paused && r.drainingSince === undefined) {
+        r.drainingSince = now;
+        r.drainReason = 'scale-down';
+        pausedUnrecorded.push(s.name);
+      }
+    }
+    records.push(r);
+    const v: NodeView = { name: r.name, createdAt: r.createdAt };
+    if (r.drainingSince !== undefined) v.drainingSince = r.drainingSince;
+    if (r.drainReason !== undefined) v.drainReason = r.drainReason as NonNullable<NodeView['drainReason']>;
+    if (r.lastBusyAt !== undefined) v.lastBusyAt = r.lastBusyAt;
+    if (r.onlineAt !== undefined) v.onlineAt = r.onlineAt;
+    if (r.offlineSince !== undefined) v.offlineSince = r.offlineSince;
+    if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
+    if (kind === 'replay') v.runner = { online: true, busy: false, paused: r.drainingSince !== undefined };
+    else if (runner) v.runner = { online: runner.online, busy: runner.busy, paused: runner.paused };
+    views.push(v);
+  }
+  const vanished = (rec?.nodes ?? []).filter((n) => !inState.has(n.name)).map((n) => n.name);
+  const orphans = [...runners.values()].filter((r) => !inState.has(r.name));
+
+  // Jobs: matched among the emitter's pools; a runner's pool is the one its marker names.
+  const runnerPool = new Map((probe?.runners ?? []).map((r) => [r.name, r.pool]));
+  const owner = (runner: string) => runnerPool.get(runner);
+  const jobs = !probe?.ok ? [] : input.removed ? probe.jobs.filter((j) => j.runner !== undefined && owner(j.runner) === pool.name) : (assignJobs(kind, probe.jobs, input.poolsOfEmitter, owner).byPool.get(pool.name) ?? []);
+  const count = (status: string) => jobs.filter((j) => j.status === status).length;
+  return {
+    observed: { queued: count('queued'), running: count('running'), nodes: views.length, busy: views.filter((v) => v.runner?.busy).length },
+    upcoming: count('upcoming'),
+    jobs,
+    runners,
+    views,
+    records,
+    vanished,
+    orphans,
+    pausedUnrecorded,
+  };
+}
