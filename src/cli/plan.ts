@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { postStickyComment, CommentError } from '../gitops/comment.js';
 import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
 import { loadPolicy } from '../policy/load.js';
-import { formatProblem, type Policy } from '../policy/types.js';
+import { formatProblem, type Policy, type PoolConfig } from '../policy/types.js';
 import { parse } from './args.js';
 import { openHistoryFor } from './context.js';
 import { UsageError, writeOrExplain, type Io } from './errors.js';
@@ -80,12 +80,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const history = openHistoryFor('plan', io, stateDir);
   const latest = new Map<string, LatestObservation>();
   const recentJobs = new Map<string, RecentJobs>();
+  const known: string[] = [];
   try {
+    // Pools Parmanu manages that the policy no longer names are drained and destroyed by the next reconcile.
+    for (const name of await history.listPools()) if (!head.policy.pools.some((p) => p.name === name) && (await history.getPool(name))?.config) known.push(name);
     for (const name of Object.keys(head.policy.emitters)) {
       const labels = await history.getJobLabels(name);
       if (labels) recentJobs.set(name, { kind: labels.kind, sets: labels.sets });
     }
-    for (const name of new Set([...head.policy.pools, ...(base?.pools ?? [])].map((p) => p.name))) {
+    for (const name of new Set([...[...head.policy.pools, ...(base?.pools ?? [])].map((p) => p.name), ...known])) {
       const rec = await history.getPool(name);
       if (!rec) continue;
       const samples = await history.samples(name, 0);
@@ -97,7 +100,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   } finally {
     await history.close();
   }
-  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs);
+  const { nodeSpec } = await import('../../stacks/spec.js');
+  const headPolicy = head.policy;
+  const specChanged = (a: PoolConfig, b: PoolConfig) => nodeSpec(a, base?.emitters[a.emitter]) !== nodeSpec(b, headPolicy.emitters[b.emitter]);
+  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known });
   if (values.report) {
     const file = resolve(io.cwd, values.report);
     writeOrExplain('plan', '--report', file, () => writeFileSync(file, JSON.stringify(diff.report) + '\n'));

@@ -34,6 +34,8 @@ export interface PoolNow {
   desired: number;
   create: number;
   destroy: number;
+  /** Existing nodes this change makes outdated: drained and replaced, `rollout.maxUnavailable` at a time. */
+  replace: number;
   /** When the observation it rests on was taken. */
   at: number;
 }
@@ -81,7 +83,14 @@ function unmatchedIn(policy: Policy | undefined, emitter: string, recent: Recent
   return new Set(assignJobs(recent.kind, jobs, pools).unmatched.map((j) => Number(j.id)));
 }
 
-export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined, recentJobs: ReadonlyMap<string, RecentJobs> = new Map()): PlanDiff {
+export interface DiffOptions {
+  /** Whether nodes made under `a` are outdated under `b` (their spec differs: machine, image, disk, OS, runner settings, bootstrap). */
+  specChanged?: (a: PoolConfig, b: PoolConfig) => boolean;
+  /** Pools Parmanu still manages (from its history) whatever the base policy says: one the head policy lacks is shown as removed. */
+  known?: readonly string[];
+}
+
+export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined, recentJobs: ReadonlyMap<string, RecentJobs> = new Map(), opts: DiffOptions = {}): PlanDiff {
   const pools: PoolDiff[] = [];
   const baseByName = new Map((base?.pools ?? []).map((p) => [p.name, p]));
   for (const pool of head.pools) {
@@ -106,14 +115,21 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
         memory: undefined,
         newId: (i) => `new${i}`,
       });
-      diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, at: obs.at };
+      const replace = old && opts.specChanged?.(old, pool) ? obs.nodes.length : 0;
+      diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, replace, at: obs.at };
+    } else if (!old) {
+      // A new pool without history: what it would start with (its floor, within maxStep).
+      const plan = decide({ pool, now: 0, observation: { at: 0, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}` });
+      diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at: 0 };
     }
     pools.push(diff);
   }
-  for (const old of base?.pools ?? []) {
-    if (head.pools.some((p) => p.name === old.name)) continue;
-    const obs = latest(old.name);
-    pools.push({ pool: old.name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, at: obs.at } } : {}) });
+  const removedNames = new Set([...(base?.pools ?? []).map((p) => p.name), ...(opts.known ?? [])]);
+  for (const name of [...removedNames].sort()) {
+    if (head.pools.some((p) => p.name === name)) continue;
+    const obs = latest(name);
+    if (!obs && !base?.pools.some((p) => p.name === name)) continue;
+    pools.push({ pool: name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, replace: 0, at: obs.at } } : {}) });
   }
   const unmatched: Unmatched[] = [];
   for (const [emitter, recent] of recentJobs) {
@@ -127,8 +143,8 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
   }
   const report = { create: 0, update: 0, delete: 0 };
   for (const p of pools) {
-    report.create += p.now?.create ?? 0;
-    report.delete += p.now?.destroy ?? 0;
+    report.create += (p.now?.create ?? 0) + (p.now?.replace ?? 0);
+    report.delete += (p.now?.destroy ?? 0) + (p.now?.replace ?? 0);
     if (p.change === 'changed') report.update++;
   }
   return { pools, unmatched, report };
@@ -142,9 +158,11 @@ export function planMarkdown(d: PlanDiff): string {
   const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)));
   const unchanged = d.pools.filter((p) => !shown.includes(p));
   if (shown.length) {
-    lines.push('| pool | change | nodes now | would be | create | destroy |', '| --- | --- | --- | --- | --- | --- |');
-    for (const p of shown) lines.push(`| \`${p.pool}\` | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} |`);
+    lines.push('| pool | change | nodes now | would be | create | destroy | replace |', '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const p of shown) lines.push(`| \`${p.pool}\` | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |`);
     lines.push('');
+    const replacing = shown.filter((p) => (p.now?.replace ?? 0) > 0);
+    if (replacing.length) lines.push(`Rollout: ${replacing.map((p) => `\`${p.pool}\` replaces ${p.now?.replace} node${p.now?.replace === 1 ? '' : 's'}`).join('; ')} (drained and replaced a few at a time, idle first; see \`scaling.rollout.maxUnavailable\`).`, '');
   }
   for (const p of shown.filter((x) => x.settings.length)) {
     lines.push(`<details><summary><code>${p.pool}</code>: ${p.settings.length} setting${p.settings.length === 1 ? '' : 's'} changed</summary>`, '', '| setting | old | new |', '| --- | --- | --- |');

@@ -26,7 +26,7 @@ describe('diffPolicies', () => {
       { path: 'scaling.max', old: 5, new: 10 },
       { path: 'scaling.spare', old: 0, new: 2 },
     ]);
-    expect(d.pools[1]?.now).toEqual({ nodes: 2, queued: 4, running: 2, desired: 8, create: 6, destroy: 0, at: 1000 });
+    expect(d.pools[1]?.now).toEqual({ nodes: 2, queued: 4, running: 2, desired: 8, create: 6, destroy: 0, replace: 0, at: 1000 });
     expect(d.pools[3]?.now).toMatchObject({ desired: 0, destroy: 1 });
     expect(d.report).toEqual({ create: 6, update: 1, delete: 1 });
   });
@@ -45,10 +45,37 @@ describe('diffPolicies', () => {
   it('renders markdown with the marker, a table, the setting changes and unchanged pools in one line', () => {
     const md = planMarkdown(diffPolicies(base, head, latest));
     expect(md.startsWith(`${COMMENT_MARKER}\n### Parmanu plan`)).toBe(true);
-    expect(md).toContain('| `change` | changed | 2 | 8 | 6 | 0 |');
+    expect(md).toContain('| `change` | changed | 2 | 8 | 6 | 0 | 0 |');
     expect(md).toContain('| `scaling.max` | 5 | 10 |');
     expect(md).toContain('1 pool unchanged: `keep`.');
     expect(md).toContain('Terraform: 6 to add, 1 pool changed, 1 to destroy.');
+  });
+});
+
+describe('diffPolicies: rollout and removed pools', () => {
+  const base = policy({ web: { labels: ['a'], machine: { image: 'img-1' } } });
+  const head = policy({ web: { labels: ['a'], machine: { image: 'img-2' } } });
+  const latest = (p: string) => (p === 'web' ? { nodes: ['web-1', 'web-2', 'web-3'], at: 1000, queued: 0, running: 3 } : p === 'old' ? { nodes: ['old-1'], at: 1000, queued: 0, running: 0 } : undefined);
+  const specChanged = (a: { machine: { image?: string } }, b: { machine: { image?: string } }) => a.machine.image !== b.machine.image;
+
+  it('says how many nodes a change of image will replace', () => {
+    const d = diffPolicies(base, head, latest, new Map(), { specChanged });
+    expect(d.pools[0]?.now?.replace).toBe(3);
+    const md = planMarkdown(d);
+    expect(md).toContain('| `web` | changed | 3 | 3 | 0 | 0 | 3 |');
+    expect(md).toContain('Rollout: `web` replaces 3 nodes');
+    expect(d.report).toEqual({ create: 3, update: 1, delete: 3 });
+  });
+
+  it('shows a pool Parmanu still manages but the policy no longer names as removed, without --base', () => {
+    const d = diffPolicies(undefined, head, latest, new Map(), { known: ['old'] });
+    expect(d.pools.find((p) => p.pool === 'old')).toMatchObject({ change: 'removed', now: { nodes: 1, desired: 0, destroy: 1 } });
+  });
+
+  it('counts what a new pool starts with', () => {
+    const d = diffPolicies(base, policy({ ...{ web: { labels: ['a'], machine: { image: 'img-1' } } }, fresh: { labels: ['x'], scaling: { min: 2 } } }), latest);
+    expect(d.pools.find((p) => p.pool === 'fresh')?.now).toMatchObject({ desired: 2, create: 2 });
+    expect(d.report.create).toBe(2);
   });
 });
 
