@@ -12,7 +12,15 @@ const PROVIDER_ROOTS = {
 };
 const IO_LIBS = ['ioredis', 'execa', '@octokit/*', '@gitbeaker/*', 'undici', 'node:*', 'fs', 'fs/*', 'child_process', 'http', 'https', 'net', 'os', 'path', 'crypto'];
 
-/** A restricted-imports rule: forbidden module patterns, with the folder's reason. */
+/** The shipped CLI (src/, stacks/) imports no development code: bench/ and test/ are not packed. */
+const NO_DEV_CODE = { group: ['**/bench/**', '**/test/**'], message: 'The shipped CLI (src/, stacks/) must not import bench/ or test/: they are development tools, not part of the package.' };
+/** The same for import(): no dynamic import of bench/ or test/, and none whose path is computed (test/proof/shipped.test.ts checks the compiled JS too). */
+const NO_DEV_DYNAMIC_IMPORT = [
+  { selector: 'ImportExpression[source.value=/(^|\\/)(bench|test)\\//]', message: NO_DEV_CODE.message },
+  { selector: "ImportExpression:not([source.type='Literal'])", message: 'The shipped CLI imports modules by literal path only, so that no import() can lead into bench/ or test/.' },
+];
+
+/** A restricted-imports rule for a folder of the shipped CLI: forbidden module patterns, with the folder's reason. */
 const restrict = (why, groups, typeOnlyOk = []) => ({
   '@typescript-eslint/no-restricted-imports': [
     'error',
@@ -21,6 +29,7 @@ const restrict = (why, groups, typeOnlyOk = []) => ({
       patterns: [
         { group: groups, message: why },
         ...typeOnlyOk.map((g) => ({ group: [g], allowTypeImports: true, message: `${why} (type imports are allowed)` })),
+        NO_DEV_CODE,
       ],
     },
   ],
@@ -37,8 +46,13 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-imports': 'off',
-      ...restrict('Only stacks/ imports CDKTF.', CDKTF),
+      '@typescript-eslint/no-restricted-imports': ['error', { ...PROVIDER_ROOTS, patterns: [{ group: CDKTF, message: 'Only stacks/ imports CDKTF.' }] }],
     },
+  },
+  {
+    // Every folder of src/; the folders below that have rules of their own repeat NO_DEV_CODE through restrict().
+    files: ['src/**'],
+    rules: { ...restrict('Only stacks/ imports CDKTF.', CDKTF), 'no-restricted-syntax': ['error', ...NO_DEV_DYNAMIC_IMPORT] },
   },
   {
     files: ['src/decide/**'],
@@ -55,7 +69,7 @@ export default tseslint.config(
         { object: 'performance', property: 'now', message: 'decide/ takes `now` as an argument.' },
         { object: 'process', message: 'decide/ reads no environment.' },
       ],
-      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'decide/ takes `now` as an argument.' }],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'decide/ takes `now` as an argument.' }, ...NO_DEV_DYNAMIC_IMPORT],
     },
   },
   {
@@ -82,6 +96,7 @@ export default tseslint.config(
   {
     files: ['stacks/**'],
     rules: {
+      'no-restricted-syntax': ['error', ...NO_DEV_DYNAMIC_IMPORT],
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
@@ -89,6 +104,7 @@ export default tseslint.config(
           patterns: [
             { group: ['ioredis', 'execa', '@octokit/*', '@gitbeaker/*', '**/src/emitters/**', '**/src/decide/**', '**/src/history/**', '**/src/terraform/**', '**/src/reconcile/**', '**/src/cli/**', '**/src/sim/**'], message: 'stacks/ renders Terraform from plain data.' },
             { group: ['**/src/policy/*'], allowTypeImports: true, message: 'stacks/ may import policy types only.' },
+            NO_DEV_CODE,
           ],
         },
       ],
@@ -97,10 +113,11 @@ export default tseslint.config(
   {
     // The cdktf app entry is a composition root: it loads the policy like the CLI does.
     files: ['stacks/main.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', PROVIDER_ROOTS] },
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { ...PROVIDER_ROOTS, patterns: [NO_DEV_CODE] }] },
   },
   {
     // Tests may use cdktf's own Testing helpers; bench/ measures cdktf through stacks/floor.ts.
+    // (bench/ and test/ may import each other and src/: they are development code, never packed.)
     files: ['test/**'],
     rules: { '@typescript-eslint/no-restricted-imports': ['error', PROVIDER_ROOTS] },
   },

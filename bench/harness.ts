@@ -19,6 +19,8 @@ export interface BenchCase {
 
 export interface BenchContext {
   root: string;
+  /** Where the recorded job traces are (PARMANU_TRACES_DIR, default ../shared/traces beside the checkout); may not exist. */
+  tracesDir: string;
   log: (line: string) => void;
 }
 

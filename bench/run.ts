@@ -12,11 +12,13 @@ import type { BenchCase, Figure } from './harness.js';
 
 const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200];
 
-const HELP = `Usage: parmanu bench [--json | --markdown] [--only NAME[,NAME…]]
+const HELP = `Usage: npm run bench -- [--json | --markdown] [--only NAME[,NAME…]]
 
 Runs the benchmark suite. Each figure is compared with a baseline measured in the same run
 where one exists. --markdown prints the table as Markdown (the form BENCHMARKS.md records).
-Cases: ${CASES.map((c) => c.name).join(', ')}.`;
+Cases: ${CASES.map((c) => c.name).join(', ')}.
+The trace figures read bitcoin-core-gha.csv from PARMANU_TRACES_DIR (default ../shared/traces
+beside the checkout); without it they are skipped with one line on stderr.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('bench', argv, { json: { type: 'boolean' }, markdown: { type: 'boolean' }, only: { type: 'string' } });
@@ -31,7 +33,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   for (const c of CASES) {
     if (only && !only.includes(c.name)) continue;
     io.err(`bench: ${c.name}…`);
-    figures.push(...(await c.run({ root, log: io.err })));
+    figures.push(...(await c.run({ root, tracesDir: io.env.PARMANU_TRACES_DIR ? resolve(io.cwd, io.env.PARMANU_TRACES_DIR) : resolve(root, '..', 'shared', 'traces'), log: io.err })));
   }
   if (values.json) {
     io.out(JSON.stringify({ figures }));

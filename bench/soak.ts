@@ -1,5 +1,5 @@
 /**
- * `parmanu soak -- --cycles N --seed S [--json]`: reconcile cycles against the GitLab, GitHub and
+ * `npm run soak -- --cycles N --seed S [--json]`: reconcile cycles against the GitLab, GitHub and
  * Jenkins emulators, the local platform and a real Redis, with a seeded workload and injected
  * faults — emulator 5xx, timeouts, 429s and garbage; terraform failing mid-apply; Redis restarted;
  * a second reconciler racing for the leases; a reconciler killed with SIGKILL mid-cycle. After every
@@ -25,7 +25,7 @@ import { GitlabEmulator, type GlProject } from '../test/emulators/gitlab.js';
 import { JenkinsEmulator } from '../test/emulators/jenkins.js';
 import { startRedis } from '../test/redis-server.js';
 
-const HELP = `Usage: parmanu soak [--cycles 40] [--seed 7] [--json]
+const HELP = `Usage: npm run soak -- [--cycles 40] [--seed 7] [--json]
 
 Runs reconcile cycles against emulated GitLab, GitHub and Jenkins, real terraform (local platform)
 and a real redis-server, with a seeded workload and injected faults during the first 60% of the

@@ -8,6 +8,8 @@ import { expectNoSecrets } from './secret-scan.js';
 
 export const root = resolve(import.meta.dirname, '..');
 export const bin = join(root, 'bin', 'parmanu.js');
+/** The development tools' entry (`npm run bench|soak`): not part of the shipped CLI. */
+export const devBin = join(root, 'dist', 'bench', 'cli.js');
 
 export interface CliResult {
   code: number | null;
@@ -21,6 +23,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Inherit the test process's environment instead. */
   inheritEnv?: boolean;
+  /** Run the development tools' entry (dist/bench/cli.js, as `npm run bench|soak` does) instead of bin/parmanu.js. */
+  dev?: boolean;
 }
 
 function childEnv(o: CliOptions): NodeJS.ProcessEnv {
@@ -29,16 +33,16 @@ function childEnv(o: CliOptions): NodeJS.ProcessEnv {
 
 /** Runs `parmanu ARGS` to completion; throws (failing the test) when its output holds a secret. */
 export function cli(args: string[], o: CliOptions = {}): CliResult {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: o.cwd ?? root, env: childEnv(o), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, [o.dev ? devBin : bin, ...args], { cwd: o.cwd ?? root, env: childEnv(o), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const res = { code: r.status, out: r.stdout, err: r.stderr };
-  scan(args, res);
+  scan(args, res, o.dev);
   return res;
 }
 
 /** The same, without blocking the event loop (needed when the test process serves an emulator). */
 export function cliAsync(args: string[], o: CliOptions & { timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: o.cwd ?? root, env: childEnv(o), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [o.dev ? devBin : bin, ...args], { cwd: o.cwd ?? root, env: childEnv(o), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -49,7 +53,7 @@ export function cliAsync(args: string[], o: CliOptions & { timeoutMs?: number } 
       if (timer) clearTimeout(timer);
       const res = { code, out, err };
       try {
-        scan(args, res);
+        scan(args, res, o.dev);
         resolvePromise(res);
       } catch (e) {
         reject(e instanceof Error ? e : new Error(String(e)));
@@ -58,8 +62,8 @@ export function cliAsync(args: string[], o: CliOptions & { timeoutMs?: number } 
   });
 }
 
-function scan(args: string[], r: CliResult): void {
-  const name = `parmanu ${args.join(' ')}`;
+function scan(args: string[], r: CliResult, dev?: boolean): void {
+  const name = `${dev ? 'dist/bench/cli.js' : 'parmanu'} ${args.join(' ')}`;
   expectNoSecrets(`stdout of ${name}`, r.out);
   expectNoSecrets(`stderr of ${name}`, r.err);
 }

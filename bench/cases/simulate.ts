@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrace } from '../../src/policy/trace.js';
 import { defaultPools, simulate } from '../../src/sim/simulate.js';
@@ -7,8 +7,12 @@ import { round, type BenchCase } from '../harness.js';
 /** Wall time of the whole bitcoin simulation with every baseline, and the headline results. */
 export const simulateBitcoin: BenchCase = {
   name: 'simulate-bitcoin',
-  async run({ root }) {
-    const path = join(root, '..', 'shared', 'traces', 'bitcoin-core-gha.csv');
+  async run({ tracesDir, log }) {
+    const path = join(tracesDir, 'bitcoin-core-gha.csv');
+    if (!existsSync(path)) {
+      log(`bench: simulate-bitcoin skipped: no trace ${path} (set PARMANU_TRACES_DIR to the folder that holds bitcoin-core-gha.csv)`);
+      return [];
+    }
     const t0 = process.hrtime.bigint();
     const trace = parseTrace(readFileSync(path, 'utf8')).jobs;
     const r = simulate(trace, defaultPools(trace), { bootMs: 90_000, probeMs: 30_000 });

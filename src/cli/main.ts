@@ -21,9 +21,13 @@ const COMMANDS: Record<string, CommandEntry> = {
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', load: async () => (await import('./report.js')).run },
   status: { summary: "each pool's nodes and their runner state", load: async () => (await import('./status.js')).run },
-  soak: { summary: 'fault-injection soak against the emulators', load: async () => (await import('../../bench/soak.js')).run },
-  bench: { summary: 'the benchmark suite', load: async () => (await import('../../bench/run.js')).run },
 };
+
+/**
+ * Development tools that live in bench/ and use the test emulators: a checkout runs them with
+ * `npm run bench` / `npm run soak`. The shipped CLI neither contains nor imports them.
+ */
+const DEV_TOOLS = ['bench', 'soak'];
 
 export function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
@@ -38,6 +42,7 @@ export function usage(): string {
     '',
     'Run `parmanu <command> --help` for a command\'s options.',
     'Environment: REDIS_URL, PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform).',
+    `Development tools (${DEV_TOOLS.join(', ')}) run from a checkout of the repository: npm run <tool>.`,
   ].join('\n');
 }
 
@@ -53,6 +58,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   }
   const entry = COMMANDS[command];
   try {
+    if (!entry && DEV_TOOLS.includes(command)) throw new UsageError(`"${command}" is a development tool, not part of the installed CLI: run \`npm run ${command}\` in a checkout of the repository`);
     if (!entry) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
     if (!entry.load) throw new UsageError(`"${command}" is not built yet (${entry.pending}); see the issue tracker`, 1);
     const fn = await entry.load();

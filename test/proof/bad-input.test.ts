@@ -96,6 +96,8 @@ describe.concurrent('bad flags', () => {
     [['reconcile', '--policy', 'good.yaml', '--pool', 'nope'], /no pool named "nope"/],
     [['reconcile', 'extra-positional', '--policy', 'good.yaml'], /extra-positional/],
     [['deploy'], /unknown command "deploy"/],
+    [['bench', '--only', 'nope'], /^parmanu: "bench" is a development tool, not part of the installed CLI: run `npm run bench` in a checkout of the repository\n$/],
+    [['soak'], /^parmanu: "soak" is a development tool, not part of the installed CLI: run `npm run soak` in a checkout of the repository\n$/],
     [['plan', '--policy', 'good.yaml', '--format', 'yaml'], /--format must be markdown or json/],
     [['synth', '--policy', 'good.yaml', '--nodes', 'many'], /--nodes must be/],
     [['simulate', '--trace', 'good.csv', '--boot', 'soon'], /--boot/],
@@ -139,7 +141,6 @@ describe.concurrent('secrets that do not resolve, files that cannot be read, no 
     [['synth', '--policy', 'good.yaml', '--out', 'good.csv'], /synth: cannot write the stack into \S*good\.csv\/p: a file is in the way/],
     [['plan', '--policy', 'good.yaml', '--base', '.', '--report', 'no-such-dir/x.json'], /plan: cannot write --report \S*no-such-dir\/x\.json: its directory does not exist/],
     [['simulate', '--shape', 'nightly', '--days', '1', '--write-trace', 'no-such-dir/t.csv'], /simulate: cannot write --write-trace \S*no-such-dir\/t\.csv: its directory does not exist/],
-    [['bench', '--only', 'nope'], /bench: no case named "nope"/],
   ])('an output that cannot be written: %j', async (args, message) => {
     expectRefused(await run(args), message);
   });

@@ -1,7 +1,7 @@
 /**
  * The soak's acceptance run, exactly as the README gives it: `npm run soak -- --cycles 40 --seed 7
- * --json` through the compiled CLI. Every kind of fault is injected at least once (the fault bag
- * draws each kind before any repeats), no invariant may break, and the fleet must converge within
+ * --json`, through the compiled development tools (dist/bench/cli.js). Every kind of fault is
+ * injected at least once (the fault bag draws each kind before any repeats), no invariant may break, and the fleet must converge within
  * three cycles of the faults stopping.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ const KINDS = ['github-429', 'github-500', 'gitlab-500', 'gitlab-garbage', 'jenk
 
 describe('soak', () => {
   it('--cycles 40 --seed 7: ≥ 10 faults of all nine kinds, no invariant broken, converged within 3 cycles', { timeout: 400_000 }, async () => {
-    const r = await cliAsync(['soak', '--cycles', '40', '--seed', '7', '--json'], { inheritEnv: true, timeoutMs: 380_000 });
+    const r = await cliAsync(['soak', '--cycles', '40', '--seed', '7', '--json'], { inheritEnv: true, dev: true, timeoutMs: 380_000 });
     expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out) as Record<string, unknown> & { faultsByKind: Record<string, number>; faults: number; convergedWithinCycles: number | null };
     expect(Object.keys(out).sort()).toEqual(['busyRunnersDeleted', 'convergedWithinCycles', 'cycles', 'faults', 'faultsByKind', 'leakedVMs', 'maxExceeded', 'orphanRunners', 'poolErrors', 'tokensInOutput']);
