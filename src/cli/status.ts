@@ -1,21 +1,37 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { decide } from '../decide/decide.js';
 import type { ProbeResult } from '../emitters/types.js';
-import { poolDir } from '../reconcile/cycle.js';
-import { readStateNodes } from '../terraform/state.js';
+import type { PlatformConfig, PoolConfig } from '../policy/types.js';
+import { poolDir, removedPools } from '../reconcile/known-pools.js';
+import { observe } from '../reconcile/observe.js';
+import { readStateNodes, type StateNode } from '../terraform/state.js';
 import { parse } from './args.js';
 import { loadFleet, openEmitters, openHistoryFor } from './context.js';
 import type { Io } from './errors.js';
-import { join } from 'node:path';
 
 const HELP = `Usage: parmanu status [--policy PATH] [--pool NAME] [--json]
 
-Each pool's nodes — from Terraform state (local backends) and the history — with their runner's
-state as the CI platform reports it now: online, busy, paused, draining, or no runner.
+Each pool's nodes — from its Terraform state, joined with the runners that carry the pool's
+ownership marker and with the history — and each node's lifecycle state: booting, ready, busy,
+outdated (its spec differs from the policy), broken (its runner never came online, or has been
+offline longer than bootTimeout), draining. Pools removed from the policy that still have nodes
+are listed too (the next reconcile drains and destroys them). Reads only: runs no terraform for
+local backends, and \`terraform state pull\` for remote ones that reconcile has initialized.
 
 Options:
   --policy PATH   policy file or directory (default policies/)
   --pool NAME     only these pools (comma-separated)
-  --json          print {"pools": [{"pool", "nodes": [{"name", "createdAt", "draining", "runner"}]}]}
+  --json          print {"pools": [{"pool", "removed", "probe", "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
   -h, --help      this help`;
+
+interface StatusNode {
+  name: string;
+  state: string;
+  createdAt: number | null;
+  draining: boolean;
+  runner: string;
+}
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('status', argv, { policy: { type: 'string' }, pool: { type: 'string' }, json: { type: 'boolean' } });
@@ -25,32 +41,38 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const fleet = loadFleet('status', io, values, { secrets: true });
   if (!fleet) return 2;
-  const { policy, pools, stateDir } = fleet;
-  const emitters = openEmitters('status', io, fleet);
-  const probes = new Map<string, ProbeResult>();
-  await Promise.all([...new Set(pools.map((p) => p.emitter))].map(async (name) => {
-    const e = emitters.get(name);
-    if (e) probes.set(name, await e.probe());
-  }));
+  const { policy, pools, stateDir, wanted } = fleet;
   const history = openHistoryFor('status', io, stateDir);
-  const out: Array<{ pool: string; probe: string; nodes: Array<{ name: string; createdAt: number | null; draining: boolean; runner: string }> }> = [];
+  const out: Array<{ pool: string; removed: boolean; probe: string; nodes: StatusNode[] }> = [];
   try {
-    for (const pool of pools) {
+    const targets: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = pools.map((p) => ({ pool: p, platform: policy.platforms[p.platform], removed: false }));
+    for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
+      if ('problem' in k || (wanted && !wanted.includes(k.pool.name))) continue;
+      if (policy.emitters[k.pool.emitter]) targets.push({ pool: k.pool, platform: k.platform, removed: true });
+    }
+    const emitters = openEmitters('status', io, { policy, pools: targets.map((t) => t.pool) });
+    const probes = new Map<string, ProbeResult>();
+    await Promise.all([...new Set(targets.map((t) => t.pool.emitter))].map(async (name) => {
+      const e = emitters.get(name);
+      if (e) probes.set(name, await e.probe());
+    }));
+    const { nodeSpec } = await import('../../stacks/spec.js');
+    const now = Date.now();
+    for (const { pool, platform, removed } of targets) {
       const rec = await history.getPool(pool.name).catch(() => undefined);
-      const platform = policy.platforms[pool.platform];
-      const local = (platform?.backend?.type ?? 'local') === 'local' ? readStateNodes(platform?.backend?.type === 'local' && platform.backend.path ? platform.backend.path : join(poolDir(stateDir, pool.name), 'terraform.tfstate')).map((n) => n.name) : [];
-      const names = [...new Set([...local, ...(rec?.nodes.map((n) => n.name) ?? [])])].sort();
+      const state = await readState(pool, platform, stateDir, rec?.nodes.map((n) => n.name) ?? [], io.env.PARMANU_TERRAFORM ?? 'terraform');
       const probe = probes.get(pool.emitter);
-      const runners = new Map((probe?.runners ?? []).map((r) => [r.name, r]));
-      const kind = emitters.get(pool.emitter)?.kind;
+      const kind = emitters.get(pool.emitter)?.kind ?? 'replay';
+      const truth = observe({ policy, pool, kind, probe, rec, state, spec: nodeSpec(pool, policy.emitters[pool.emitter]), now, poolsOfEmitter: policy.pools.filter((p) => p.emitter === pool.emitter), removed });
+      const plan = decide({ pool, now, observation: undefined, staleAfterMs: Infinity, nodes: truth.views, memory: rec?.memory, newId: (i) => String(i), removed });
       out.push({
         pool: pool.name,
+        removed,
         probe: probe ? (probe.ok ? (probe.partial ? `partial: ${probe.reason}` : 'ok') : `failed: ${probe.reason}`) : 'not probed',
-        nodes: names.map((name) => {
-          const r = runners.get(name);
-          const rn = rec?.nodes.find((n) => n.name === name);
-          const runner = kind === 'replay' ? 'no registry (replay)' : !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';
-          return { name, createdAt: rn?.createdAt ?? null, draining: rn?.drainingSince !== undefined, runner };
+        nodes: truth.views.map((v) => {
+          const r = truth.runners.get(v.name);
+          const runner = kind === 'replay' ? 'no registry (replay)' : !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';
+          return { name: v.name, state: plan.states[v.name] ?? 'unknown', createdAt: v.createdAt, draining: v.drainingSince !== undefined, runner };
         }),
       });
     }
@@ -60,8 +82,20 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (values.json) io.out(JSON.stringify({ pools: out }));
   else
     for (const p of out) {
-      io.out(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe})`);
-      for (const n of p.nodes) io.out(`  ${n.name}  ${n.runner}${n.draining ? ', draining' : ''}`);
+      io.out(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe})${p.removed ? ' — removed from the policy: draining and destroying' : ''}`);
+      for (const n of p.nodes) io.out(`  ${n.name}  ${n.state}  runner: ${n.runner}`);
     }
   return 0;
+}
+
+/** The pool's nodes from its state: a local state file, or the backend through terraform when reconcile has initialized it, else the history's names. */
+async function readState(pool: PoolConfig, platform: PlatformConfig | undefined, stateDir: string, remembered: string[], bin: string): Promise<StateNode[]> {
+  const dir = poolDir(stateDir, pool.name);
+  const local = (platform?.backend?.type ?? 'local') === 'local';
+  if (local) return readStateNodes(platform?.backend?.type === 'local' && platform.backend.path ? platform.backend.path : join(dir, 'terraform.tfstate'));
+  if (existsSync(join(dir, '.terraform'))) {
+    const { Terraform } = await import('../terraform/runner.js');
+    return new Terraform({ bin }).pullState(dir);
+  }
+  return remembered.map((name) => ({ name, type: 'terraform_data' as const }));
 }
