@@ -279,7 +279,6 @@ export class GithubEmitter implements Emitter {
     const [named, runner] = await Promise.all([this.jobNamesRunner(node), this.ownRunner(node, true)]);
     if (named) return false;
     if (!runner) return true;
-    if (runner.busy) return false;
     const path = `${this.runnerScope}/actions/runners/${runner.id}`;
     try {
       const { data } = await this.get(path, {}, false);

@@ -221,7 +221,6 @@ export class GitlabEmitter implements Emitter {
     const created = await this.wrap(async () =>
       CreatedRunnerSchema.parse(await this.api.Users.createCIRunner(type, { ...owner, description: req.node, maintenanceNote: markerNote(req.pool), tagList: req.labels, runUntagged: req.acceptUntagged, paused: false } as never)),
     );
-    this.details.set(created.id, { pool: req.pool, tags: req.labels });
     return { kind: 'gitlab', url: this.cfg.url, token: created.token };
   }
 
