@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseDuration } from '../policy/duration.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
+import { removedPools } from '../reconcile/known-pools.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
@@ -11,9 +12,11 @@ import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
 
-One reconcile cycle: probe the CI platforms, decide each pool's nodes, and apply them through
-terraform (plan → guard → apply). Safe to run every minute from a schedule and by hand at the same
-time: each pool is taken under a lease.
+One reconcile cycle: probe the CI platforms; for each pool read its nodes from Terraform state
+(terraform state pull) joined with the runners that carry its ownership marker; decide; pause
+drained runners, register new ones, and apply through terraform (plan → guard → last idle check →
+apply). Pools removed from the policy are drained and destroyed. Safe to run every minute from a
+schedule and by hand at the same time: each pool is taken under a fenced lease.
 
 Options:
   --policy PATH   policy file or directory (default policies/)
@@ -22,7 +25,7 @@ Options:
   --watch         loop at the shortest probe interval; SIGTERM/SIGINT finish the cycle and exit 0
   --metrics-listen HOST:PORT
                   with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464; off: none)
-  --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons}]}
+  --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons, states, vanished, removed?}]}
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
   -v, --verbose   also log debug events (probes, decisions)
   -q, --quiet     log only warnings and errors
@@ -77,6 +80,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
   if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
   const history = openHistoryFor('reconcile', io, stateDir, clock);
+  // Pools removed from the policy still have nodes to drain: their emitters are built too, when the
+  // policy still has them (a removed pool whose emitter cannot be built fails with the reason).
+  for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
+    if ('problem' in k || emitters.has(k.pool.emitter) || !policy.emitters[k.pool.emitter]) continue;
+    if (wanted && !wanted.includes(k.pool.name)) continue;
+    try {
+      for (const [name, e] of openEmitters('reconcile', io, { policy, pools: [k.pool] }, clock)) emitters.set(name, e);
+    } catch (err) {
+      io.err(`parmanu: pool ${k.pool.name} was removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle`);
+    }
+  }
   const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;
@@ -109,13 +123,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 function print(io: Io, result: CycleResult, json: boolean): void {
   if (json) {
-    io.out(JSON.stringify({ ok: result.ok, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    io.out(JSON.stringify({ ok: result.ok, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   for (const p of result.pools) {
     const tf = p.terraform.ran ? `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}` : 'terraform not run';
     const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
-    io.out(`${p.pool}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`);
+    io.out(`${p.pool}${p.removed ? ' (removed from the policy)' : ''}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`);
     for (const r of p.reasons) io.out(`  · ${r}`);
   }
 }

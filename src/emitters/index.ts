@@ -31,14 +31,18 @@ export function createEmitter(cfg: EmitterConfig, pools: readonly string[], secr
   }
 }
 
-/** Every emitter of a policy that a pool uses, each once (an emitter used by several pools is probed once). */
+/**
+ * Every emitter of a policy that a pool uses, each once (an emitter used by several pools is probed
+ * once); with `only`, exactly those (a pool removed from the policy still needs its emitter to be
+ * drained, though no pool of the policy uses it any more).
+ */
 export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () => number, only?: ReadonlySet<string>): Map<string, Emitter> {
   const out = new Map<string, Emitter>();
   for (const [name, cfg] of Object.entries(policy.emitters)) {
     if (only && !only.has(name)) continue;
     // Every pool of the emitter, selected or not: they all own runners on the platform.
     const pools = policy.pools.filter((p) => p.emitter === name).map((p) => p.name);
-    if (pools.length) out.set(name, createEmitter(cfg, pools, secrets, clock));
+    if (pools.length || only?.has(name)) out.set(name, createEmitter(cfg, pools, secrets, clock));
   }
   return out;
 }
