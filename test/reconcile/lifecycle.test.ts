@@ -387,6 +387,33 @@ describe('lifecycle v2 on GitLab', () => {
     }
   });
 
+  it('removes at once the runner of a registration whose VM was never created (crash between register and apply)', async () => {
+    let crash = true;
+    const { emu, project, w } = await gitlab({ p: {} }, {
+      hook: (point) => {
+        if (point === 'registered' && crash) {
+          crash = false;
+          throw new Error('injected crash after register');
+        }
+      },
+    });
+    try {
+      demand(emu, project, 1);
+      let r = await w.cycle();
+      expect(r.pools[0]?.error).toMatch(/injected crash/);
+      expect(w.names()).toEqual([]);
+      expect(emu.runnerNamed('p-n000')).toBeDefined();
+      // The registration was recorded before it was made: the next cycle removes its runner (no 15-minute grace) and makes a fresh node.
+      r = await w.cycle();
+      expect(emu.runnerNamed('p-n000')).toBeUndefined();
+      expect(w.names()).toEqual(['p-n001']);
+      expect(r.pools[0]?.error).toBeUndefined();
+    } finally {
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+
   it('converges when Redis loses everything mid-life', async () => {
     const { emu, project, w } = await gitlab();
     try {
