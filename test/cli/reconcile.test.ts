@@ -23,7 +23,7 @@ describe('parmanu reconcile', () => {
     const a = JSON.parse(first.out) as { ok: boolean; pools: Array<Record<string, unknown>> };
     expect(a.ok).toBe(true);
     const linux = a.pools.find((p) => p.pool === 'demo-linux') as { create: string[]; terraform: { ran: boolean; add: number }; observed: Record<string, number>; durationMs: number; reasons: string[] };
-    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'reasons', 'terraform']);
+    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'reasons', 'states', 'terraform', 'vanished']);
     expect(Object.keys(linux.observed).sort()).toEqual(['busy', 'nodes', 'queued', 'running']);
     expect(linux.create.length).toBeGreaterThan(0);
     expect(linux.terraform).toMatchObject({ ran: true, add: linux.create.length });
@@ -66,9 +66,9 @@ describe('parmanu reconcile', () => {
   it.each([
     [['reconcile', '--policy', 'examples/demo', '--now', 'yesterday'], {}, /--now must be an ISO-8601 time/],
     [['reconcile', '--policy', 'examples/demo', '--pool', 'nope'], {}, /no pool named "nope"/],
-    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.5 or OpenTofu, or set PARMANU_TERRAFORM/],
+    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0, or set PARMANU_TERRAFORM/],
     [['reconcile', '--policy', join(root, 'policies')], {}, /\$\{env:GITLAB_TOKEN\}: environment variable GITLAB_TOKEN is not set/],
-    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: join(dir, 'old-terraform') }, /old-terraform 1\.2\.9 is too old: Parmanu needs ≥ 1\.5\.0/],
+    [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: join(dir, 'old-terraform') }, /old-terraform 1\.2\.9 is too old: Parmanu needs Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0/],
     [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT or off/],
   ])('refuses %j with exit 2 and one clear line', (args, env, message) => {
     const r = cli(args, env as Record<string, string>);

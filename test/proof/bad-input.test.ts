@@ -158,7 +158,7 @@ describe.concurrent('secrets that do not resolve, files that cannot be read, no 
   });
 
   it('terraform missing from PATH', async () => {
-    expectRefused(await run(['reconcile', '--policy', 'good.yaml'], { PARMANU_TERRAFORM: 'no-such-terraform' }), /no-such-terraform not found on PATH: install Terraform ≥ 1\.5 or OpenTofu, or set PARMANU_TERRAFORM/);
+    expectRefused(await run(['reconcile', '--policy', 'good.yaml'], { PARMANU_TERRAFORM: 'no-such-terraform' }), /no-such-terraform not found on PATH: install Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0, or set PARMANU_TERRAFORM/);
   });
 
   it('and the wrapper does record terraform when the input is good (so the checks above can fail)', async () => {

@@ -183,7 +183,7 @@ describe('bootstrap user-data', () => {
 
   it('starts GitHub runners with the JIT config or configures them with labels', () => {
     expect(linuxUserData(pool, 'p-1', creds[1] as RunnerCredential)).toContain('run.sh --jitconfig "$(cat /etc/parmanu/github-jitconfig)"');
-    expect(linuxUserData(pool, 'p-1', creds[2] as RunnerCredential)).toContain("./config.sh --unattended --replace --url 'https://github.com/acme' --token \"$(cat /etc/parmanu/github-registration-token)\" --name 'p-1' --labels 'linux,big'");
+    expect(linuxUserData(pool, 'p-1', creds[2] as RunnerCredential)).toContain("./config.sh --unattended --replace --url 'https://github.com/acme' --token \"$(cat /etc/parmanu/github-registration-token)\" --name 'p-1' --labels 'linux,big,parmanu-pool-p'");
   });
 
   it('starts a Jenkins inbound agent over WebSocket with the secret from a file', () => {
