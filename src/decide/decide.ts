@@ -49,7 +49,9 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const active = nodes.filter((n) => n.drainingSince === undefined);
   const broken = active.filter((n) => isBroken(n, now, s.bootTimeoutMs));
   const brokenSet = new Set(broken.map((n) => n.name));
-  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) : [];
+  // Spent: an ephemeral node whose one job is done — it says so, or its runner, once online, has
+  // left the platform (a just-in-time runner unregisters itself after its job).
+  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (((n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) || (n.runner === undefined && n.onlineAt !== undefined))) : [];
   const unhealthy = new Set([...broken, ...spent].map((n) => n.name));
   const inService = active.filter((n) => !unhealthy.has(n.name));
   const tooOld = (n: NodeView) => s.maxLifetimeMs !== undefined && now - n.createdAt >= s.maxLifetimeMs;

@@ -214,7 +214,12 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
 
     // observe
-    const rec = await deps.history.getPool(pool.name);
+    // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt
+    // from the truth and overwritten by this cycle) rather than failing the pool on every cycle.
+    const rec = await deps.history.getPool(pool.name).catch((err: Error) => {
+      out.reasons.push(`history record unreadable (${err.message}): rebuilt from Terraform state`);
+      return undefined;
+    });
     const state = await pullState(run);
     const truth = observe({ policy: deps.policy, pool, kind: emitter.kind, probe, rec, state, spec: run.spec, now, poolsOfEmitter: deps.policy.pools.filter((p) => p.emitter === pool.emitter), removed });
     out.observed = truth.observed;

@@ -134,9 +134,12 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   // 1. Intents left by an earlier cycle: a registration or destroy whose node is not in state
   //    leaves a runner no VM will ever back: it goes now, not after a grace period.
   const leftover = new Set<string>();
-  for (const i of rec.intents) {
+  for (const i of [...rec.intents]) {
     if (inState.has(i.node)) {
-      if (i.action !== 'pause') dropIntents(i.node, [i.action]);
+      // A pause whose runner is paused (or gone) now was done; one still to do is redone below.
+      const r = truth.runners.get(i.node);
+      const paused = emitter.kind === 'replay' || !r || r.paused;
+      if (i.action !== 'pause' || paused || byName.get(i.node)?.drainingSince === undefined) dropIntents(i.node, [i.action]);
       continue;
     }
     if (i.action === 'register' || i.action === 'destroy' || i.action === 'deregister') leftover.add(i.node);

@@ -146,6 +146,13 @@ const TABLE: Row[] = [
   { name: 'maxLifetime makes an old node outdated', scaling: { maxLifetime: '24h' }, nodes: [idle('p-old', 25 * 60), idle('p-young', 60)], observation: obs(0, 2), want: { desired: 2, create: 1, drain: ['p-old'], reason: /rollout: replacing 1 of 1/ } },
   { name: 'scale-down takes outdated nodes first', nodes: [idle('p-a', 50), idle('p-b', 30, { outdated: true })], observation: obs(0, 0), memory: { targets: [] }, scaling: { rollout: { maxUnavailable: 1 }, disruptionBudget: 1 }, want: { desired: 0, create: 0, drain: ['p-b'] } },
   { name: 'rollout holds on a failed probe', nodes: [idle('p-a', 30, { outdated: true })], observation: obs(0, 0, { ok: false }), want: { desired: 1, create: 0, drain: [], held: true } },
+  {
+    name: 'an ephemeral node whose runner left after its job is spent at once, not capacity until bootTimeout',
+    runner: { ephemeral: true },
+    nodes: [{ name: 'p-done', createdAt: T0 - 5 * MIN, onlineAt: T0 - 4 * MIN, offlineSince: T0 - 30_000 }, idle('p-b', 5)],
+    observation: obs(2, 0),
+    want: { desired: 2, create: 1, drain: ['p-done'], reason: /replacing 1 ephemeral node that finished its job/ },
+  },
   { name: 'a node drained as outdated is never resumed', nodes: [{ ...drained(idle('p-a'), 1), drainReason: 'outdated' }], observation: obs(1, 0), want: { desired: 1, create: 1, resume: [], destroy: ['p-a'] } },
 ];
 

@@ -431,6 +431,26 @@ describe('lifecycle v2 on GitLab', () => {
     }
   });
 
+  it('sets aside a history record it cannot read instead of failing the pool on every cycle', async () => {
+    const raw = new Redis(redis.url);
+    const { emu, project, w } = await gitlab();
+    try {
+      demand(emu, project, 1);
+      await w.cycle();
+      await raw.set(`${w.prefix}pool:p`, '{"torn');
+      let r = await w.cycle();
+      expect(r.pools[0]?.error).toBeUndefined();
+      expect(r.pools[0]?.reasons.join('\n')).toMatch(/history record unreadable/);
+      expect(w.names()).toEqual(['p-n000']);
+      r = await w.cycle();
+      expect(r.pools[0]?.reasons.join('\n')).not.toMatch(/unreadable/);
+    } finally {
+      raw.disconnect();
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+
   it('stops before applying when its lease was taken over mid-cycle (fencing)', async () => {
     const raw = new Redis(redis.url);
     let steal: (() => Promise<void>) | undefined;
