@@ -97,6 +97,8 @@ export abstract class Emulator {
   readonly removals: RunnerRemoval[] = [];
   /** Every request that changed a runner, by the runner's name (found, not 404). */
   readonly touches: RunnerTouch[] = [];
+  /** Every runner credential handed out through the API (runner token, JIT config, agent node), by the runner's name. */
+  readonly credentials: Array<{ runner: string; at: number }> = [];
   private server: Server | undefined;
   private readonly routes: Array<{ method: string; re: RegExp; handler: Handler }> = [];
 
@@ -145,8 +147,9 @@ export abstract class Emulator {
   abstract token: string;
 
   /** A credential handed out (runner token, agent secret), recorded for the secret scan. */
-  protected issue(secret: string): string {
+  protected issue(secret: string, runner?: string): string {
     issuedSecrets.add(secret);
+    if (runner !== undefined) this.credentials.push({ runner, at: Date.now() });
     return secret;
   }
 

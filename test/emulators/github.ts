@@ -75,7 +75,7 @@ export class GithubEmulator extends Emulator {
       if (this.runners.some((x) => x.name === b.name)) return { status: 409, body: { message: 'Already exists - A runner with the same name already exists', documentation_url: DOCS } };
       const runner: GhRunner = { id: this.nextId++, name: b.name, os: 'unknown', status: 'offline', busy: false, labels: ['self-hosted', ...b.labels], ephemeral: true };
       this.runners.push(runner);
-      return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: this.issue(Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': `jit-${runner.id}-EMULATED` })).toString('base64')) } };
+      return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: this.issue(Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': `jit-${runner.id}-EMULATED` })).toString('base64'), runner.name) } };
     }));
     this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => this.list(r, this.comments.filter((c) => c.issue === Number(r.params[2])).map((c) => ({ id: c.id, body: c.body })))));
     this.route('POST', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => {

@@ -239,6 +239,6 @@ export class GitlabEmulator extends Emulator {
       runner.project_id = p.id;
     }
     this.runners.push(runner);
-    return { status: 201, body: { id: runner.id, token: this.issue(`glrt-${runner.id}EMULATED0000000000`), token_expires_at: null } };
+    return { status: 201, body: { id: runner.id, token: this.issue(`glrt-${runner.id}EMULATED0000000000`, runner.description), token_expires_at: null } };
   }
 }

@@ -161,7 +161,7 @@ export class JenkinsEmulator extends Emulator {
       return { status: 400, raw: 'malformed json', headers: { 'content-type': 'text/plain' } };
     }
     if (json.launcher?.['stapler-class'] !== 'hudson.slaves.JNLPLauncher') return { status: 400, raw: 'only inbound agents are supported here', headers: { 'content-type': 'text/plain' } };
-    this.nodes.push({ name, labels: (json.labelString ?? '').split(/\s+/).filter(Boolean), numExecutors: Number(json.numExecutors ?? 1), online: false, temporarilyOffline: false, busyExecutors: 0, secret: this.issue(createHash('sha256').update(`secret:${name}`).digest('hex')), description: json.nodeDescription ?? '' });
+    this.nodes.push({ name, labels: (json.labelString ?? '').split(/\s+/).filter(Boolean), numExecutors: Number(json.numExecutors ?? 1), online: false, temporarilyOffline: false, busyExecutors: 0, secret: this.issue(createHash('sha256').update(`secret:${name}`).digest('hex'), name), description: json.nodeDescription ?? '' });
     return { status: 302, headers: { location: `${this.url}/computer/` }, raw: '' };
   }
 }
