@@ -51,7 +51,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const brokenSet = new Set(broken.map((n) => n.name));
   // Spent: an ephemeral node whose one job is done — it says so, or its runner, once online, has
   // left the platform (a just-in-time runner unregisters itself after its job).
-  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (((n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) || (n.runner === undefined && n.onlineAt !== undefined))) : [];
+  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (((n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) || (n.runner === undefined && (n.onlineAt !== undefined || n.seenRunner === true)))) : [];
   const unhealthy = new Set([...broken, ...spent].map((n) => n.name));
   const inService = active.filter((n) => !unhealthy.has(n.name));
   const tooOld = (n: NodeView) => s.maxLifetimeMs !== undefined && now - n.createdAt >= s.maxLifetimeMs;
@@ -201,13 +201,15 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   if (mayShrink && !input.removed && outdated.length) {
     const mu = s.rollout.maxUnavailable;
     const limit = 'count' in mu ? mu.count : Math.max(1, Math.ceil((mu.percent / 100) * active.length));
-    const inFlight = draining.filter((n) => n.drainReason === 'outdated' || n.drainReason === 'lifetime').length;
+    // Unavailable: nodes draining for the rollout, and nodes still booting (a replacement that is
+    // not online yet serves nothing: draining the next one would take the pool below its size).
+    const inFlight = draining.filter((n) => n.drainReason === 'outdated' || n.drainReason === 'lifetime').length + inService.filter((n) => n.runner?.online !== true && !outdatedSet.has(n.name)).length;
     const room = Math.max(0, Math.min(limit - inFlight, budget));
     rollout = [...outdated].sort((a, b) => Number(!isIdle(a)) - Number(!isIdle(b)) || a.createdAt - b.createdAt).slice(0, room);
     for (const n of rollout) newDrain(n, n.outdated ? 'outdated' : 'lifetime');
     budget -= rollout.length;
     if (rollout.length) reasons.push(`rollout: replacing ${rollout.length} of ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} (maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
-    else reasons.push(`rollout: ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} wait${outdated.length === 1 ? 's' : ''} (${inFlight} already draining, maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
+    else reasons.push(`rollout: ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} wait${outdated.length === 1 ? 's' : ''} (${inFlight} already draining or booting, maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
   }
   const rolled = new Set(rollout.map((n) => n.name));
   const serving = input.removed && !hold ? [] : inService.filter((n) => !rolled.has(n.name));
@@ -223,9 +225,12 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     short--;
   }
   if (resume.length) reasons.push(`resuming ${resume.length} drained node${resume.length === 1 ? '' : 's'} instead of booting new ones`);
+  // Destroyed only once its runner is seen paused (or its registration gone): a runner that a
+  // crash or a failed call left unpaused could take a job after the last idle check.
+  const pausedNow = (n: NodeView) => n.runner === undefined || n.runner.paused;
   for (const n of draining) {
     if (resume.includes(n.name)) continue;
-    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n)) destroy.push(n.name);
+    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) destroy.push(n.name);
     else drain.push(n.name);
   }
   if (destroy.length) reasons.push(`destroying ${destroy.length} drained idle node${destroy.length === 1 ? '' : 's'}`);

@@ -45,6 +45,8 @@ export interface NodeView {
   onlineAt?: number;
   /** Since when its runner, once online, has been offline or absent. */
   offlineSince?: number;
+  /** Its runner has been listed by the platform at least once (an ephemeral runner that is gone since ran its job). */
+  seenRunner?: boolean;
   /** Its recorded spec differs from the policy's (machine, image, disk, OS, runner settings, bootstrap). */
   outdated?: boolean;
 }

@@ -248,7 +248,7 @@ export class GithubEmitter implements Emitter {
 
   /** DELETE of the registration: 404 is gone; 422 is GitHub refusing while the runner runs a job. */
   private async remove(node: string): Promise<void> {
-    const r = await this.ownRunner(node, false);
+    const r = await this.ownRunner(node, true);
     if (!r) return;
     const what = `DELETE ${this.runnerScope}/actions/runners/${r.id}`;
     try {

@@ -132,12 +132,20 @@ export class GitlabEmitter implements Emitter {
     return e.message ? redact(e.message, [this.token]) : String(err);
   }
 
-  /** All pages of a list, validated; a short list (an empty page in the middle) marks the probe partial. */
-  private async list<T extends z.ZodType>(what: string, item: T, call: () => Promise<unknown>): Promise<Array<z.output<T>>> {
+  /**
+   * All pages of a list, validated; a short list (an empty page in the middle) marks the probe
+   * partial, or with `strict` (look-ups that act on a runner) is an error: a runner on a missing
+   * page must not be taken for gone.
+   */
+  private async list<T extends z.ZodType>(what: string, item: T, call: () => Promise<unknown>, strict = false): Promise<Array<z.output<T>>> {
     const raw = await call();
     const parsed = Paginated(item).parse(raw);
     const total = parsed.paginationInfo.total;
-    if (typeof total === 'number' && parsed.data.length < total) this.problems.add(`${what}: ${parsed.data.length} of ${total} items came back`);
+    if (typeof total === 'number' && parsed.data.length < total) {
+      const problem = `${what}: ${parsed.data.length} of ${total} items came back`;
+      if (strict) throw new EmitterError(problem);
+      this.problems.add(problem);
+    }
     return parsed.data;
   }
 
@@ -169,14 +177,14 @@ export class GitlabEmitter implements Emitter {
     return job;
   }
 
-  private async runnerList(): Promise<Array<z.output<typeof RunnerSchema>>> {
+  private async runnerList(strict = false): Promise<Array<z.output<typeof RunnerSchema>>> {
     const o = this.cfg.runnerOwner;
-    if (o === 'instance') return this.list('instance runners', RunnerSchema, () => this.api.Runners.all({ type: 'instance_type', perPage: 100, showExpanded: true } as never));
+    if (o === 'instance') return this.list('instance runners', RunnerSchema, () => this.api.Runners.all({ type: 'instance_type', perPage: 100, showExpanded: true } as never), strict);
     if ('group' in o) {
       const gid = await this.groupId(o.group);
-      return this.list('group runners', RunnerSchema, () => this.api.Runners.all({ groupId: gid, type: 'group_type', perPage: 100, showExpanded: true } as never));
+      return this.list('group runners', RunnerSchema, () => this.api.Runners.all({ groupId: gid, type: 'group_type', perPage: 100, showExpanded: true } as never), strict);
     }
-    return this.list('project runners', RunnerSchema, () => this.api.Runners.all({ projectId: o.project, type: 'project_type', perPage: 100, showExpanded: true } as never));
+    return this.list('project runners', RunnerSchema, () => this.api.Runners.all({ projectId: o.project, type: 'project_type', perPage: 100, showExpanded: true } as never), strict);
   }
 
   /** The marked runners of the listing; a runner whose details cannot be read is left out and the probe is partial. */
@@ -253,7 +261,7 @@ export class GitlabEmitter implements Emitter {
     const r = await this.ownRunner(node);
     if (!r) return true;
     try {
-      const running = await this.list(`running jobs of runner ${r.id}`, JobSchema, () => this.api.Runners.allJobs(r.id, { status: 'running', perPage: 100, showExpanded: true } as never));
+      const running = await this.list(`running jobs of runner ${r.id}`, JobSchema, () => this.api.Runners.allJobs(r.id, { status: 'running', perPage: 100, showExpanded: true } as never), true);
       return running.length === 0;
     } catch (err) {
       if (err instanceof EmitterError && err.status === 404) return true;
@@ -266,7 +274,7 @@ export class GitlabEmitter implements Emitter {
    * (undefined when there is none; an unmarked runner of that name is never returned).
    */
   private async ownRunner(node: string): Promise<RunnerDetails | undefined> {
-    const list = await this.wrap(() => this.runnerList());
+    const list = await this.wrap(() => this.runnerList(true));
     for (const candidate of list.filter((r) => r.description === node)) {
       const d = await this.runnerDetails(candidate.id);
       this.remember(d);

@@ -159,29 +159,39 @@ function emptyOutcome(pool: string): PoolOutcome {
 }
 
 /**
- * Keeps a pool's lease while its cycle runs: renewed every third of its TTL; once a renewal fails
- * (another reconciler took the pool), `check()` throws before any further side effect.
+ * Keeps a pool's lease while its cycle runs: renewed every third of its TTL in the background, and
+ * renewed at once before each batch of side effects (`checkpoint`). `check()` throws before a side
+ * effect once the lease is known lost (a renewal answered no) or may have expired unseen (no
+ * renewal has succeeded for most of the TTL: the store may be unreachable while another
+ * reconciler, which can reach it, takes the pool).
  */
 class LeaseKeeper {
   private lost = false;
+  private renewedAt = Date.now();
   private readonly timer: NodeJS.Timeout;
   constructor(
     private readonly history: HistoryStore,
     readonly lease: Lease,
-    ttlMs: number,
+    private readonly ttlMs: number,
   ) {
-    this.timer = setInterval(() => {
-      history.renewLease(lease, ttlMs).then(
-        (ok) => {
-          if (!ok) this.lost = true;
-        },
-        () => undefined,
-      );
-    }, Math.max(50, Math.floor(ttlMs / 3)));
+    this.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
     this.timer.unref();
+  }
+  private async renew(): Promise<void> {
+    const started = Date.now();
+    if (await this.history.renewLease(this.lease, this.ttlMs)) this.renewedAt = Math.max(this.renewedAt, started);
+    else this.lost = true;
   }
   check(): void {
     if (this.lost) throw new LeaseLostError(`lost the lease of pool ${this.lease.pool} (another reconciler took it over): stopped before the next step`);
+    // Leases run on the wall clock, whatever clock decide is given.
+    if (Date.now() - this.renewedAt > (this.ttlMs * 2) / 3) throw new LeaseLostError(`the lease of pool ${this.lease.pool} could not be renewed for ${Math.round((Date.now() - this.renewedAt) / 1000)}s (TTL ${Math.round(this.ttlMs / 1000)}s): stopped before the next step`);
+  }
+  /** Renews now and checks: before a batch of pauses or registrations, and right before the apply. */
+  async checkpoint(): Promise<void> {
+    this.check();
+    await this.renew();
+    this.check();
   }
   async release(): Promise<void> {
     clearInterval(this.timer);
@@ -211,7 +221,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const dir = poolDir(deps.stateDir, pool.name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const k = keeper;
-    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
+    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
 
     // observe
     // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt

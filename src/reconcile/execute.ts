@@ -45,6 +45,8 @@ export interface PoolRun {
   lease: Lease;
   /** Throws when the lease was lost: called before every side effect. */
   check: () => void;
+  /** Renews the lease now and throws when it was lost: before each batch of side effects and right before the apply. */
+  checkpoint: () => Promise<void>;
   removed: boolean;
   /** The spec new nodes get. */
   spec: string;
@@ -183,6 +185,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     await save();
     await hook('drain-recorded', newDrains);
   }
+  if (!dry && newDrains.length + repause.length) await run.checkpoint();
   for (const n of [...newDrains, ...repause]) {
     if (dry) break;
     run.check();
@@ -212,6 +215,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (plan.create.length && !dry) {
     for (const name of plan.create) rec.intents.push({ node: name, action: 'register', at: now });
     await save();
+    await run.checkpoint();
   }
   for (const name of plan.create) {
     if (dry) {
@@ -260,6 +264,11 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           if (truth.runners.has(n) && (await removeRunner(n, 'its VM vanished'))) dropIntents(n);
         }
         say(`${gone.length} node${gone.length === 1 ? '' : 's'} vanished from the cloud (${gone.join(', ')}): forgotten, not re-created`);
+        // Saved to the state now, so that the next cycle's state pull no longer lists them.
+        if (!dry) {
+          await run.checkpoint();
+          await step(run, 'terraform-apply', () => deps.terraform.refreshOnly(run.dir));
+        }
         continue;
       }
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
@@ -289,9 +298,11 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         await save();
       }
       await hook('before-apply', destroy);
-      run.check();
+      await run.checkpoint();
       writePoolFile(run.dir, pool, run.platform);
-      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan'));
+      // The apply does not wait for the state lock: a long wait would put time between the last
+      // idle check and the destroy. Held by someone else, it fails now and the next cycle checks again.
+      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s' }));
       applied = true;
       break;
     }

@@ -94,12 +94,17 @@ export function observe(input: ObserveInput): PoolTruth {
     if (r.lastBusyAt !== undefined) v.lastBusyAt = r.lastBusyAt;
     if (r.onlineAt !== undefined) v.onlineAt = r.onlineAt;
     if (r.offlineSince !== undefined) v.offlineSince = r.offlineSince;
+    if (r.registeredAt !== undefined) v.seenRunner = true;
     if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
+    // A node made before specs were recorded: outdated when its machine type or image, as the state holds them, differ.
+    else if (s.spec === undefined && s.machine && ((s.machine.type !== undefined && pool.machine.type !== undefined && s.machine.type !== pool.machine.type) || (s.machine.image !== undefined && pool.machine.image !== undefined && s.machine.image !== pool.machine.image))) v.outdated = true;
     if (kind === 'replay') v.runner = { online: true, busy: false, paused: r.drainingSince !== undefined };
     else if (runner) v.runner = { online: runner.online, busy: runner.busy, paused: runner.paused };
     views.push(v);
   }
-  const vanished = (rec?.nodes ?? []).filter((n) => !inState.has(n.name)).map((n) => n.name);
+  // Nodes Parmanu destroyed itself (a destroy intent on record: a crash after the apply) did not vanish.
+  const destroyed = new Set((rec?.intents ?? []).filter((i) => i.action === 'destroy').map((i) => i.node));
+  const vanished = (rec?.nodes ?? []).filter((n) => !inState.has(n.name) && !destroyed.has(n.name)).map((n) => n.name);
   const orphans = [...runners.values()].filter((r) => !inState.has(r.name));
 
   // Jobs: matched among the emitter's pools; a runner's pool is the one its marker names.

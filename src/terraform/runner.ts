@@ -121,8 +121,15 @@ export class Terraform {
     }
   }
 
-  async apply(dir: string, planFile: string): Promise<void> {
-    const r = await this.run(['apply', '-input=false', '-no-color', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, planFile], dir);
+  /** apply of a saved plan; `lockTimeout` overrides how long it waits for the state lock. */
+  async apply(dir: string, planFile: string, opts: { lockTimeout?: string } = {}): Promise<void> {
+    const r = await this.run(['apply', '-input=false', '-no-color', `-lock-timeout=${opts.lockTimeout ?? this.opts.lockTimeout ?? '60s'}`, planFile], dir);
     if (r.exitCode !== 0) throw this.fail('apply', String(r.all));
+  }
+
+  /** `apply -refresh-only`: writes what the cloud holds now into the state (VMs gone from the cloud leave it), changing nothing else. */
+  async refreshOnly(dir: string): Promise<void> {
+    const r = await this.run(['apply', '-refresh-only', '-auto-approve', '-input=false', '-no-color', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`], dir);
+    if (r.exitCode !== 0) throw this.fail('apply -refresh-only', String(r.all));
   }
 }

@@ -29,6 +29,8 @@ export interface StateNode {
   spec?: string;
   /** When the node was created (epoch ms), as recorded on it. */
   createdAt?: number;
+  /** The VM's machine type and image as the state holds them (AWS, GCP), for nodes with no recorded spec. */
+  machine?: { type?: string; image?: string };
 }
 
 export class StateError extends Error {}
@@ -52,6 +54,10 @@ const AttrsSchema = z.object({
   input: z.object({ value: z.object({ spec: Str.optional(), created_at: Str.optional() }).loose().nullable().optional() }).loose().nullable().optional(),
   tags: Tags,
   labels: Tags,
+  ami: Str.nullable().optional(),
+  instance_type: Str.nullable().optional(),
+  machine_type: Str.nullable().optional(),
+  boot_disk: z.array(z.object({ initialize_params: z.array(z.object({ image: Str.nullable().optional() }).loose()).nullable().optional() }).loose()).nullable().optional(),
 }).loose();
 
 /** The nodes of a state document (format version 4), e.g. the output of `terraform state pull`. */
@@ -77,6 +83,9 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
       const created = d.input?.value?.created_at ?? d.tags?.['parmanu:created'] ?? d.labels?.['parmanu-created'] ?? undefined;
       if (spec) node.spec = spec;
       if (created && /^\d+$/.test(created)) node.createdAt = Number(created) * 1000;
+      const type = d.instance_type ?? d.machine_type ?? undefined;
+      const image = d.ami ?? d.boot_disk?.[0]?.initialize_params?.[0]?.image ?? undefined;
+      if (type || image) node.machine = { ...(type ? { type } : {}), ...(image ? { image } : {}) };
     }
     nodes.push(node);
   }

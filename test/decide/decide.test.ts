@@ -153,6 +153,13 @@ const TABLE: Row[] = [
     observation: obs(2, 0),
     want: { desired: 2, create: 1, drain: ['p-done'], reason: /replacing 1 ephemeral node that finished its job/ },
   },
+  {
+    name: 'rollout waits while a replacement is still booting',
+    nodes: [idle('p-a', 30, { outdated: true }), idle('p-b', 31, { outdated: true }), { name: 'p-new', createdAt: T0 - 2 * MIN }],
+    observation: obs(0, 3),
+    want: { desired: 3, create: 0, drain: [], reason: /rollout: 2 outdated nodes wait \(1 already draining or booting/ },
+  },
+  { name: 'a drained node whose runner is not paused (a crash before the pause) is not destroyed: it is paused first', nodes: [{ ...idle('p-a'), drainingSince: T0 - MIN }], observation: obs(0, 0), want: { desired: 0, create: 0, destroy: [], drain: ['p-a'] } },
   { name: 'a node drained as outdated is never resumed', nodes: [{ ...drained(idle('p-a'), 1), drainReason: 'outdated' }], observation: obs(1, 0), want: { desired: 1, create: 1, resume: [], destroy: ['p-a'] } },
 ];
 

@@ -160,3 +160,25 @@ describe('gitlab emitter', () => {
     }
   });
 });
+
+describe('GitLab runner look-ups that act on a runner', () => {
+  it('reject when a page of the runner list is missing, instead of taking a runner on it for gone', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      const platform = emu.addGroup('platform');
+      const api = emu.addProject('api', platform);
+      for (let i = 0; i < 120; i++) emu.addRunner(`someone-${i}`);
+      emu.addRunner('linux-pool-busy', { maintenance_note: 'parmanu-pool=linux-pool' });
+      emu.startJob('linux-pool-busy', api, ['linux']);
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['linux-pool'], fastHttp());
+      emu.faults.push({ path: /\/groups\/\d+\/runners$/, query: /[?&]page=2(&|$)/, emptyPage: true });
+      await expect(e.isIdle('linux-pool-busy')).rejects.toThrow(/items came back/);
+      await expect(e.pause('linux-pool-busy')).rejects.toThrow(/items came back/);
+      expect(emu.runnerNamed('linux-pool-busy')?.paused).toBe(false);
+      emu.faults.length = 0;
+      expect(await e.isIdle('linux-pool-busy')).toBe(false);
+    } finally {
+      await emu.stop();
+    }
+  });
+});

@@ -387,6 +387,43 @@ describe('lifecycle v2 on GitLab', () => {
     }
   });
 
+  it('after a crash between the drain record and the pause, pauses the runner before it ever destroys the node', async () => {
+    let crash = false;
+    let inject: (() => void) | undefined;
+    const { emu, project, w } = await gitlab({ p: {} }, {
+      hook: (point) => {
+        if (point === 'drain-recorded' && crash) {
+          crash = false;
+          throw new Error('injected crash before the pause');
+        }
+        if (point === 'before-apply') inject?.();
+      },
+    });
+    try {
+      demand(emu, project, 1);
+      await w.cycle();
+      emu.connect('p-n000');
+      demand(emu, project, 0);
+      crash = true;
+      for (let i = 0; i < 4 && crash; i++) await w.cycle();
+      expect(crash).toBe(false);
+      expect(emu.runnerNamed('p-n000')?.paused).toBe(false);
+      // Had the unpaused runner been destroyed now, a job could have landed after the idle check.
+      inject = () => {
+        if (!emu.runnerNamed('p-n000')?.paused && !emu.runningOn('p-n000').length) emu.startJob('p-n000', project, ['linux']);
+      };
+      const r = await w.cycle();
+      expect(r.pools[0]?.destroy).toEqual([]);
+      expect(emu.runnerNamed('p-n000')?.paused).toBe(true);
+      for (let i = 0; i < 3; i++) await w.cycle();
+      expect(w.names()).toEqual([]);
+      expect(w.busyDestroyed).toEqual([]);
+    } finally {
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+
   it('removes at once the runner of a registration whose VM was never created (crash between register and apply)', async () => {
     let crash = true;
     const { emu, project, w } = await gitlab({ p: {} }, {
@@ -475,6 +512,34 @@ describe('lifecycle v2 on GitLab', () => {
       expect(r.pools[0]?.error).toMatch(/lease|superseded/);
       expect(w.names()).toEqual([]);
       await other.close();
+    } finally {
+      raw.disconnect();
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+});
+
+describe('lifecycle v2: a lease that cannot be renewed', () => {
+  it('stops before applying when its lease could not be renewed for most of its TTL (the store unreachable)', async () => {
+    const raw = new Redis(redis.url);
+    let stall = false;
+    const { emu, project, w } = await gitlab({ p: {} }, {
+      hook: async (point) => {
+        if (point !== 'planned' || !stall) return;
+        stall = false;
+        // Redis stops answering writes: renewals hang while the TTL runs out.
+        await raw.call('CLIENT', 'PAUSE', '700', 'WRITE');
+        await new Promise((res) => setTimeout(res, 400));
+      },
+    });
+    try {
+      demand(emu, project, 1);
+      stall = true;
+      const r = await w.cycle({ leaseTtlMs: 300 });
+      expect(r.pools[0]?.error).toMatch(/could not be renewed/);
+      expect(w.names()).toEqual([]);
+      await new Promise((res) => setTimeout(res, 400));
     } finally {
       raw.disconnect();
       await w.history.close();

@@ -11,6 +11,26 @@ const file = (name: string, content: string) => {
   return f;
 };
 
+describe('readStateNodes: what each platform records on a node', () => {
+  it('reads the spec and creation time from AWS tags, GCP labels and terraform_data input, and the machine of older nodes', () => {
+    const f = file('attrs.tfstate', JSON.stringify({
+      version: 4,
+      resources: [
+        { mode: 'managed', type: 'aws_instance', name: 'node_p-a', instances: [{ attributes: { ami: 'ami-1', instance_type: 'c6i.large', tags: { 'parmanu:spec': 'abc', 'parmanu:created': '1700000000' } } }] },
+        { mode: 'managed', type: 'google_compute_instance', name: 'node_p-b', instances: [{ attributes: { machine_type: 'e2-standard-4', boot_disk: [{ initialize_params: [{ image: 'debian-12' }] }], labels: { 'parmanu-spec': 'def' } } }] },
+        { mode: 'managed', type: 'terraform_data', name: 'node_p-c', instances: [{ attributes: { input: { value: { spec: 'ghi', created_at: '1700000001' }, type: ['object', {}] } } }] },
+        { mode: 'managed', type: 'aws_instance', name: 'node_p-old', instances: [{ attributes: { ami: 'ami-0', instance_type: 'c5.large', tags: null } }] },
+      ],
+    }));
+    expect(readStateNodes(f)).toEqual([
+      { name: 'p-a', type: 'aws_instance', spec: 'abc', createdAt: 1_700_000_000_000, machine: { type: 'c6i.large', image: 'ami-1' } },
+      { name: 'p-b', type: 'google_compute_instance', spec: 'def', machine: { type: 'e2-standard-4', image: 'debian-12' } },
+      { name: 'p-c', type: 'terraform_data', spec: 'ghi', createdAt: 1_700_000_001_000 },
+      { name: 'p-old', type: 'aws_instance', machine: { type: 'c5.large', image: 'ami-0' } },
+    ]);
+  });
+});
+
 describe('readStateNodes', () => {
   it('reads node resources of every platform and ignores the rest', () => {
     const f = file('ok.tfstate', JSON.stringify({

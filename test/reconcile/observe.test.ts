@@ -1,0 +1,67 @@
+/**
+ * observe as a table: state ⋈ marked runners ⋈ history → the nodes decide sees. Pure.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ProbeResult, RunnerInfo } from '../../src/emitters/types.js';
+import type { PoolRecord } from '../../src/history/types.js';
+import { observe, type ObserveInput } from '../../src/reconcile/observe.js';
+import type { StateNode } from '../../src/terraform/state.js';
+import { MIN, T0, testPool } from '../helpers.js';
+
+const pool = testPool({ machine: { type: 'c6i.large', image: 'ami-2' } });
+const runner = (name: string, extra: Partial<RunnerInfo> = {}): RunnerInfo => ({ id: name, name, labels: [], pool: 'p', online: true, busy: false, paused: false, ...extra });
+const probe = (runners: RunnerInfo[], extra: Partial<ProbeResult> = {}): ProbeResult => ({ emitter: 'e', at: T0, ok: true, partial: false, jobs: [], runners, meta: { durationMs: 1, apiCalls: 1, notModified: 0 }, ...extra });
+const rec = (nodes: PoolRecord['nodes'], intents: PoolRecord['intents'] = []): PoolRecord => ({ pool: 'p', nodes, pendingRunners: {}, seenJobs: [], intents });
+const node = (name: string, extra: Partial<StateNode> = {}): StateNode => ({ name, type: 'terraform_data', spec: 'S', createdAt: T0 - 30 * MIN, ...extra });
+
+function run(extra: Partial<ObserveInput>) {
+  return observe({ policy: { emitters: {}, platforms: {}, pools: [pool] }, pool, kind: 'gitlab', probe: probe([]), rec: undefined, state: [], spec: 'S', now: T0, poolsOfEmitter: [pool], ...extra });
+}
+
+describe('observe', () => {
+  it('takes the node set from the state, not the history: history-only nodes vanished, state-only nodes are adopted', () => {
+    const t = run({ state: [node('p-a'), node('p-new', { createdAt: T0 - 5 * MIN })], rec: rec([{ name: 'p-a', createdAt: T0 - 30 * MIN }, { name: 'p-gone', createdAt: T0 - 40 * MIN }]) });
+    expect(t.views.map((v) => v.name)).toEqual(['p-a', 'p-new']);
+    expect(t.views[1]?.createdAt).toBe(T0 - 5 * MIN);
+    expect(t.vanished).toEqual(['p-gone']);
+  });
+
+  it('does not call a node Parmanu destroyed itself (destroy intent on record) vanished', () => {
+    const t = run({ state: [], rec: rec([{ name: 'p-a', createdAt: 0 }], [{ node: 'p-a', action: 'destroy', at: T0 - MIN }]) });
+    expect(t.vanished).toEqual([]);
+  });
+
+  it('joins only runners whose marker names this pool, and lists marked runners without a VM as orphans', () => {
+    const t = run({ state: [node('p-a')], probe: probe([runner('p-a'), runner('p-b'), runner('p-c', { pool: 'other' })]) });
+    expect(t.views[0]?.runner).toEqual({ online: true, busy: false, paused: false });
+    expect(t.orphans.map((r) => r.name)).toEqual(['p-b']);
+  });
+
+  it('marks outdated a node whose recorded spec differs, and an older node without a spec whose machine differs', () => {
+    const t = run({ state: [node('p-a', { spec: 'OLD' }), node('p-b'), node('p-c', { spec: undefined, machine: { type: 'c6i.large', image: 'ami-1' } }), node('p-d', { spec: undefined, machine: { type: 'c6i.large', image: 'ami-2' } })] });
+    expect(t.views.map((v) => [v.name, v.outdated === true])).toEqual([['p-a', true], ['p-b', false], ['p-c', true], ['p-d', false]]);
+  });
+
+  it('tracks online and offline only on a complete probe', () => {
+    const history = rec([{ name: 'p-a', createdAt: T0 - 30 * MIN, onlineAt: T0 - 20 * MIN }]);
+    expect(run({ state: [node('p-a')], rec: history, probe: probe([]) }).views[0]?.offlineSince).toBe(T0);
+    expect(run({ state: [node('p-a')], rec: history, probe: probe([], { partial: true }) }).views[0]?.offlineSince).toBeUndefined();
+    expect(run({ state: [node('p-a')], rec: history, probe: probe([], { ok: false }) }).views[0]?.offlineSince).toBeUndefined();
+    expect(run({ state: [node('p-a')], rec: rec([{ name: 'p-a', createdAt: 0 }]), probe: probe([runner('p-a')]) }).views[0]?.onlineAt).toBe(T0);
+  });
+
+  it('takes a runner found paused with no drain on record as draining (a crash between pause and record)', () => {
+    const t = run({ state: [node('p-a')], probe: probe([runner('p-a', { paused: true })]) });
+    expect(t.views[0]).toMatchObject({ drainingSince: T0, drainReason: 'scale-down' });
+    expect(t.pausedUnrecorded).toEqual(['p-a']);
+  });
+
+  it('gives a removed pool only the jobs its own runners run', () => {
+    const jobs = [
+      { id: '1', labels: ['linux'], status: 'queued' as const, queuedAt: 0 },
+      { id: '2', labels: ['linux'], status: 'running' as const, queuedAt: 0, runner: 'p-a' },
+    ];
+    const t = run({ removed: true, state: [node('p-a')], probe: probe([runner('p-a', { busy: true })], { jobs }) });
+    expect(t.observed).toMatchObject({ queued: 0, running: 1 });
+  });
+});
