@@ -204,7 +204,9 @@ const creates = (shown.resource_changes ?? []).filter((r) => r.mode === 'managed
 if (creates.length === 0) process.exit(spawnSync(tf, args, { stdio: 'inherit' }).status ?? 1);
 rmSync(flag, { force: true });
 const some = creates.slice(0, Math.ceil(creates.length / 2));
-const r = spawnSync(tf, ['apply', '-input=false', '-no-color', '-auto-approve', '-lock-timeout=60s', ...some.map((a) => '-target=' + a)], { stdio: ['ignore', 'ignore', 'inherit'] });
+// The planned destroys are done: the apply fails after them and some of the creates.
+const deletes = (shown.resource_changes ?? []).filter((r) => r.mode === 'managed' && r.change.actions.includes('delete')).map((r) => r.address);
+const r = spawnSync(tf, ['apply', '-input=false', '-no-color', '-auto-approve', '-lock-timeout=60s', ...[...deletes, ...some].map((a) => '-target=' + a)], { stdio: ['ignore', 'ignore', 'inherit'] });
 appendFileSync(log, 'partial ' + some.length + '/' + creates.length + ' exit ' + r.status + '\\n');
 process.stderr.write('Error: injected failure: the apply stopped after creating ' + some.length + ' of ' + creates.length + ' resources\\n');
 process.exit(1);
@@ -271,6 +273,7 @@ process.exit(1);
   // Independent bookkeeping.
   const vanished = new Set<string>();
   const seen = new Set<string>();
+  const reappeared = new Set<string>();
   const bootAt = new Map<string, number>();
   const failures = new Map<string, boolean[]>(allPools.map((p) => [p, []]));
   let converged: number | null = null;
@@ -434,12 +437,14 @@ process.exit(1);
           }
         }
         for (const n of now_) {
-          if (seen.has(n)) continue;
-          seen.add(n);
-          if (vanished.has(n)) {
+          if (vanished.has(n) && !reappeared.has(n)) {
+            reappeared.add(n);
             result.vanishedRecreatedWithoutCredential++;
             incident(`cycle ${i + 1}: ${n} (${pool}) vanished earlier and is back in state`);
-          } else if (!p.credentials().has(n)) {
+          }
+          if (seen.has(n)) continue;
+          seen.add(n);
+          if (!p.credentials().has(n)) {
             result.vanishedRecreatedWithoutCredential++;
             incident(`cycle ${i + 1}: ${n} (${pool}) is in state but the ${p.kind} emulator never issued a credential for it`);
           }
@@ -448,7 +453,7 @@ process.exit(1);
         if (now_.size > max) {
           result.maxExceeded++;
           const o = results.flatMap((r) => r.pools).find((x) => x.pool === pool && !x.skipped);
-          incident(`cycle ${i + 1}: ${pool} has ${now_.size} nodes, max ${max}${o ? ` (desired ${o.desired}, states ${JSON.stringify(o.states)}, create [${o.create.join(' ')}], drain [${o.drain.join(' ')}], destroy [${o.destroy.join(' ')}]${o.error ? `, error ${o.error.slice(0, 200)}` : ''})` : ''}`);
+          incident(`cycle ${i + 1}: ${pool} has ${now_.size} nodes, max ${max}${o ? ` (desired ${o.desired}, states ${JSON.stringify(o.states)}, create [${o.create.join(' ')}], drain [${o.drain.join(' ')}], destroy [${o.destroy.join(' ')}]${o.error ? `, error ${o.error.slice(0, 200)}` : ''}, reasons ${JSON.stringify(o.reasons)})` : ''}`);
         }
       }
       const removalsAfter = platforms.reduce((s, p) => s + p.removedWhileBusy(), 0);
