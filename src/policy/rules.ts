@@ -6,6 +6,7 @@ import { Cron } from 'croner';
 import type { Origin } from './load.js';
 import { locate } from './source.js';
 import { suggestion } from './suggest.js';
+import { PLATFORM_LABELS, showChar } from './text.js';
 import type { Policy, PoolConfig, Problem, Scaling } from './types.js';
 
 /** A pool that failed the schema: whatever parts parsed, so that their rules still report. */
@@ -144,10 +145,25 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     if (platform?.type === 'gcp' && (pool.machine.subnets || pool.machine.securityGroups || pool.machine.instanceProfile)) at(id, ['machine'], 'subnets, securityGroups and instanceProfile are aws settings; they are ignored on gcp', 'warning');
 
 
+    checkLabels(id, pool);
+
     const jobsKey = `${pool.emitter}\u0000${[...pool.labels].sort().join(',')}\u0000${pool.acceptUntagged}`;
     const twin = seenJobs.get(jobsKey);
     if (twin) at(id, ['labels'], `takes exactly the jobs of pool "${twin}" (same emitter and labels); "${twin}", listed first, gets them all`, 'warning');
     else seenJobs.set(jobsKey, pool.name);
+  }
+
+  /** The labels stay within what the pool's platform accepts (the schema already refused what none does). */
+  function checkLabels(id: string, pool: PoolConfig) {
+    const kind = policy.emitters[pool.emitter]?.type;
+    if (!kind) return;
+    const rules = PLATFORM_LABELS[kind];
+    if (rules.maxCount !== undefined && pool.labels.length > rules.maxCount) at(id, ['labels'], `${pool.labels.length} labels; ${kind} takes at most ${rules.maxCount} per runner`);
+    pool.labels.forEach((l, i) => {
+      if (l.length > rules.maxLength) at(id, ['labels', i], `is ${l.length} characters long; a ${kind} label is at most ${rules.maxLength}`);
+      const bad = rules.refused?.exec(l);
+      if (bad) at(id, ['labels', i], `a ${kind} label has no ${showChar(bad[0])} (${kind === 'jenkins' ? 'Jenkins refuses ?*/\\%!@#$^&|<>[]:; in names, and ( ) ! & | " \' are label-expression syntax' : 'refused by the platform'})`);
+    });
   }
 
   for (const name of Object.keys(policy.emitters)) if (!usedEmitters.has(name)) at(`emitters/${name}`, [], 'no pool uses this emitter', 'warning', true);

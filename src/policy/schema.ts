@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from './duration.js';
 import { SECRET_REF } from './secrets.js';
+import { CONTROL_CHARS, GITHUB_OWNER, GITHUB_REPO, GITLAB_PATH, HTTP_URL, LABEL, LABEL_MAX, labelProblem, RUNNER_VERSION, SHELL_METACHARS, urlProblem } from './text.js';
 
 const duration = (description: string) =>
   z.string().regex(DURATION_PATTERN, { error: 'must be a duration such as 30s, 10m, 1h or 1h30m' }).describe(description);
@@ -19,14 +20,15 @@ const secret = (description: string) =>
     .describe(description);
 
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
-const httpUrl = z
-  .string()
-  .regex(/^https?:\/\/[^\s/]+(?::\d+)?(?:\/\S*)?$/, { error: 'must be an http(s) URL such as https://gitlab.example.com' });
+const httpUrl = z.string().regex(HTTP_URL, { error: (iss) => urlProblem(iss.input) });
 const label = z
   .string()
   .min(1, { error: 'a label must not be empty' })
-  .max(100)
-  .regex(/^[^\s,;]+$/, { error: 'a label has no spaces, commas or semicolons' });
+  .max(LABEL_MAX)
+  .regex(LABEL, { error: (iss) => labelProblem(iss.input) });
+const githubOwner = z.string().regex(GITHUB_OWNER, { error: 'must be a GitHub user or organization name: letters, digits and single hyphens, at most 39 characters' });
+const githubRepo = z.string().regex(GITHUB_REPO, { error: 'must be a GitHub repository name: letters, digits, ".", "_" and "-", at most 100 characters' });
+const gitlabPath = z.string().regex(GITLAB_PATH, { error: 'must be a numeric id or a full path such as group/subgroup/project (letters, digits, "_", "-", "." and "/")' });
 
 // ---------------------------------------------------------------- emitters
 
@@ -40,8 +42,8 @@ const emitterCommon = {
 const runnerOwnerGitlab = z
   .union([
     z.literal('instance'),
-    z.strictObject({ group: nonEmpty.describe('Full path of the group that owns node runners.') }),
-    z.strictObject({ project: nonEmpty.describe('Full path of the project that owns node runners.') }),
+    z.strictObject({ group: gitlabPath.describe('Full path of the group that owns node runners.') }),
+    z.strictObject({ project: gitlabPath.describe('Full path (or numeric id) of the project that owns node runners.') }),
   ])
   .describe('Where node runners are created: `{ group: path }`, `{ project: path }` or `instance` (admin token).');
 
@@ -50,8 +52,8 @@ export const GitlabEmitterSchema = z
     type: z.literal('gitlab').describe('GitLab CI (gitlab.com or self-managed).'),
     url: httpUrl.describe('Base URL of the GitLab instance, e.g. https://gitlab.com.'),
     token: secret('Token with `read_api` for probing and `create_runner` (plus Maintainer/Owner of the runner owner) for runner registration.'),
-    projects: z.array(nonEmpty).describe('Projects (full paths or numeric ids) whose jobs are read.').optional(),
-    groups: z.array(nonEmpty).describe('Groups whose projects (subgroups included) are all read.').optional(),
+    projects: z.array(gitlabPath).describe('Projects (full paths or numeric ids) whose jobs are read.').optional(),
+    groups: z.array(gitlabPath).describe('Groups whose projects (subgroups included) are all read.').optional(),
     runnerOwner: runnerOwnerGitlab,
     ...emitterCommon,
   })
@@ -60,8 +62,8 @@ export const GitlabEmitterSchema = z
 export const GithubEmitterSchema = z
   .strictObject({
     type: z.literal('github').describe('GitHub Actions (github.com or GitHub Enterprise Server).'),
-    owner: nonEmpty.describe('Organization (or user) that owns the repositories.'),
-    repos: z.array(nonEmpty).describe('Repositories whose workflow jobs are read; omitted: every repository of the owner.').optional(),
+    owner: githubOwner.describe('Organization (or user) that owns the repositories.'),
+    repos: z.array(githubRepo).describe('Repositories whose workflow jobs are read; omitted: every repository of the owner.').optional(),
     token: secret('Token with `actions:read` on the repositories and `organization_self_hosted_runners:write` (org runners) or `administration:write` (repo runners).').optional(),
     app: z
       .strictObject({
@@ -72,7 +74,7 @@ export const GithubEmitterSchema = z
       .describe('GitHub App authentication instead of `token`.')
       .optional(),
     runnerOwner: z
-      .union([z.literal('org'), z.strictObject({ repo: nonEmpty.describe('Repository (name under `owner`) that owns node runners.') })])
+      .union([z.literal('org'), z.strictObject({ repo: githubRepo.describe('Repository (name under `owner`) that owns node runners.') })])
       .describe('Where node runners are registered: `org` or `{ repo: name }`. Runners get just-in-time configs.')
       .default('org'),
     runnerGroupId: z.int().min(1).describe('Runner group of organization runners.').default(1),
@@ -88,6 +90,7 @@ export const JenkinsEmitterSchema = z
     user: z
       .string()
       .min(1)
+      .refine((v) => SECRET_REF.test(v) || !(CONTROL_CHARS.test(v) || /\s/.test(v) || SHELL_METACHARS.test(v)), { error: 'a literal user name has no whitespace, control characters or shell metacharacters ($ ` \' " ; | & < > ( ) \\)' })
       .describe('Jenkins user name (a literal or a reference).'),
     token: secret('API token of `user`, with Overall/Read and Agent/Create, Configure, Delete, Connect.'),
     crumb: z.boolean().describe('Fetch a CSRF crumb before changes (needed only when API-token auth is not exempt).').default(false),
@@ -192,7 +195,11 @@ export const RunnerSchema = z
   .strictObject({
     jobsPerNode: z.int().min(1).max(64).describe('Jobs one node runs at once (GitLab `concurrent`, Jenkins executors).').default(1),
     ephemeral: z.boolean().describe('A node takes one job and is replaced after it.').default(false),
-    version: nonEmpty.describe('Runner version to install; `latest` or e.g. 17.5.0 / 2.321.0.').default('latest'),
+    version: z
+      .string()
+      .regex(RUNNER_VERSION, { error: 'must be a version such as 17.5.0 or v2.321.0 (optionally with a suffix such as -rc1), or latest' })
+      .describe('Runner version to install; `latest` or e.g. 17.5.0 / 2.321.0.')
+      .default('latest'),
     install: z.enum(['download', 'preinstalled']).describe('`download` the runner at boot, or use one baked into the image.').default('download'),
     executor: z.enum(['shell', 'docker']).describe('GitLab runner executor.').default('shell'),
   })

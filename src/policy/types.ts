@@ -1,5 +1,6 @@
 /** The normalized policy: what every other module consumes. Durations are milliseconds. */
 import type { BackendInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
+import { forTerminal } from './text.js';
 
 export type EmitterConfig = EmitterInput & { name: string; concurrency: number; probeIntervalMs: number; requestTimeoutMs: number };
 export type PlatformConfig = PlatformInput & { name: string };
@@ -62,7 +63,8 @@ export interface Problem {
 export function formatProblem(p: Problem): string {
   const where = `${p.file}:${p.line}:${p.col}`;
   const kind = p.severity === 'warning' ? 'warning: ' : '';
-  return p.path ? `${where}: ${kind}${p.path}: ${p.message}` : `${where}: ${kind}${p.message}`;
+  // Paths and messages may quote the policy's own strings: printed without control characters.
+  return forTerminal(p.path ? `${where}: ${kind}${p.path}: ${p.message}` : `${where}: ${kind}${p.message}`);
 }
 
 /**
