@@ -15,7 +15,7 @@ import { EmitterSchema, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSch
 import { findLiteralCredential } from './secrets.js';
 import { locate, readSource, stringScalars, type SourceFile } from './source.js';
 import { suggestion } from './suggest.js';
-import { codePoint } from './text.js';
+import { codePoint, CONTROL_BUT_NEWLINE_TAB } from './text.js';
 import type { EmitterConfig, PlatformConfig, Policy, PoolConfig, Problem, Scaling } from './types.js';
 
 export const SECTIONS = ['emitters', 'platforms', 'pools'] as const;
@@ -117,7 +117,7 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
     // Control characters in any string (tabs and newlines of block scalars excepted): they would
     // reach terminals, comments and scripts. The value itself is never echoed.
     for (const s of stringScalars(src)) {
-      const ctl = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.exec(s.value);
+      const ctl = CONTROL_BUT_NEWLINE_TAB.exec(s.value);
       if (ctl) problems.push({ file: src.file, line: s.line, col: s.col, path: s.path, message: `contains a control character (${codePoint(ctl[0])}); a policy string has none`, severity: 'error' });
     }
 

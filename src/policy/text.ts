@@ -2,7 +2,10 @@
  * Text safety shared by every layer (the policy module is the one all others may import): what a
  * policy string may contain where it ends up in a shell script, a URL or a runner registration,
  * and the one helper that strips control characters from anything printed to a terminal.
+ *
+ * The patterns below match control characters on purpose (eslint's no-control-regex is off here).
  */
+/* eslint-disable no-control-regex */
 
 /** C0 controls (tab and newline included), DEL and C1 controls. */
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -13,6 +16,8 @@ export const SHELL_METACHARS = /[$`'";|&<>()\\]/;
 // any other `ESC x`), then C1 CSI/OSC introducers, then every remaining C0 (but \n and \t), DEL, C1.
 const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]?|\u001b[\]PX^_][\s\S]*?(?:\u0007|\u001b\\|$)|\u001b[\s\S]?|\u009b[0-?]*[ -/]*[@-~]?|\u009d[\s\S]*?(?:\u0007|\u009c|$)/g;
 const OTHER_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/** A control character other than newline and tab (which block scalars and messages may hold). */
+export const CONTROL_BUT_NEWLINE_TAB = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 /**
  * A string from a CI platform or a policy made safe for a terminal: ESC sequences removed whole,
