@@ -6,6 +6,7 @@ import { decide } from '../decide/decide.js';
 import { assignJobs } from '../decide/match.js';
 import type { EmitterKind, Job } from '../decide/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
+import { htmlText, mdCode, mdText } from './markdown.js';
 
 /** The label sets of an emitter's recent jobs (from history). */
 export interface RecentJobs {
@@ -150,28 +151,34 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
   return { pools, unmatched, report };
 }
 
-const fmt = (v: unknown) => (v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
+/** A setting value as markdown text: strings as written, the rest as JSON; escaped (values come from the policy). */
+const fmt = (v: unknown) => (v === undefined ? '—' : mdText(typeof v === 'string' ? v : JSON.stringify(v)));
 export const COMMENT_MARKER = '<!-- parmanu-plan -->';
 
+/**
+ * The plan comment. Every string that is not Parmanu's own — pool and emitter names, setting
+ * paths and values from the policy, job labels from any workflow author — goes through mdText,
+ * mdCode or htmlText (src/gitops/markdown.ts); numbers are Parmanu's.
+ */
 export function planMarkdown(d: PlanDiff): string {
   const lines = [COMMENT_MARKER, '### Parmanu plan', ''];
   const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)));
   const unchanged = d.pools.filter((p) => !shown.includes(p));
   if (shown.length) {
     lines.push('| pool | change | nodes now | would be | create | destroy | replace |', '| --- | --- | --- | --- | --- | --- | --- |');
-    for (const p of shown) lines.push(`| \`${p.pool}\` | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |`);
+    for (const p of shown) lines.push(`| ${mdCode(p.pool, true)} | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |`);
     lines.push('');
     const replacing = shown.filter((p) => (p.now?.replace ?? 0) > 0);
-    if (replacing.length) lines.push(`Rollout: ${replacing.map((p) => `\`${p.pool}\` replaces ${p.now?.replace} node${p.now?.replace === 1 ? '' : 's'}`).join('; ')} (drained and replaced a few at a time, idle first; see \`scaling.rollout.maxUnavailable\`).`, '');
+    if (replacing.length) lines.push(`Rollout: ${replacing.map((p) => `${mdCode(p.pool)} replaces ${p.now?.replace} node${p.now?.replace === 1 ? '' : 's'}`).join('; ')} (drained and replaced a few at a time, idle first; see \`scaling.rollout.maxUnavailable\`).`, '');
   }
   for (const p of shown.filter((x) => x.settings.length)) {
-    lines.push(`<details><summary><code>${p.pool}</code>: ${p.settings.length} setting${p.settings.length === 1 ? '' : 's'} changed</summary>`, '', '| setting | old | new |', '| --- | --- | --- |');
-    for (const s of p.settings) lines.push(`| \`${s.path}\` | ${fmt(s.old)} | ${fmt(s.new)} |`);
+    lines.push(`<details><summary><code>${htmlText(p.pool)}</code>: ${p.settings.length} setting${p.settings.length === 1 ? '' : 's'} changed</summary>`, '', '| setting | old | new |', '| --- | --- | --- |');
+    for (const s of p.settings) lines.push(`| ${mdCode(s.path, true)} | ${fmt(s.old)} | ${fmt(s.new)} |`);
     lines.push('', '</details>', '');
   }
-  if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => `\`${p.pool}\``).join(', ')}.`, '');
+  if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => mdCode(p.pool)).join(', ')}.`, '');
   if (d.unmatched.length) {
-    lines.push(`**Jobs no pool would take** (from the latest probe): ${d.unmatched.map((u) => `\`${u.labels}\` ×${u.jobs} (${u.emitter})${u.new ? ' ⚠ newly left behind by this change' : ''}`).join('; ')}.`, '');
+    lines.push(`**Jobs no pool would take** (from the latest probe): ${d.unmatched.map((u) => `${mdCode(u.labels)} ×${u.jobs} (${mdText(u.emitter)})${u.new ? ' ⚠ newly left behind by this change' : ''}`).join('; ')}.`, '');
   }
   if (d.pools.some((p) => !p.now)) lines.push('_Pools without history show — for their nodes: the plan of what they would do starts after their first reconcile._', '');
   lines.push(`Terraform: ${d.report.create} to add, ${d.report.update} pool${d.report.update === 1 ? '' : 's'} changed, ${d.report.delete} to destroy.`);
