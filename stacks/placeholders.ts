@@ -1,17 +1,19 @@
 import type { EmitterConfig, PoolConfig } from '../src/policy/types.js';
-import type { RunnerCredential } from './types.js';
+import type { RunnerAccess } from './types.js';
 
-/** Placeholder credentials: synth never asks a CI platform for real ones. */
-export function placeholderCredential(emitter: EmitterConfig | undefined, pool: PoolConfig): RunnerCredential {
+/** What a pool's runners connect to, from the policy alone: synth and kept nodes never need a credential. */
+export function placeholderAccess(emitter: EmitterConfig | undefined, pool: PoolConfig): RunnerAccess {
   switch (emitter?.type) {
     case 'gitlab':
-      return { kind: 'gitlab', url: emitter.url, token: 'PARMANU_PLACEHOLDER_GITLAB_RUNNER_TOKEN' };
-    case 'github':
-      return pool.runner.ephemeral
-        ? { kind: 'github', jitConfig: 'PARMANU_PLACEHOLDER_GITHUB_JITCONFIG' }
-        : { kind: 'github', url: `https://github.com/${emitter.runnerOwner === 'org' ? emitter.owner : `${emitter.owner}/${emitter.runnerOwner.repo}`}`, registrationToken: 'PARMANU_PLACEHOLDER_GITHUB_REGISTRATION_TOKEN' };
+      return { kind: 'gitlab', url: emitter.url };
+    case 'github': {
+      if (pool.runner.ephemeral) return { kind: 'github', mode: 'jit' };
+      const api = new URL(emitter.apiUrl);
+      const host = api.hostname === 'api.github.com' ? 'https://github.com' : `${api.protocol}//${api.host}`;
+      return { kind: 'github', mode: 'registration', url: `${host}/${emitter.runnerOwner === 'org' ? emitter.owner : `${emitter.owner}/${emitter.runnerOwner.repo}`}` };
+    }
     case 'jenkins':
-      return { kind: 'jenkins', url: emitter.url, secret: 'PARMANU_PLACEHOLDER_JENKINS_AGENT_SECRET' };
+      return { kind: 'jenkins', url: emitter.url };
     default:
       return { kind: 'none' };
   }

@@ -1,20 +1,40 @@
 /**
- * One TerraformStack per pool: a backend, the platform's provider, and one VM resource per node
- * name at a stable address (`<type>.node_<name>`), never `count`/`for_each` over an index, so
- * removing a node removes exactly that node. VMs are immutable (`ignore_changes = all`): a policy
- * change reaches new nodes and never restarts a busy one.
+ * One TerraformStack per pool: a backend, the platform's provider, and per node name, at stable
+ * addresses, the node's resources — its VM (`<type>.node_<name>`) and its credential
+ * (`credential_<name>`: an SSM SecureString, a Secret Manager secret with its version and access
+ * binding, or on the local platform a `terraform_data` whose local-exec provisioner writes a 0600
+ * file) — never `count`/`for_each` over an index, so removing a node removes exactly that node.
+ * VMs are immutable (`ignore_changes = all`): a policy change reaches new nodes (rollout replaces
+ * the others) and never restarts a busy one.
+ *
+ * Credentials (DESIGN "Runner credentials"): the secret of a new node reaches terraform only as the
+ * ephemeral, sensitive input variable `parmanu_credentials` (a map: node → secret, given through
+ * `TF_VAR_parmanu_credentials`), and the stack hands it to a write-only argument (`value_wo`,
+ * `secret_data_wo`) or a provisioner's environment: the JSON holds only `${var…}` references, and
+ * neither the state nor a saved plan holds the value. One identity per pool (an instance profile /
+ * a service account, unless the policy names one) reads only that pool's secrets; on AWS only the
+ * node's own (`ec2:SourceInstanceARN`). The bootstrap reads the secret at boot and every start.
  */
-import { GcsBackend, LocalBackend, S3Backend, TerraformStack, DataResource } from 'cdktf';
+import { GcsBackend, LocalBackend, S3Backend, TerraformStack, TerraformVariable, DataResource } from 'cdktf';
 import type { Construct } from 'constructs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile/index.js';
+import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
+import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy/index.js';
 import { Instance, type InstanceConfig } from '@cdktf/provider-aws/lib/instance/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
+import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter/index.js';
 import { ComputeInstance } from '@cdktf/provider-google/lib/compute-instance/index.js';
 import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
+import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-secret/index.js';
+import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
+import { SecretManagerSecretVersion } from '@cdktf/provider-google/lib/secret-manager-secret-version/index.js';
+import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index.js';
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
-import { sha256, userData } from './bootstrap.js';
+import { sha256, shq, userData } from './bootstrap.js';
 import { pickStable } from './spread.js';
-import type { NodeInput, PoolStackInput } from './types.js';
+import { CREDENTIALS_VARIABLE, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
 
 export const MANAGED_BY = 'parmanu';
 const IMMUTABLE = { ignoreChanges: 'all' } as const;
@@ -25,6 +45,24 @@ export function nodeAddress(platform: PlatformConfig['type'], node: string): str
   return `${type}.${nodeLogicalId(node)}`;
 }
 export const nodeLogicalId = (node: string) => `node_${node}`;
+/** The logical id of a node's credential resources (every one of them is named for its node). */
+export const credentialLogicalId = (node: string) => `credential_${node}`;
+/** Pool-level resources (the pool's identity) are named `pool_…`. */
+export const POOL_RESOURCE_PREFIX = 'pool_';
+
+/** SSM parameter name of a node's credential. */
+export const ssmParameterName = (pool: string, node: string) => `/parmanu/${pool}/${node}`;
+/** Secret Manager secret id of a node's credential. */
+export const gcpSecretId = (node: string) => `parmanu-${node}`;
+/** The local platform's credential file of a node, beside the pool's state. */
+export const localCredentialFile = (stateDir: string, pool: string, node: string) => join(stateDir, 'pools', pool, 'credentials', node);
+
+/** A GCP service account id (6–30 characters: [a-z][a-z0-9-]*[a-z0-9]) for the pool. */
+export function gcpAccountId(pool: string): string {
+  const id = `parmanu-${pool}`;
+  if (id.length <= 30) return id;
+  return `pm-${pool.slice(0, 18).replace(/-+$/, '')}-${createHash('sha256').update(pool).digest('hex').slice(0, 8)}`;
+}
 
 function tags(pool: PoolConfig, node: NodeInput): Record<string, string> {
   return {
@@ -48,21 +86,29 @@ function labels(pool: PoolConfig, node: NodeInput): Record<string, string> {
   };
 }
 
+/** Where an AWS node reads its credential. */
+export function awsSource(pool: PoolConfig, platform: { region: string }, node: string): CredentialSource {
+  return { kind: 'aws-ssm', region: platform.region, parameter: ssmParameterName(pool.name, node) };
+}
+
 /** The aws_instance of one node: plain configuration, also used by the synth benchmark's floor. */
-export function awsInstanceConfig(pool: PoolConfig, node: NodeInput): InstanceConfig {
+export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'us-east-1', instanceProfile?: string): InstanceConfig {
   const m = pool.machine;
-  const script = userData(pool, node.name, node.credential);
+  const script = userData(pool, node.name, node.access, awsSource(pool, { region }, node.name));
+  const profile = m.instanceProfile ?? instanceProfile;
   const subnet = pickStable(node.name, m.subnets ?? []);
   return {
     ami: m.image,
     instanceType: m.type,
     ...(subnet ? { subnetId: subnet } : {}),
     ...(m.securityGroups?.length ? { vpcSecurityGroupIds: m.securityGroups } : {}),
-    ...(m.instanceProfile ? { iamInstanceProfile: m.instanceProfile } : {}),
+    ...(profile ? { iamInstanceProfile: profile } : {}),
     associatePublicIpAddress: m.publicIp,
     rootBlockDevice: { volumeSize: m.diskGb, volumeType: 'gp3', encrypted: true, deleteOnTermination: true },
     ...(m.spot ? { instanceMarketOptions: { marketType: 'spot', spotOptions: { instanceInterruptionBehavior: 'terminate', spotInstanceType: 'one-time' } } } : {}),
-    metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 2 },
+    // IMDSv2 only, and one hop: a job in a container cannot reach the metadata service (the
+    // bootstrap's firewall rules close it to the runner's job user and Docker too).
+    metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 1 },
     userData: m.os === 'windows' ? `<powershell>\r\n${script}\r\n</powershell>\r\n<persist>false</persist>` : script,
     tags: tags(pool, node),
     lifecycle: IMMUTABLE,
@@ -74,6 +120,14 @@ export class PoolStack extends TerraformStack {
     super(scope, input.pool.name);
     const { pool, platform } = input;
     this.backend(pool, platform, input.stateDir);
+    // New nodes' secrets: ephemeral and sensitive, never in the JSON, the state or a saved plan.
+    // cdktf 0.21 has no `ephemeral` option: an override adds it.
+    const credentials = new TerraformVariable(this, CREDENTIALS_VARIABLE, { type: 'map(string)', sensitive: true, default: {}, description: 'Runner credentials of the nodes created by this apply (node name → secret); supplied through TF_VAR_parmanu_credentials.' });
+    credentials.overrideLogicalId(CREDENTIALS_VARIABLE);
+    this.addOverride(`variable.${CREDENTIALS_VARIABLE}.ephemeral`, true);
+    // lookup with a default: a kept node has no entry (its write-only value is never read again).
+    // Written out: cdktf's Fn.lookup drops the default.
+    const secretOf = (node: string) => `\${lookup(var.${CREDENTIALS_VARIABLE}, ${JSON.stringify(node)}, "")}`;
     if (platform.type === 'aws') {
       new AwsProvider(this, 'aws', {
         region: platform.region,
@@ -81,26 +135,80 @@ export class PoolStack extends TerraformStack {
         ...(platform.credentials && 'roleArn' in platform.credentials ? { assumeRole: [{ roleArn: platform.credentials.roleArn }] } : {}),
       });
       this.addOverride('terraform.required_providers.aws.source', 'hashicorp/aws');
-      for (const node of input.nodes) this.awsNode(pool, node);
+      const profile = pool.machine.instanceProfile ? undefined : this.awsIdentity(pool);
+      for (const node of input.nodes) this.awsNode(pool, platform, node, secretOf(node.name), profile);
     } else if (platform.type === 'gcp') {
       new GoogleProvider(this, 'google', { project: platform.project, region: platform.region, zone: platform.zone });
       this.addOverride('terraform.required_providers.google.source', 'hashicorp/google');
-      for (const node of input.nodes) this.gcpNode(pool, platform, node);
+      const email = pool.machine.serviceAccount ?? this.gcpIdentity(pool);
+      for (const node of input.nodes) this.gcpNode(pool, platform, node, secretOf(node.name), email);
     } else {
       for (const node of input.nodes) {
+        const file = localCredentialFile(input.stateDir, pool.name, node.name);
+        const source: CredentialSource = { kind: 'file', path: file };
         const r = new DataResource(this, nodeLogicalId(node.name), {
           input: {
             pool: pool.name,
             node: node.name,
-            bootstrap_sha256: sha256(userData(pool, node.name, node.credential)),
+            bootstrap_sha256: sha256(userData(pool, node.name, node.access, source)),
             ...(node.spec ? { spec: node.spec } : {}),
             ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
           },
           lifecycle: IMMUTABLE,
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
+        if (node.access.kind === 'none') continue;
+        // Terraform itself delivers the credential: the ephemeral value reaches only the
+        // provisioner's environment, which writes it to a 0600 file (never TypeScript, never argv).
+        const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file }, lifecycle: IMMUTABLE });
+        c.overrideLogicalId(credentialLogicalId(node.name));
+        c.addOverride('provisioner', [
+          { 'local-exec': { command: `umask 077 && mkdir -p ${shq(join(input.stateDir, 'pools', pool.name, 'credentials'))} && printf '%s' "$PARMANU_CREDENTIAL" > ${shq(file)}`, interpreter: ['/bin/sh', '-c'], environment: { PARMANU_CREDENTIAL: secretOf(node.name) } } },
+          { 'local-exec': { when: 'destroy', command: `rm -f ${shq(file)}`, interpreter: ['/bin/sh', '-c'] } },
+        ]);
       }
     }
+  }
+
+  /** The pool's instance profile: a role EC2 assumes, allowed to read only this pool's parameters, each only from the instance it names. */
+  private awsIdentity(pool: PoolConfig): string {
+    const name = `parmanu-${pool.name}`;
+    const role = new IamRole(this, `${POOL_RESOURCE_PREFIX}role`, {
+      name,
+      assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+      tags: { 'parmanu:pool': pool.name, 'parmanu:managed-by': MANAGED_BY },
+    });
+    role.overrideLogicalId(`${POOL_RESOURCE_PREFIX}role`);
+    const policy = new IamRolePolicy(this, `${POOL_RESOURCE_PREFIX}read_credentials`, {
+      name: 'parmanu-read-own-credential',
+      role: role.id,
+      policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'OwnNodeCredentialOnly',
+            Effect: 'Allow',
+            Action: 'ssm:GetParameter',
+            Resource: `arn:aws:ssm:*:*:parameter/parmanu/${pool.name}/*`,
+            // The parameter is tagged with its node's instance ARN; a request made with the
+            // instance's role credentials carries ec2:SourceInstanceARN.
+            Condition: { StringEquals: { 'ssm:resourceTag/parmanu:instance': '$${ec2:SourceInstanceARN}' } },
+          },
+          { Sid: 'DecryptThroughSsm', Effect: 'Allow', Action: 'kms:Decrypt', Resource: '*', Condition: { StringLike: { 'kms:ViaService': 'ssm.*.amazonaws.com' } } },
+        ],
+      }),
+    });
+    policy.overrideLogicalId(`${POOL_RESOURCE_PREFIX}read_credentials`);
+    const profile = new IamInstanceProfile(this, `${POOL_RESOURCE_PREFIX}profile`, { name, role: role.name, tags: { 'parmanu:pool': pool.name, 'parmanu:managed-by': MANAGED_BY } });
+    profile.overrideLogicalId(`${POOL_RESOURCE_PREFIX}profile`);
+    return profile.name;
+  }
+
+  /** The pool's service account: granted access to each of the pool's secrets, one binding per secret. */
+  private gcpIdentity(pool: PoolConfig): string {
+    const sa = new ServiceAccount(this, `${POOL_RESOURCE_PREFIX}service_account`, { accountId: gcpAccountId(pool.name), displayName: `Parmanu pool ${pool.name}`, description: 'Reads only the runner credentials of its pool\'s nodes.' });
+    sa.overrideLogicalId(`${POOL_RESOURCE_PREFIX}service_account`);
+    return sa.email;
   }
 
   private backend(pool: PoolConfig, platform: PlatformConfig, stateDir: string): void {
@@ -115,13 +223,26 @@ export class PoolStack extends TerraformStack {
     }
   }
 
-  private awsNode(pool: PoolConfig, node: NodeInput): void {
-    new Instance(this, nodeLogicalId(node.name), awsInstanceConfig(pool, node)).overrideLogicalId(nodeLogicalId(node.name));
+  private awsNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'aws' }>, node: NodeInput, secret: string, profile: string | undefined): void {
+    const vm = new Instance(this, nodeLogicalId(node.name), awsInstanceConfig(pool, node, platform.region, profile));
+    vm.overrideLogicalId(nodeLogicalId(node.name));
+    if (node.access.kind === 'none') return;
+    const p = new SsmParameter(this, credentialLogicalId(node.name), {
+      name: ssmParameterName(pool.name, node.name),
+      type: 'SecureString',
+      // Write-only: sent to AWS, never kept in the state or a plan. Its version never changes: a
+      // node's credential is written once, when the node is created.
+      valueWo: secret,
+      valueWoVersion: 1,
+      tags: { ...tags(pool, node), 'parmanu:instance': vm.arn },
+      lifecycle: { ignoreChanges: ['tags', 'tags_all'] },
+    });
+    p.overrideLogicalId(credentialLogicalId(node.name));
   }
 
-  private gcpNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'gcp' }>, node: NodeInput): void {
+  private gcpNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'gcp' }>, node: NodeInput, secret: string, email: string): void {
     const m = pool.machine;
-    const script = userData(pool, node.name, node.credential);
+    const script = userData(pool, node.name, node.access, { kind: 'gcp-secret', project: platform.project, secret: gcpSecretId(node.name) });
     const zone = pickStable(node.name, m.zones ?? []) ?? platform.zone;
     const vm = new ComputeInstance(this, nodeLogicalId(node.name), {
       name: node.name,
@@ -130,11 +251,25 @@ export class PoolStack extends TerraformStack {
       bootDisk: { autoDelete: true, initializeParams: { image: m.image ?? '', size: m.diskGb, type: 'pd-balanced' } },
       networkInterface: [{ network: platform.network, ...(platform.subnetwork ? { subnetwork: platform.subnetwork } : {}), ...(m.publicIp ? { accessConfig: [{}] } : {}) }],
       scheduling: m.spot ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
-      ...(m.serviceAccount ? { serviceAccount: { email: m.serviceAccount, scopes: ['cloud-platform'] } } : {}),
+      serviceAccount: { email, scopes: ['cloud-platform'] },
       labels: labels(pool, node),
       metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': script } : { 'user-data': script },
       lifecycle: IMMUTABLE,
     });
     vm.overrideLogicalId(nodeLogicalId(node.name));
+    if (node.access.kind === 'none') return;
+    const s = new SecretManagerSecret(this, credentialLogicalId(node.name), {
+      secretId: gcpSecretId(node.name),
+      replication: { auto: {} },
+      labels: labels(pool, node),
+      lifecycle: { ignoreChanges: ['labels'] },
+    });
+    s.overrideLogicalId(credentialLogicalId(node.name));
+    // Write-only: sent to Secret Manager, never kept in the state or a plan.
+    const v = new SecretManagerSecretVersion(this, `${credentialLogicalId(node.name)}_version`, { secret: s.id, secretDataWo: secret, secretDataWoVersion: 1 });
+    v.overrideLogicalId(`${credentialLogicalId(node.name)}_version`);
+    // GCP cannot narrow a binding to one VM: the pool's service account reads each of its secrets.
+    const b = new SecretManagerSecretIamMember(this, `${credentialLogicalId(node.name)}_access`, { secretId: s.secretId, project: platform.project, role: 'roles/secretmanager.secretAccessor', member: `serviceAccount:${email}` });
+    b.overrideLogicalId(`${credentialLogicalId(node.name)}_access`);
   }
 }

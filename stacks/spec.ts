@@ -10,14 +10,15 @@
 import { createHash } from 'node:crypto';
 import type { EmitterConfig, PoolConfig } from '../src/policy/types.js';
 import { userData } from './bootstrap.js';
-import { placeholderCredential } from './placeholders.js';
+import { placeholderAccess } from './placeholders.js';
 
 /** Name used in the bootstrap hashed for the spec (every node's own name is left out). */
 const SPEC_NODE = 'parmanu-spec-node';
 
 export function nodeSpec(pool: PoolConfig, emitter: EmitterConfig | undefined): string {
   const m = pool.machine;
-  const bootstrap = userData(pool, SPEC_NODE, placeholderCredential(emitter, pool));
+  // A fixed source: where a node reads its secret is the platform's business, not the node's spec.
+  const bootstrap = userData(pool, SPEC_NODE, placeholderAccess(emitter, pool), { kind: 'file', path: '/etc/parmanu/spec-credential' });
   const basis = JSON.stringify({ type: m.type ?? null, image: m.image ?? null, diskGb: m.diskGb, os: m.os, bootstrap });
   return createHash('sha256').update(basis).digest('hex').slice(0, 12);
 }

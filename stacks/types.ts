@@ -1,16 +1,70 @@
 /**
  * What a pool's stack is rendered from: plain data. stacks/ turns it into Terraform and knows
  * nothing of CI platforms' APIs, history or terraform runs.
+ *
+ * A node's runner credential never reaches the stack: its public parts (`RunnerAccess`: runner
+ * kind, URL) go into the bootstrap; its secret goes to the platform's secret store through a
+ * write-only argument fed by an ephemeral variable (DESIGN "Runner credentials"), and the
+ * bootstrap reads it from there (`CredentialSource`) at boot and at every start.
  */
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 
 export type { RunnerCredential } from '../src/policy/types.js';
 import type { RunnerCredential } from '../src/policy/types.js';
 
+/** What a node's runner needs besides its secret. */
+export type RunnerAccess =
+  | { kind: 'gitlab'; url: string }
+  /** GitHub just-in-time runner: the secret is the encoded JIT config (single use, one job). */
+  | { kind: 'github'; mode: 'jit' }
+  /** GitHub runner configured with a registration token (long-lived or `--ephemeral`). */
+  | { kind: 'github'; mode: 'registration'; url: string }
+  | { kind: 'jenkins'; url: string }
+  /** replay: no runner registry, nothing to start. */
+  | { kind: 'none' };
+
+/** Where a node's bootstrap reads its runner credential's secret. */
+export type CredentialSource =
+  /** AWS SSM Parameter Store SecureString, read with the pool's instance profile. */
+  | { kind: 'aws-ssm'; region: string; parameter: string }
+  /** GCP Secret Manager secret (its latest version), read with the pool's service account. */
+  | { kind: 'gcp-secret'; project: string; secret: string }
+  /** The local platform: the 0600 file terraform's local-exec provisioner wrote beside the state. */
+  | { kind: 'file'; path: string }
+  | { kind: 'none' };
+
+/** The public parts of a credential (what may appear in user-data). */
+export function accessOf(cred: RunnerCredential): RunnerAccess {
+  switch (cred.kind) {
+    case 'gitlab':
+      return { kind: 'gitlab', url: cred.url };
+    case 'github':
+      return 'jitConfig' in cred ? { kind: 'github', mode: 'jit' } : { kind: 'github', mode: 'registration', url: cred.url };
+    case 'jenkins':
+      return { kind: 'jenkins', url: cred.url };
+    case 'none':
+      return { kind: 'none' };
+  }
+}
+
+/** The secret part of a credential: what goes to the secret store, nowhere else. */
+export function secretOf(cred: RunnerCredential): string | undefined {
+  switch (cred.kind) {
+    case 'gitlab':
+      return cred.token;
+    case 'github':
+      return 'jitConfig' in cred ? cred.jitConfig : cred.registrationToken;
+    case 'jenkins':
+      return cred.secret;
+    case 'none':
+      return undefined;
+  }
+}
+
 export interface NodeInput {
   /** `<pool>-<short id>`: the VM's name and its runner's name. */
   name: string;
-  credential: RunnerCredential;
+  access: RunnerAccess;
   /** The node's spec (stacks/spec.ts), recorded on its resources when it is created. */
   spec?: string;
   /** When the node was created (epoch ms), recorded on its resources so it survives a lost history. */
@@ -24,3 +78,6 @@ export interface PoolStackInput {
   /** Where the local backend keeps state: `<stateDir>/pools/<pool>/terraform.tfstate`. */
   stateDir: string;
 }
+
+/** The ephemeral input variable that carries new nodes' credentials (a map: node name → secret). */
+export const CREDENTIALS_VARIABLE = 'parmanu_credentials';

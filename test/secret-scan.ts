@@ -40,3 +40,43 @@ export function scanCaptured(): void {
   const all = pending.splice(0);
   for (const { where, text } of all) expectNoSecrets(where, text);
 }
+
+/**
+ * Everything a reconcile left in a state directory, scanned: rendered stacks (`cdk.tf.json`),
+ * terraform state (`*.tfstate`, backups too), saved plans (zip archives: every entry), history
+ * files. The local platform's credential files (`pools/<pool>/credentials/<node>`) are where the
+ * credential belongs: they are checked to be 0600 instead. Returns the files scanned.
+ */
+export async function scanStateDir(root: string): Promise<{ files: number; plans: number; credentialFiles: number }> {
+  const { existsSync, readdirSync, readFileSync, statSync } = await import('node:fs');
+  const { join, basename, dirname } = await import('node:path');
+  const { default: AdmZip } = await import('adm-zip');
+  const out = { files: 0, plans: 0, credentialFiles: 0 };
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name === '.terraform' || e.name === 'providers') continue;
+        walk(p);
+        continue;
+      }
+      if (!e.isFile()) continue;
+      if (basename(dirname(p)) === 'credentials') {
+        const mode = statSync(p).mode & 0o777;
+        if (mode !== 0o600) throw new SecretLeak(`secret scan: ${p} holds a credential with mode ${mode.toString(8)}, not 600`);
+        out.credentialFiles++;
+        continue;
+      }
+      const bytes = readFileSync(p);
+      if (bytes.subarray(0, 2).toString('latin1') === 'PK') {
+        out.plans++;
+        for (const entry of new AdmZip(bytes).getEntries()) if (!entry.isDirectory) expectNoSecrets(`${p} (${entry.entryName} in the saved plan)`, entry.getData().toString('utf8'));
+        continue;
+      }
+      out.files++;
+      expectNoSecrets(p, bytes.toString('utf8'));
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return out;
+}

@@ -22,7 +22,7 @@ export const synth1000: BenchCase = {
       pools: new Map([['big', PoolSchema.parse({ emitter: 'gl', platform: 'aws', labels: ['linux'], machine: { type: 'c6i.xlarge', image: 'ami-0123456789abcdef0', spot: true, subnets: ['subnet-a', 'subnet-b'] }, runner: { jobsPerNode: 2 } })]]),
     }).pools[0];
     if (!pool) throw new Error('no pool');
-    const nodes = Array.from({ length: N }, (_, i) => ({ name: `big-${i.toString(36).padStart(6, '0')}`, credential: { kind: 'gitlab' as const, url: 'https://gitlab.example.com', token: 'glrt-placeholder' } }));
+    const nodes = Array.from({ length: N }, (_, i) => ({ name: `big-${i.toString(36).padStart(6, '0')}`, access: { kind: 'gitlab' as const, url: 'https://gitlab.example.com' } }));
     // The identical resource configurations, built outside the timer: the floor cdktf itself costs
     // for these resources. The bare floor (no nested blocks, tiny user-data) is shown too.
     const same = nodes.map((n) => awsInstanceConfig(pool, n));

@@ -3,7 +3,7 @@ import { readStateNodes, StateError } from '../terraform/state.js';
 import { parse } from './args.js';
 import { loadFleet } from './context.js';
 import { UsageError, writeOrExplain, type Io } from './errors.js';
-import { placeholderCredential } from '../../stacks/placeholders.js';
+import { placeholderAccess } from '../../stacks/placeholders.js';
 
 const HELP = `Usage: parmanu synth [--policy PATH] [--pool NAME] [--nodes N] [--out DIR] [--json]
 
@@ -56,8 +56,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.err(`synth: pool ${pool.name}: its state is in a remote ${platform.backend?.type} backend; rendering 0 nodes (pass --nodes N)`);
       names = [];
     }
-    const cred = placeholderCredential(policy.emitters[pool.emitter], pool);
-    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, credential: cred })), stateDir });
+    const access = placeholderAccess(policy.emitters[pool.emitter], pool);
+    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, access })), stateDir });
     const file = writeOrExplain('synth', 'the stack into', join(out, pool.name), () => writeStack(join(out, pool.name), json));
     written.push({ pool: pool.name, nodes: names.length, file });
   }

@@ -26,7 +26,8 @@ import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/typ
 import { guardPlan } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
-import { placeholderCredential } from '../../stacks/placeholders.js';
+import { placeholderAccess } from '../../stacks/placeholders.js';
+import { accessOf, CREDENTIALS_VARIABLE, secretOf, type RunnerAccess } from '../../stacks/types.js';
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import type { PoolTruth } from './observe.js';
@@ -76,17 +77,22 @@ async function step<T>(run: PoolRun, name: NonNullable<CycleEvent['step']>, f: (
 export async function pullState(run: PoolRun): Promise<StateNode[]> {
   const t = Date.now();
   if (!existsSync(join(run.dir, 'cdk.tf.json'))) await renderTo(run, []);
-  await step(run, 'terraform-init', () => run.deps.terraform.init(run.dir, backendHash(run)));
-  const nodes = await step(run, 'terraform-state', () => run.deps.terraform.pullState(run.dir));
+  await step(run, 'terraform-init', () => run.deps.terraform.init(run.dir, backendHash(run), cloudEnv(run)));
+  const nodes = await step(run, 'terraform-state', () => run.deps.terraform.pullState(run.dir, cloudEnv(run)));
   run.out.terraformMs += Date.now() - t;
   return nodes;
 }
 
 interface RenderNode {
   name: string;
-  credential: RunnerCredential;
+  access: RunnerAccess;
   spec?: string;
   createdAt?: number;
+}
+
+/** Environment every terraform call of the pool gets: its platform's own credentials file (GCP). */
+function cloudEnv(run: PoolRun): Record<string, string> {
+  return run.platform.type === 'gcp' && run.platform.credentialsFile ? { GOOGLE_APPLICATION_CREDENTIALS: run.platform.credentialsFile } : {};
 }
 
 async function renderTo(run: PoolRun, nodes: RenderNode[]): Promise<void> {
@@ -217,9 +223,11 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     await save();
     await run.checkpoint();
   }
+  const placeholder = placeholderAccess(deps.policy.emitters[pool.emitter], pool);
+  const dryCreated: string[] = [];
   for (const name of plan.create) {
     if (dry) {
-      credentials.set(name, placeholderCredential(deps.policy.emitters[pool.emitter], pool));
+      dryCreated.push(name);
       continue;
     }
     run.check();
@@ -230,27 +238,35 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     }
   }
   if (credentials.size) await hook('registered', [...credentials.keys()]);
-  const created = [...credentials.keys()];
+  const created = [...credentials.keys(), ...dryCreated];
+  // New nodes' secrets reach terraform only through its environment, as the ephemeral variable
+  // (supplied again to the apply of the saved plan); they are in no file Parmanu writes.
+  const secrets: Record<string, string> = {};
+  for (const [name, cred] of credentials) {
+    const secret = secretOf(cred);
+    if (secret !== undefined) secrets[name] = secret;
+  }
+  const planEnv: Record<string, string> = { ...cloudEnv(run), [`TF_VAR_${CREDENTIALS_VARIABLE}`]: JSON.stringify(secrets) };
 
   // 6–8. Terraform, with the last idle check right before the apply.
   let destroy = [...plan.destroy];
   let kept = rec.nodes.map((n) => n.name).filter((n) => !destroy.includes(n));
   const stateSpec = new Map(truth.views.map((v) => [v.name, v]));
   const driftDue = now - (rec.lastFullPlanAt ?? 0) >= (deps.driftCheckMs ?? 3_600_000);
-  const renderNodes = (): RenderNode[] => {
-    const placeholder = placeholderCredential(deps.policy.emitters[pool.emitter], pool);
-    return [
-      ...kept.map((name) => ({ name, credential: placeholder, createdAt: byName.get(name)?.createdAt ?? now, ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
-      ...created.map((name) => ({ name, credential: credentials.get(name) as RunnerCredential, spec: run.spec, createdAt: now })),
-    ];
-  };
+  const renderNodes = (): RenderNode[] => [
+    ...kept.map((name) => ({ name, access: placeholder, createdAt: byName.get(name)?.createdAt ?? now, ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
+    ...created.map((name) => {
+      const cred = credentials.get(name);
+      return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now };
+    }),
+  ];
   let applied = false;
   if (created.length || destroy.length || driftDue) {
     const tfStart = Date.now();
     for (let round = 0; ; round++) {
       if (round > 4) throw new Error('the plan kept changing while nodes vanished or picked up jobs: stopped before applying');
       await renderTo(run, renderNodes());
-      const changed = await step(run, 'terraform-plan', () => deps.terraform.plan(run.dir, 'parmanu.tfplan'));
+      const changed = await step(run, 'terraform-plan', () => deps.terraform.plan(run.dir, 'parmanu.tfplan', planEnv));
       out.terraform.ran = true;
       if (!changed) break;
       const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
@@ -267,12 +283,12 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         // Saved to the state now, so that the next cycle's state pull no longer lists them.
         if (!dry) {
           await run.checkpoint();
-          await step(run, 'terraform-apply', () => deps.terraform.refreshOnly(run.dir));
+          await step(run, 'terraform-apply', () => deps.terraform.refreshOnly(run.dir, planEnv));
         }
         continue;
       }
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
-      const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set(destroy) });
+      const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0 });
       if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
       await hook('planned', destroy);
       if (dry) break;
@@ -292,6 +308,18 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           say(`${busy.join(', ')} picked up a job after ${busy.length === 1 ? 'it was' : 'they were'} drained: kept draining`);
           destroy = destroy.filter((n) => !busy.includes(n));
           kept.push(...busy);
+          // decide made room under max for the destroys: without them, creates beyond max wait.
+          const over = kept.length + created.length - pool.scaling.max;
+          if (over > 0) {
+            const dropped = created.splice(created.length - over, over);
+            say(`not creating ${dropped.join(', ')} this cycle: the nodes kept draining still count against max ${pool.scaling.max}`);
+            for (const n of dropped) {
+              credentials.delete(n);
+              delete secrets[n];
+              if (await removeRunner(n, 'its node was not created')) dropIntents(n);
+            }
+            planEnv[`TF_VAR_${CREDENTIALS_VARIABLE}`] = JSON.stringify(secrets);
+          }
           continue;
         }
         for (const n of destroy) rec.intents.push({ node: n, action: 'destroy', at: now });
@@ -302,7 +330,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       writePoolFile(run.dir, pool, run.platform);
       // The apply does not wait for the state lock: a long wait would put time between the last
       // idle check and the destroy. Held by someone else, it fails now and the next cycle checks again.
-      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s' }));
+      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s', env: planEnv }));
       applied = true;
       break;
     }

@@ -39,12 +39,15 @@ export class Terraform {
     this.bin = opts.bin ?? 'terraform';
   }
 
-  private run(args: string[], cwd: string): ResultPromise<{ cwd: string; reject: false; env: Record<string, string>; all: true; stdin: 'ignore' }> {
+  /** `env`: this call's extra environment (a pool's cloud credentials file, the ephemeral credentials variable); never logged. */
+  private run(args: string[], cwd: string, env: Record<string, string> = {}): ResultPromise<{ cwd: string; reject: false; env: Record<string, string>; all: true; stdin: 'ignore' }> {
     this.runs++;
-    return execa(this.bin, args, { cwd, reject: false, all: true, stdin: 'ignore', env: { TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...(this.opts.env ?? {}) } });
+    return execa(this.bin, args, { cwd, reject: false, all: true, stdin: 'ignore', env: { TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...(this.opts.env ?? {}), ...env } });
   }
 
   private fail(what: string, output: string): TerraformError {
+    // Warnings about the CLI configuration (no ~/.terraformrc) are noise that would hide the error.
+    output = output.replace(/There are some problems with the CLI configuration:\n(?:[│╷╵].*\n?)*/g, '');
     let lines = output.split('\n').filter((l) => /Error|error:|│/.test(l)).map((l) => l.replace(/^[│╷╵]\s?/, '').trim()).filter(Boolean).slice(0, 6);
     if (lines.length === 0) lines = output.trim().split('\n').slice(-4);
     return new TerraformError(`${this.bin} ${what} failed: ${lines.join(' ')}`);
@@ -74,17 +77,17 @@ export class Terraform {
   }
 
   /** init, once per working directory and backend configuration. */
-  async init(dir: string, backendHash: string): Promise<void> {
+  async init(dir: string, backendHash: string, env?: Record<string, string>): Promise<void> {
     const marker = join(dir, '.parmanu-init');
     if (existsSync(join(dir, '.terraform')) && existsSync(marker) && readFileSync(marker, 'utf8') === backendHash) return;
-    const r = await this.run(['init', '-input=false', '-no-color', '-reconfigure'], dir);
+    const r = await this.run(['init', '-input=false', '-no-color', '-reconfigure'], dir, env);
     if (r.exitCode !== 0) throw this.fail('init', String(r.all));
     writeFileSync(marker, backendHash);
   }
 
   /** plan to `planFile`; true when there are changes. */
-  async plan(dir: string, planFile: string): Promise<boolean> {
-    const r = await this.run(['plan', '-input=false', '-no-color', '-detailed-exitcode', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, `-out=${planFile}`], dir);
+  async plan(dir: string, planFile: string, env?: Record<string, string>): Promise<boolean> {
+    const r = await this.run(['plan', '-input=false', '-no-color', '-detailed-exitcode', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, `-out=${planFile}`], dir, env);
     if (r.exitCode === 0) return false;
     if (r.exitCode === 2) return true;
     throw this.fail('plan', String(r.all));
@@ -109,8 +112,8 @@ export class Terraform {
    * every backend, local included): its nodes with the spec and creation time recorded on them.
    * An empty state (nothing applied yet) has no nodes.
    */
-  async pullState(dir: string): Promise<StateNode[]> {
-    const r = await this.run(['state', 'pull'], dir);
+  async pullState(dir: string, env?: Record<string, string>): Promise<StateNode[]> {
+    const r = await this.run(['state', 'pull'], dir, env);
     if (r.exitCode !== 0) throw this.fail('state pull', String(r.all));
     const text = String(r.stdout).trim();
     if (!text) return [];
@@ -122,14 +125,14 @@ export class Terraform {
   }
 
   /** apply of a saved plan; `lockTimeout` overrides how long it waits for the state lock. */
-  async apply(dir: string, planFile: string, opts: { lockTimeout?: string } = {}): Promise<void> {
-    const r = await this.run(['apply', '-input=false', '-no-color', `-lock-timeout=${opts.lockTimeout ?? this.opts.lockTimeout ?? '60s'}`, planFile], dir);
+  async apply(dir: string, planFile: string, opts: { lockTimeout?: string; env?: Record<string, string> } = {}): Promise<void> {
+    const r = await this.run(['apply', '-input=false', '-no-color', `-lock-timeout=${opts.lockTimeout ?? this.opts.lockTimeout ?? '60s'}`, planFile], dir, opts.env);
     if (r.exitCode !== 0) throw this.fail('apply', String(r.all));
   }
 
   /** `apply -refresh-only`: writes what the cloud holds now into the state (VMs gone from the cloud leave it), changing nothing else. */
-  async refreshOnly(dir: string): Promise<void> {
-    const r = await this.run(['apply', '-refresh-only', '-auto-approve', '-input=false', '-no-color', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`], dir);
+  async refreshOnly(dir: string, env?: Record<string, string>): Promise<void> {
+    const r = await this.run(['apply', '-refresh-only', '-auto-approve', '-input=false', '-no-color', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`], dir, env);
     if (r.exitCode !== 0) throw this.fail('apply -refresh-only', String(r.all));
   }
 }

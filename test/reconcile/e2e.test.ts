@@ -22,7 +22,7 @@ import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
-import { capture } from '../secret-scan.js';
+import { capture, scanStateDir } from '../secret-scan.js';
 
 const roots: string[] = [];
 let redis: RedisServer;
@@ -78,6 +78,8 @@ function world(policy: Policy, emitter: Emitter, history: HistoryStore, extra: P
     stateNodes: () => readStateNodes(join(poolDir(stateDir, 'p'), 'terraform.tfstate')).map((n) => n.name).sort(),
     cycle: async (more = {}) => {
       const r = await reconcileOnce({ ...deps, ...more });
+      // No credential in anything the cycle left behind: stacks, state, saved plans, history files.
+      await scanStateDir(stateDir);
       capture('a reconcile result', JSON.stringify(r));
       return r;
     },
@@ -126,7 +128,8 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       emu.addJob(project, 'pending', ['linux']);
       emu.addJob(project, 'pending', ['linux']);
       let r = await w.cycle();
-      expect(r.pools[0]).toMatchObject({ create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 2 } });
+      // Each node is its VM and its credential delivery: two resources.
+      expect(r.pools[0]).toMatchObject({ create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 4 } });
       expect(emu.runners.map((x) => x.description).sort()).toEqual(['p-n000', 'p-n001']);
       expect(await history.getJobLabels('ci')).toMatchObject({ kind: 'gitlab', sets: [{ labels: ['linux'], jobs: 2 }] });
       // The runners come online and take the jobs; one finishes.
@@ -144,7 +147,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       w.now.t += 30_000;
       r = await w.cycle();
       // Confirmed idle on the next cycle: destroyed, its runner removed.
-      expect(r.pools[0]).toMatchObject({ destroy: ['p-n001'], terraform: { ran: true, destroy: 1 } });
+      expect(r.pools[0]).toMatchObject({ destroy: ['p-n001'], terraform: { ran: true, destroy: 2 } });
       expect(w.stateNodes()).toEqual(['p-n000']);
       expect(emu.runnerNamed('p-n001')).toBeUndefined();
       // The busy node survives any number of cycles while busy.
@@ -160,7 +163,8 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       emu.addJob(project, 'pending', ['linux']);
       w.now.t += 30_000;
       r = await w.cycle({ driftCheckMs: 0 });
-      expect(r.pools[0]).toMatchObject({ vanished: ['p-n000'], create: ['p-n002'], terraform: { ran: true, add: 1 } });
+      // The new node's two resources come, and the credential the vanished VM left behind goes.
+      expect(r.pools[0]).toMatchObject({ vanished: ['p-n000'], create: ['p-n002'], terraform: { ran: true, add: 2, destroy: 1 } });
       expect(w.stateNodes()).toEqual(['p-n002']);
       expect(emu.runnerNamed('p-n000')).toBeUndefined();
 

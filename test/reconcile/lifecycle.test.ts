@@ -31,7 +31,7 @@ import { GithubEmulator } from '../emulators/github.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { JenkinsEmulator } from '../emulators/jenkins.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
-import { capture } from '../secret-scan.js';
+import { capture, scanStateDir } from '../secret-scan.js';
 
 const roots: string[] = [];
 let redis: RedisServer;
@@ -104,6 +104,8 @@ function world(policy: Policy, emitter: Emitter, emu: Emulator, extra: Partial<R
       const pools = [...new Set([...(more.policy ?? deps.policy).pools.map((p) => p.name), 'p', 'q'])];
       const before = new Map(pools.map((p) => [p, names(p)]));
       const r = await reconcileOnce({ ...deps, ...more });
+      // No credential in anything the cycle left behind: stacks, state, saved plans, history files.
+      await scanStateDir(stateDir);
       const busy = running();
       for (const p of pools) for (const n of before.get(p) ?? []) if (!names(p).includes(n) && busy.has(n)) busyDestroyed.push(n);
       capture('a reconcile result', JSON.stringify(r));
@@ -314,6 +316,34 @@ describe('lifecycle v2 on GitLab', () => {
       expect(w.names().length).toBe(3);
       expect(w.state().every((n) => !specs1.has(n.spec))).toBe(true);
       expect(maxDraining).toBeLessThanOrEqual(1);
+      expect(w.busyDestroyed).toEqual([]);
+    } finally {
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+
+  it('never goes over max when a node to destroy picks up a job at the last moment (its replacement waits)', async () => {
+    let inject: (() => void) | undefined;
+    const { emu, project, w, policyWith } = await gitlab({ p: { machine: { image: 'img-1' }, scaling: { max: 2 } } }, { hook: (point) => (point === 'before-idle-check' ? inject?.() : undefined) });
+    try {
+      demand(emu, project, 2);
+      await w.cycle();
+      for (const n of w.names()) emu.connect(n);
+      const bumped = policyWith({ p: { machine: { image: 'img-2' }, scaling: { max: 2 } } });
+      const reasons: string[] = [];
+      let most = 0;
+      inject = () => {
+        for (const n of w.names()) if (emu.runnerNamed(n)?.paused && !emu.runningOn(n).length) emu.startJob(n, project, ['linux']);
+      };
+      for (let i = 0; i < 4; i++) {
+        const r = await w.cycle({ policy: bumped });
+        reasons.push(...(r.pools[0]?.reasons ?? []));
+        most = Math.max(most, w.names().length);
+      }
+      expect(reasons.join('\n')).toMatch(/not creating .* max 2/);
+      expect(most).toBeLessThanOrEqual(2);
+      expect(emu.runners.filter((x) => x.maintenance_note && !w.names().includes(x.description)).map((x) => x.description)).toEqual([]);
       expect(w.busyDestroyed).toEqual([]);
     } finally {
       await w.history.close();

@@ -3,7 +3,7 @@
  * destroys exactly that node, then destroy. No provider downloads: terraform_data is built in.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ describe('local stack with real terraform', () => {
   const pool = testPool({}, 'e2e');
   const stateDir = join(root, 'state');
   const work = join(root, 'work');
-  const render = (names: string[]) => writeStack(work, renderPool({ pool, platform: { name: 'lab', type: 'local' }, stateDir, nodes: names.map((name) => ({ name, credential: { kind: 'none' } })) }));
+  const render = (names: string[]) => writeStack(work, renderPool({ pool, platform: { name: 'lab', type: 'local' }, stateDir, nodes: names.map((name) => ({ name, access: { kind: 'none' as const } })) }));
 
   it('creates, removes exactly one named node, and destroys', () => {
     render(['e2e-aaa', 'e2e-bbb', 'e2e-ccc']);
@@ -48,5 +48,28 @@ describe('local stack with real terraform', () => {
     tf(work, ['destroy', '-no-color', '-auto-approve']);
     expect(readStateNodes(stateFile)).toEqual([]);
     expect(JSON.parse(readFileSync(stateFile, 'utf8')).version).toBe(4);
+  });
+
+  it('delivers a new node\'s credential from the ephemeral variable into a 0600 file, and keeps it out of the plan and the state', () => {
+    const dir = join(root, 'cred');
+    const sd = join(root, 'cred-state');
+    const secret = 'glrt-DELIVERED-ONLY-TO-THE-FILE-42';
+    writeStack(dir, renderPool({ pool, platform: { name: 'lab', type: 'local' }, stateDir: sd, nodes: [{ name: 'e2e-cred', access: { kind: 'gitlab', url: 'https://gl.example.com' } }] }));
+    const env = { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', TF_VAR_parmanu_credentials: JSON.stringify({ 'e2e-cred': secret }) };
+    const run = (args: string[]) => execFileSync(TF, args, { cwd: dir, encoding: 'utf8', env });
+    run(['init', '-no-color']);
+    run(['plan', '-no-color', '-out=plan.bin']);
+    run(['apply', '-no-color', 'plan.bin']);
+    const file = join(sd, 'pools', 'e2e', 'credentials', 'e2e-cred');
+    expect(readFileSync(file, 'utf8')).toBe(secret);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(sd, 'pools', 'e2e', 'terraform.tfstate'), 'utf8')).not.toContain(secret);
+    expect(readFileSync(join(dir, 'plan.bin')).toString('latin1')).not.toContain(secret);
+    expect(execFileSync('unzip', ['-p', join(dir, 'plan.bin')], { encoding: 'latin1' })).not.toContain(secret);
+    // A later plan without the variable (a kept node) changes nothing, and the destroy removes the file.
+    const again = execFileSync(TF, ['plan', '-no-color', '-detailed-exitcode'], { cwd: dir, encoding: 'utf8', env: { ...env, TF_VAR_parmanu_credentials: '{}' } });
+    expect(again).toMatch(/No changes/);
+    run(['destroy', '-no-color', '-auto-approve']);
+    expect(existsSync(file)).toBe(false);
   });
 });

@@ -74,7 +74,7 @@ describe('Terraform.pullState', () => {
     const { renderPool, writeStack } = await import('../../stacks/render.js');
     const { testPool } = await import('../helpers.js');
     const work = mkdtempSync(join(tmpdir(), 'parmanu-show-'));
-    writeStack(work, renderPool({ pool: testPool({}, 'sn'), platform: { name: 'lab', type: 'local' }, stateDir: work, nodes: ['sn-a', 'sn-b'].map((name) => ({ name, credential: { kind: 'none' as const }, spec: `spec-${name}`, createdAt: 1_700_000_000_000 })) }));
+    writeStack(work, renderPool({ pool: testPool({}, 'sn'), platform: { name: 'lab', type: 'local' }, stateDir: work, nodes: ['sn-a', 'sn-b'].map((name) => ({ name, access: { kind: 'none' as const }, spec: `spec-${name}`, createdAt: 1_700_000_000_000 })) }));
     const tf = new Terraform();
     await tf.init(work, 'x');
     expect(await tf.pullState(work)).toEqual([]);
