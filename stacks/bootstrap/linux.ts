@@ -39,16 +39,15 @@ export interface WrittenFile {
 
 const CRED = '"$R/run/parmanu/credential"';
 const METADATA = '169.254.169.254';
-/** The firewall rule set for hosts without iptables (the job user's uid is filled in at run time). */
+/** What a secret may hold: it goes into an environment file (tokens, base64 and hex need no more). */
 const SECRET_CHARS = 'A-Za-z0-9._~+/=:-';
 
-function head(what: string): string[] {
+function head(what: string, paths = true): string[] {
   return [
     '#!/bin/bash',
     `# ${what}`,
     'set -euo pipefail',
-    '# PARMANU_ROOT: a sandbox root, set only by the tests that run this script; empty on a node.',
-    'R="${PARMANU_ROOT:-}"',
+    ...(paths ? ['# PARMANU_ROOT: a sandbox root, set only by the tests that run this script; empty on a node.', 'R="${PARMANU_ROOT:-}"'] : []),
     'fail() { echo "parmanu: $*" >&2; exit 1; }',
     // cloud-init copies a runcmd's output to the console log: the reason reaches the cloud's console output.
     'trap \'echo "parmanu: ${BASH_SOURCE[0]##*/} failed at line $LINENO" >&2\' ERR',
@@ -226,7 +225,7 @@ function startScript(pool: PoolConfig, node: string, access: RunnerAccess): stri
 /** `/usr/local/sbin/parmanu-firewall`: jobs (job user, containers) cannot reach instance metadata. */
 function firewallScript(user: string): string {
   return [
-    ...head('Keeps jobs away from instance metadata: drops traffic to 169.254.169.254 from Docker containers and from the job user; root keeps access.'),
+    ...head('Keeps jobs away from instance metadata: drops traffic to 169.254.169.254 from Docker containers and from the job user; root keeps access.', false),
     `JOB_USER=${shq(user)}`,
     `METADATA=${METADATA}/32`,
     'if command -v iptables >/dev/null; then',
@@ -457,7 +456,7 @@ function bootstrapScript(pool: PoolConfig, access: RunnerAccess, source: Credent
     case 'none':
       break;
   }
-  if (access.kind === 'none') return [...head('Parmanu node bootstrap (replay: no runner).'), 'echo "parmanu: replay node: no runner to start"'].join('\n');
+  if (access.kind === 'none') return [...head('Parmanu node bootstrap (replay: no runner).', false), 'echo "parmanu: replay node: no runner to start"'].join('\n');
   return [
     ...head('Parmanu node bootstrap, run once by cloud-init; every failing step stops it and says why on the console.'),
     'echo "parmanu: bootstrapping"',

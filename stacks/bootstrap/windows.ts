@@ -60,12 +60,12 @@ function fetchLines(source: CredentialSource): string[] {
   }
 }
 
-/** Windows Firewall: block metadata for a service's processes (see the module comment). */
+/** Windows Firewall: block metadata for a service's processes (see the module comment); `service` is a PowerShell expression. */
 function blockMetadataFor(service: string): string[] {
   return [
-    `sc.exe sidtype ${psq(service)} unrestricted | Out-Null`,
-    `if ($LASTEXITCODE -ne 0) { throw ('sc.exe sidtype failed for ' + ${psq(service)}) }`,
-    `New-NetFirewallRule -DisplayName ('Parmanu: no instance metadata for ' + ${psq(service)}) -Direction Outbound -Action Block -RemoteAddress 169.254.169.254 -Service ${psq(service)} | Out-Null`,
+    `sc.exe sidtype ${service} unrestricted | Out-Null`,
+    `if ($LASTEXITCODE -ne 0) { throw ('sc.exe sidtype failed for ' + ${service}) }`,
+    `New-NetFirewallRule -DisplayName ('Parmanu: no instance metadata for ' + ${service}) -Direction Outbound -Action Block -RemoteAddress 169.254.169.254 -Service ${service} | Out-Null`,
   ];
 }
 
@@ -121,7 +121,7 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
         `(Get-Content .\\config.toml) -replace '^concurrent = .*', 'concurrent = ${r.jobsPerNode}' | Set-Content .\\config.toml`,
         '.\\gitlab-runner.exe install',
         "Assert-Exit 'gitlab-runner install'",
-        ...(cloud ? blockMetadataFor('gitlab-runner') : []),
+        ...(cloud ? blockMetadataFor(psq('gitlab-runner')) : []),
         '.\\gitlab-runner.exe start',
         "Assert-Exit 'gitlab-runner start'",
       ].join('\r\n');
@@ -161,7 +161,7 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
               ...(cloud
                 ? [
                     "$svc = (Get-Service -Name 'actions.runner.*' | Select-Object -First 1).Name",
-                    ...blockMetadataFor('PLACEHOLDER').map((l) => l.replace(psq('PLACEHOLDER'), '$svc')),
+                    ...blockMetadataFor('$svc'),
                     'Restart-Service -Name $svc',
                   ]
                 : []),

@@ -4,11 +4,11 @@ import { statSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { linuxUserData, windowsScript } from '../../stacks/bootstrap.js';
+import { linuxFiles, linuxUserData, windowsScript } from '../../stacks/bootstrap.js';
 import { nodeAddress, PoolStack } from '../../stacks/pool-stack.js';
 import { renderPool, writeStack, type TerraformJson } from '../../stacks/render.js';
 import { pickStable } from '../../stacks/spread.js';
-import type { RunnerCredential } from '../../stacks/types.js';
+import { accessOf, secretOf, type CredentialSource, type RunnerCredential } from '../../stacks/types.js';
 import type { PlatformConfig } from '../../src/policy/types.js';
 import { testPool } from '../helpers.js';
 
@@ -143,6 +143,8 @@ describe('local stack', () => {
 
 describe('bootstrap user-data', () => {
   const pool = testPool({ labels: ['linux', 'big'], runner: { jobsPerNode: 3, version: '17.5.0' } }, 'p');
+  const ssm: CredentialSource = { kind: 'aws-ssm', region: 'eu-central-1', parameter: '/parmanu/p/p-node1' };
+  const secretManager: CredentialSource = { kind: 'gcp-secret', project: 'acme-ci', secret: 'parmanu-p-p-node1' };
   const creds: RunnerCredential[] = [
     gitlab,
     { kind: 'github', jitConfig: 'eyJqaXQiOiJjb25maWcifQ==' },
@@ -150,51 +152,74 @@ describe('bootstrap user-data', () => {
     { kind: 'jenkins', url: 'https://jenkins.example.com/', secret: "s3cr'et" },
     { kind: 'none' },
   ];
+  const label = (c: RunnerCredential) => c.kind + ('jitConfig' in c ? ' (jit)' : 'registrationToken' in c ? ' (registration)' : '');
 
-  it.each(creds.map((c) => [c.kind + ('jitConfig' in c ? ' (jit)' : 'registrationToken' in c ? ' (registration)' : ''), c] as const))('%s: cloud-init parses as YAML, the credential only in a 0600 file', (_n, cred) => {
-    const text = linuxUserData(pool, 'p-node1', cred);
-    expect(text.startsWith('#cloud-config\n')).toBe(true);
-    const doc = parseYaml(text) as { write_files: Array<{ path: string; permissions: string; content: string }>; runcmd: unknown[] };
-    expect(doc.runcmd).toEqual([['/usr/local/sbin/parmanu-bootstrap']]);
-    const script = doc.write_files.find((f) => f.path === '/usr/local/sbin/parmanu-bootstrap');
-    expect(script?.permissions).toBe('0700');
-    expect(script?.content).toMatch(/^#!\/bin\/bash\nset -euo pipefail\n/);
-    expect(script?.content).not.toMatch(/set -x/);
-    const secret = 'token' in cred ? cred.token : 'jitConfig' in cred ? cred.jitConfig : 'registrationToken' in cred ? cred.registrationToken : 'secret' in cred ? cred.secret : undefined;
-    if (secret) {
-      const holder = doc.write_files.filter((f) => f.content.includes(secret));
-      expect(holder).toHaveLength(1);
-      expect(holder[0]?.permissions).toBe('0600');
+  it.each(creds.map((c) => [label(c), c] as const))('%s: cloud-init parses as YAML and holds no credential', (_n, cred) => {
+    for (const source of [ssm, secretManager, { kind: 'file', path: '/var/lib/parmanu/p-node1' } as CredentialSource]) {
+      const text = linuxUserData(pool, 'p-node1', accessOf(cred), cred.kind === 'none' ? { kind: 'none' } : source);
+      expect(text.startsWith('#cloud-config\n')).toBe(true);
+      const doc = parseYaml(text) as { write_files: Array<{ path: string; permissions: string; content: string }>; runcmd: unknown[] };
+      expect(doc.runcmd).toEqual([['/usr/local/sbin/parmanu-bootstrap']]);
+      const script = doc.write_files.find((f) => f.path === '/usr/local/sbin/parmanu-bootstrap');
+      expect(script?.permissions).toBe('0700');
+      expect(script?.content).toMatch(/^#!\/bin\/bash\n# .*\nset -euo pipefail\n/);
+      expect(text).not.toMatch(/set -x/);
+      const secret = secretOf(cred);
+      if (secret) expect(text).not.toContain(secret);
+      for (const f of doc.write_files) if (f.path.startsWith('/usr/local/sbin/')) expect(f.permissions).toBe('0700');
     }
   });
 
-  it('registers a GitLab runner with name, concurrency and version', () => {
-    const s = linuxUserData(pool, 'p-node1', gitlab);
-    expect(s).toContain('gitlab-runner-downloads.s3.amazonaws.com/v17.5.0/binaries/gitlab-runner-linux-$GL_ARCH');
-    expect(s).toContain(`gitlab-runner register --non-interactive --url 'https://gitlab.example.com' --token "$(cat /etc/parmanu/gitlab-runner-token)" --name 'p-node1' --executor shell --limit 3`);
-    expect(s).toContain("sed -i 's/^concurrent = .*/concurrent = 3/' /etc/gitlab-runner/config.toml");
+  it('Windows scripts hold no credential either', () => {
+    for (const cred of creds) {
+      const s = windowsScript(pool, 'p-1', accessOf(cred), cred.kind === 'none' ? { kind: 'none' } : ssm);
+      const secret = secretOf(cred);
+      if (secret) expect(s).not.toContain(secret);
+    }
+  });
+
+  it('reads the credential from the node\'s source', () => {
+    expect(linuxUserData(pool, 'p-1', accessOf(gitlab), ssm)).toContain(String.raw`aws ssm get-parameter --region \"$REGION\" --name \"$PARAMETER\" --with-decryption`);
+    expect(linuxUserData(pool, 'p-1', accessOf(gitlab), secretManager)).toContain('secretmanager.googleapis.com/v1/projects/$PROJECT/secrets/$SECRET/versions/latest:access');
+    expect(windowsScript(pool, 'p-1', accessOf(gitlab), ssm)).toContain("Get-SSMParameterValue -Region 'eu-central-1' -Name '/parmanu/p/p-node1' -WithDecryption $true");
+    expect(() => linuxUserData(pool, 'p-1', accessOf(gitlab), { kind: 'none' })).toThrow(/needs a credential source/);
+  });
+
+  it('registers a GitLab runner with name, concurrency and version, the token in its environment', () => {
+    const s = linuxFiles(pool, 'p-node1', accessOf(gitlab), ssm);
+    const start = s.find((f) => f.path === '/usr/local/sbin/parmanu-start')?.content;
+    expect(s.find((f) => f.path === '/usr/local/sbin/parmanu-bootstrap')?.content).toContain(`VERSION='v17.5.0'\nmkdir -p "$R/usr/local/bin"\ncurl -fsSL --retry 5 -o "$R/usr/local/bin/gitlab-runner.new" "https://gitlab-runner-downloads.s3.amazonaws.com/$VERSION/binaries/gitlab-runner-$ASSET"`);
+    expect(start).toContain(`CI_SERVER_TOKEN="$(<"$R/run/parmanu/credential")" gitlab-runner register --non-interactive --config "$CONFIG.new" --url 'https://gitlab.example.com' --name 'p-node1' --executor shell --limit 3`);
+    expect(start).toContain(`sed -i 's/^concurrent = .*/concurrent = 3/' "$CONFIG.new"`);
   });
 
   it('uses a pre-installed runner when asked', () => {
     const pre = testPool({ runner: { install: 'preinstalled' } }, 'p');
-    expect(linuxUserData(pre, 'p-1', gitlab)).not.toContain('curl');
-    expect(linuxUserData(pre, 'p-1', gitlab)).toContain('runner.install: preinstalled');
+    expect(linuxUserData(pre, 'p-1', accessOf(gitlab), ssm)).not.toContain('gitlab-runner-downloads');
+    expect(linuxUserData(pre, 'p-1', accessOf(gitlab), ssm)).toContain('runner.install: preinstalled');
   });
 
-  it('starts GitHub runners with the JIT config or configures them with labels', () => {
-    expect(linuxUserData(pool, 'p-1', creds[1] as RunnerCredential)).toContain('run.sh --jitconfig "$(cat /etc/parmanu/github-jitconfig)"');
-    expect(linuxUserData(pool, 'p-1', creds[2] as RunnerCredential)).toContain("./config.sh --unattended --replace --url 'https://github.com/acme' --token \"$(cat /etc/parmanu/github-registration-token)\" --name 'p-1' --labels 'linux,big,parmanu-pool-p'");
+  it('starts GitHub runners with the JIT config in their environment or configures them with labels', () => {
+    const jit = linuxFiles(pool, 'p-1', { kind: 'github', mode: 'jit' }, ssm);
+    expect(jit.find((f) => f.path === '/etc/systemd/system/parmanu-runner.service')?.content).toContain('EnvironmentFile=/run/parmanu/runner.env\nExecStart=/opt/actions-runner/run.sh\n');
+    expect(jit.find((f) => f.path === '/usr/local/sbin/parmanu-start')?.content).toContain(`printf 'ACTIONS_RUNNER_INPUT_JITCONFIG=%s\\n' "$(<"$R/run/parmanu/credential")"`);
+    expect(linuxUserData(pool, 'p-1', accessOf(creds[2] as RunnerCredential), ssm)).toContain(
+      String.raw`ACTIONS_RUNNER_INPUT_TOKEN=\"$(<\"$R/run/parmanu/credential\")\" runuser -u runner -- ./config.sh --unattended --replace --url 'https://github.com/acme' --name 'p-1' --labels 'linux,big,parmanu-pool-p'`,
+    );
   });
 
   it('starts a Jenkins inbound agent over WebSocket with the secret from a file', () => {
-    const s = linuxUserData(pool, 'p-1', creds[3] as RunnerCredential);
-    expect(s).toContain('agent.jar -url https://jenkins.example.com/ -secret @/etc/parmanu/jenkins-secret -name p-1 -webSocket -workDir /var/lib/jenkins-agent');
-    expect(s).toContain("'https://jenkins.example.com/jnlpJars/agent.jar'");
+    const files = linuxFiles(pool, 'p-1', accessOf(creds[3] as RunnerCredential), ssm);
+    expect(files.find((f) => f.path === '/usr/local/lib/parmanu/jenkins-agent')?.content).toContain(
+      `exec java -jar /usr/local/lib/parmanu/agent.jar -url 'https://jenkins.example.com/' -secret "@$CREDENTIALS_DIRECTORY/jenkins-secret" -name 'p-1' -webSocket -workDir /var/lib/jenkins-agent`,
+    );
+    expect(files.find((f) => f.path === '/etc/systemd/system/parmanu-agent.service')?.content).toContain('LoadCredential=jenkins-secret:/run/parmanu/credential');
+    expect(files.find((f) => f.path === '/usr/local/sbin/parmanu-bootstrap')?.content).toContain("'https://jenkins.example.com/jnlpJars/agent.jar'");
   });
 
   it('quotes values for PowerShell', () => {
-    const s = windowsScript(pool, "p-1", creds[3] as RunnerCredential);
-    expect(s).toContain("-Value 's3cr''et'");
-    expect(windowsScript(pool, 'p-1', gitlab)).toContain("$token = 'glrt-TESTTOKEN0000000000'");
+    const s = windowsScript(pool, "p-1'x", accessOf(creds[3] as RunnerCredential), ssm);
+    expect(s).toContain("' + 'p-1''x' + '");
+    expect(windowsScript(pool, 'p-1', accessOf(gitlab), ssm)).toContain("$env:CI_SERVER_TOKEN = [IO.File]::ReadAllText('C:\\ProgramData\\Parmanu\\credential')");
   });
 });
