@@ -23,7 +23,7 @@ import type { PoolPlan } from '../decide/types.js';
 import { RunnerBusyError, type Emitter, type ProbeResult } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
-import { guardPlan } from '../terraform/guard.js';
+import { guardPlan, nodeOfResource } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
@@ -287,6 +287,15 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         }
         continue;
       }
+      // A kept node whose VM exists but whose credential resources do not (an apply that failed
+      // between the two) can never get its credential: it is destroyed, never given an empty one.
+      const incomplete = missingCredential(shown.resource_changes, new Set(kept));
+      if (incomplete.length) {
+        kept = kept.filter((n) => !incomplete.includes(n));
+        destroy.push(...incomplete);
+        say(`${incomplete.join(', ')}: the VM exists but its credential was never delivered (an apply failed halfway): destroyed and replaced`);
+        continue;
+      }
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
       const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0 });
       if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
@@ -386,6 +395,17 @@ function recreated(changes: readonly ResourceChange[], nodeType: string, kept: R
     if (a.length === 1 && a[0] === 'create' && kept.has(r.name.slice(5))) out.push(r.name.slice(5));
   }
   return out;
+}
+
+/** Kept nodes whose credential resources the plan would create: their VM never got its credential. */
+function missingCredential(changes: readonly ResourceChange[], kept: ReadonlySet<string>): string[] {
+  const out = new Set<string>();
+  for (const r of changes) {
+    if (r.mode !== 'managed' || r.name.startsWith('node_')) continue;
+    const node = nodeOfResource(r.name);
+    if (node && kept.has(node) && r.change.actions.includes('create')) out.add(node);
+  }
+  return [...out];
 }
 
 /**

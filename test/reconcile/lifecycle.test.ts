@@ -269,6 +269,25 @@ describe('lifecycle v2 on GitLab', () => {
     }
   });
 
+  it('destroys and replaces a node whose VM exists but whose credential was never delivered (an apply that failed halfway)', async () => {
+    const { emu, project, w } = await gitlab();
+    try {
+      demand(emu, project, 1);
+      await w.cycle();
+      execFileSync(process.env.PARMANU_TERRAFORM ?? 'terraform', ['state', 'rm', 'terraform_data.credential_p-n000'], { cwd: poolDir(w.deps.stateDir, 'p'), stdio: 'ignore' });
+      const r = await w.cycle({ driftCheckMs: 0 });
+      expect(r.pools[0]?.error).toBeUndefined();
+      expect(r.pools[0]?.reasons.join('\n')).toMatch(/p-n000: the VM exists but its credential was never delivered/);
+      expect(w.names()).toEqual([]);
+      await w.cycle();
+      expect(w.names()).toEqual(['p-n001']);
+      expect(emu.runnerNamed('p-n000')).toBeUndefined();
+    } finally {
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+
   it('drains and destroys a pool removed from the policy, its busy node last, and removes its runners', async () => {
     const { emu, project, w, policy } = await gitlab({ p: {}, q: { labels: ['linux', 'big'] } });
     try {
