@@ -5,6 +5,7 @@
  */
 import { destination, pino, type Logger } from 'pino';
 import type { CycleEvent } from '../reconcile/cycle.js';
+import { forTerminal } from '../policy/text.js';
 import type { Io } from './errors.js';
 
 const RANK = { debug: 10, info: 20, warn: 30, error: 40 } as const;
@@ -19,6 +20,7 @@ export function cycleLogger(io: Io, opts: { json: boolean; verbose: boolean; qui
     if (RANK[e.level] < RANK[min]) return;
     const who = e.pool ?? e.emitter ?? 'parmanu';
     const took = e.durationMs !== undefined ? ` (${(e.durationMs / 1000).toFixed(1)}s)` : '';
-    io.err(`${e.level === 'error' ? '✖ ' : e.level === 'warn' ? '! ' : '  '}${who}: ${e.msg}${took}`);
+    // Messages carry runner names, reasons and probe errors from the CI platforms: printed without control characters.
+    io.err(forTerminal(`${e.level === 'error' ? '✖ ' : e.level === 'warn' ? '! ' : '  '}${who}: ${e.msg}${took}`));
   };
 }

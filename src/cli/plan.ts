@@ -2,9 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { postStickyComment, CommentError } from '../gitops/comment.js';
+import { createCommentEmitter } from '../emitters/index.js';
+import { commentContext, postStickyComment, CommentError } from '../gitops/comment.js';
 import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
 import { loadPolicy } from '../policy/load.js';
+import { forTerminal } from '../policy/text.js';
 import { formatProblem, type Policy, type PoolConfig } from '../policy/types.js';
 import { parse } from './args.js';
 import { openHistoryFor } from './context.js';
@@ -109,13 +111,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
     writeOrExplain('plan', '--report', file, () => writeFileSync(file, JSON.stringify(diff.report) + '\n'));
   }
   const markdown = planMarkdown(diff);
-  io.out(format === 'json' ? JSON.stringify(diff) : markdown);
+  io.out(format === 'json' ? JSON.stringify(diff) : forTerminal(markdown));
   if (values.comment) {
     try {
-      const r = await postStickyComment(markdown, io.env);
-      io.err(`plan: ${r.action} the plan comment on ${r.platform === 'gitlab' ? 'the merge request' : 'the pull request'}`);
+      const ctx = commentContext(io.env);
+      const r = await postStickyComment(createCommentEmitter(ctx), ctx, markdown);
+      const where = r.platform === 'gitlab' ? 'the merge request' : 'the pull request';
+      io.err(r.action === 'unchanged' ? `plan: the plan comment on ${where} is up to date` : `plan: ${r.action} the plan comment on ${where}`);
     } catch (err) {
-      if (err instanceof CommentError) throw new UsageError(`plan: ${err.message}`, err.kind === 'config' ? 2 : 1);
+      // The platform's answer is quoted in the message: printed without control characters.
+      if (err instanceof CommentError) throw new UsageError(forTerminal(`plan: ${err.message}`), err.kind === 'config' ? 2 : 1);
       throw err;
     }
   }

@@ -4,6 +4,7 @@ import { parseDuration } from '../policy/duration.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
+import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
@@ -88,7 +89,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     try {
       for (const [name, e] of openEmitters('reconcile', io, { policy, pools: [k.pool] }, clock)) emitters.set(name, e);
     } catch (err) {
-      io.err(`parmanu: pool ${k.pool.name} was removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle`);
+      io.err(forTerminal(`parmanu: pool ${k.pool.name} was removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle`));
     }
   }
   const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
@@ -129,7 +130,8 @@ function print(io: Io, result: CycleResult, json: boolean): void {
   for (const p of result.pools) {
     const tf = p.terraform.ran ? `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}` : 'terraform not run';
     const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
-    io.out(`${p.pool}${p.removed ? ' (removed from the policy)' : ''}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`);
-    for (const r of p.reasons) io.out(`  · ${r}`);
+    // Runner names, reasons and errors come from the CI platforms: no control characters reach the terminal.
+    io.out(forTerminal(`${p.pool}${p.removed ? ' (removed from the policy)' : ''}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`));
+    for (const r of p.reasons) io.out(forTerminal(`  · ${r}`));
   }
 }

@@ -6,6 +6,7 @@ import type { PlatformConfig, PoolConfig } from '../policy/types.js';
 import { poolDir, removedPools } from '../reconcile/known-pools.js';
 import { observe } from '../reconcile/observe.js';
 import { readStateNodes, type StateNode } from '../terraform/state.js';
+import { forTerminal } from '../policy/text.js';
 import { parse } from './args.js';
 import { loadFleet, openEmitters, openHistoryFor } from './context.js';
 import type { Io } from './errors.js';
@@ -82,8 +83,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (values.json) io.out(JSON.stringify({ pools: out }));
   else
     for (const p of out) {
-      io.out(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe})${p.removed ? ' — removed from the policy: draining and destroying' : ''}`);
-      for (const n of p.nodes) io.out(`  ${n.name}  ${n.state}  runner: ${n.runner}`);
+      // Probe errors and runner names come from the CI platforms: no control characters reach the terminal.
+      io.out(forTerminal(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe})${p.removed ? ' — removed from the policy: draining and destroying' : ''}`));
+      for (const n of p.nodes) io.out(forTerminal(`  ${n.name}  ${n.state}  runner: ${n.runner}`));
     }
   return 0;
 }

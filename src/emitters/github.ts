@@ -8,7 +8,8 @@
  * ?status=queued|in_progress, GET /repos/{o}/{r}/actions/runs/{id}/jobs?filter=latest,
  * GET /orgs/{org}/actions/runners (or /repos/{o}/{r}/actions/runners), GET …/runners/{id},
  * POST …/runners/generate-jitconfig (ephemeral pools), POST …/runners/registration-token
- * (long-lived runners), DELETE …/runners/{id}.
+ * (long-lived runners), DELETE …/runners/{id}; for ensureComment GET /user (or GET /app with app
+ * credentials), GET/POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id}.
  * Token permissions: Actions read on the repositories; Self-hosted runners read and write on the
  * organization (org runners) or Administration read and write on the repository (repo runners).
  * GitHub has no pause: pause() deletes the runner registration; GitHub refuses with 422 while the
@@ -30,7 +31,7 @@ import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, HttpClient, LruCache, ProbeProblems } from './http.js';
-import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 /** Conditional GETs remembered at most (least recently used out first). */
 export const ETAG_CACHE_MAX = 500;
@@ -49,10 +50,19 @@ const JobSchema = z.object({
 }).loose();
 const RunnerSchema = z.object({ id: z.number(), name: z.string(), status: z.string(), busy: z.boolean(), labels: z.array(z.object({ name: z.string() }).loose()) }).loose();
 const JitSchema = z.object({ runner: z.object({ id: z.number() }).loose(), encoded_jit_config: z.string().min(1) }).loose();
+const CommentSchema = z.object({ id: z.number(), body: z.string().nullable().optional(), user: z.object({ login: z.string(), id: z.number() }).loose().nullable() }).loose();
+const UserSchema = z.object({ login: z.string(), id: z.number() }).loose();
+const AppSchema = z.object({ slug: z.string() }).loose();
 const RegTokenSchema = z.object({ token: z.string().min(1) }).loose();
 
 export interface GithubSecrets {
   token?: string;
+  /**
+   * Whose comments are ours when the token is an installation token that GET /user refuses
+   * (the workflow's GITHUB_TOKEN: `github-actions[bot]`). Tokens of a user ask GET /user; app
+   * credentials ask GET /app for the bot `<slug>[bot]`.
+   */
+  botLogin?: string;
   app?: { appId: number | string; installationId: number | string; privateKey: string };
 }
 
@@ -68,6 +78,8 @@ export class GithubEmitter implements Emitter {
   readonly etags = new LruCache<string, { etag: string; data: unknown }>(ETAG_CACHE_MAX);
   private problems = new ProbeProblems((e) => this.reason(e));
   private readonly secret: string;
+  private readonly app: boolean;
+  private readonly botLogin: string | undefined;
 
   constructor(
     private readonly cfg: GithubConfig,
@@ -79,6 +91,8 @@ export class GithubEmitter implements Emitter {
   ) {
     this.name = cfg.name;
     this.secret = secrets.token ?? secrets.app?.privateKey ?? '';
+    this.app = secrets.app !== undefined;
+    this.botLogin = secrets.botLogin;
     this.http = http ?? HttpClient.forEmitter(cfg);
     const retries = cfg.retries;
     const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -296,5 +310,55 @@ export class GithubEmitter implements Emitter {
     const runs = (await Promise.all(repos.map(async (repo) => (await this.all(`/repos/${owner}/${repo}/actions/runs`, RunSchema, 'workflow_runs', { status: 'in_progress' }, true)).map((run) => ({ repo, id: run.id }))))).flat();
     const jobs = await Promise.all(runs.map((run) => this.all(`/repos/${owner}/${run.repo}/actions/runs/${run.id}/jobs`, JobSchema, 'jobs', { filter: 'latest' }, true)));
     return jobs.flat().some((j) => j.status !== 'completed' && j.runner_name === node);
+  }
+
+  // ---------------------------------------------------------------- comments
+  /** Who the credentials are: a user (GET /user, matched on id) or a bot login (app credentials, installation token). */
+  private async whoAmI(): Promise<{ id?: number; login: string }> {
+    if (this.app) {
+      try {
+        const res = await this.octokit.request('GET /app');
+        return { login: `${AppSchema.parse(res.data).slug}[bot]` };
+      } catch (err) {
+        throw this.asError(err, 'GET /app');
+      }
+    }
+    try {
+      const res = await this.octokit.request('GET /user');
+      const u = UserSchema.parse(res.data);
+      return { id: u.id, login: u.login };
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      // An installation token (the workflow's GITHUB_TOKEN) may not read GET /user: its comments are the bot's.
+      if ((status === 403 || status === 401) && this.botLogin) return { login: this.botLogin };
+      throw this.asError(err, 'GET /user');
+    }
+  }
+
+  /**
+   * The sticky comment on a pull request: among the comments written by the credentials' own
+   * user (GET /user by id, or the bot login of an app or installation token), the one carrying
+   * `marker`; a comment by anyone else is never edited, whatever it contains.
+   */
+  async ensureComment(target: CommentTarget, marker: string, body: string): Promise<CommentResult> {
+    if (!body.includes(marker)) throw new EmitterError('ensureComment: the body must contain the marker');
+    const [owner, repo] = target.project.includes('/') ? (target.project.split('/', 2) as [string, string]) : [this.cfg.owner, target.project];
+    const base = `/repos/${owner}/${repo}/issues`;
+    const me = await this.whoAmI();
+    const comments = await this.all(`${base}/${target.number}/comments`, CommentSchema, undefined, {}, true).catch((err: unknown) => {
+      throw this.asError(err, `GET ${base}/${target.number}/comments`);
+    });
+    const mine = comments.find((c) => c.user && (me.id !== undefined ? c.user.id === me.id : c.user.login === me.login) && (c.body ?? '').includes(marker));
+    try {
+      if (mine) {
+        if (mine.body === body) return { action: 'unchanged', id: mine.id };
+        await this.octokit.request(`PATCH ${base}/comments/${mine.id}`, { body });
+        return { action: 'updated', id: mine.id };
+      }
+      const res = await this.octokit.request(`POST ${base}/${target.number}/comments`, { body });
+      return { action: 'created', id: z.object({ id: z.number() }).loose().parse(res.data).id };
+    } catch (err) {
+      throw this.asError(err, mine ? `PATCH ${base}/comments/${mine.id}` : `POST ${base}/${target.number}/comments`);
+    }
   }
 }

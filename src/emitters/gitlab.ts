@@ -8,7 +8,8 @@
  * GET /groups/:id/runners | /projects/:id/runners | /runners/all, GET /runners/:id (the
  * `maintenance_note` that marks Parmanu's runners is only in a runner's details, GitLab ≥ 16.10; read
  * once per runner id and cached), POST /user/runners (with `maintenance_note`), PUT /runners/:id
- * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running.
+ * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running; for ensureComment GET /user,
+ * GET/POST /projects/:id/merge_requests/:iid/notes, PUT …/notes/:note_id.
  * Ownership: a runner is Parmanu's when its maintenance note carries the marker; pause, resume,
  * deregister and isIdle read the runner's details afresh and never act on an unmarked runner.
  * Token: `read_api` to probe; `create_runner` and Maintainer/Owner on the runner owner (or admin
@@ -21,7 +22,7 @@ import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
-import { EmitterError, markerNote, poolFromNote, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { EmitterError, markerNote, poolFromNote, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
 
@@ -49,6 +50,8 @@ const RunnerSchema = z.object({
 const RunnerDetailsSchema = RunnerSchema.extend({ maintenance_note: z.string().nullable().optional(), contacted_at: z.string().nullable().optional() }).loose();
 type RunnerDetails = z.output<typeof RunnerDetailsSchema>;
 const CreatedRunnerSchema = z.object({ id: z.number(), token: z.string().min(1) }).loose();
+const NoteSchema = z.object({ id: z.number(), body: z.string(), system: z.boolean().optional(), author: z.object({ id: z.number() }).loose().nullable().optional() }).loose();
+const UserSchema = z.object({ id: z.number(), username: z.string() }).loose();
 const Paginated = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), paginationInfo: z.object({ total: z.number().nullable().optional(), totalPages: z.number().nullable().optional() }).loose() });
 
 /** Upcoming-job look-ups per probe at most (one per running pipeline). */
@@ -281,6 +284,27 @@ export class GitlabEmitter implements Emitter {
       if (d && d.description === node && poolFromNote(d.maintenance_note)) return d;
     }
     return undefined;
+  }
+
+  // ---------------------------------------------------------------- comments
+  /**
+   * The sticky comment on a merge request: among the notes written by the token's own user
+   * (GET /user, matched on note.author.id), the one carrying `marker`; a note by anyone else is
+   * never edited, whatever it contains.
+   */
+  async ensureComment(target: CommentTarget, marker: string, body: string): Promise<CommentResult> {
+    if (!body.includes(marker)) throw new EmitterError('ensureComment: the body must contain the marker');
+    const { project, number: iid } = target;
+    const me = await this.wrap(async () => UserSchema.parse(await this.api.Users.showCurrentUser()));
+    const notes = await this.wrap(() => this.list(`notes of merge request !${iid}`, NoteSchema, () => this.api.MergeRequestNotes.all(project, iid, { perPage: 100, showExpanded: true } as never), true));
+    const mine = notes.find((n) => !n.system && n.author?.id === me.id && n.body.includes(marker));
+    if (mine) {
+      if (mine.body === body) return { action: 'unchanged', id: mine.id };
+      await this.wrap(() => this.api.MergeRequestNotes.edit(project, iid, mine.id, { body } as never));
+      return { action: 'updated', id: mine.id };
+    }
+    const created = await this.wrap(async () => z.object({ id: z.number() }).loose().parse(await this.api.MergeRequestNotes.create(project, iid, body)));
+    return { action: 'created', id: created.id };
   }
 
   private async wrap<T>(f: () => Promise<T>, okStatuses: number[] = []): Promise<T> {

@@ -11,7 +11,7 @@ import { JenkinsEmitter } from './jenkins.js';
 import { ReplayEmitter } from './replay.js';
 import type { Emitter } from './types.js';
 
-export type { Emitter, ProbeResult, RunnerInfo, RegisterRequest } from './types.js';
+export type { CommentResult, CommentTarget, Emitter, ProbeResult, RunnerInfo, RegisterRequest } from './types.js';
 export { EmitterError, RunnerBusyError, markerLabel, markerNote, poolFromLabels, poolFromNote } from './types.js';
 
 export const defaultSecretEnv = (): SecretEnv => ({ env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
@@ -45,4 +45,24 @@ export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () =
     if (pools.length || only?.has(name)) out.set(name, createEmitter(cfg, pools, secrets, clock));
   }
   return out;
+}
+
+/** Where a comment goes and with which credentials (from the CI run's environment, not the policy). */
+export interface CommentEmitterOptions {
+  platform: 'gitlab' | 'github';
+  /** GitLab: the instance's base URL (CI_API_V4_URL without /api/v4); GitHub: the REST API base (GITHUB_API_URL). */
+  url: string;
+  token: string;
+  /** GitHub: the bot whose comments are ours when GET /user refuses the token (the workflow's GITHUB_TOKEN). */
+  botLogin?: string;
+}
+
+/**
+ * An emitter used only for its ensureComment (plan --comment): built from the CI run's
+ * environment, with the emitters' HTTP policy (timeouts, retries); it owns no runners.
+ */
+export function createCommentEmitter(o: CommentEmitterOptions): Emitter {
+  const common = { name: 'comment', probeInterval: '30s', requestTimeout: '10s', retries: 3, probeIntervalMs: 30_000, requestTimeoutMs: 10_000, concurrency: 4 };
+  if (o.platform === 'gitlab') return new GitlabEmitter({ ...common, type: 'gitlab', url: o.url, token: '${env:PARMANU_COMMENT_TOKEN}', runnerOwner: 'instance' }, o.token, []);
+  return new GithubEmitter({ ...common, type: 'github', owner: '-', apiUrl: o.url, runnerOwner: 'org', runnerGroupId: 1, token: '${env:PARMANU_COMMENT_TOKEN}' }, { token: o.token, ...(o.botLogin ? { botLogin: o.botLogin } : {}) }, []);
 }

@@ -19,6 +19,13 @@
  *   the runner is not busy; Jenkins: the computer and every executor idle, no current executable;
  *   GitLab: no running job on the runner), or the runner no longer exists and no job names it; it
  *   rejects when that cannot be known, and the caller must then not destroy the node.
+ * - ensureComment() (optional: platforms with merge/pull requests) resolves once one comment of
+ *   the token's own user carrying `marker` on the target has `body`: 'created' when there was none,
+ *   'updated' when its body differed, 'unchanged' otherwise. A comment or note written by anyone
+ *   else is never edited, whatever it contains (the marker included); system notes are ignored.
+ *   It rejects with EmitterError when the token's user cannot be learned, the comments cannot all
+ *   be listed (a missing page could hide ours), or the platform refused the write or could not be
+ *   reached; nothing is retried beyond the HTTP policy.
  * Ownership: every runner register() creates carries a marker naming its pool (GitLab
  * `maintenance_note`, GitHub label `parmanu-pool-<pool>`, Jenkins node description); probe() lists
  * only marked runners, whatever their names, with the pool the marker names.
@@ -77,6 +84,20 @@ export interface RegisterRequest {
   acceptUntagged: boolean;
 }
 
+/** The merge request or pull request a comment goes on. */
+export interface CommentTarget {
+  /** GitLab: the project's numeric id or full path; GitHub: `owner/repo` (or a repository of the emitter's owner). */
+  project: string;
+  /** GitLab: the merge request iid; GitHub: the pull request number. */
+  number: number;
+}
+
+export interface CommentResult {
+  action: 'created' | 'updated' | 'unchanged';
+  /** The platform's id of the comment (note). */
+  id: number;
+}
+
 export interface Emitter {
   readonly name: string;
   readonly kind: EmitterKind;
@@ -93,6 +114,11 @@ export interface Emitter {
    * not implement it: an unreachable platform is a failed probe, and its pools hold.
    */
   preflight?(): string[];
+  /**
+   * Renovate's ensureComment: one sticky comment per target, found by `marker` among the comments
+   * of the token's own user, created once, then edited in place. `body` must contain `marker`.
+   */
+  ensureComment?(target: CommentTarget, marker: string, body: string): Promise<CommentResult>;
 }
 
 export class EmitterError extends Error {

@@ -1,7 +1,11 @@
 /**
  * A GitHub REST API emulator, from GitHub's public docs: repositories of an organization, workflow
  * runs by status, jobs of a run (`runs-on` labels, runner name), self-hosted runners of an org or a
- * repository, `generate-jitconfig`, `registration-token`, runner deletion (422 while it runs a job).
+ * repository, `generate-jitconfig`, `registration-token`, runner deletion (422 while it runs a job),
+ * issue comments with their `user` (a comment is edited only by its author: 403 otherwise) and
+ * `GET /user` (the token's user; an installation token — the workflow's GITHUB_TOKEN,
+ * `installationToken` — gets 403 "Resource not accessible by integration" and writes as
+ * `github-actions[bot]`).
  * `Link` pagination, `x-ratelimit-*` headers, ETags with `If-None-Match` → 304 that costs no rate
  * limit, GitHub's error bodies ({"message", "documentation_url"}), and secondary rate limits as
  * GitHub sends them (429 with `Retry-After` and the "secondary rate limit" message).
@@ -20,6 +24,8 @@ import { Emulator, type EmuRequest, type EmuResponse } from './base.js';
 export interface GhRun { id: number; repo: string; status: 'queued' | 'in_progress' | 'completed' }
 export interface GhJob { id: number; run_id: number; status: 'queued' | 'in_progress' | 'completed'; labels: string[]; runner_name: string | null; created_at: string; started_at: string | null }
 /** `busy` set by a test is shown as is; a job started with `startJob` shows busy only after `busyLagMs`. */
+export interface GhUser { login: string; id: number; type: 'User' | 'Bot' }
+export const GITHUB_ACTIONS_BOT: GhUser = { login: 'github-actions[bot]', id: 41898282, type: 'Bot' };
 export interface GhRunner { id: number; name: string; os: string; status: 'online' | 'offline'; busy: boolean; labels: string[]; ephemeral: boolean }
 
 const DOCS = 'https://docs.github.com/rest';
@@ -32,8 +38,12 @@ export class GithubEmulator extends Emulator {
   jobs: GhJob[] = [];
   runners: GhRunner[] = [];
   rateLimitRemaining = 5000;
+  /** The user the token belongs to (GET /user; the author of the comments it writes). */
+  user: GhUser = { login: 'parmanu-bot', id: 1001, type: 'User' };
+  /** The token is an installation token (GitHub Actions' GITHUB_TOKEN): GET /user refuses it, it writes as github-actions[bot]. */
+  installationToken = false;
   /** Issue and pull request comments. */
-  comments: Array<{ id: number; issue: number; body: string }> = [];
+  comments: Array<{ id: number; issue: number; body: string; user: GhUser }> = [];
   /** Responses answered 304 Not Modified. */
   notModified = 0;
   /** How long after a job started on a runner its `busy` flag still says false (0: at once). */
@@ -77,20 +87,24 @@ export class GithubEmulator extends Emulator {
       this.runners.push(runner);
       return { status: 201, body: { runner: this.runnerBody(runner), encoded_jit_config: this.issue(Buffer.from(JSON.stringify({ '.runner': runner.name, '.credentials': `jit-${runner.id}-EMULATED` })).toString('base64'), runner.name) } };
     }));
-    this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => this.list(r, this.comments.filter((c) => c.issue === Number(r.params[2])).map((c) => ({ id: c.id, body: c.body })))));
+    this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => this.list(r, this.comments.filter((c) => c.issue === Number(r.params[2])).map((c) => this.commentBody(c)))));
     this.route('POST', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => {
       const body = (r.body as { body?: string } | undefined)?.body;
       if (!body) return { status: 422, body: { message: 'Validation Failed', documentation_url: DOCS } };
-      const c = { id: this.nextId++, issue: Number(r.params[2]), body };
+      const c = { id: this.nextId++, issue: Number(r.params[2]), body, user: { ...this.author() } };
       this.comments.push(c);
-      return { status: 201, body: { id: c.id, body: c.body } };
+      return { status: 201, body: this.commentBody(c) };
     }));
     this.route('PATCH', /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)$/, (r) => this.repoOnly(r, () => {
       const c = this.comments.find((x) => x.id === Number(r.params[2]));
       if (!c) return this.notFound();
+      if (c.user.id !== this.author().id) return { status: 403, body: { message: 'Must have admin rights to Repository.', documentation_url: `${DOCS}/issues/comments#update-an-issue-comment` } };
       c.body = (r.body as { body?: string } | undefined)?.body ?? c.body;
-      return { status: 200, body: { id: c.id, body: c.body } };
+      return { status: 200, body: this.commentBody(c) };
     }));
+    this.route('GET', /^\/user$/, () =>
+      this.installationToken ? { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '403' } } : { status: 200, body: { ...this.user, node_id: `U_${this.user.id}`, site_admin: false } },
+    );
     this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: this.issue(`AREG${this.nextId++}EMULATED`), expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
   }
 
@@ -174,6 +188,13 @@ export class GithubEmulator extends Emulator {
     return run;
   }
 
+  /** Who writes with the token: its user, or github-actions[bot] for an installation token. */
+  private author(): GhUser {
+    return this.installationToken ? GITHUB_ACTIONS_BOT : this.user;
+  }
+  private commentBody(c: { id: number; issue: number; body: string; user: GhUser }) {
+    return { id: c.id, body: c.body, user: { ...c.user }, author_association: c.user.id === this.user.id ? 'MEMBER' : 'NONE', html_url: `https://github.com/${this.org}/issues/${c.issue}#issuecomment-${c.id}` };
+  }
   private hash(s: string): number {
     return parseInt(createHash('sha1').update(s).digest('hex').slice(0, 8), 16);
   }

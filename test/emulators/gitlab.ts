@@ -3,7 +3,9 @@
  * projects of groups (`include_subgroups`), pipeline jobs, runners of groups/projects/instance,
  * `POST /user/runners` (with `maintenance_note`), `GET /runners/:id` (the details: `maintenance_note`,
  * `contacted_at`, which the listings do not carry), `PUT /runners/:id`, `DELETE /runners/:id`,
- * `GET /runners/:id/jobs`. A runner created through the API is `never_contacted` until `connect(name)`
+ * `GET /runners/:id/jobs`; merge request notes (`GET|POST /projects/:id/merge_requests/:iid/notes`,
+ * `PUT …/notes/:note_id`) with their `author` (a note is edited only by its author: 403 otherwise)
+ * and `system` flag, and `GET /user` (the token's own user). A runner created through the API is `never_contacted` until `connect(name)`
  * (its machine booted and gitlab-runner checked in). Offset
  * pagination with `x-next-page`, `x-total` and `Link`; `RateLimit-*` headers; `PRIVATE-TOKEN` auth
  * with GitLab's error bodies (`{"message": "401 Unauthorized"}`).
@@ -13,6 +15,9 @@ import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js
 export interface GlGroup { id: number; full_path: string; parent_id: number | null }
 export interface GlProject { id: number; path_with_namespace: string; namespace_id: number }
 export interface GlJob { id: number; project_id: number; pipeline_id: number; status: string; tag_list: string[]; created_at: string; started_at: string | null; runner: { id: number; description: string } | null; name: string }
+export interface GlUser { id: number; username: string; name: string }
+/** A merge request note as GitLab lists it (the fields Parmanu reads, and the author of every note). */
+export interface GlNote { id: number; body: string; author: GlUser; system: boolean }
 export interface GlRunner {
   id: number;
   description: string;
@@ -36,8 +41,10 @@ export class GitlabEmulator extends Emulator {
   jobs: GlJob[] = [];
   runners: GlRunner[] = [];
   rateLimitRemaining = 2000;
+  /** The user the API token belongs to (GET /user; the author of the notes it writes). */
+  user: GlUser = { id: 7, username: 'parmanu-bot', name: 'Parmanu' };
   /** Merge request notes: `${project}/${iid}` → notes. */
-  notes = new Map<string, Array<{ id: number; body: string }>>();
+  notes = new Map<string, GlNote[]>();
   private nextId = 1000;
 
   constructor() {
@@ -95,7 +102,7 @@ export class GitlabEmulator extends Emulator {
         const body = String((r.body as { body?: string } | undefined)?.body ?? '');
         if (!body) return { status: 400, body: { message: { body: ["can't be blank"] } } };
         const key = `${p.id}/${r.params[1]}`;
-        const note = { id: this.nextId++, body };
+        const note: GlNote = { id: this.nextId++, body, author: { ...this.user }, system: false };
         this.notes.set(key, [...(this.notes.get(key) ?? []), note]);
         return { status: 201, body: note };
       }),
@@ -104,10 +111,12 @@ export class GitlabEmulator extends Emulator {
       this.withProject(r, (p) => {
         const note = (this.notes.get(`${p.id}/${r.params[1]}`) ?? []).find((n) => n.id === Number(r.params[2]));
         if (!note) return { status: 404, body: { message: '404 Note Not Found' } };
+        if (note.author.id !== this.user.id) return { status: 403, body: { message: '403 Forbidden' } };
         note.body = String((r.body as { body?: string } | undefined)?.body ?? note.body);
         return { status: 200, body: note };
       }),
     );
+    this.route('GET', new RegExp(`^${api}/user$`), () => ({ status: 200, body: { ...this.user, state: 'active', locked: false, bot: false } }));
     this.route('GET', new RegExp(`^${api}/runners/(\\d+)/jobs$`), (r) => {
       const runner = this.runners.find((x) => x.id === Number(r.params[0]));
       if (!runner) return { status: 404, body: { message: '404 Not found' } };

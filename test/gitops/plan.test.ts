@@ -3,8 +3,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli } from '../cli.js';
-import { postStickyComment } from '../../src/gitops/comment.js';
+import { cli, cliAsync } from '../cli.js';
+import { createCommentEmitter } from '../../src/emitters/index.js';
+import { commentContext, postStickyComment } from '../../src/gitops/comment.js';
 import { COMMENT_MARKER, diffPolicies, planMarkdown } from '../../src/gitops/diff.js';
 import { normalize } from '../../src/policy/load.js';
 import { PoolSchema } from '../../src/policy/schema.js';
@@ -79,42 +80,88 @@ describe('diffPolicies: rollout and removed pools', () => {
   });
 });
 
-describe('sticky plan comment', () => {
-  it('is created once on a GitLab merge request, then updated', async () => {
+describe('sticky plan comment (the emitters\' ensureComment)', () => {
+  const post = (body: string, env: Record<string, string>) => {
+    const ctx = commentContext(env);
+    return postStickyComment(createCommentEmitter(ctx), ctx, body);
+  };
+  const mallory = { id: 66, username: 'mallory', name: 'Mallory' };
+
+  it('is created once on a GitLab merge request, then updated, then left alone; notes by anyone else are never edited', async () => {
     const emu = await new GitlabEmulator().start();
     try {
       const g = emu.addGroup('platform');
       const p = emu.addProject('fleet', g);
       const env = { CI_API_V4_URL: `${emu.url}/api/v4`, CI_PROJECT_ID: String(p.id), CI_MERGE_REQUEST_IID: '7', PARMANU_COMMENT_TOKEN: emu.token };
-      emu.notes.set(`${p.id}/7`, [{ id: 1, body: 'LGTM' }]);
-      expect(await postStickyComment(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'gitlab', action: 'created' });
-      expect(await postStickyComment(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'gitlab', action: 'updated' });
-      expect(emu.notes.get(`${p.id}/7`)?.map((n) => n.body)).toEqual(['LGTM', `${COMMENT_MARKER}\nsecond`]);
+      // Someone else's note carrying the marker comes first; a system note mentioning it too.
+      emu.notes.set(`${p.id}/7`, [
+        { id: 1, body: `${COMMENT_MARKER}\nI wrote this, edit me`, author: mallory, system: false },
+        { id: 2, body: `${COMMENT_MARKER} mentioned`, author: { ...emu.user }, system: true },
+      ]);
+      expect(await post(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'gitlab', action: 'created' });
+      expect(await post(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'gitlab', action: 'updated' });
+      expect(await post(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'gitlab', action: 'unchanged' });
+      const notes = emu.notes.get(`${p.id}/7`) ?? [];
+      expect(notes.map((n) => [n.author.username, n.body])).toEqual([
+        ['mallory', `${COMMENT_MARKER}\nI wrote this, edit me`],
+        ['parmanu-bot', `${COMMENT_MARKER} mentioned`],
+        ['parmanu-bot', `${COMMENT_MARKER}\nsecond`],
+      ]);
+      expect(emu.log.filter((l) => l.startsWith('PUT '))).toEqual([`PUT /api/v4/projects/${p.id}/merge_requests/7/notes/${notes[2]?.id}`]);
       expect(emu.unexpected).toEqual([]);
     } finally {
       await emu.stop();
     }
   });
 
-  it('is created once on a GitHub pull request, then updated', async () => {
+  it('is created once on a GitHub pull request, then updated; comments by anyone else are never edited', async () => {
+    const emu = await new GithubEmulator().start();
+    const dir = mkdtempSync(join(tmpdir(), 'parmanu-ev-'));
+    try {
+      emu.repos.push('fleet');
+      writeFileSync(join(dir, 'event.json'), JSON.stringify({ pull_request: { number: 12 } }));
+      emu.comments.push({ id: 1, issue: 12, body: `${COMMENT_MARKER}\nedit me`, user: { login: 'mallory', id: 66, type: 'User' } });
+      const env = { GITHUB_API_URL: emu.url, GITHUB_REPOSITORY: 'acme/fleet', GITHUB_EVENT_PATH: join(dir, 'event.json'), PARMANU_COMMENT_TOKEN: emu.token };
+      expect(await post(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'github', action: 'created' });
+      expect(await post(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'github', action: 'updated' });
+      expect(await post(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'github', action: 'unchanged' });
+      expect(emu.comments.map((c) => [c.user.login, c.issue, c.body])).toEqual([
+        ['mallory', 12, `${COMMENT_MARKER}\nedit me`],
+        ['parmanu-bot', 12, `${COMMENT_MARKER}\nsecond`],
+      ]);
+      expect(emu.unexpected).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await emu.stop();
+    }
+  });
+
+  it('with the workflow\'s GITHUB_TOKEN (GET /user refused), the comments of github-actions[bot] are ours, and only those', async () => {
     const emu = await new GithubEmulator().start();
     try {
       emu.repos.push('fleet');
-      const dir = mkdtempSync(join(tmpdir(), 'parmanu-ev-'));
-      writeFileSync(join(dir, 'event.json'), JSON.stringify({ pull_request: { number: 12 } }));
-      const env = { GITHUB_API_URL: emu.url, GITHUB_REPOSITORY: 'acme/fleet', GITHUB_EVENT_PATH: join(dir, 'event.json'), GITHUB_TOKEN: emu.token };
-      expect(await postStickyComment(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ platform: 'github', action: 'created' });
-      expect(await postStickyComment(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ platform: 'github', action: 'updated' });
-      expect(emu.comments.map((c) => [c.issue, c.body])).toEqual([[12, `${COMMENT_MARKER}\nsecond`]]);
-      expect(emu.unexpected).toEqual([]);
-      rmSync(dir, { recursive: true, force: true });
+      emu.installationToken = true;
+      // A user's comment with the marker, then one of another bot.
+      emu.comments.push({ id: 1, issue: 3, body: `${COMMENT_MARKER}\nuser`, user: { login: 'mallory', id: 66, type: 'User' } });
+      emu.comments.push({ id: 2, issue: 3, body: `${COMMENT_MARKER}\nother bot`, user: { login: 'renovate[bot]', id: 29139614, type: 'Bot' } });
+      const env = { GITHUB_API_URL: emu.url, GITHUB_REPOSITORY: 'acme/fleet', GITHUB_REF: 'refs/pull/3/merge', GITHUB_TOKEN: emu.token };
+      expect(await post(`${COMMENT_MARKER}\nfirst`, env)).toMatchObject({ action: 'created' });
+      expect(await post(`${COMMENT_MARKER}\nsecond`, env)).toMatchObject({ action: 'updated' });
+      expect(emu.comments.map((c) => [c.user.login, c.body])).toEqual([
+        ['mallory', `${COMMENT_MARKER}\nuser`],
+        ['renovate[bot]', `${COMMENT_MARKER}\nother bot`],
+        ['github-actions[bot]', `${COMMENT_MARKER}\nsecond`],
+      ]);
+      // A personal token that GET /user refuses is not taken for the bot.
+      await expect(post('x', { ...env, PARMANU_COMMENT_TOKEN: emu.token })).rejects.toThrow(/GitHub pull request #3: GET \/user: HTTP 403/);
     } finally {
       await emu.stop();
     }
   });
 
-  it('says what it needs outside a merge or pull request', async () => {
-    await expect(postStickyComment('x', {})).rejects.toThrow(/needs a merge request pipeline/);
+  it('says what it needs outside a merge or pull request', () => {
+    expect(() => commentContext({})).toThrow(/needs a merge request pipeline/);
+    expect(() => commentContext({ GITHUB_REPOSITORY: 'acme/fleet', GITHUB_TOKEN: 't', PARMANU_PR_NUMBER: 'x' })).toThrow(/PARMANU_PR_NUMBER must be a pull request number/);
   });
 });
 
@@ -145,5 +192,26 @@ describe('parmanu plan', () => {
     const r = cli(['plan', '--base', 'no-such-ref'], { cwd: repo });
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--base no-such-ref is neither a directory nor a git ref/);
+  });
+});
+
+describe('plan --comment through the CLI', () => {
+  it('prints a platform error without its control characters, exit 1', async () => {
+    const emu = await new GitlabEmulator().start();
+    const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-c-'));
+    try {
+      const p = emu.addProject('fleet', emu.addGroup('platform'));
+      emu.faults.push({ method: 'GET', path: /\/merge_requests\/7\/notes$/, status: 403, body: { message: '403 Forbidden \u001b]0;pwned\u0007\u001b[2J\u009b31m' } });
+      writeFileSync(join(repo, 'fleet.yaml'), 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab }\n');
+      const env = { CI_API_V4_URL: `${emu.url}/api/v4`, CI_PROJECT_ID: String(p.id), CI_MERGE_REQUEST_IID: '7', PARMANU_COMMENT_TOKEN: emu.token, PARMANU_STATE_DIR: join(repo, 'state') };
+      const r = await cliAsync(['plan', '--policy', 'fleet.yaml', '--comment'], { cwd: repo, env, timeoutMs: 60_000 });
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toMatch(/plan: GitLab merge request !7: GET \/api\/v4\/projects\/\d+\/merge_requests\/7\/notes: HTTP 403 Forbidden/);
+      // eslint-disable-next-line no-control-regex
+      expect(r.err + r.out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+      await emu.stop();
+    }
   });
 });
