@@ -8,11 +8,12 @@ import { linuxFiles, linuxUserData, windowsScript } from '../../stacks/bootstrap
 import { nodeAddress, PoolStack } from '../../stacks/pool-stack.js';
 import { renderPool, writeStack, type TerraformJson } from '../../stacks/render.js';
 import { pickStable } from '../../stacks/spread.js';
-import { accessOf, secretOf, type CredentialSource, type RunnerCredential } from '../../stacks/types.js';
+import { accessOf, secretOf, type CredentialSource, type RunnerAccess, type RunnerCredential } from '../../stacks/types.js';
 import type { PlatformConfig } from '../../src/policy/types.js';
 import { testPool } from '../helpers.js';
 
 const gitlab: RunnerCredential = { kind: 'gitlab', url: 'https://gitlab.example.com', token: 'glrt-TESTTOKEN0000000000' };
+const gitlabAccess: RunnerAccess = { kind: 'gitlab', url: 'https://gitlab.example.com' };
 const aws: PlatformConfig = { name: 'aws', type: 'aws', region: 'eu-central-1', credentials: { roleArn: 'arn:aws:iam::123456789012:role/ci' }, backend: { type: 's3', bucket: 'state', key: 'parmanu', region: 'eu-central-1', encrypt: true } };
 const gcp: PlatformConfig = { name: 'gcp', type: 'gcp', project: 'acme-ci', region: 'europe-west1', zone: 'europe-west1-b', network: 'ci', subnetwork: 'runners', backend: { type: 'gcs', bucket: 'state', prefix: 'parmanu' } };
 const local: PlatformConfig = { name: 'lab', type: 'local' };
@@ -22,7 +23,7 @@ const resources = (json: TerraformJson) => json.resource as Res;
 
 describe('AWS stack', () => {
   const pool = testPool({ labels: ['linux', 'docker'], machine: { type: 'c6i.xlarge', image: 'ami-0abc', diskGb: 80, spot: true, subnets: ['subnet-a', 'subnet-b', 'subnet-c'], securityGroups: ['sg-1'], instanceProfile: 'runner' }, runner: { jobsPerNode: 2, executor: 'docker' } }, 'linux-docker');
-  const json = renderPool({ pool, platform: aws, stateDir: '/state', nodes: ['linux-docker-aaa111', 'linux-docker-bbb222'].map((name) => ({ name, credential: gitlab })) });
+  const json = renderPool({ pool, platform: aws, stateDir: '/state', nodes: ['linux-docker-aaa111', 'linux-docker-bbb222'].map((name) => ({ name, access: gitlabAccess })) });
 
   it('declares one aws_instance per node name at a stable address', () => {
     expect(Object.keys(resources(json).aws_instance ?? {})).toEqual(['node_linux-docker-aaa111', 'node_linux-docker-bbb222']);
@@ -40,7 +41,7 @@ describe('AWS stack', () => {
       associate_public_ip_address: true,
       root_block_device: { volume_size: 80, volume_type: 'gp3', encrypted: true, delete_on_termination: true },
       instance_market_options: { market_type: 'spot', spot_options: { instance_interruption_behavior: 'terminate', spot_instance_type: 'one-time' } },
-      metadata_options: { http_tokens: 'required', http_endpoint: 'enabled', http_put_response_hop_limit: 2 },
+      metadata_options: { http_tokens: 'required', http_endpoint: 'enabled', http_put_response_hop_limit: 1 },
       tags: { Name: 'linux-docker-aaa111', 'parmanu:pool': 'linux-docker', 'parmanu:node': 'linux-docker-aaa111', 'parmanu:managed-by': 'parmanu' },
       lifecycle: { ignore_changes: 'all' },
     });
@@ -58,8 +59,8 @@ describe('AWS stack', () => {
 
   it('spreads nodes over subnets by name, so removing one node moves no other', () => {
     const names = Array.from({ length: 30 }, (_, i) => `linux-docker-n${i}`);
-    const all = renderPool({ pool, platform: aws, stateDir: '/s', nodes: names.map((name) => ({ name, credential: gitlab })) });
-    const fewer = renderPool({ pool, platform: aws, stateDir: '/s', nodes: names.filter((_, i) => i !== 3).map((name) => ({ name, credential: gitlab })) });
+    const all = renderPool({ pool, platform: aws, stateDir: '/s', nodes: names.map((name) => ({ name, access: gitlabAccess })) });
+    const fewer = renderPool({ pool, platform: aws, stateDir: '/s', nodes: names.filter((_, i) => i !== 3).map((name) => ({ name, access: gitlabAccess })) });
     const subnets = new Set<unknown>();
     for (const n of names.filter((_, i) => i !== 3)) {
       const a = resources(all).aws_instance?.[`node_${n}`];
@@ -71,13 +72,13 @@ describe('AWS stack', () => {
 
   it('wraps Windows user-data for EC2Launch', () => {
     const win = testPool({ machine: { type: 'm6i.large', image: 'ami-win', os: 'windows' } }, 'win');
-    const j = renderPool({ pool: win, platform: aws, stateDir: '/s', nodes: [{ name: 'win-1', credential: gitlab }] });
+    const j = renderPool({ pool: win, platform: aws, stateDir: '/s', nodes: [{ name: 'win-1', access: gitlabAccess }] });
     expect(String(resources(j).aws_instance?.['node_win-1']?.user_data)).toMatch(/^<powershell>\r\n[\s\S]*gitlab-runner\.exe register[\s\S]*<\/powershell>\r\n<persist>false<\/persist>$/);
   });
 
   it('works with cdktf\'s own Testing helpers', () => {
     const app = Testing.app();
-    const stack = new PoolStack(app, { pool, platform: { ...aws, backend: undefined }, stateDir: '/s', nodes: [{ name: 'linux-docker-x', credential: gitlab }] });
+    const stack = new PoolStack(app, { pool, platform: { ...aws, backend: undefined }, stateDir: '/s', nodes: [{ name: 'linux-docker-x', access: gitlabAccess }] });
     const synthesized = Testing.synth(stack);
     expect(Testing.toHaveResourceWithProperties(synthesized, 'aws_instance', { instance_type: 'c6i.xlarge' })).toBe(true);
   });
@@ -85,7 +86,7 @@ describe('AWS stack', () => {
 
 describe('GCP stack', () => {
   const pool = testPool({ labels: ['self-hosted', 'linux'], machine: { type: 'e2-standard-4', image: 'projects/debian-cloud/global/images/family/debian-12', diskGb: 60, spot: true, zones: ['europe-west1-b', 'europe-west1-c'], serviceAccount: 'runner@acme-ci.iam.gserviceaccount.com', publicIp: false } }, 'gha');
-  const json = renderPool({ pool, platform: gcp, stateDir: '/s', nodes: [{ name: 'gha-abc', credential: { kind: 'github', jitConfig: 'JITCONFIGDATA' } }] });
+  const json = renderPool({ pool, platform: gcp, stateDir: '/s', nodes: [{ name: 'gha-abc', access: { kind: 'github', mode: 'jit' } }] });
 
   it('sets the instance fields', () => {
     expect(resources(json).google_compute_instance?.['node_gha-abc']).toMatchObject({
@@ -100,7 +101,7 @@ describe('GCP stack', () => {
       lifecycle: { ignore_changes: 'all' },
     });
     const md = resources(json).google_compute_instance?.['node_gha-abc']?.metadata as Record<string, string>;
-    expect(md['user-data']).toMatch(/run\.sh --jitconfig/);
+    expect(md['user-data']).toMatch(/^#cloud-config\n/);
   });
 
   it('uses hashicorp/google, the project, and a GCS backend per pool; no credentials in the stack', () => {
@@ -108,18 +109,18 @@ describe('GCP stack', () => {
     expect(tf.required_providers?.google).toMatchObject({ source: 'hashicorp/google' });
     expect(tf.backend?.gcs).toEqual({ bucket: 'state', prefix: 'parmanu/gha' });
     expect((json.provider as Record<string, unknown[]>).google?.[0]).toEqual({ project: 'acme-ci', region: 'europe-west1', zone: 'europe-west1-b' });
-    expect(JSON.stringify(json)).not.toMatch(/credentials/);
+    expect(JSON.stringify(json)).not.toMatch(/credentials_file|GOOGLE_APPLICATION_CREDENTIALS/);
   });
 
   it('gives on-demand nodes a public IP by default and standard scheduling', () => {
     const p = testPool({ machine: { type: 'e2-small', image: 'img' } }, 'od');
-    const vm = resources(renderPool({ pool: p, platform: gcp, stateDir: '/s', nodes: [{ name: 'od-1', credential: { kind: 'none' } }] })).google_compute_instance?.['node_od-1'];
+    const vm = resources(renderPool({ pool: p, platform: gcp, stateDir: '/s', nodes: [{ name: 'od-1', access: { kind: 'none' } }] })).google_compute_instance?.['node_od-1'];
     expect(vm).toMatchObject({ zone: 'europe-west1-b', network_interface: [{ access_config: [{}] }], scheduling: { provisioning_model: 'STANDARD', automatic_restart: true } });
   });
 
   it('puts Windows scripts under windows-startup-script-ps1', () => {
     const win = testPool({ machine: { type: 'n2-standard-8', image: 'windows-2022', os: 'windows' } }, 'win');
-    const vm = resources(renderPool({ pool: win, platform: gcp, stateDir: '/s', nodes: [{ name: 'win-1', credential: { kind: 'jenkins', url: 'https://ci.example.com', secret: 'abc' } }] })).google_compute_instance?.['node_win-1'];
+    const vm = resources(renderPool({ pool: win, platform: gcp, stateDir: '/s', nodes: [{ name: 'win-1', access: { kind: 'jenkins', url: 'https://ci.example.com' } }] })).google_compute_instance?.['node_win-1'];
     expect(Object.keys(vm?.metadata as object)).toEqual(['windows-startup-script-ps1']);
   });
 });
@@ -127,7 +128,7 @@ describe('GCP stack', () => {
 describe('local stack', () => {
   it('declares one terraform_data per node with a local backend under the state dir and no provider', () => {
     const pool = testPool({}, 'demo');
-    const json = renderPool({ pool, platform: local, stateDir: '/var/parmanu', nodes: [{ name: 'demo-1', credential: { kind: 'none' } }] });
+    const json = renderPool({ pool, platform: local, stateDir: '/var/parmanu', nodes: [{ name: 'demo-1', access: { kind: 'none' } }] });
     expect(resources(json).terraform_data?.['node_demo-1']?.input).toMatchObject({ pool: 'demo', node: 'demo-1', bootstrap_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect((json.terraform as Record<string, unknown>).backend).toEqual({ local: { path: '/var/parmanu/pools/demo/terraform.tfstate' } });
     expect(json.provider).toBeUndefined();
