@@ -10,7 +10,7 @@ const cli = (args: string[]) => runCli(args, { cwd: dir, env: { PARMANU_STATE_DI
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('parmanu synth', () => {
-  it('renders every pool of the example fleet with N nodes and placeholder credentials', () => {
+  it('renders every pool of the example fleet with N nodes and the credential plumbing, no credential', () => {
     const r = cli(['synth', '--policy', join(root, 'policies'), '--nodes', '2', '--out', 'out', '--json']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.out) as { pools: Array<{ pool: string; nodes: number; file: string }> };
@@ -20,10 +20,12 @@ describe('parmanu synth', () => {
       expect(statSync(p.file).mode & 0o777).toBe(0o600);
     }
     const gl = readFileSync(join(dir, 'out', 'linux-docker', 'cdk.tf.json'), 'utf8');
-    expect(gl).toContain('PARMANU_PLACEHOLDER_GITLAB_RUNNER_TOKEN');
     expect(gl).toContain('"node_linux-docker-synth001"');
-    expect(readFileSync(join(dir, 'out', 'gha-linux', 'cdk.tf.json'), 'utf8')).toContain('PARMANU_PLACEHOLDER_GITHUB_JITCONFIG');
-    expect(readFileSync(join(dir, 'out', 'jenkins-build', 'cdk.tf.json'), 'utf8')).toContain('PARMANU_PLACEHOLDER_JENKINS_AGENT_SECRET');
+    // The same plumbing as reconcile: the secret store fed by the ephemeral variable, nothing else.
+    expect(gl).toContain('"credential_linux-docker-synth001"');
+    expect(gl).toContain('lookup(var.parmanu_credentials, \\"linux-docker-synth001\\", \\"\\")');
+    expect(readFileSync(join(dir, 'out', 'gha-linux', 'cdk.tf.json'), 'utf8')).toContain('secret_data_wo');
+    for (const p of out.pools) expect(readFileSync(p.file, 'utf8')).not.toMatch(/PLACEHOLDER|glrt-|ghs_|jitconfig":/);
   });
 
   it('renders the current node set from local state (none yet) into the state dir by default', () => {
