@@ -34,7 +34,7 @@ import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 import { sha256, shq, userData } from './bootstrap.js';
 import { pickStable } from './spread.js';
-import { CREDENTIALS_VARIABLE, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
+import { bootstrapOptions, CREDENTIALS_VARIABLE, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
 
 export const MANAGED_BY = 'parmanu';
 const IMMUTABLE = { ignoreChanges: 'all' } as const;
@@ -94,7 +94,7 @@ export function awsSource(pool: PoolConfig, platform: { region: string }, node: 
 /** The aws_instance of one node: plain configuration, also used by the synth benchmark's floor. */
 export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'us-east-1', instanceProfile?: string): InstanceConfig {
   const m = pool.machine;
-  const script = userData(pool, node.name, node.access, awsSource(pool, { region }, node.name));
+  const script = userData(pool, node.name, node.access, awsSource(pool, { region }, node.name), bootstrapOptions(node));
   const profile = m.instanceProfile ?? instanceProfile;
   const subnet = pickStable(node.name, m.subnets ?? []);
   return {
@@ -150,7 +150,7 @@ export class PoolStack extends TerraformStack {
           input: {
             pool: pool.name,
             node: node.name,
-            bootstrap_sha256: sha256(userData(pool, node.name, node.access, source)),
+            bootstrap_sha256: sha256(userData(pool, node.name, node.access, source, bootstrapOptions(node))),
             ...(node.spec ? { spec: node.spec } : {}),
             ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
           },
@@ -242,7 +242,7 @@ export class PoolStack extends TerraformStack {
 
   private gcpNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'gcp' }>, node: NodeInput, secret: string, email: string): void {
     const m = pool.machine;
-    const script = userData(pool, node.name, node.access, { kind: 'gcp-secret', project: platform.project, secret: gcpSecretId(node.name) });
+    const script = userData(pool, node.name, node.access, { kind: 'gcp-secret', project: platform.project, secret: gcpSecretId(node.name) }, bootstrapOptions(node));
     const zone = pickStable(node.name, m.zones ?? []) ?? platform.zone;
     const vm = new ComputeInstance(this, nodeLogicalId(node.name), {
       name: node.name,

@@ -11,6 +11,7 @@ import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 
 export type { RunnerCredential } from '../src/policy/types.js';
 import type { RunnerCredential } from '../src/policy/types.js';
+import type { BootstrapOptions, RunnerRelease } from './bootstrap/common.js';
 
 /** What a node's runner needs besides its secret. */
 export type RunnerAccess =
@@ -69,6 +70,18 @@ export interface NodeInput {
   spec?: string;
   /** When the node was created (epoch ms), recorded on its resources so it survives a lost history. */
   createdAt?: number;
+  /**
+   * The runner release a new node downloads and verifies, resolved by the reconciler (`latest`
+   * included) before the stack is rendered: data, no look-up happens here. Kept nodes have none:
+   * their VMs ignore every change, they keep what they booted with; and the node spec never hashes
+   * it, so a new upstream release makes no node outdated.
+   */
+  release?: RunnerRelease;
+}
+
+/** The bootstrap options of a node: its pinned runner release, if it has one. */
+export function bootstrapOptions(node: NodeInput): BootstrapOptions {
+  return node.release ? { release: node.release } : {};
 }
 
 export interface PoolStackInput {

@@ -9,7 +9,10 @@
  * GET /orgs/{org}/actions/runners (or /repos/{o}/{r}/actions/runners), GET …/runners/{id},
  * POST …/runners/generate-jitconfig (ephemeral pools), POST …/runners/registration-token
  * (long-lived runners), DELETE …/runners/{id}; for ensureComment GET /user (or GET /app with app
- * credentials), GET/POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id}.
+ * credentials), GET/POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id};
+ * for runnerRelease GET /repos/actions/runner/releases/latest or …/releases/tags/v{version} (with
+ * the emitter's token, against apiUrl: on GHES its own copy of actions/runner, e.g. synced with
+ * actions-sync), the checksums read from the release notes' `BEGIN SHA` markers.
  * Token permissions: Actions read on the repositories; Self-hosted runners read and write on the
  * organization (org runners) or Administration read and write on the repository (repo runners).
  * GitHub has no pause: pause() deletes the runner registration; GitHub refuses with 422 while the
@@ -31,7 +34,8 @@ import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, HttpClient, LruCache, ProbeProblems } from './http.js';
-import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { GITHUB_ASSETS, parseGithubChecksums, ReleaseCache, releaseVersion } from './release.js';
+import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo, type RunnerRelease } from './types.js';
 
 /** Conditional GETs remembered at most (least recently used out first). */
 export const ETAG_CACHE_MAX = 500;
@@ -54,6 +58,7 @@ const CommentSchema = z.object({ id: z.number(), body: z.string().nullable().opt
 const UserSchema = z.object({ login: z.string(), id: z.number() }).loose();
 const AppSchema = z.object({ slug: z.string() }).loose();
 const RegTokenSchema = z.object({ token: z.string().min(1) }).loose();
+const ReleaseSchema = z.object({ tag_name: z.string(), body: z.string().nullable().optional(), draft: z.boolean().optional() }).loose();
 
 export interface GithubSecrets {
   token?: string;
@@ -80,6 +85,8 @@ export class GithubEmitter implements Emitter {
   private readonly secret: string;
   private readonly app: boolean;
   private readonly botLogin: string | undefined;
+  /** runnerRelease resolutions, reused for an hour. */
+  readonly releases: ReleaseCache;
 
   constructor(
     private readonly cfg: GithubConfig,
@@ -94,6 +101,7 @@ export class GithubEmitter implements Emitter {
     this.app = secrets.app !== undefined;
     this.botLogin = secrets.botLogin;
     this.http = http ?? HttpClient.forEmitter(cfg);
+    this.releases = new ReleaseCache(clock);
     const retries = cfg.retries;
     const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
     this.octokit = new ThrottledOctokit({
@@ -360,5 +368,28 @@ export class GithubEmitter implements Emitter {
     } catch (err) {
       throw this.asError(err, mine ? `PATCH ${base}/comments/${mine.id}` : `POST ${base}/${target.number}/comments`);
     }
+  }
+
+  // ---------------------------------------------------------------- runner release
+  /**
+   * The actions runner release `version` names (`latest` or e.g. 2.321.0), from the emitter's own
+   * API with its token (never an unauthenticated call), and the SHA-256 its release notes publish
+   * for every asset a node downloads.
+   */
+  runnerRelease(version: string): Promise<RunnerRelease> {
+    return this.releases.get(version, async (v) => {
+      const path = v === 'latest' ? '/repos/actions/runner/releases/latest' : `/repos/actions/runner/releases/tags/v${releaseVersion(v, 'runner version')}`;
+      let data: unknown;
+      try {
+        data = (await this.octokit.request(`GET ${path}`)).data;
+      } catch (err) {
+        throw this.asError(err, `GET ${path}`);
+      }
+      const rel = ReleaseSchema.safeParse(data);
+      if (!rel.success) throw new EmitterError(`GET ${path}: unexpected response shape`);
+      const concrete = releaseVersion(rel.data.tag_name, `GET ${path}`);
+      if (v !== 'latest' && concrete !== releaseVersion(v, 'runner version')) throw new EmitterError(`GET ${path}: the release is ${concrete}, not ${v}`);
+      return { version: concrete, sha256: parseGithubChecksums(rel.data.body ?? '', GITHUB_ASSETS, `GET ${path}`) };
+    });
   }
 }

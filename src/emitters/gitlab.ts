@@ -9,7 +9,10 @@
  * `maintenance_note` that marks Parmanu's runners is only in a runner's details, GitLab ≥ 16.10; read
  * once per runner id and cached), POST /user/runners (with `maintenance_note`), PUT /runners/:id
  * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running; for ensureComment GET /user,
- * GET/POST /projects/:id/merge_requests/:iid/notes, PUT …/notes/:note_id.
+ * GET/POST /projects/:id/merge_requests/:iid/notes, PUT …/notes/:note_id. For runnerRelease, the public
+ * runner release source, never with the emitter's token: gitlab.com's GET /projects/gitlab-org%2Fgitlab-runner/releases
+ * (the highest stable version, for `latest`) and the download site's `v<version>/release.sha256`
+ * (GitlabRunnerSource; the same download site the bootstrap fetches the binary from).
  * Ownership: a runner is Parmanu's when its maintenance note carries the marker; pause, resume,
  * deregister and isIdle read the runner's details afresh and never act on an unmarked runner.
  * Token: `read_api` to probe; `create_runner` and Maintainer/Owner on the runner owner (or admin
@@ -22,7 +25,8 @@ import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
 import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
-import { EmitterError, markerNote, poolFromNote, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo } from './types.js';
+import { GITLAB_ASSETS, parseGitlabChecksums, ReleaseCache, releaseVersion } from './release.js';
+import { EmitterError, markerNote, poolFromNote, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo, type RunnerRelease } from './types.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
 
@@ -54,6 +58,19 @@ const NoteSchema = z.object({ id: z.number(), body: z.string(), system: z.boolea
 const UserSchema = z.object({ id: z.number(), username: z.string() }).loose();
 const Paginated = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), paginationInfo: z.object({ total: z.number().nullable().optional(), totalPages: z.number().nullable().optional() }).loose() });
 
+/** Where GitLab runner releases are published (public: no token is sent there). */
+export interface GitlabRunnerSource {
+  /** The REST API holding the gitlab-runner project's releases. */
+  api: string;
+  /** The project's path on it. */
+  project: string;
+  /** The download site: `<downloads>/v<version>/release.sha256` and `…/binaries/gitlab-runner-<asset>`. */
+  downloads: string;
+}
+export const GITLAB_RUNNER_SOURCE: GitlabRunnerSource = { api: 'https://gitlab.com/api/v4', project: 'gitlab-org/gitlab-runner', downloads: 'https://gitlab-runner-downloads.s3.amazonaws.com' };
+const ReleaseListSchema = z.array(z.object({ tag_name: z.string(), upcoming_release: z.boolean().optional() }).loose());
+const STABLE = /^v?(\d+)\.(\d+)\.(\d+)$/;
+
 /** Upcoming-job look-ups per probe at most (one per running pipeline). */
 const MAX_PIPELINE_LOOKUPS = 100;
 
@@ -66,6 +83,8 @@ export class GitlabEmitter implements Emitter {
   /** Marker and tags of runners by id, read once from their details (kept for the ids still listed). */
   private readonly details = new Map<number, { pool: string | undefined; tags: string[] }>();
   private problems = new ProbeProblems((e) => this.reason(e));
+  /** runnerRelease resolutions, reused for an hour. */
+  readonly releases: ReleaseCache;
 
   constructor(
     private readonly cfg: GitlabConfig,
@@ -74,9 +93,12 @@ export class GitlabEmitter implements Emitter {
     _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
+    /** Where runner releases are looked up (tests point it at an emulator on 127.0.0.1). */
+    private readonly runnerSource: GitlabRunnerSource = GITLAB_RUNNER_SOURCE,
   ) {
     this.name = cfg.name;
     this.http = http ?? HttpClient.forEmitter(cfg);
+    this.releases = new ReleaseCache(clock);
     // createRequesterFn applies gitbeaker's default options handler itself (auth header, JSON body,
     // query string); the handler given here post-processes its result: nothing to add.
     const requesterFn = createRequesterFn((_, requestOptions) => Promise.resolve(requestOptions), async (endpoint, options) => {
@@ -314,5 +336,42 @@ export class GitlabEmitter implements Emitter {
       if (err instanceof EmitterError && err.status !== undefined && okStatuses.includes(err.status)) return undefined as T;
       throw err instanceof EmitterError ? err : new EmitterError(this.reason(err));
     }
+  }
+
+  // ---------------------------------------------------------------- runner release
+  /**
+   * The GitLab runner release `version` names: for `latest`, the highest stable version among the
+   * gitlab-runner project's recent releases (GitLab also publishes patches of older lines, so the
+   * newest release is not always the latest version); its checksums from the download site's
+   * `release.sha256`. Public sources: the emitter's token is not sent.
+   */
+  runnerRelease(version: string): Promise<RunnerRelease> {
+    return this.releases.get(version, async (v) => {
+      const concrete = v === 'latest' ? await this.latestRunnerVersion() : releaseVersion(v, 'runner version');
+      const url = `${this.runnerSource.downloads.replace(/\/$/, '')}/v${concrete}/release.sha256`;
+      const what = `GET ${new URL(url).pathname}`;
+      const res = await this.http.fetch(url, { headers: { accept: 'text/plain' } });
+      if (!res.ok) throw await describeFailure(res, what);
+      return { version: concrete, sha256: parseGitlabChecksums(await res.text(), GITLAB_ASSETS, what) };
+    });
+  }
+
+  private async latestRunnerVersion(): Promise<string> {
+    const src = this.runnerSource;
+    const url = `${src.api.replace(/\/$/, '')}/projects/${encodeURIComponent(src.project)}/releases?per_page=20&order_by=released_at&sort=desc`;
+    const what = `GET ${new URL(url).pathname}`;
+    const res = await this.http.fetch(url, { headers: { accept: 'application/json' } });
+    if (!res.ok) throw await describeFailure(res, what);
+    const list = ReleaseListSchema.safeParse(await readJson(res, what));
+    if (!list.success) throw new EmitterError(`${what}: unexpected response shape`);
+    const stable = list.data
+      .filter((r) => r.upcoming_release !== true)
+      .map((r) => STABLE.exec(r.tag_name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [Number(m[1]), Number(m[2]), Number(m[3])] as const)
+      .sort((a, b) => b[0] - a[0] || b[1] - a[1] || b[2] - a[2]);
+    const top = stable[0];
+    if (!top) throw new EmitterError(`${what}: no stable release listed`);
+    return top.join('.');
   }
 }

@@ -26,6 +26,17 @@
  *   It rejects with EmitterError when the token's user cannot be learned, the comments cannot all
  *   be listed (a missing page could hide ours), or the platform refused the write or could not be
  *   reached; nothing is retried beyond the HTTP policy.
+ * - runnerRelease() (optional: platforms whose runner binary a node downloads — GitHub, GitLab;
+ *   Jenkins has none, `agent.jar` comes from the controller) resolves `latest` or a concrete
+ *   version into the concrete version (no leading `v`) and the SHA-256 its publisher lists for
+ *   every asset a node may download (RunnerRelease). GitHub asks the emitter's own API with the
+ *   emitter's token (GHES: its own instance); GitLab asks the public runner release source
+ *   (gitlab.com's releases API, the download site's `release.sha256`) without the emitter's token.
+ *   A resolution is reused for an hour, per emitter; it rejects with EmitterError when the release
+ *   cannot be found, its checksums are missing or malformed, or the source cannot be reached (and
+ *   then repeats that error for five minutes without asking again). The caller decides what a
+ *   failure means (reconcile: the last release it resolved for the pool, else unpinned; DESIGN
+ *   "pinned runner binaries").
  * Ownership: every runner register() creates carries a marker naming its pool (GitLab
  * `maintenance_note`, GitHub label `parmanu-pool-<pool>`, Jenkins node description); probe() lists
  * only marked runners, whatever their names, with the pool the marker names.
@@ -119,6 +130,18 @@ export interface Emitter {
    * of the token's own user, created once, then edited in place. `body` must contain `marker`.
    */
   ensureComment?(target: CommentTarget, marker: string, body: string): Promise<CommentResult>;
+  /** The release `version` (`latest` or concrete) names, with its published checksums; cached an hour. */
+  runnerRelease?(version: string): Promise<RunnerRelease>;
+}
+
+/**
+ * A runner release a node downloads and verifies: the concrete version (no leading `v`) and the
+ * published SHA-256 per asset — GitHub `linux-x64`, `linux-arm64`, `win-x64`; GitLab `linux-amd64`,
+ * `linux-arm64`, `windows-amd64` (stacks/bootstrap's RunnerRelease).
+ */
+export interface RunnerRelease {
+  version: string;
+  sha256: Record<string, string>;
 }
 
 export class EmitterError extends Error {

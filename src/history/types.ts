@@ -62,6 +62,11 @@ export const PoolRecordSchema = z.object({
    * and its record leaves an intent the next cycle finishes or clears.
    */
   intents: z.array(z.object({ node: z.string(), action: z.enum(['register', 'pause', 'resume', 'deregister', 'destroy']), at: z.number() })).default([]),
+  /**
+   * The runner release last resolved for the pool's new nodes (`requested`: the policy's version,
+   * `kind`: the emitter kind), used when the next resolution fails.
+   */
+  release: z.object({ kind: z.string(), requested: z.string(), version: z.string(), sha256: z.record(z.string(), z.string()), at: z.number() }).optional(),
   /** The pool's last known configuration (pool and platform, no secrets), so a pool removed from the policy can still be drained. */
   config: z.object({ pool: z.record(z.string(), z.unknown()), platform: z.record(z.string(), z.unknown()) }).optional(),
 });

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolPlan } from '../decide/types.js';
-import { RunnerBusyError, type Emitter, type ProbeResult } from '../emitters/types.js';
+import { RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
 import { guardPlan, nodeOfResource } from '../terraform/guard.js';
@@ -88,6 +88,8 @@ interface RenderNode {
   access: RunnerAccess;
   spec?: string;
   createdAt?: number;
+  /** New nodes only: the runner release they download and verify. */
+  release?: RunnerRelease;
 }
 
 /** Environment every terraform call of the pool gets: its platform's own credentials file (GCP). */
@@ -110,6 +112,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     ...(prior?.memory ? { memory: prior.memory } : {}),
     ...(prior?.applied ? { applied: prior.applied } : {}),
     ...(prior?.lastFullPlanAt !== undefined ? { lastFullPlanAt: prior.lastFullPlanAt } : {}),
+    ...(prior?.release ? { release: prior.release } : {}),
     pendingRunners: { ...(prior?.pendingRunners ?? {}) },
     seenJobs: prior?.seenJobs ?? [],
     intents: [...(prior?.intents ?? [])],
@@ -247,6 +250,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     if (secret !== undefined) secrets[name] = secret;
   }
   const planEnv: Record<string, string> = { ...cloudEnv(run), [`TF_VAR_${CREDENTIALS_VARIABLE}`]: JSON.stringify(secrets) };
+  // New nodes download a pinned runner and verify its published checksum (kept nodes keep theirs).
+  const release = created.length ? await pinRelease(run, rec, say) : undefined;
 
   // 6–8. Terraform, with the last idle check right before the apply.
   let destroy = [...plan.destroy];
@@ -257,7 +262,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     ...kept.map((name) => ({ name, access: placeholder, createdAt: byName.get(name)?.createdAt ?? now, ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
     ...created.map((name) => {
       const cred = credentials.get(name);
-      return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now };
+      return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, ...(release ? { release } : {}) };
     }),
   ];
   let applied = false;
@@ -384,6 +389,34 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}` });
   if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}` });
   if (out.vanished.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'orphan', detail: `vanished: ${out.vanished.join(' ')}` });
+}
+
+/**
+ * The runner release the pool's new nodes are pinned to: the policy's `runner.version` (`latest`
+ * included) resolved by the emitter (cached there an hour) and recorded on the pool. A failure to
+ * resolve never holds the scale-up (CI would wait on a release feed): the last release resolved
+ * for the same version and emitter kind is used, and without one the nodes download the version
+ * as written, unverified; either way a reason says so. Pools that use a pre-installed runner, and
+ * emitters without runner binaries (Jenkins: agent.jar comes from the controller), resolve nothing.
+ */
+async function pinRelease(run: PoolRun, rec: PoolRecord, say: (s: string) => void): Promise<RunnerRelease | undefined> {
+  const { pool, emitter } = run;
+  if (pool.runner.install !== 'download' || !emitter.runnerRelease) return undefined;
+  const requested = pool.runner.version;
+  try {
+    const r = await emitter.runnerRelease(requested);
+    rec.release = { kind: emitter.kind, requested, version: r.version, sha256: { ...r.sha256 }, at: run.now };
+    return r;
+  } catch (err) {
+    const why = (err as Error).message;
+    const last = rec.release?.kind === emitter.kind && rec.release.requested === requested ? rec.release : undefined;
+    if (last) {
+      say(`could not resolve runner ${requested} (${why}): new nodes pinned to ${last.version}, the release resolved ${Math.round((run.now - last.at) / 60_000)} min ago`);
+      return { version: last.version, sha256: { ...last.sha256 } };
+    }
+    say(`could not resolve runner ${requested} (${why}): new nodes download ${requested === 'latest' ? 'the latest release' : requested} without checksum verification`);
+    return undefined;
+  }
 }
 
 /** Kept nodes (not decided new) that the plan would create: their VM is gone from the cloud. */
