@@ -6,6 +6,9 @@
  * `GET /user` (the token's user; an installation token — the workflow's GITHUB_TOKEN,
  * `installationToken` — gets 403 "Resource not accessible by integration" and writes as
  * `github-actions[bot]`).
+ * The actions runner's releases (`GET /repos/actions/runner/releases/latest`, `…/releases/tags/{tag}`),
+ * with release notes as actions/runner's releaseNote.md renders them: the SHA-256 of each package
+ * between `<!-- BEGIN SHA <asset> -->` and `<!-- END SHA <asset> -->`.
  * `Link` pagination, `x-ratelimit-*` headers, ETags with `If-None-Match` → 304 that costs no rate
  * limit, GitHub's error bodies ({"message", "documentation_url"}), and secondary rate limits as
  * GitHub sends them (429 with `Retry-After` and the "secondary rate limit" message).
@@ -27,6 +30,8 @@ export interface GhJob { id: number; run_id: number; status: 'queued' | 'in_prog
 export interface GhUser { login: string; id: number; type: 'User' | 'Bot' }
 export const GITHUB_ACTIONS_BOT: GhUser = { login: 'github-actions[bot]', id: 41898282, type: 'Bot' };
 export interface GhRunner { id: number; name: string; os: string; status: 'online' | 'offline'; busy: boolean; labels: string[]; ephemeral: boolean }
+/** An actions/runner release: its version (no `v`) and the SHA-256 of each package by asset (`linux-x64`, …). */
+export interface GhRunnerRelease { version: string; sha256: Record<string, string>; prerelease?: boolean }
 
 const DOCS = 'https://docs.github.com/rest';
 
@@ -50,6 +55,8 @@ export class GithubEmulator extends Emulator {
   busyLagMs = 0;
   /** An ephemeral runner leaves (its registration is removed) when its job completes, as on GitHub. */
   ephemeralLeaves = true;
+  /** actions/runner releases, oldest first (`latest`: the last one not a pre-release). */
+  runnerReleases: GhRunnerRelease[] = [];
   private nextId = 5000;
 
   constructor() {
@@ -105,6 +112,14 @@ export class GithubEmulator extends Emulator {
     this.route('GET', /^\/user$/, () =>
       this.installationToken ? { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '403' } } : { status: 200, body: { ...this.user, node_id: `U_${this.user.id}`, site_admin: false } },
     );
+    this.route('GET', /^\/repos\/actions\/runner\/releases\/latest$/, (r) => {
+      const rel = this.runnerReleases.filter((x) => !x.prerelease).at(-1);
+      return rel ? this.json(r, this.releaseBody(rel)) : this.notFound();
+    });
+    this.route('GET', /^\/repos\/actions\/runner\/releases\/tags\/([^/]+)$/, (r) => {
+      const rel = this.runnerReleases.find((x) => `v${x.version}` === r.params[0]);
+      return rel ? this.json(r, this.releaseBody(rel)) : this.notFound();
+    });
     this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: this.issue(`AREG${this.nextId++}EMULATED`), expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
   }
 
@@ -186,6 +201,43 @@ export class GithubEmulator extends Emulator {
     this.runs.push(run);
     for (const j of jobs) this.jobs.push({ id: this.nextId++, run_id: run.id, status: j.status ?? 'queued', labels: j.labels, runner_name: j.runner ?? null, created_at: new Date(Date.now() - 30_000).toISOString(), started_at: j.status === 'in_progress' ? new Date().toISOString() : null });
     return run;
+  }
+
+  /** A release as GitHub returns it, its body rendered from actions/runner's releaseNote.md template. */
+  private releaseBody(rel: GhRunnerRelease) {
+    const v = rel.version;
+    const pkg = (asset: string) => `actions-runner-${asset}-${v}.${asset.startsWith('win-') ? 'zip' : 'tar.gz'}`;
+    const sums = Object.entries(rel.sha256).map(([asset, sum]) => `- ${pkg(asset)} <!-- BEGIN SHA ${asset} -->${sum}<!-- END SHA ${asset} -->`);
+    const body = [
+      '## What\'s Changed',
+      '* Bump dependencies',
+      '',
+      '## Linux x64',
+      '``` bash',
+      '# Create a folder',
+      'mkdir actions-runner && cd actions-runner',
+      '# Download the latest runner package',
+      `curl -O -L https://github.com/actions/runner/releases/download/v${v}/actions-runner-linux-x64-${v}.tar.gz`,
+      '```',
+      '',
+      '## SHA-256 Checksums',
+      '',
+      'The SHA-256 checksums for the packages included in this build are shown below:',
+      '',
+      ...sums,
+      '',
+    ].join('\n');
+    const id = this.hash(`release-${v}`);
+    return {
+      id,
+      tag_name: `v${v}`,
+      name: `v${v}`,
+      draft: false,
+      prerelease: rel.prerelease ?? false,
+      body,
+      html_url: `https://github.com/actions/runner/releases/tag/v${v}`,
+      assets: Object.keys(rel.sha256).map((asset, i) => ({ id: id + i + 1, name: pkg(asset), browser_download_url: `https://github.com/actions/runner/releases/download/v${v}/${pkg(asset)}` })),
+    };
   }
 
   /** Who writes with the token: its user, or github-actions[bot] for an installation token. */

@@ -7,7 +7,10 @@
  * `PUT …/notes/:note_id`) with their `author` (a note is edited only by its author: 403 otherwise)
  * and `system` flag, and `GET /user` (the token's own user). A runner created through the API is `never_contacted` until `connect(name)`
  * (its machine booted and gitlab-runner checked in). Offset
- * pagination with `x-next-page`, `x-total` and `Link`; `RateLimit-*` headers; `PRIVATE-TOKEN` auth
+ * pagination with `x-next-page`, `x-total` and `Link`; it also stands in for the public runner release
+ * source (`runnerSource()`): gitlab.com's `GET /projects/gitlab-org%2Fgitlab-runner/releases` and the
+ * download site's `/<bucket>/v<version>/release.sha256` (`<sha256>  binaries/gitlab-runner-<asset>`),
+ * both answered without a token, as the public ones are (a token sent there is recorded in `tokenLeaks`); `RateLimit-*` headers; `PRIVATE-TOKEN` auth
  * with GitLab's error bodies (`{"message": "401 Unauthorized"}`).
  */
 import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js';
@@ -34,8 +37,18 @@ export interface GlRunner {
   contacted_at?: string | null;
 }
 
+/** A gitlab-runner release: its version (no `v`) and the SHA-256 of each binary by asset (`linux-amd64`, …). */
+export interface GlRunnerRelease { version: string; sha256: Record<string, string> }
+
+const RELEASES = /^\/api\/v4\/projects\/gitlab-org%2Fgitlab-runner\/releases$/;
+const DOWNLOADS = /^\/gitlab-runner-downloads\/v([^/]+)\/release\.sha256$/;
+
 export class GitlabEmulator extends Emulator {
   token = 'emulated-gitlab-token-0000000';
+  /** gitlab-runner releases, in the order they were published. */
+  runnerReleases: GlRunnerRelease[] = [];
+  /** Requests to the public release source that carried the API token (must stay empty). */
+  readonly tokenLeaks: string[] = [];
   groups: GlGroup[] = [];
   projects: GlProject[] = [];
   jobs: GlJob[] = [];
@@ -116,6 +129,14 @@ export class GitlabEmulator extends Emulator {
         return { status: 200, body: note };
       }),
     );
+    this.route('GET', RELEASES, (r) => this.page(r, [...this.runnerReleases].reverse().map((x) => ({ name: `v${x.version}`, tag_name: `v${x.version}`, description: `See [the changelog](https://gitlab.com/gitlab-org/gitlab-runner/blob/v${x.version}/CHANGELOG.md)`, released_at: new Date().toISOString(), upcoming_release: false }))));
+    this.route('GET', DOWNLOADS, (r) => {
+      const rel = this.runnerReleases.find((x) => x.version === r.params[0]);
+      if (!rel) return { status: 404, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>' };
+      const files = Object.entries(rel.sha256).map(([asset, sum]) => `${sum}  binaries/gitlab-runner-${asset}${asset.startsWith('windows-') ? '.exe' : ''}`);
+      const deb = `${'0'.repeat(63)}1  deb/gitlab-runner_${rel.version}_amd64.deb`;
+      return { status: 200, headers: { 'content-type': 'binary/octet-stream' }, body: [deb, ...files, `${'f'.repeat(64)}  index.html`, ''].join('\n') };
+    });
     this.route('GET', new RegExp(`^${api}/user$`), () => ({ status: 200, body: { ...this.user, state: 'active', locked: false, bot: false } }));
     this.route('GET', new RegExp(`^${api}/runners/(\\d+)/jobs$`), (r) => {
       const runner = this.runners.find((x) => x.id === Number(r.params[0]));
@@ -125,7 +146,16 @@ export class GitlabEmulator extends Emulator {
     });
   }
 
+  /** The public runner release source's base URLs on this emulator (GitlabEmitter's runnerSource). */
+  runnerSource(): { api: string; project: string; downloads: string } {
+    return { api: `${this.url}/api/v4`, project: 'gitlab-org/gitlab-runner', downloads: `${this.url}/gitlab-runner-downloads` };
+  }
+
   protected authorize(req: EmuRequest): EmuResponse | undefined {
+    if (RELEASES.test(req.path) || DOWNLOADS.test(req.path)) {
+      if (req.headers['private-token'] !== undefined || req.headers.authorization !== undefined) this.tokenLeaks.push(`${req.method} ${req.path}`);
+      return undefined;
+    }
     if (req.headers['private-token'] !== this.token) return { status: 401, body: { message: '401 Unauthorized' } };
     this.rateLimitRemaining = Math.max(0, this.rateLimitRemaining - 1);
     return undefined;
