@@ -64,8 +64,10 @@ export function gcpAccountId(pool: string): string {
   return `pm-${pool.slice(0, 18).replace(/-+$/, '')}-${createHash('sha256').update(pool).digest('hex').slice(0, 8)}`;
 }
 
+/** A node's AWS tags: the policy's `machine.tags`, then Parmanu's own (validation keeps them apart). */
 function tags(pool: PoolConfig, node: NodeInput): Record<string, string> {
   return {
+    ...pool.machine.tags,
     Name: node.name,
     'parmanu:pool': pool.name,
     'parmanu:node': node.name,
@@ -75,15 +77,21 @@ function tags(pool: PoolConfig, node: NodeInput): Record<string, string> {
   };
 }
 
-/** GCP labels allow lowercase letters, digits, `-` and `_` only. */
+/** GCP labels allow lowercase letters, digits, `-` and `_` only. The policy's `machine.tags` first, then Parmanu's own. */
 function labels(pool: PoolConfig, node: NodeInput): Record<string, string> {
   return {
+    ...pool.machine.tags,
     'parmanu-pool': pool.name,
     'parmanu-node': node.name,
     'parmanu-managed-by': MANAGED_BY,
     ...(node.spec ? { 'parmanu-spec': node.spec } : {}),
     ...(node.createdAt !== undefined ? { 'parmanu-created': String(Math.floor(node.createdAt / 1000)) } : {}),
   };
+}
+
+/** The AWS tags of the pool's own resources (its IAM role and instance profile). */
+function poolTags(pool: PoolConfig): Record<string, string> {
+  return { ...pool.machine.tags, 'parmanu:pool': pool.name, 'parmanu:managed-by': MANAGED_BY };
 }
 
 /** Where an AWS node reads its credential. */
@@ -105,6 +113,7 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'u
     ...(profile ? { iamInstanceProfile: profile } : {}),
     associatePublicIpAddress: m.publicIp,
     rootBlockDevice: { volumeSize: m.diskGb, volumeType: 'gp3', encrypted: true, deleteOnTermination: true },
+    volumeTags: tags(pool, node),
     ...(m.spot ? { instanceMarketOptions: { marketType: 'spot', spotOptions: { instanceInterruptionBehavior: 'terminate', spotInstanceType: 'one-time' } } } : {}),
     // IMDSv2 only, and one hop: a job in a container cannot reach the metadata service (the
     // bootstrap's firewall rules close it to the runner's job user and Docker too).
@@ -176,7 +185,7 @@ export class PoolStack extends TerraformStack {
     const role = new IamRole(this, `${POOL_RESOURCE_PREFIX}role`, {
       name,
       assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
-      tags: { 'parmanu:pool': pool.name, 'parmanu:managed-by': MANAGED_BY },
+      tags: poolTags(pool),
     });
     role.overrideLogicalId(`${POOL_RESOURCE_PREFIX}role`);
     const policy = new IamRolePolicy(this, `${POOL_RESOURCE_PREFIX}read_credentials`, {
@@ -199,7 +208,7 @@ export class PoolStack extends TerraformStack {
       }),
     });
     policy.overrideLogicalId(`${POOL_RESOURCE_PREFIX}read_credentials`);
-    const profile = new IamInstanceProfile(this, `${POOL_RESOURCE_PREFIX}profile`, { name, role: role.name, tags: { 'parmanu:pool': pool.name, 'parmanu:managed-by': MANAGED_BY } });
+    const profile = new IamInstanceProfile(this, `${POOL_RESOURCE_PREFIX}profile`, { name, role: role.name, tags: poolTags(pool) });
     profile.overrideLogicalId(`${POOL_RESOURCE_PREFIX}profile`);
     return profile.name;
   }
@@ -248,7 +257,7 @@ export class PoolStack extends TerraformStack {
       name: node.name,
       machineType: m.type ?? '',
       zone,
-      bootDisk: { autoDelete: true, initializeParams: { image: m.image ?? '', size: m.diskGb, type: 'pd-balanced' } },
+      bootDisk: { autoDelete: true, initializeParams: { image: m.image ?? '', size: m.diskGb, type: 'pd-balanced', labels: labels(pool, node) } },
       networkInterface: [{ network: platform.network, ...(platform.subnetwork ? { subnetwork: platform.subnetwork } : {}), ...(m.publicIp ? { accessConfig: [{}] } : {}) }],
       scheduling: m.spot ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
       serviceAccount: { email, scopes: ['cloud-platform'] },

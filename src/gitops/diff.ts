@@ -75,6 +75,8 @@ function settings(p: PoolConfig): Map<string, unknown> {
   const out = new Map<string, unknown>();
   const { name: _n, ...rest } = p;
   flatten(rest, '', out);
+  // A hook's script shows as its path and SHA-256, not as its text.
+  for (const key of ['runner.hooks.before.script', 'runner.hooks.after.script']) out.delete(key);
   return out;
 }
 

@@ -5,18 +5,19 @@
  *   3. rules: checks that span fields and files (references, min ≤ max, cron, timezones, secrets).
  * Every problem is collected with its place; nothing throws for bad input.
  */
-import { readdirSync, statSync, type Dirent } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { issueToProblems } from './issues.js';
 import { checkRules, type PartialPool } from './rules.js';
-import { EmitterSchema, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
+import { EmitterSchema, HOOK_MAX_BYTES, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
 import { findLiteralCredential } from './secrets.js';
 import { locate, readSource, stringScalars, type SourceFile } from './source.js';
 import { suggestion } from './suggest.js';
-import { codePoint, CONTROL_BUT_NEWLINE_TAB } from './text.js';
-import type { EmitterConfig, PlatformConfig, Policy, PoolConfig, Problem, Scaling } from './types.js';
+import { codePoint, CONTROL_BUT_CRLF_TAB, CONTROL_BUT_NEWLINE_TAB } from './text.js';
+import type { EmitterConfig, HookScript, PlatformConfig, Policy, PoolConfig, Problem, RunnerHooks, Scaling } from './types.js';
 
 export const SECTIONS = ['emitters', 'platforms', 'pools'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -94,6 +95,8 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
   const origins = new Map<string, Origin>();
   /** Pools that failed the schema: their parts that did parse still go through the rules. */
   const partialPools: PartialPool[] = [];
+  /** Each pool's hook scripts, read relative to its policy file. */
+  const hooks = new Map<string, RunnerHooks>();
   const valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> } = {
     emitters: new Map(),
     platforms: new Map(),
@@ -161,14 +164,79 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
           continue;
         }
         (valid[section] as Map<string, unknown>).set(name, parsed.data);
+        if (section === 'pools') {
+          const pool = parsed.data as PoolInput;
+          const read = readHooks(pool, file, (which, message) => {
+            const pos = locate(src, [section, name, 'runner', 'hooks', which]);
+            problems.push({ file: src.file, line: pos.line, col: pos.col, path: `${section}.${name}.runner.hooks.${which}`, message, severity: 'error' });
+          });
+          if (read) hooks.set(name, read);
+        }
       }
     }
   }
 
-  const policy = normalize(valid);
+  const policy = normalize(valid, hooks);
   problems.push(...checkRules(policy, origins, partialPools));
   const hasError = problems.some((p) => p.severity === 'error');
   return { policy: hasError ? undefined : policy, problems: sortProblems(problems), files: files.map(display), origins };
+}
+
+/**
+ * Reads a pool's `runner.hooks` scripts, relative to the policy file: regular files of text (UTF-8,
+ * no NUL or other control characters but tab and newline; CR only on Windows) of at most
+ * HOOK_MAX_BYTES. A Windows hook cannot hold `</powershell>` (it would end EC2Launch's block).
+ */
+export function readHooks(pool: PoolInput, policyFile: string, problem: (which: 'before' | 'after', message: string) => void): RunnerHooks | undefined {
+  const h = pool.runner.hooks;
+  if (!h) return undefined;
+  const out: RunnerHooks = {};
+  for (const which of ['before', 'after'] as const) {
+    const path = h[which];
+    if (path === undefined) continue;
+    const full = resolve(dirname(policyFile), path);
+    let bytes: Buffer;
+    try {
+      const st = statSync(full);
+      if (!st.isFile()) {
+        problem(which, `${path} is not a file (paths are relative to the policy file)`);
+        continue;
+      }
+      if (st.size > HOOK_MAX_BYTES) {
+        problem(which, `${path} is ${st.size} bytes; a hook is at most ${HOOK_MAX_BYTES} bytes (${HOOK_MAX_BYTES / 1024} KiB): it travels in the node's user-data`);
+        continue;
+      }
+      bytes = readFileSync(full);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      problem(which, code === 'ENOENT' ? `${path}: no such file (paths are relative to the policy file)` : `${path} cannot be read (${code ?? 'error'})`);
+      continue;
+    }
+    let script: string;
+    try {
+      script = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      problem(which, `${path} is not valid UTF-8 text: a hook is a script`);
+      continue;
+    }
+    const windows = pool.machine.os === 'windows';
+    const ctl = (windows ? CONTROL_BUT_CRLF_TAB : CONTROL_BUT_NEWLINE_TAB).exec(script);
+    if (ctl) {
+      problem(which, `${path} contains ${ctl[0] === '\r' ? 'a carriage return (CRLF line endings: the interpreter would see a stray \\r on every line; save it with LF endings)' : `a control character (${codePoint(ctl[0])}): a hook is text`}`);
+      continue;
+    }
+    if (script.trim() === '') {
+      problem(which, `${path} is empty`);
+      continue;
+    }
+    if (windows && /<\/powershell/i.test(script)) {
+      problem(which, `${path} contains "</powershell": it would end the user-data's <powershell> block`);
+      continue;
+    }
+    const hook: HookScript = { path, sha256: createHash('sha256').update(script).digest('hex'), script };
+    out[which] = hook;
+  }
+  return out;
 }
 
 function partialPool(name: string, value: unknown): PartialPool {
@@ -192,13 +260,15 @@ function ms(d: string): number {
 }
 
 /** Step 2: merged, typed, durations in milliseconds. Only entities that passed step 1. */
-export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }): Policy {
+export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }, hooks: ReadonlyMap<string, RunnerHooks> = new Map()): Policy {
   const emitters: Record<string, EmitterConfig> = {};
   for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, concurrency: e.concurrency ?? DEFAULT_CONCURRENCY[e.type], probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
   const platforms: Record<string, PlatformConfig> = {};
   for (const [name, p] of valid.platforms) platforms[name] = { ...p, name };
   const pools: PoolConfig[] = [];
   for (const [name, p] of valid.pools) {
+    const { hooks: _paths, ...runner } = p.runner;
+    const read = hooks.get(name);
     pools.push({
       name,
       emitter: p.emitter,
@@ -206,7 +276,7 @@ export function normalize(valid: { emitters: Map<string, EmitterInput>; platform
       labels: p.labels,
       acceptUntagged: p.acceptUntagged,
       machine: p.machine,
-      runner: p.runner,
+      runner: read ? { ...runner, hooks: read } : runner,
       scaling: normalizeScaling(p.scaling),
     });
   }

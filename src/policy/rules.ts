@@ -6,7 +6,8 @@ import { Cron } from 'croner';
 import type { Origin } from './load.js';
 import { locate } from './source.js';
 import { suggestion } from './suggest.js';
-import { PLATFORM_LABELS, showChar } from './text.js';
+import { AWS_EXTRA_BYTES } from './schema.js';
+import { AWS_TAG_KEY, AWS_TAG_VALUE, ENV_NAME, GCP_LABEL_KEY, GCP_LABEL_VALUE, JVM_OPTION, JVM_REFUSED, PARMANU_TAG, PLATFORM_LABELS, RESERVED_ENV, showChar, tomlFragmentProblem } from './text.js';
 import type { Policy, PoolConfig, Problem, Scaling } from './types.js';
 
 /** A pool that failed the schema: whatever parts parsed, so that their rules still report. */
@@ -57,6 +58,13 @@ function cronErrorUncached(expr: string, timezone: string): string | undefined {
   } catch (err) {
     return (err as Error).message.replace(/^CronPattern: /, '');
   }
+}
+
+/** `runner.config` as text, for measuring what it adds to user-data. */
+function configText(config: PoolConfig['runner']['config']): string | undefined {
+  if (config === undefined) return undefined;
+  if (typeof config === 'string') return config;
+  return Array.isArray(config) ? config.join(' ') : Object.entries(config).map(([k, v]) => `${k}=${v}`).join('\n');
 }
 
 export function checkRules(policy: Policy, origins: Map<string, Origin>, partial: readonly PartialPool[] = []): Problem[] {
@@ -146,11 +154,79 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
 
 
     checkLabels(id, pool);
+    checkRunnerConfig(id, pool);
+    checkTags(id, pool);
+    if (platform?.type === 'aws') {
+      // The whole user-data is at most 16 KiB on AWS: what the policy adds is measured as it is
+      // written into it (JSON-quoted in cloud-init YAML; PowerShell doubles quotes about as much).
+      const extra = [pool.runner.hooks?.before?.script, pool.runner.hooks?.after?.script, configText(pool.runner.config)].reduce((n, s) => n + (s === undefined ? 0 : JSON.stringify(s).length), 0);
+      if (extra > AWS_EXTRA_BYTES) at(id, ['runner'], `runner.hooks and runner.config take ${extra} bytes of user-data; on aws they may take ${AWS_EXTRA_BYTES} (the user-data is at most 16 KiB and the bootstrap takes the rest): bake large setup into the image, or fetch it from a hook`, 'error', true);
+    }
 
     const jobsKey = `${pool.emitter}\u0000${[...pool.labels].sort().join(',')}\u0000${pool.acceptUntagged}`;
     const twin = seenJobs.get(jobsKey);
     if (twin) at(id, ['labels'], `takes exactly the jobs of pool "${twin}" (same emitter and labels); "${twin}", listed first, gets them all`, 'warning');
     else seenJobs.set(jobsKey, pool.name);
+  }
+
+  /** `runner.config` has the form of the pool's runner kind, and holds nothing that would escape it. */
+  function checkRunnerConfig(id: string, pool: PoolConfig) {
+    const config = pool.runner.config;
+    const kind = policy.emitters[pool.emitter]?.type;
+    if (config === undefined || !kind) return;
+    const here = ['runner', 'config'];
+    const windows = pool.machine.os === 'windows';
+    const form = { gitlab: 'a config.toml fragment (a string)', github: 'a mapping of environment variables', jenkins: 'a list of JVM options', replay: '' }[kind];
+    if (kind === 'replay') return at(id, here, 'a replay pool runs no runner: runner.config is ignored', 'warning');
+    if (kind === 'gitlab') {
+      if (typeof config !== 'string') return at(id, here, `on a gitlab pool runner.config is ${form}`);
+      const problem = tomlFragmentProblem(config);
+      if (problem) at(id, here, problem);
+    } else if (kind === 'github') {
+      if (typeof config !== 'object' || Array.isArray(config)) return at(id, here, `on a github pool runner.config is ${form} (NAME: value)`);
+      for (const [name, value] of Object.entries(config)) {
+        if (!ENV_NAME.test(name)) at(id, [...here, name], 'an environment variable name is uppercase letters, digits and "_", not starting with a digit', 'error', true);
+        else if (RESERVED_ENV.test(name)) at(id, [...here, name], 'ACTIONS_RUNNER_INPUT_* variables carry the runner\'s credential and settings from Parmanu; they cannot be set here', 'error', true);
+        if (/[\n\t]/.test(value)) at(id, [...here, name], 'a value is one line without tabs (it goes into an environment file)');
+        else if (windows && /<\/powershell/i.test(value)) at(id, [...here, name], 'must not contain "</powershell": it would end the user-data\'s <powershell> block');
+      }
+    } else {
+      if (!Array.isArray(config)) return at(id, here, `on a jenkins pool runner.config is ${form} (e.g. [-Xmx2g])`);
+      config.forEach((o, i) => {
+        if (JVM_REFUSED.test(o)) at(id, [...here, i], `${o} would change what the agent runs: Parmanu starts -jar agent.jar itself`);
+        else if (!JVM_OPTION.test(o)) at(id, [...here, i], 'a JVM option starts with "-" and has only letters, digits and . _ : = + , / @ - (no whitespace, quotes, % or shell metacharacters)');
+      });
+    }
+    if (windows && typeof config === 'string' && /<\/powershell/i.test(config)) at(id, here, 'must not contain "</powershell": it would end the user-data\'s <powershell> block');
+  }
+
+  /** `machine.tags` stay within what the platform accepts on every resource, and leave Parmanu's own keys alone. */
+  function checkTags(id: string, pool: PoolConfig) {
+    const tags = pool.machine.tags;
+    const platform = policy.platforms[pool.platform];
+    if (!tags || !platform) return;
+    const here = ['machine', 'tags'];
+    if (platform.type === 'local') return at(id, here, 'the local platform creates no cloud resources: machine.tags are ignored', 'warning');
+    const n = Object.keys(tags).length;
+    // Parmanu's own: up to 7 AWS tags (the SSM parameter's), 5 GCP labels; AWS takes 50 per resource, GCP 64.
+    const max = platform.type === 'aws' ? 43 : 59;
+    if (n > max) at(id, here, `${n} tags; on ${platform.type} at most ${max} besides Parmanu's own`);
+    for (const [key, value] of Object.entries(tags)) {
+      const k = [...here, key];
+      if (PARMANU_TAG.test(key)) {
+        at(id, k, 'parmanu:* and parmanu-* keys are Parmanu\'s own (pool, node, spec, …): they cannot be set or overridden', 'error', true);
+        continue;
+      }
+      if (platform.type === 'aws') {
+        if (/^aws:/i.test(key)) at(id, k, 'the aws: prefix is reserved for AWS', 'error', true);
+        else if (key === 'Name') at(id, k, 'the Name tag is Parmanu\'s own: each node is named for itself', 'error', true);
+        else if (!AWS_TAG_KEY.test(key)) at(id, k, 'an AWS tag key is 1 to 128 letters, digits, spaces and _ . : / = + - @', 'error', true);
+        if (!AWS_TAG_VALUE.test(value)) at(id, k, 'an AWS tag value is at most 256 letters, digits, spaces and _ . : / = + - @');
+      } else {
+        if (!GCP_LABEL_KEY.test(key)) at(id, k, 'a GCP label key starts with a lowercase letter and has only lowercase letters, digits, "-" and "_", at most 63 characters', 'error', true);
+        if (!GCP_LABEL_VALUE.test(value)) at(id, k, 'a GCP label value has only lowercase letters, digits, "-" and "_", at most 63 characters');
+      }
+    }
   }
 
   /** The labels stay within what the pool's platform accepts (the schema already refused what none does). */

@@ -26,6 +26,14 @@ const label = z
   .min(1, { error: 'a label must not be empty' })
   .max(LABEL_MAX)
   .regex(LABEL, { error: (iss) => labelProblem(iss.input) });
+/** Largest hook script (`runner.hooks`) read from the policy repository. */
+export const HOOK_MAX_BYTES = 64 * 1024;
+/** What hooks and `runner.config` may add to an AWS node's user-data (16 KiB in all; the bootstrap takes the rest). */
+export const AWS_EXTRA_BYTES = 6 * 1024;
+const hookPath = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .refine((v) => !/^(?:[/\\~]|[A-Za-z]:)/.test(v), { error: 'must be a path relative to the policy file (a script in the policy repository), not an absolute path' });
 const githubOwner = z.string().regex(GITHUB_OWNER, { error: 'must be a GitHub user or organization name: letters, digits and single hyphens, at most 39 characters' });
 const githubRepo = z.string().regex(GITHUB_REPO, { error: 'must be a GitHub repository name: letters, digits, ".", "_" and "-", at most 100 characters' });
 const gitlabPath = z.string().regex(GITLAB_PATH, { error: 'must be a numeric id or a full path such as group/subgroup/project (letters, digits, "_", "-", "." and "/")' });
@@ -188,6 +196,12 @@ export const MachineSchema = z
     securityGroups: z.array(nonEmpty).describe('Security group ids (aws).').optional(),
     instanceProfile: nonEmpty.describe('IAM instance profile name (aws).').optional(),
     serviceAccount: nonEmpty.describe('Service account email (gcp).').optional(),
+    tags: z
+      .record(z.string().min(1, { error: 'a tag key must not be empty' }), z.string())
+      .describe(
+        'Tags (aws) or labels (gcp) put on every resource Parmanu creates for the pool: instances, their disks, the credentials\' parameters or secrets, and the pool\'s IAM role and instance profile (aws). AWS: keys up to 128 and values up to 256 letters, digits, spaces and `_ . : / = + - @`, no `aws:` prefix; GCP: lowercase letters, digits, `-` and `_`, up to 63 characters, keys starting with a letter. Parmanu\'s own keys (`Name`, `parmanu:*`, `parmanu-*`) cannot be set. A change reaches new nodes and the pool\'s identity; running nodes keep their tags until they are replaced (tags are not part of the node spec).',
+      )
+      .optional(),
   })
   .describe('The VM each node runs on.');
 
@@ -202,6 +216,25 @@ export const RunnerSchema = z
       .default('latest'),
     install: z.enum(['download', 'preinstalled']).describe('`download` the runner at boot, or use one baked into the image.').default('download'),
     executor: z.enum(['shell', 'docker']).describe('GitLab runner executor.').default('shell'),
+    hooks: z
+      .strictObject({
+        before: hookPath.describe('Script run (as root) before the runner is installed and set up: a path relative to the policy file.').optional(),
+        after: hookPath.describe('Script run (as root) once the runner service has started.').optional(),
+      })
+      .describe(
+        `Script files of the policy repository run by the bootstrap around the runner setup, once, at the node's first boot (Linux: a \`#!\` script or bash; Windows: PowerShell). Each is read when the policy is loaded (text, at most ${HOOK_MAX_BYTES / 1024} KiB), written into the node's user-data as a root-only (SYSTEM/Administrators) file, and a failing hook fails the bootstrap with its exit code on the console. On aws the user-data is limited to 16 KiB: hooks and \`runner.config\` together may take ${AWS_EXTRA_BYTES / 1024} KiB there.`,
+      )
+      .optional(),
+    config: z
+      .union([
+        z.string().describe('gitlab: a config.toml fragment.'),
+        z.record(z.string(), z.string()).describe('github: environment variables.'),
+        z.array(z.string()).describe('jenkins: JVM options.'),
+      ])
+      .describe(
+        'Settings passed through to the runner, trusted policy content written into the node\'s user-data (never a secret). gitlab: a `config.toml` fragment (a string) placed below the runner\'s `[[runners]]` header through `gitlab-runner register --template-config` — keys such as `environment`, and sub-tables `[runners.docker]` (`privileged`, `volumes`), `[runners.cache]`; no `[[runners]]` header or other top-level table of its own. github: environment variables of the runner service (a mapping; names `[A-Z_][A-Z0-9_]*`, not `ACTIONS_RUNNER_INPUT_*`; values on one line). jenkins: JVM options of the agent (a list such as `[-Xmx2g]`; each starts with `-`, no whitespace, quotes or shell metacharacters), passed as separate arguments before `-jar`.',
+      )
+      .optional(),
   })
   .describe('The CI runner on each node.');
 

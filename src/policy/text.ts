@@ -16,6 +16,8 @@ export const SHELL_METACHARS = /[$`'";|&<>()\\]/;
 // any other `ESC x`), then C1 CSI/OSC introducers, then every remaining C0 (but \n and \t), DEL, C1.
 const ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]?|\u001b[\]PX^_][\s\S]*?(?:\u0007|\u001b\\|$)|\u001b[\s\S]?|\u009b[0-?]*[ -/]*[@-~]?|\u009d[\s\S]*?(?:\u0007|\u009c|$)/g;
 const OTHER_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/** A control character other than newline, tab and carriage return (a Windows hook script may hold CRLF). */
+export const CONTROL_BUT_CRLF_TAB = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 /** A control character other than newline and tab (which block scalars and messages may hold). */
 export const CONTROL_BUT_NEWLINE_TAB = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
@@ -110,3 +112,44 @@ export const GITHUB_REPO = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
  * `-`, `.` (a segment does not start with `-`), separated by `/`.
  */
 export const GITLAB_PATH = /^(?=.{1,255}$)(?:\d+|[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_.][A-Za-z0-9_.-]*)*)$/;
+
+// ---------------------------------------------------------------- runner settings passed through
+
+/** A GitHub runner environment variable's name (`runner.config` of a github pool). */
+export const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+/** Names the runner sets from Parmanu's own inputs (the JIT config, the registration token): never from the policy. */
+export const RESERVED_ENV = /^ACTIONS_RUNNER_INPUT_/;
+/**
+ * A JVM option of a Jenkins agent (`runner.config` of a jenkins pool): starts with `-`, no
+ * whitespace, no quotes, no shell or PowerShell metacharacters, no `%` (Task Scheduler expands it).
+ */
+export const JVM_OPTION = /^-[A-Za-z0-9._:=+,/@-]+$/;
+/** JVM options that would change what is run: Parmanu starts `-jar agent.jar` itself. */
+export const JVM_REFUSED = /^(?:-jar|-cp|-classpath|--class-path|-version|--version|-help|--help|-h|-\?)$/;
+
+/**
+ * Why a GitLab `runner.config` TOML fragment cannot go below the runner's `[[runners]]` header
+ * (gitlab-runner's `--template-config` takes one `[[runners]]` table and its sub-tables), or
+ * undefined. Only table headers are looked at: the fragment is trusted policy content.
+ */
+export function tomlFragmentProblem(s: string): string | undefined {
+  const lines = s.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*(\[\[?)\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$/.exec(lines[i] ?? '');
+    if (!m || /,/.test(m[2] ?? '')) continue;
+    const name = (m[2] ?? '').replace(/["']/g, '');
+    if (name === 'runners') return `line ${i + 1}: has a [[runners]] header of its own; Parmanu writes the runner's [[runners]] header, the fragment holds only what goes below it (keys, [runners.docker], [runners.cache], …)`;
+    if (!name.startsWith('runners.')) return `line ${i + 1}: table [${name}] is outside the runner's section; only keys of [[runners]] and its sub-tables ([runners.docker], [runners.cache], …) may be given`;
+  }
+  return undefined;
+}
+
+/** GCP label keys: a lowercase letter first, then lowercase letters, digits, `-` and `_`, at most 63 characters. */
+export const GCP_LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+/** GCP label values: lowercase letters, digits, `-` and `_`, at most 63 characters (may be empty). */
+export const GCP_LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+/** AWS tags valid on every resource Parmanu creates (IAM included): letters, digits, spaces and `_ . : / = + - @`. */
+export const AWS_TAG_KEY = /^[\p{L}\p{N} _.:/=+@-]{1,128}$/u;
+export const AWS_TAG_VALUE = /^[\p{L}\p{N} _.:/=+@-]{0,256}$/u;
+/** Tag and label keys that are Parmanu's own (`parmanu:*` on AWS, `parmanu-*` on GCP): never set from the policy. */
+export const PARMANU_TAG = /^parmanu[:-]/i;

@@ -31,6 +31,24 @@ export interface Scaling {
   schedules: Schedule[];
 }
 
+/** A hook script of `runner.hooks`, read from the policy repository when the policy is loaded. */
+export interface HookScript {
+  /** As written in the policy (relative to its file). */
+  path: string;
+  /** SHA-256 of the text (what `plan` shows instead of the script). */
+  sha256: string;
+  script: string;
+}
+
+/** `runner.hooks` with each script read. */
+export interface RunnerHooks {
+  before?: HookScript;
+  after?: HookScript;
+}
+
+/** The runner settings: the policy's, with the hook scripts read (absent: no hooks). */
+export type RunnerSettings = Omit<PoolInput['runner'], 'hooks'> & { hooks?: RunnerHooks };
+
 export interface PoolConfig {
   name: string;
   emitter: string;
@@ -38,7 +56,7 @@ export interface PoolConfig {
   labels: string[];
   acceptUntagged: boolean;
   machine: PoolInput['machine'];
-  runner: PoolInput['runner'];
+  runner: RunnerSettings;
   scaling: Scaling;
 }
 

@@ -23,6 +23,15 @@
  * metadata (169.254.169.254) from Docker containers (`DOCKER-USER`) and from the runner's job user
  * (owner match), at every boot before the runner and after every Docker start; root keeps access.
  *
+ * Policy extensions (trusted policy content, written into user-data as is, never a secret):
+ * - `runner.hooks`: `/usr/local/lib/parmanu/hooks/{before,after}` (root, 0700), run by the bootstrap
+ *   before the runner is installed and after its service started (first boot only); a failing
+ *   hook stops the bootstrap with its exit code on the console.
+ * - `runner.config`: GitLab — `/etc/parmanu/gitlab-runner-template.toml` (root, 0600), the
+ *   fragment below a `[[runners]]` header, given to `gitlab-runner register --template-config`;
+ *   GitHub — `/etc/parmanu/runner-config.env` (root, 0600), read by systemd into the runner's
+ *   environment; Jenkins — JVM options, each a quoted argument of `java` before `-jar`.
+ *
  * Every script honours `PARMANU_ROOT` (a path prefix), set only by the tests that run the shipped
  * scripts in a sandbox (test/stacks/bootstrap-sandbox.test.ts); on a node it is unset.
  */
@@ -38,6 +47,9 @@ export interface WrittenFile {
 }
 
 const CRED = '"$R/run/parmanu/credential"';
+const HOOKS_DIR = '/usr/local/lib/parmanu/hooks';
+const GITLAB_TEMPLATE = '/etc/parmanu/gitlab-runner-template.toml';
+const RUNNER_ENV = '/etc/parmanu/runner-config.env';
 const METADATA = '169.254.169.254';
 /** What a secret may hold: it goes into an environment file (tokens, base64 and hex need no more). */
 const SECRET_CHARS = 'A-Za-z0-9._~+/=:-';
@@ -176,7 +188,8 @@ function startScript(pool: PoolConfig, node: string, access: RunnerAccess): stri
         'chmod 0700 "$R/etc/gitlab-runner"',
         'CONFIG="$R/etc/gitlab-runner/config.toml"',
         'rm -f "$CONFIG.new"',
-        `CI_SERVER_TOKEN="$(<${CRED})" gitlab-runner register --non-interactive --config "$CONFIG.new" --url ${shq(access.url)} --name ${shq(node)} ${exec} --limit ${r.jobsPerNode}`,
+        ...(typeof r.config === 'string' ? ['# runner.config: the policy\'s fragment below [[runners]], merged by register.'] : []),
+        `CI_SERVER_TOKEN="$(<${CRED})" gitlab-runner register --non-interactive --config "$CONFIG.new"${typeof r.config === 'string' ? ` --template-config "$R"${GITLAB_TEMPLATE}` : ''} --url ${shq(access.url)} --name ${shq(node)} ${exec} --limit ${r.jobsPerNode}`,
         `sed -i 's/^concurrent = .*/concurrent = ${r.jobsPerNode}/' "$CONFIG.new"`,
         'chmod 0600 "$CONFIG.new"',
         'mv -f "$CONFIG.new" "$CONFIG"',
@@ -390,6 +403,7 @@ function runnerUnits(pool: PoolConfig, node: string, access: RunnerAccess, firew
           '[Service]',
           'User=runner',
           'WorkingDirectory=/opt/actions-runner',
+          ...(githubEnv(pool) ? ['# runner.config of the policy (root-only file, read by systemd).', `EnvironmentFile=${RUNNER_ENV}`] : []),
           ...(access.mode === 'jit' ? ['# Read by systemd as root; the file stays root-only.', 'EnvironmentFile=/run/parmanu/runner.env'] : []),
           'ExecStart=/opt/actions-runner/run.sh',
           `Restart=${access.mode === 'jit' || pool.runner.ephemeral ? 'no' : 'on-failure'}`,
@@ -421,7 +435,7 @@ function runnerUnits(pool: PoolConfig, node: string, access: RunnerAccess, firew
               '#!/bin/bash',
               '# Started by parmanu-agent.service as jenkins; the secret is read by agent.jar from a file (-secret @file), never argv.',
               'set -euo pipefail',
-              `exec java -jar /usr/local/lib/parmanu/agent.jar -url ${shq(access.url)} -secret "@$CREDENTIALS_DIRECTORY/jenkins-secret" -name ${shq(node)} -webSocket -workDir /var/lib/jenkins-agent`,
+              `exec java ${jvmOptions(pool).map((o) => `${shq(o)} `).join('')}-jar /usr/local/lib/parmanu/agent.jar -url ${shq(access.url)} -secret "@$CREDENTIALS_DIRECTORY/jenkins-secret" -name ${shq(node)} -webSocket -workDir /var/lib/jenkins-agent`,
             ].join('\n') + '\n',
         },
       );
@@ -430,6 +444,42 @@ function runnerUnits(pool: PoolConfig, node: string, access: RunnerAccess, firew
       break;
   }
   return files;
+}
+
+/** Runs a `runner.hooks` script; its failure stops the bootstrap, with the hook and its exit code on the console. */
+function hookLines(pool: PoolConfig, which: 'before' | 'after'): string[] {
+  const hook = pool.runner.hooks?.[which];
+  if (!hook) return [];
+  const what = `the ${which} hook (runner.hooks.${which}: ${hook.path})`;
+  return [`echo ${shq(`parmanu: running ${what}`)}`, `"$R"${shq(`${HOOKS_DIR}/${which}`)} || fail ${shq(`${what} failed`)}" with exit code $?"`];
+}
+
+/** A GitHub pool's `runner.config`: environment variables of the runner, or undefined. */
+function githubEnv(pool: PoolConfig): Record<string, string> | undefined {
+  const c = pool.runner.config;
+  return c && typeof c === 'object' && !Array.isArray(c) && Object.keys(c).length ? c : undefined;
+}
+
+/** A Jenkins pool's `runner.config`: JVM options of the agent. */
+function jvmOptions(pool: PoolConfig): string[] {
+  return Array.isArray(pool.runner.config) ? pool.runner.config : [];
+}
+
+/**
+ * A value for a systemd environment file: double-quoted, with `\`, `"`, `` ` `` and `$` escaped
+ * (systemd takes the character after a backslash literally for exactly these inside double quotes).
+ */
+export function systemdEnvValue(v: string): string {
+  return `"${v.replace(/[\\"`$]/g, (c) => `\\${c}`)}"`;
+}
+
+/** The files `runner.config` becomes: GitLab's register template, GitHub's environment file. */
+function configFiles(pool: PoolConfig, access: RunnerAccess): WrittenFile[] {
+  const c = pool.runner.config;
+  if (access.kind === 'gitlab' && typeof c === 'string') return [{ path: GITLAB_TEMPLATE, permissions: '0600', content: `[[runners]]\n${c}${c.endsWith('\n') ? '' : '\n'}` }];
+  const env = githubEnv(pool);
+  if (access.kind === 'github' && env) return [{ path: RUNNER_ENV, permissions: '0600', content: Object.entries(env).map(([k, v]) => `${k}=${systemdEnvValue(v)}\n`).join('') }];
+  return [];
 }
 
 function bootstrapScript(pool: PoolConfig, access: RunnerAccess, source: CredentialSource, opts: BootstrapOptions): string {
@@ -461,12 +511,14 @@ function bootstrapScript(pool: PoolConfig, access: RunnerAccess, source: Credent
     ...head('Parmanu node bootstrap, run once by cloud-init; every failing step stops it and says why on the console.'),
     'echo "parmanu: bootstrapping"',
     'systemctl daemon-reload',
+    ...hookLines(pool, 'before'),
     ...installLines(pool, access, opts),
     ...(access.kind === 'gitlab' && pool.runner.executor === 'docker' ? dockerLines() : []),
     ...(firewall && user ? ['"$R/usr/local/sbin/parmanu-firewall"', 'systemctl enable parmanu-firewall.service'] : []),
     '"$R/usr/local/sbin/parmanu-start"',
     'systemctl enable parmanu-start.service',
     ...start,
+    ...hookLines(pool, 'after'),
     'echo "parmanu: bootstrap done"',
   ].join('\n');
 }
@@ -482,6 +534,11 @@ export function linuxFiles(pool: PoolConfig, node: string, access: RunnerAccess,
     files.push({ path: '/usr/local/sbin/parmanu-start', permissions: '0700', content: startScript(pool, node, access) + '\n' });
     if (firewall && user) files.push({ path: '/usr/local/sbin/parmanu-firewall', permissions: '0700', content: firewallScript(user) + '\n' });
     files.push(...runnerUnits(pool, node, access, firewall));
+    files.push(...configFiles(pool, access));
+    for (const which of ['before', 'after'] as const) {
+      const hook = pool.runner.hooks?.[which];
+      if (hook) files.push({ path: `${HOOKS_DIR}/${which}`, permissions: '0700', content: hook.script.endsWith('\n') ? hook.script : `${hook.script}\n` });
+    }
   }
   files.push({ path: '/usr/local/sbin/parmanu-bootstrap', permissions: '0700', content: bootstrapScript(pool, access, source, opts) + '\n' });
   return files;

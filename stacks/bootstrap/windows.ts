@@ -21,6 +21,12 @@
  * - Windows containers (docker-windows) reach the network through WinNAT, which host firewall rules
  *   do not filter: containers are NOT kept away from metadata either.
  * On AWS the hop limit of 1 still keeps containers behind NAT from IMDSv2.
+ *
+ * Policy extensions (trusted policy content): `runner.hooks` become PowerShell scripts under
+ * `C:\ProgramData\Parmanu\hooks` (SYSTEM and Administrators only), run before the runner is set up
+ * and after it started; a hook that throws or exits non-zero stops the bootstrap. `runner.config`:
+ * GitLab — a `--template-config` file below `[[runners]]`; GitHub — the runner's `.env` file
+ * (`NAME=value` lines, read by the runner at start); Jenkins — JVM options before `-jar`.
  */
 import type { PoolConfig } from '../../src/policy/types.js';
 import type { CredentialSource, RunnerAccess } from '../types.js';
@@ -28,6 +34,23 @@ import { type BootstrapOptions, concreteVersion, psq, runnerLabels } from './com
 
 const CRED_DIR = 'C:\\ProgramData\\Parmanu';
 const CRED = `${CRED_DIR}\\credential`;
+const GITLAB_TEMPLATE = `${CRED_DIR}\\gitlab-runner-template.toml`;
+
+/** Writes a `runner.hooks` script into the root-only directory and runs it; a failure stops the bootstrap. */
+function hookLines(pool: PoolConfig, which: 'before' | 'after'): string[] {
+  const hook = pool.runner.hooks?.[which];
+  if (!hook) return [];
+  const file = `${CRED_DIR}\\hooks\\${which}.ps1`;
+  const what = `the ${which} hook (runner.hooks.${which}: ${hook.path})`;
+  return [
+    `Write-Output ${psq(`parmanu: running ${what}`)}`,
+    `New-Item -ItemType Directory -Force -Path ${psq(`${CRED_DIR}\\hooks`)} | Out-Null`,
+    `[IO.File]::WriteAllText(${psq(file)}, ${psq(hook.script)})`,
+    '$global:LASTEXITCODE = 0',
+    `try { & ${psq(file)} } catch { throw (${psq(`${what} failed: `)} + $_) }`,
+    `if ($LASTEXITCODE -ne 0) { throw (${psq(`${what} failed with exit code `)} + $LASTEXITCODE) }`,
+  ];
+}
 
 function fetchLines(source: CredentialSource): string[] {
   const retry = (what: string, body: string[]): string[] => [
@@ -96,7 +119,13 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
     `[IO.File]::WriteAllText(${psq(CRED)}, $secret)`,
     'Remove-Variable secret',
   ];
+  // The before hook runs once the root-only directory exists, before the runner is set up.
+  fetch.splice(3, 0, ...hookLines(pool, 'before'));
+  const after = hookLines(pool, 'after');
   const readCred = `[IO.File]::ReadAllText(${psq(CRED)})`;
+  const template = typeof r.config === 'string' ? [`[IO.File]::WriteAllText(${psq(GITLAB_TEMPLATE)}, ${psq(`[[runners]]\n${r.config}\n`)})`] : [];
+  const env = r.config && typeof r.config === 'object' && !Array.isArray(r.config) && Object.keys(r.config).length ? Object.entries(r.config).map(([k, v]) => `${k}=${v}\n`).join('') : undefined;
+  const jvm = Array.isArray(r.config) ? r.config.map((o) => `${o} `).join('') : '';
   switch (access.kind) {
     case 'gitlab':
       return [
@@ -115,7 +144,8 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
         "Assert-Exit 'icacls'",
         '# The token in the environment (CI_SERVER_TOKEN = --token), never on the command line; it ends up in config.toml only.',
         `$env:CI_SERVER_TOKEN = ${readCred}`,
-        `.\\gitlab-runner.exe register --non-interactive --url ${psq(access.url)} --name ${psq(node)} --executor ${r.executor === 'docker' ? 'docker-windows --docker-image mcr.microsoft.com/windows/servercore:ltsc2022' : 'shell --shell pwsh'} --limit ${r.jobsPerNode}`,
+        ...template,
+        `.\\gitlab-runner.exe register --non-interactive${template.length ? ` --template-config ${psq(GITLAB_TEMPLATE)}` : ''} --url ${psq(access.url)} --name ${psq(node)} --executor ${r.executor === 'docker' ? 'docker-windows --docker-image mcr.microsoft.com/windows/servercore:ltsc2022' : 'shell --shell pwsh'} --limit ${r.jobsPerNode}`,
         "Assert-Exit 'gitlab-runner register'",
         'Remove-Item Env:\\CI_SERVER_TOKEN',
         `(Get-Content .\\config.toml) -replace '^concurrent = .*', 'concurrent = ${r.jobsPerNode}' | Set-Content .\\config.toml`,
@@ -124,6 +154,7 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
         ...(cloud ? blockMetadataFor(psq('gitlab-runner')) : []),
         '.\\gitlab-runner.exe start',
         "Assert-Exit 'gitlab-runner start'",
+        ...after,
       ].join('\r\n');
     case 'github':
       return [
@@ -145,6 +176,7 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
               'Expand-Archive -Path runner.zip -DestinationPath . -Force; Remove-Item runner.zip',
             ]
           : ['if (-not (Test-Path .\\run.cmd)) { throw "the actions runner is not in C:\\actions-runner (runner.install: preinstalled)" }']),
+        ...(env ? ['# runner.config: the runner reads .env (NAME=value lines) from its directory at start.', `[IO.File]::WriteAllText('C:\\actions-runner\\.env', ${psq(env)})`] : []),
         ...(access.mode === 'jit'
           ? [
               '# The JIT config in the environment (ACTIONS_RUNNER_INPUT_JITCONFIG = --jitconfig), never on the command line.',
@@ -166,6 +198,7 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
                   ]
                 : []),
             ]),
+        ...after,
       ].join('\r\n');
     case 'jenkins':
       return [
@@ -175,9 +208,10 @@ export function windowsScript(pool: PoolConfig, node: string, access: RunnerAcce
         'New-Item -ItemType Directory -Force -Path C:\\jenkins-agent | Out-Null',
         `Invoke-WebRequest -UseBasicParsing -Uri ${psq(access.url.replace(/\/$/, '') + '/jnlpJars/agent.jar')} -OutFile C:\\jenkins-agent\\agent.jar`,
         '# The secret is read by agent.jar from the root-only file (-secret @file); the task runs as SYSTEM.',
-        `$action = New-ScheduledTaskAction -Execute java -Argument ('-jar C:\\jenkins-agent\\agent.jar -url "' + ${psq(access.url)} + '" -secret @${CRED} -name "' + ${psq(node)} + '" -webSocket -workDir C:\\jenkins-agent')`,
+        `$action = New-ScheduledTaskAction -Execute java -Argument (${psq(jvm)} + '-jar C:\\jenkins-agent\\agent.jar -url "' + ${psq(access.url)} + '" -secret @${CRED} -name "' + ${psq(node)} + '" -webSocket -workDir C:\\jenkins-agent')`,
         'Register-ScheduledTask -TaskName parmanu-agent -Action $action -Trigger (New-ScheduledTaskTrigger -AtStartup) -User SYSTEM -RunLevel Highest -Force | Out-Null',
         'Start-ScheduledTask -TaskName parmanu-agent',
+        ...after,
       ].join('\r\n');
   }
 }

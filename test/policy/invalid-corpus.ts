@@ -24,6 +24,16 @@ platforms:
   lab: { type: local }
 `;
 // Lines 1-9 above; a pool block starts at line 10.
+const EX = `emitters:
+  gl: { type: gitlab, url: https://gitlab.example.com, token: "\${env:GITLAB_TOKEN}", projects: [a/b], runnerOwner: { group: a } }
+  gh: { type: github, owner: acme, token: "\${env:GITHUB_TOKEN}" }
+  jk: { type: jenkins, url: https://j.example.com, user: bob, token: "\${env:JENKINS_TOKEN}" }
+platforms:
+  aws: { type: aws, region: us-east-1 }
+  gcp: { type: gcp, project: p, region: r, zone: z }
+pools:
+  p:
+`;
 const pool = (body: string) => `${E}pools:\n  p:\n    emitter: gl\n    platform: lab\n${body}`;
 
 export const INVALID_CASES: InvalidCase[] = [
@@ -145,4 +155,30 @@ export const INVALID_CASES: InvalidCase[] = [
     at: '6:3',
     message: /on gcp a pool name must start with a letter/,
   },
+
+  // ---- runner.hooks, runner.config, machine.tags (lines 1-9 of EX; emitter line 10, platform 11, machine 12, the case's lines from 13)
+  { name: 'hook file missing', yaml: xpool('gl', 'aws', '    runner: { hooks: { before: scripts/missing.sh } }\n'), at: '13:32', message: /scripts\/missing\.sh: no such file \(paths are relative to the policy file\)/, path: 'pools.p.runner.hooks.before' },
+  { name: 'hook path absolute', yaml: xpool('gl', 'aws', '    runner: { hooks: { after: /etc/passwd } }\n'), at: '13:31', message: /must be a path relative to the policy file/ },
+  { name: 'gitlab config with its own [[runners]]', yaml: xpool('gl', 'aws', '    runner:\n      config: |\n        [[runners]]\n        privileged = true\n'), at: '14:15', message: /line 1: has a \[\[runners\]\] header of its own/, path: 'pools.p.runner.config' },
+  { name: 'gitlab config with a top-level table', yaml: xpool('gl', 'aws', '    runner:\n      config: |\n        [runners.docker]\n          privileged = true\n        [session_server]\n'), at: '14:15', message: /line 3: table \[session_server\] is outside the runner's section/ },
+  { name: 'gitlab config not a string', yaml: xpool('gl', 'aws', '    runner: { config: [-Xmx2g] }\n'), at: '13:23', message: /on a gitlab pool runner\.config is a config\.toml fragment/ },
+  { name: 'github env name lowercase', yaml: xpool('gh', 'aws', '    runner:\n      config:\n        http_proxy: http://proxy:3128\n'), at: '15:9', message: /environment variable name is uppercase/, path: 'pools.p.runner.config.http_proxy' },
+  { name: 'github env sets the runner input', yaml: xpool('gh', 'aws', '    runner:\n      config:\n        ACTIONS_RUNNER_INPUT_JITCONFIG: x\n'), at: '15:9', message: /ACTIONS_RUNNER_INPUT_\* variables carry the runner's credential/ },
+  { name: 'github env value with a newline', yaml: xpool('gh', 'aws', '    runner:\n      config:\n        EXTRA: "a\\nB=1"\n'), at: '15:16', message: /a value is one line without tabs/ },
+  { name: 'github config a list', yaml: xpool('gh', 'aws', '    runner: { config: [A] }\n'), at: '13:23', message: /on a github pool runner\.config is a mapping of environment variables/ },
+  { name: 'jenkins jvm option with a command substitution', yaml: xpool('jk', 'aws', '    runner: { config: [-Xmx2g, "-Dx=$(pwned)"] }\n'), at: '13:32', message: /a JVM option starts with "-" and has only/, path: 'pools.p.runner.config.1' },
+  { name: 'jenkins jvm option with a space', yaml: xpool('jk', 'aws', '    runner: { config: ["-Dx=a b"] }\n'), at: '13:24', message: /no whitespace/ },
+  { name: 'jenkins jvm option -jar', yaml: xpool('jk', 'aws', '    runner: { config: [-jar, evil.jar] }\n'), at: '13:24', message: /-jar would change what the agent runs/ },
+  { name: 'jenkins config a string', yaml: xpool('jk', 'aws', '    runner: { config: "-Xmx2g" }\n'), at: '13:23', message: /on a jenkins pool runner\.config is a list of JVM options/ },
+  { name: 'aws tag overriding parmanu:pool', yaml: xpool('gl', 'aws', '    machine: { type: t, image: i, tags: { "parmanu:pool": other } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /parmanu:\* and parmanu-\* keys are Parmanu's own/, path: 'pools.p.machine.tags.parmanu:pool' },
+  { name: 'aws tag with the aws: prefix', yaml: xpool('gl', 'aws', '    machine: { type: t, image: i, tags: { "aws:team": x } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /the aws: prefix is reserved for AWS/ },
+  { name: 'aws Name tag', yaml: xpool('gl', 'aws', '    machine: { type: t, image: i, tags: { Name: x } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /the Name tag is Parmanu's own/ },
+  { name: 'aws tag value with a quote', yaml: xpool('gl', 'aws', '    machine: { type: t, image: i, tags: { team: "a\'b" } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:49', message: /an AWS tag value is at most 256 letters/ },
+  { name: 'gcp label key uppercase', yaml: xpool('gl', 'gcp', '    machine: { type: t, image: i, tags: { Team: ci } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /a GCP label key starts with a lowercase letter/ },
+  { name: 'gcp label value too long', yaml: xpool('gl', 'gcp', `    machine: { type: t, image: i, tags: { team: ${'a'.repeat(64)} } }\n`).replace('    machine: { type: t, image: i }\n', ''), at: '12:49', message: /a GCP label value has only lowercase letters.*at most 63/ },
+  { name: 'gcp label overriding parmanu-node', yaml: xpool('gl', 'gcp', '    machine: { type: t, image: i, tags: { parmanu-node: x } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /parmanu:\* and parmanu-\* keys are Parmanu's own/ },
 ];
+
+function xpool(emitter: string, platform: string, body: string): string {
+  return `${EX}    emitter: ${emitter}\n    platform: ${platform}\n    machine: { type: t, image: i }\n${body}`;
+}
