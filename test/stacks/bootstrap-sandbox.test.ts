@@ -422,3 +422,106 @@ describe('Linux bootstrap scripts', () => {
     }
   });
 });
+
+describe('Linux bootstrap: runner.hooks and runner.config', () => {
+  const hook = (path: string, script: string) => ({ path, sha256: 'x', script });
+  /** Hooks that show up in the call sequence (the stub records them). */
+  const hooked = (pool: PoolConfig, before = '#!/bin/bash\nsystemctl hook-before\n', after = 'systemctl hook-after\n'): PoolConfig => ({ ...pool, runner: { ...pool.runner, hooks: { before: hook('scripts/before.sh', before), after: hook('scripts/after.sh', after) } } });
+  const withConfig = (pool: PoolConfig, config: PoolConfig['runner']['config']): PoolConfig => ({ ...pool, runner: { ...pool.runner, config } });
+  const extCases: Case[] = [
+    { name: 'gitlab docker + hooks + config', pool: withConfig(hooked(dockerPool), '[runners.docker]\n  privileged = true\n  volumes = ["/cache"]\n'), access: gitlab, source: aws },
+    { name: 'github jit + hooks + env', pool: withConfig(hooked(shellPool), { HTTPS_PROXY: 'http://proxy:3128', ODD: 'a "b" $c `d` \\e \'f\'' }), access: jit, source: gcp },
+    { name: 'github registration + hooks + env', pool: withConfig(hooked(ephemeralPool), { A: '1' }), access: registration, source: file },
+    { name: 'jenkins + hooks + jvm options', pool: withConfig(hooked(shellPool), ['-Xmx2g', '-XX:+UseG1GC']), access: jenkins, source: aws },
+  ];
+
+  it.each(extCases.map((c) => [c.name, c] as const))('%s: bash -n and shellcheck pass', (_n, c) => {
+    const dir = mkdtempSync(join(tmpdir(), 'parmanu-sc-'));
+    for (const f of scripts(linuxFiles(c.pool, 'p-node1', c.access, c.source))) {
+      if (f.path.includes('/hooks/')) continue; // the policy's own scripts
+      const p = join(dir, f.path.replace(/\//g, '_'));
+      writeFileSync(p, f.content);
+      expect(spawnSync('bash', ['-n', p], { encoding: 'utf8' }).stderr, f.path).toBe('');
+      if (haveShellcheck) expect(spawnSync('shellcheck', ['-S', 'warning', '-s', 'bash', p], { encoding: 'utf8' }).stdout, f.path).toBe('');
+    }
+  });
+
+  it.each(extCases.map((c) => [c.name, c] as const))('%s: the before hook runs before the runner setup, the after hook after it starts', (_n, c) => {
+    const run = boot(c);
+    expect(run.status, run.output).toBe(0);
+    for (const which of ['before', 'after']) expect((statSync(join(run.root, `usr/local/lib/parmanu/hooks/${which}`)).mode & 0o777).toString(8)).toBe('700');
+    const setup = { gitlab: /^useradd .* gitlab-runner$/, github: /^useradd .* runner$/, jenkins: /^(apt-get|useradd)/, none: /^$/ }[c.access.kind];
+    const started = { gitlab: /^systemctl restart gitlab-runner\.service$/, github: /^systemctl enable --now parmanu-runner\.service$/, jenkins: /^systemctl enable --now parmanu-agent\.service$/, none: /^$/ }[c.access.kind];
+    expectInOrder(run.calls, [/^systemctl hook-before$/, setup, started, /^systemctl hook-after$/]);
+    expect(run.output).toMatch(/parmanu: running the before hook \(runner\.hooks\.before: scripts\/before\.sh\)[\s\S]*parmanu: running the after hook[\s\S]*parmanu: bootstrap done/);
+  });
+
+  it('a failing hook stops the bootstrap and names itself and its exit code on the console', () => {
+    const before = boot({ ...(extCases[0] as Case), pool: hooked(dockerPool, '#!/bin/bash\necho "no disk" >&2\nexit 3\n') });
+    expect(before.status).not.toBe(0);
+    expect(before.output).toContain('no disk');
+    expect(before.output).toContain('parmanu: the before hook (runner.hooks.before: scripts/before.sh) failed with exit code 3');
+    expect(before.calls.map(words).some((w) => w.startsWith('gitlab-runner register'))).toBe(false);
+    const after = boot({ ...(extCases[0] as Case), pool: hooked(dockerPool, undefined, 'false\n') });
+    expect(after.status).not.toBe(0);
+    expect(after.output).toContain('parmanu: the after hook (runner.hooks.after: scripts/after.sh) failed with exit code 1');
+    expect(after.output).not.toContain('bootstrap done');
+  });
+
+  it('a hook path with shell syntax runs nothing', () => {
+    const evil = { ...shellPool, runner: { ...shellPool.runner, hooks: { before: hook("s/'$(pwned)'`pwned`.sh", 'exit 4\n') } } };
+    const run = boot({ name: 'evil', pool: evil, access: gitlab, source: file });
+    expect(run.status).not.toBe(0);
+    expect(run.output).toContain("the before hook (runner.hooks.before: s/'$(pwned)'`pwned`.sh) failed with exit code 4");
+    expect(run.calls.map((x) => x.argv[0])).not.toContain('pwned');
+  });
+
+  it('gitlab: register merges the fragment below [[runners]] from a root-only template', () => {
+    const c = extCases[0] as Case;
+    const run = boot(c);
+    expect(run.status, run.output).toBe(0);
+    const register = run.calls.find((x) => x.argv[0] === 'gitlab-runner' && x.argv[1] === 'register');
+    expect(register?.argv.slice(5, 7)).toEqual(['--template-config', `${run.root}/etc/parmanu/gitlab-runner-template.toml`]);
+    const template = join(run.root, 'etc/parmanu/gitlab-runner-template.toml');
+    expect(readFileSync(template, 'utf8')).toBe('[[runners]]\n[runners.docker]\n  privileged = true\n  volumes = ["/cache"]\n');
+    expect((statSync(template).mode & 0o777).toString(8)).toBe('600');
+    // Without runner.config: no template.
+    expect(linuxUserData(dockerPool, 'p-1', gitlab, aws)).not.toContain('template-config');
+  });
+
+  it('github: the runner service reads the variables from a root-only environment file, values as written', () => {
+    const c = extCases[1] as Case;
+    const run = boot(c);
+    expect(run.status, run.output).toBe(0);
+    const env = join(run.root, 'etc/parmanu/runner-config.env');
+    expect((statSync(env).mode & 0o777).toString(8)).toBe('600');
+    const unit = readFileSync(join(run.root, 'etc/systemd/system/parmanu-runner.service'), 'utf8');
+    // The credential's file comes last: a policy variable never replaces the JIT config.
+    expect(unit).toMatch(/EnvironmentFile=\/etc\/parmanu\/runner-config\.env\n[\s\S]*EnvironmentFile=\/run\/parmanu\/runner\.env\n/);
+    // systemd's double-quoted values escape exactly \ " ` $, as bash's do: bash reads back each value.
+    const values = c.pool.runner.config as Record<string, string>;
+    for (const [k, v] of Object.entries(values)) {
+      const r = spawnSync('/bin/bash', ['-c', `set -a; . "$1"; printf '%s' "\${${k}}"`, 'x', env], { encoding: 'utf8', env: { PATH: sb().stubs } });
+      expect(r.stdout, k).toBe(v);
+    }
+    expect(linuxUserData(shellPool, 'p-1', jit, aws)).not.toContain('runner-config.env');
+  });
+
+  it('jenkins: each JVM option is its own argument before -jar; hostile ones stay arguments', () => {
+    const opts = ['-Xmx2g', "-Dx=$(pwned)'`pwned`"];
+    const pool = withConfig(shellPool, opts);
+    const s = sb();
+    install(s.root, linuxFiles(pool, 'p-node1', jenkins, file));
+    mkdirSync(join(s.base, 'creds'));
+    const w = runScript(s, 'usr/local/lib/parmanu/jenkins-agent', { CREDENTIALS_DIRECTORY: join(s.base, 'creds') });
+    expect(w.status, w.output).toBe(0);
+    const java = calls(s.log).find((x) => x.argv[0] === 'java');
+    expect(java?.argv.slice(0, 5)).toEqual(['java', ...opts, '-jar', '/usr/local/lib/parmanu/agent.jar']);
+    expect(calls(s.log).map((x) => x.argv[0])).not.toContain('pwned');
+  });
+});
+
+/** A fresh sandbox (for runs that install files themselves). */
+function sb(): ReturnType<typeof sandbox> {
+  return sandbox();
+}
