@@ -6,6 +6,9 @@
  * label on GCP); a node whose recorded spec differs from the policy's is outdated and rolled out.
  * `version: latest` hashes as the word, so a new upstream release does not make nodes outdated,
  * and spot settings are left out (a spot node that fell back to on-demand is not outdated).
+ * `runner.hooks` and `runner.config` are in the bootstrap, so changing them rolls the pool out;
+ * `machine.tags` are left out on purpose: retagging needs no new VM, so running nodes keep their
+ * tags until they are replaced for another reason (new nodes and the pool's identity get them).
  */
 import { createHash } from 'node:crypto';
 import type { EmitterConfig, PoolConfig } from '../src/policy/types.js';
