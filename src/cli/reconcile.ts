@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseDuration } from '../policy/duration.js';
@@ -53,8 +54,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const fleet = loadFleet('reconcile', io, values, { secrets: true });
   if (!fleet) return 2;
   const { policy, wanted, stateDir } = fleet;
-  const gcpCreds = Object.values(policy.platforms).flatMap((p) => (p.type === 'gcp' && p.credentialsFile ? [p.credentialsFile] : []));
-  const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform', ...(gcpCreds[0] ? { env: { GOOGLE_APPLICATION_CREDENTIALS: gcpCreds[0] } } : {}) });
+  // Each GCP platform's credentials file reaches only its own pools' terraform runs (execute.ts),
+  // as an absolute path: terraform runs in the pool's working directory.
+  for (const p of Object.values(policy.platforms)) if (p.type === 'gcp' && p.credentialsFile) p.credentialsFile = resolve(io.cwd, p.credentialsFile);
+  const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform' });
   try {
     await terraform.version();
   } catch (err) {
