@@ -45,6 +45,7 @@ function standIn(dir: string): string {
       '  plan)',
       `    n=$(ls ${JSON.stringify(dir)} | grep -c '^stack-')`,
       `    cp cdk.tf.json ${JSON.stringify(dir)}/stack-$n.json`,
+      `    echo "$(basename "$PWD") \${GOOGLE_APPLICATION_CREDENTIALS:-none}" >> ${JSON.stringify(dir)}/gcp-creds.txt`,
       `    printf '%s' "$TF_VAR_parmanu_credentials" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(Object.keys(JSON.parse(s||"{}")).join(" ")))' > ${JSON.stringify(dir)}/keys-$n.txt`,
       '    exit 0 ;;',
       '  *) exit 0 ;;',
@@ -102,6 +103,42 @@ describe('credentials on AWS and GCP, through the real reconcile path', () => {
       const keys = readdirSync(dir).filter((f) => f.startsWith('keys-')).map((f) => readFileSync(join(dir, f), 'utf8').trim());
       expect(keys.at(-1)?.split(' ').sort()).toEqual([...(r.pools[0]?.create ?? [])].sort());
       await scanStateDir(stateDir);
+    } finally {
+      await history.close();
+      await emu.stop();
+    }
+  });
+
+  it('gives each GCP platform\'s pools that platform\'s own credentials file, and no other', async () => {
+    const emu = await new GitlabEmulator().start();
+    const dir = mkdtempSync(join(root, 'two-gcp-'));
+    const history = new RedisHistoryStore(redis.url, () => Date.now(), `parmanu:cc${Math.random().toString(36).slice(2)}:`);
+    try {
+      const group = emu.addGroup('platform');
+      const project = emu.addProject('api', group);
+      for (let i = 0; i < 2; i++) emu.addJob(project, 'pending', ['linux']);
+      for (let i = 0; i < 2; i++) emu.addJob(project, 'pending', ['linux', 'eu']);
+      const gcp = (prefix: string, file: string) => PlatformSchema.parse({ type: 'gcp', project: 'acme', region: 'europe-west1', zone: 'europe-west1-b', credentialsFile: file, backend: { type: 'gcs', bucket: 'b', prefix } });
+      const policy = normalize({
+        emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+        platforms: new Map([['one', gcp('a', '/secrets/one.json')], ['two', gcp('b', '/secrets/two.json')]]),
+        pools: new Map([
+          ['p1', PoolSchema.parse({ emitter: 'ci', platform: 'one', labels: ['linux'], machine: { type: 'e2-small', image: 'debian-12' }, scaling: { predict: false } })],
+          ['p2', PoolSchema.parse({ emitter: 'ci', platform: 'two', labels: ['linux', 'eu'], machine: { type: 'e2-small', image: 'debian-12' }, scaling: { predict: false } })],
+        ]),
+      });
+      const r = await reconcileOnce({
+        policy,
+        emitters: new Map([['ci', new GitlabEmitter(policy.emitters.ci as never, emu.token, ['p1', 'p2'], new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 4, backoffMs: 5 }))]]),
+        history,
+        terraform: new Terraform({ bin: standIn(dir) }),
+        stateDir: join(dir, 'state'),
+        clock: () => Date.now(),
+        owner: 't',
+      });
+      expect(r.pools.map((p) => p.error)).toEqual([undefined, undefined]);
+      const seen = readFileSync(join(dir, 'gcp-creds.txt'), 'utf8').trim().split('\n');
+      expect(new Set(seen)).toEqual(new Set(['p1 /secrets/one.json', 'p2 /secrets/two.json']));
     } finally {
       await history.close();
       await emu.stop();
