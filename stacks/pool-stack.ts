@@ -34,7 +34,7 @@ import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 import { sha256, shq, userData } from './bootstrap.js';
 import { pickStable } from './spread.js';
-import { bootstrapOptions, CREDENTIALS_VARIABLE, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
+import { bootstrapOptions, CREDENTIALS_VARIABLE, localCredentialFile, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
 
 export const MANAGED_BY = 'parmanu';
 const IMMUTABLE = { ignoreChanges: 'all' } as const;
@@ -50,12 +50,21 @@ export const credentialLogicalId = (node: string) => `credential_${node}`;
 /** Pool-level resources (the pool's identity) are named `pool_…`. */
 export const POOL_RESOURCE_PREFIX = 'pool_';
 
+/**
+ * A literal string for Terraform JSON, where every string is a template: `${…}` and `%{…}` in a
+ * script (shell parameter expansions, curl's `%{url_effective}`) or in policy content (hooks,
+ * runner.config, tags) would otherwise be evaluated by terraform on the reconciler's host
+ * (`${file(…)}`!). Terraform's escapes are `$${` and `%%{`.
+ */
+export function tfLiteral(s: string): string {
+  return s.replace(/\$\{/g, '$$${').replace(/%\{/g, '%%{');
+}
+
 /** SSM parameter name of a node's credential. */
 export const ssmParameterName = (pool: string, node: string) => `/parmanu/${pool}/${node}`;
 /** Secret Manager secret id of a node's credential. */
 export const gcpSecretId = (node: string) => `parmanu-${node}`;
-/** The local platform's credential file of a node, beside the pool's state. */
-export const localCredentialFile = (stateDir: string, pool: string, node: string) => join(stateDir, 'pools', pool, 'credentials', node);
+export { localCredentialFile } from './types.js';
 
 /** A GCP service account id (6–30 characters: [a-z][a-z0-9-]*[a-z0-9]) for the pool. */
 export function gcpAccountId(pool: string): string {
@@ -118,7 +127,7 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'u
     // IMDSv2 only, and one hop: a job in a container cannot reach the metadata service (the
     // bootstrap's firewall rules close it to the runner's job user and Docker too).
     metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 1 },
-    userData: m.os === 'windows' ? `<powershell>\r\n${script}\r\n</powershell>\r\n<persist>false</persist>` : script,
+    userData: tfLiteral(m.os === 'windows' ? `<powershell>\r\n${script}\r\n</powershell>\r\n<persist>false</persist>` : script),
     tags: tags(pool, node),
     lifecycle: IMMUTABLE,
   };
@@ -166,14 +175,14 @@ export class PoolStack extends TerraformStack {
           lifecycle: IMMUTABLE,
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
-        if (node.access.kind === 'none') continue;
+        if (node.access.kind === 'none' || node.credential === false) continue;
         // Terraform itself delivers the credential: the ephemeral value reaches only the
         // provisioner's environment, which writes it to a 0600 file (never TypeScript, never argv).
-        const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file }, lifecycle: IMMUTABLE });
+        const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file: tfLiteral(file) }, lifecycle: IMMUTABLE });
         c.overrideLogicalId(credentialLogicalId(node.name));
         c.addOverride('provisioner', [
-          { 'local-exec': { command: `umask 077 && mkdir -p ${shq(join(input.stateDir, 'pools', pool.name, 'credentials'))} && printf '%s' "$PARMANU_CREDENTIAL" > ${shq(file)}`, interpreter: ['/bin/sh', '-c'], environment: { PARMANU_CREDENTIAL: secretOf(node.name) } } },
-          { 'local-exec': { when: 'destroy', command: `rm -f ${shq(file)}`, interpreter: ['/bin/sh', '-c'] } },
+          { 'local-exec': { command: tfLiteral(`umask 077 && mkdir -p ${shq(join(input.stateDir, 'pools', pool.name, 'credentials'))} && printf '%s' "$PARMANU_CREDENTIAL" > ${shq(file)}`), interpreter: ['/bin/sh', '-c'], environment: { PARMANU_CREDENTIAL: secretOf(node.name) } } },
+          { 'local-exec': { when: 'destroy', command: tfLiteral(`rm -f ${shq(file)}`), interpreter: ['/bin/sh', '-c'] } },
         ]);
       }
     }
@@ -235,10 +244,13 @@ export class PoolStack extends TerraformStack {
   private awsNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'aws' }>, node: NodeInput, secret: string, profile: string | undefined): void {
     const vm = new Instance(this, nodeLogicalId(node.name), awsInstanceConfig(pool, node, platform.region, profile));
     vm.overrideLogicalId(nodeLogicalId(node.name));
-    if (node.access.kind === 'none') return;
+    if (node.access.kind === 'none' || node.credential === false) return;
     const p = new SsmParameter(this, credentialLogicalId(node.name), {
       name: ssmParameterName(pool.name, node.name),
       type: 'SecureString',
+      // A GitHub JIT config is longer than a Standard parameter's 4 KB: Intelligent-Tiering picks
+      // Advanced when a value needs it, Standard otherwise.
+      tier: 'Intelligent-Tiering',
       // Write-only: sent to AWS, never kept in the state or a plan. Its version never changes: a
       // node's credential is written once, when the node is created.
       valueWo: secret,
@@ -262,11 +274,11 @@ export class PoolStack extends TerraformStack {
       scheduling: m.spot ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
       serviceAccount: { email, scopes: ['cloud-platform'] },
       labels: labels(pool, node),
-      metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': script } : { 'user-data': script },
+      metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': tfLiteral(script) } : { 'user-data': tfLiteral(script) },
       lifecycle: IMMUTABLE,
     });
     vm.overrideLogicalId(nodeLogicalId(node.name));
-    if (node.access.kind === 'none') return;
+    if (node.access.kind === 'none' || node.credential === false) return;
     const s = new SecretManagerSecret(this, credentialLogicalId(node.name), {
       secretId: gcpSecretId(node.name),
       replication: { auto: {} },

@@ -77,6 +77,12 @@ export interface NodeInput {
    * it, so a new upstream release makes no node outdated.
    */
   release?: RunnerRelease;
+  /**
+   * Render the node's credential resources (default true). A kept node renders them only when its
+   * state has them: a node made before credentials had resources, or one whose apply failed between
+   * its VM and its credential, is never given a new (empty) credential.
+   */
+  credential?: boolean;
 }
 
 /** The bootstrap options of a node: its pinned runner release, if it has one. */
@@ -90,6 +96,11 @@ export interface PoolStackInput {
   nodes: NodeInput[];
   /** Where the local backend keeps state: `<stateDir>/pools/<pool>/terraform.tfstate`. */
   stateDir: string;
+}
+
+/** The local platform's credential file of a node, beside the pool's state. */
+export function localCredentialFile(stateDir: string, pool: string, node: string): string {
+  return `${stateDir.replace(/\/+$/, '')}/pools/${pool}/credentials/${node}`;
 }
 
 /** The ephemeral input variable that carries new nodes' credentials (a map: node name → secret). */

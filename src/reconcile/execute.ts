@@ -17,17 +17,17 @@
  *   9. remove destroyed nodes' runners, remove orphan runners, record (fenced), sample, events
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolPlan } from '../decide/types.js';
 import { RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
-import { guardPlan, nodeOfResource } from '../terraform/guard.js';
+import { guardPlan } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
-import { accessOf, CREDENTIALS_VARIABLE, secretOf, type RunnerAccess } from '../../stacks/types.js';
+import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type RunnerAccess } from '../../stacks/types.js';
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import type { PoolTruth } from './observe.js';
@@ -259,7 +259,10 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   const stateSpec = new Map(truth.views.map((v) => [v.name, v]));
   const driftDue = now - (rec.lastFullPlanAt ?? 0) >= (deps.driftCheckMs ?? 3_600_000);
   const renderNodes = (): RenderNode[] => [
-    ...kept.map((name) => ({ name, access: placeholder, createdAt: byName.get(name)?.createdAt ?? now, ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
+    // A kept node keeps exactly the resources it has: one without credential resources in the
+    // state (made before they existed, or an apply that failed between its VM and its credential)
+    // is never given a new, empty one; if it cannot come online, the lifecycle finds it broken.
+    ...kept.map((name) => ({ name, access: placeholder, createdAt: byName.get(name)?.createdAt ?? now, credential: truth.withCredential.has(name), ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
     ...created.map((name) => {
       const cred = credentials.get(name);
       return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, ...(release ? { release } : {}) };
@@ -290,15 +293,6 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           await run.checkpoint();
           await step(run, 'terraform-apply', () => deps.terraform.refreshOnly(run.dir, planEnv));
         }
-        continue;
-      }
-      // A kept node whose VM exists but whose credential resources do not (an apply that failed
-      // between the two) can never get its credential: it is destroyed, never given an empty one.
-      const incomplete = missingCredential(shown.resource_changes, new Set(kept));
-      if (incomplete.length) {
-        kept = kept.filter((n) => !incomplete.includes(n));
-        destroy.push(...incomplete);
-        say(`${incomplete.join(', ')}: the VM exists but its credential was never delivered (an apply failed halfway): destroyed and replaced`);
         continue;
       }
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
@@ -361,6 +355,9 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
 
   // 9. After the apply.
   for (const n of destroy) if (await removeRunner(n, 'its VM was destroyed')) dropIntents(n);
+  // The local platform's credential files of nodes that are gone (a destroy-time provisioner never
+  // runs for a resource removed from the configuration).
+  if (run.platform.type === 'local') for (const n of [...destroy, ...out.vanished]) rmSync(localCredentialFile(deps.stateDir, pool.name, n), { force: true });
   rec.nodes = rec.nodes.filter((n) => !destroy.includes(n.name));
   for (const name of created) {
     rec.nodes.push({ name, createdAt: now });
@@ -380,7 +377,6 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (run.removed && rec.nodes.length === 0 && truth.orphans.length === 0 && rec.intents.length === 0) {
     run.check();
     await deps.history.deletePool(pool.name, run.lease);
-    const { rmSync } = await import('node:fs');
     rmSync(join(run.dir, 'parmanu-pool.json'), { force: true });
     say(`pool ${pool.name} is empty: forgotten`);
   } else await save();
@@ -428,17 +424,6 @@ function recreated(changes: readonly ResourceChange[], nodeType: string, kept: R
     if (a.length === 1 && a[0] === 'create' && kept.has(r.name.slice(5))) out.push(r.name.slice(5));
   }
   return out;
-}
-
-/** Kept nodes whose credential resources the plan would create: their VM never got its credential. */
-function missingCredential(changes: readonly ResourceChange[], kept: ReadonlySet<string>): string[] {
-  const out = new Set<string>();
-  for (const r of changes) {
-    if (r.mode !== 'managed' || r.name.startsWith('node_')) continue;
-    const node = nodeOfResource(r.name);
-    if (node && kept.has(node) && r.change.actions.includes('create')) out.add(node);
-  }
-  return [...out];
 }
 
 /**

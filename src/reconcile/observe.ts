@@ -38,6 +38,8 @@ export interface PoolTruth {
   orphans: RunnerInfo[];
   /** Nodes whose runner was found paused with no drain recorded. */
   pausedUnrecorded: string[];
+  /** Nodes whose credential resources are in the state (the others are rendered without them). */
+  withCredential: Set<string>;
 }
 
 export interface ObserveInput {
@@ -122,5 +124,6 @@ export function observe(input: ObserveInput): PoolTruth {
     vanished,
     orphans,
     pausedUnrecorded,
+    withCredential: new Set(input.state.filter((n) => n.credential).map((n) => n.name)),
   };
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { nodeOfResource } from './guard.js';
 
 const StateSchema = z.object({
   version: z.literal(4, { error: 'only Terraform state format version 4 is supported' }),
@@ -31,6 +32,8 @@ export interface StateNode {
   createdAt?: number;
   /** The VM's machine type and image as the state holds them (AWS, GCP), for nodes with no recorded spec. */
   machine?: { type?: string; image?: string };
+  /** Its credential resource (`credential_<name>`) is in the state too. */
+  credential?: boolean;
 }
 
 export class StateError extends Error {}
@@ -71,6 +74,7 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) throw new StateError(`${source}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const nodes: StateNode[] = [];
+  const withCredential = new Set(parsed.data.resources.filter((r) => r.mode === 'managed' && r.name.startsWith('credential_') && r.instances.length > 0).map((r) => nodeOfResource(r.name)));
   for (const r of parsed.data.resources) {
     if (r.mode !== 'managed' || !r.name.startsWith('node_') || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
     const inst = r.instances[0];
@@ -87,6 +91,7 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
       const image = d.ami ?? d.boot_disk?.[0]?.initialize_params?.[0]?.image ?? undefined;
       if (type || image) node.machine = { ...(type ? { type } : {}), ...(image ? { image } : {}) };
     }
+    if (withCredential.has(node.name)) node.credential = true;
     nodes.push(node);
   }
   return nodes;

@@ -9,7 +9,7 @@
  * record says its runner runs nothing (`busyDestroyed`).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -259,6 +259,9 @@ describe('lifecycle v2 on GitLab', () => {
       const r = await w.cycle();
       expect(r.pools[0]?.vanished).toEqual(['p-n000']);
       expect(w.names()).toEqual(['p-n001']);
+      // The vanished node's credential file went with it; the new node has its own.
+      expect(existsSync(join(poolDir(w.deps.stateDir, 'p'), 'credentials', 'p-n000'))).toBe(false);
+      expect(existsSync(join(poolDir(w.deps.stateDir, 'p'), 'credentials', 'p-n001'))).toBe(true);
       expect(emu.runnerNamed('p-n000')).toBeUndefined();
       // The replacement got its own, new registration.
       expect(emu.runnerNamed('p-n001')).toBeDefined();
@@ -269,7 +272,7 @@ describe('lifecycle v2 on GitLab', () => {
     }
   });
 
-  it('destroys and replaces a node whose VM exists but whose credential was never delivered (an apply that failed halfway)', async () => {
+  it('never gives a kept node whose credential resource is missing (an apply that failed halfway) an empty credential: it is replaced once broken', async () => {
     const { emu, project, w } = await gitlab();
     try {
       demand(emu, project, 1);
@@ -277,11 +280,14 @@ describe('lifecycle v2 on GitLab', () => {
       execFileSync(process.env.PARMANU_TERRAFORM ?? 'terraform', ['state', 'rm', 'terraform_data.credential_p-n000'], { cwd: poolDir(w.deps.stateDir, 'p'), stdio: 'ignore' });
       const r = await w.cycle({ driftCheckMs: 0 });
       expect(r.pools[0]?.error).toBeUndefined();
-      expect(r.pools[0]?.reasons.join('\n')).toMatch(/p-n000: the VM exists but its credential was never delivered/);
-      expect(w.names()).toEqual([]);
-      await w.cycle();
-      expect(w.names()).toEqual(['p-n001']);
+      expect(r.pools[0]?.terraform).toMatchObject({ add: 0, destroy: 0 });
+      expect(w.names()).toEqual(['p-n000']);
+      // Its runner never comes online: broken after bootTimeout, drained, destroyed, replaced.
+      for (let i = 0; i < 26 && w.names().includes('p-n000'); i++) expect((await w.cycle()).pools[0]?.error).toBeUndefined();
+      expect(w.names()).not.toContain('p-n000');
       expect(emu.runnerNamed('p-n000')).toBeUndefined();
+      await w.cycle();
+      expect(w.names()).toHaveLength(1);
     } finally {
       await w.history.close();
       await emu.stop();
@@ -308,6 +314,7 @@ describe('lifecycle v2 on GitLab', () => {
       expect(w.names()).toEqual([]);
       expect(emu.runners.filter((x) => x.description.startsWith('p-'))).toEqual([]);
       expect(await w.history.getPool('p')).toBeUndefined();
+      expect(readdirSync(join(poolDir(w.deps.stateDir, 'p'), 'credentials'))).toEqual([]);
       expect(r.pools.some((p) => p.pool === 'p')).toBe(false);
       expect(w.busyDestroyed).toEqual([]);
     } finally {

@@ -36,6 +36,7 @@ describe('AWS', () => {
       type: 'SecureString',
       value_wo: LOOKUP('lin-a'),
       value_wo_version: 1,
+      tier: 'Intelligent-Tiering',
       tags: { 'parmanu:instance': '${aws_instance.node_lin-a.arn}', 'parmanu:node': 'lin-a' },
     });
     expect(resources(json).aws_ssm_parameter?.['credential_lin-a']?.value).toBeUndefined();
@@ -92,5 +93,16 @@ describe('local', () => {
     expect(create?.['local-exec']).toMatchObject({ environment: { PARMANU_CREDENTIAL: LOOKUP('demo-1') } });
     expect(String(create?.['local-exec']?.command)).toMatch(/^umask 077 && .*> '\/var\/parmanu\/pools\/demo\/credentials\/demo-1'$/);
     expect(destroy?.['local-exec']).toMatchObject({ when: 'destroy' });
+  });
+});
+
+describe('kept nodes without credential resources in their state', () => {
+  it('are rendered without them (never given a new, empty credential), on every platform', () => {
+    for (const platform of [aws, gcp, local]) {
+      const json = renderPool({ pool: testPool({ machine: { type: 't', image: 'i' } }, 'k'), platform, stateDir: '/s', nodes: [{ name: 'k-old', access: { kind: 'gitlab', url: 'https://gl.example.com' }, credential: false }, { name: 'k-new', access: { kind: 'gitlab', url: 'https://gl.example.com' } }] });
+      const names = Object.values(resources(json)).flatMap((byName) => Object.keys(byName));
+      expect(names.filter((n) => n.includes('k-old'))).toEqual(['node_k-old']);
+      expect(names.some((n) => n.startsWith('credential_k-new'))).toBe(true);
+    }
   });
 });

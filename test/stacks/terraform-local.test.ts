@@ -3,10 +3,11 @@
  * destroys exactly that node, then destroy. No provider downloads: terraform_data is built in.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { userData } from '../../stacks/bootstrap.js';
 import { renderPool, writeStack } from '../../stacks/render.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { testPool } from '../helpers.js';
@@ -71,5 +72,27 @@ describe('local stack with real terraform', () => {
     expect(again).toMatch(/No changes/);
     run(['destroy', '-no-color', '-auto-approve']);
     expect(existsSync(file)).toBe(false);
+  });
+
+  it('keeps AWS user-data and GCP metadata literal: terraform stores exactly the script, no ${…} or %{…} evaluated', () => {
+    const dir = join(root, 'literal');
+    const cloudPool = testPool({ labels: ['linux'], machine: { type: 'c6i.large', image: 'ami-1' }, runner: { executor: 'docker' } }, 'lit');
+    const access = { kind: 'gitlab' as const, url: 'https://gl.example.com' };
+    const awsJson = renderPool({ pool: cloudPool, platform: { name: 'aws', type: 'aws', region: 'eu-central-1' }, stateDir: dir, nodes: [{ name: 'lit-a', access }] }) as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    const gcpJson = renderPool({ pool: { ...cloudPool, machine: { ...cloudPool.machine, type: 'e2-small', image: 'debian-12' } }, platform: { name: 'gcp', type: 'gcp', project: 'p', region: 'europe-west1', zone: 'europe-west1-b', network: 'default' }, stateDir: dir, nodes: [{ name: 'lit-a', access }] }) as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    const awsData = String(awsJson.resource.aws_instance?.['node_lit-a']?.user_data);
+    const gcpData = String((gcpJson.resource.google_compute_instance?.['node_lit-a']?.metadata as Record<string, string>)['user-data']);
+    // What the VM must receive: the bootstrap as rendered, with its shell expansions intact.
+    const awsWant = userData(cloudPool, 'lit-a', access, { kind: 'aws-ssm', region: 'eu-central-1', parameter: '/parmanu/lit/lit-a' });
+    expect(awsWant).toMatch(/\$\{/);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'main.tf.json'), JSON.stringify({ resource: { terraform_data: { aws: { input: awsData }, gcp: { input: gcpData } } } }));
+    tf(dir, ['init', '-no-color']);
+    tf(dir, ['apply', '-no-color', '-auto-approve']);
+    const state = JSON.parse(tf(dir, ['state', 'pull'])) as { resources: Array<{ name: string; instances: Array<{ attributes: { input: { value: string } } }> }> };
+    const stored = (name: string) => state.resources.find((r) => r.name === name)?.instances[0]?.attributes.input.value;
+    expect(stored('aws')).toBe(awsWant);
+    expect(stored('gcp')).toMatch(/^#cloud-config\n/);
+    expect(stored('gcp')).toContain('${PARMANU_ROOT:-}');
   });
 });

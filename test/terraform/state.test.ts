@@ -20,11 +20,13 @@ describe('readStateNodes: what each platform records on a node', () => {
         { mode: 'managed', type: 'google_compute_instance', name: 'node_p-b', instances: [{ attributes: { machine_type: 'e2-standard-4', boot_disk: [{ initialize_params: [{ image: 'debian-12' }] }], labels: { 'parmanu-spec': 'def' } } }] },
         { mode: 'managed', type: 'terraform_data', name: 'node_p-c', instances: [{ attributes: { input: { value: { spec: 'ghi', created_at: '1700000001' }, type: ['object', {}] } } }] },
         { mode: 'managed', type: 'aws_instance', name: 'node_p-old', instances: [{ attributes: { ami: 'ami-0', instance_type: 'c5.large', tags: null } }] },
+        { mode: 'managed', type: 'aws_ssm_parameter', name: 'credential_p-a', instances: [{ attributes: {} }] },
+        { mode: 'managed', type: 'google_secret_manager_secret_version', name: 'credential_p-b_version', instances: [{ attributes: {} }] },
       ],
     }));
     expect(readStateNodes(f)).toEqual([
-      { name: 'p-a', type: 'aws_instance', spec: 'abc', createdAt: 1_700_000_000_000, machine: { type: 'c6i.large', image: 'ami-1' } },
-      { name: 'p-b', type: 'google_compute_instance', spec: 'def', machine: { type: 'e2-standard-4', image: 'debian-12' } },
+      { name: 'p-a', type: 'aws_instance', spec: 'abc', createdAt: 1_700_000_000_000, machine: { type: 'c6i.large', image: 'ami-1' }, credential: true },
+      { name: 'p-b', type: 'google_compute_instance', spec: 'def', machine: { type: 'e2-standard-4', image: 'debian-12' }, credential: true },
       { name: 'p-c', type: 'terraform_data', spec: 'ghi', createdAt: 1_700_000_001_000 },
       { name: 'p-old', type: 'aws_instance', machine: { type: 'c5.large', image: 'ami-0' } },
     ]);
