@@ -6,8 +6,8 @@
  * Every problem is collected with its place; nothing throws for bad input.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { issueToProblems } from './issues.js';
@@ -182,21 +182,67 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
   return { policy: hasError ? undefined : policy, problems: sortProblems(problems), files: files.map(display), origins };
 }
 
+/** The real directory of a policy file (symlinks resolved), or its lexical one if that fails. */
+function realDir(policyFile: string): string {
+  const dir = resolve(dirname(policyFile));
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
 /**
- * Reads a pool's `runner.hooks` scripts, relative to the policy file: regular files of text (UTF-8,
- * no NUL or other control characters but tab and newline; CR only on Windows) of at most
+ * The repository a policy file belongs to: the nearest directory above it (its own included) that
+ * holds a `.git` entry (a directory, or the file of a worktree or submodule); without one, the
+ * policy file's own directory. A real path (symlinks resolved).
+ */
+export function policyRoot(policyFile: string): string {
+  const dir = realDir(policyFile);
+  for (let d = dir; ; ) {
+    if (existsSync(join(d, '.git'))) return d;
+    const up = dirname(d);
+    if (up === d) return dir;
+    d = up;
+  }
+}
+
+/** Whether `path` is `root` or lies below it. */
+function isWithin(root: string, path: string): boolean {
+  const r = relative(root, path);
+  return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
+}
+
+/**
+ * Reads a pool's `runner.hooks` scripts, relative to the policy file: files of the policy's
+ * repository (see policyRoot: neither `..` nor a symlink may lead out of it, so that a policy
+ * cannot ship a file of the machine that loads it to its nodes), regular files of text (UTF-8, no
+ * NUL or other control characters but tab and newline; CR only on Windows) of at most
  * HOOK_MAX_BYTES. A Windows hook cannot hold `</powershell>` (it would end EC2Launch's block).
  */
 export function readHooks(pool: PoolInput, policyFile: string, problem: (which: 'before' | 'after', message: string) => void): RunnerHooks | undefined {
   const h = pool.runner.hooks;
   if (!h) return undefined;
   const out: RunnerHooks = {};
+  const base = realDir(policyFile);
+  const root = policyRoot(policyFile);
+  const outside = (path: string, how: string) =>
+    `${path} ${how} outside the policy's repository: a hook is a file of the repository the policy is in (the nearest directory above the policy file with a .git entry; without one, the policy file's directory)`;
   for (const which of ['before', 'after'] as const) {
     const path = h[which];
     if (path === undefined) continue;
-    const full = resolve(dirname(policyFile), path);
+    // Checked before the file is touched: nothing is said about a file outside, not even whether it exists.
+    if (!isWithin(root, resolve(base, path))) {
+      problem(which, outside(path, 'leads'));
+      continue;
+    }
     let bytes: Buffer;
     try {
+      const full = realpathSync(resolve(base, path));
+      if (!isWithin(root, full)) {
+        problem(which, outside(path, 'leads through a symlink'));
+        continue;
+      }
       const st = statSync(full);
       if (!st.isFile()) {
         problem(which, `${path} is not a file (paths are relative to the policy file)`);

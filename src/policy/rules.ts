@@ -151,6 +151,24 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     if (platform?.type === 'gcp' && !/^[a-z]/.test(pool.name)) at(id, [], 'on gcp a pool name must start with a letter: instance names do', 'error', true);
     if (platform?.type === 'aws' && (pool.machine.zones || pool.machine.serviceAccount)) at(id, ['machine'], 'zones and serviceAccount are gcp settings; they are ignored on aws', 'warning');
     if (platform?.type === 'gcp' && (pool.machine.subnets || pool.machine.securityGroups || pool.machine.instanceProfile)) at(id, ['machine'], 'subnets, securityGroups and instanceProfile are aws settings; they are ignored on gcp', 'warning');
+    if (platform && (platform.type === 'aws' || platform.type === 'gcp') && pool.machine.os === 'windows') {
+      // On Windows these runners' jobs run as SYSTEM (stacks/bootstrap/windows.ts): they can read the
+      // root-only credential file, and the JIT GitHub runner and the Jenkins agent are not kept from
+      // the metadata server by the firewall (a GitLab service is). Only what the policy says is warned about.
+      const kind = policy.emitters[pool.emitter]?.type;
+      const ephemeral = 'ephemeral nodes (runner.ephemeral: true, one job each)';
+      const bounded = 'give the nodes no cloud access a job may not have, or accept it';
+      const [runner, remedy] =
+        kind === 'gitlab' && pool.runner.executor !== 'docker'
+          ? [`a gitlab runner (${pool.runner.executor} executor)`, `use the docker executor${pool.runner.ephemeral ? '' : ` or ${ephemeral}`}, or accept it`]
+          : kind === 'github' && pool.runner.ephemeral
+            ? ['an ephemeral (JIT) github runner', bounded]
+            : kind === 'jenkins'
+              ? ['a jenkins agent', pool.runner.ephemeral ? bounded : `use ${ephemeral}, or accept it`]
+              : [undefined, undefined];
+      const reach = kind === 'gitlab' ? "can read the runner's credential" : `can read the runner's credential and reach the ${platform.type} instance metadata (the node's cloud identity)`;
+      if (runner) at(id, ['machine', 'os'], `on Windows ${runner} runs its jobs as its service account (SYSTEM), which ${reach}: ${remedy}`, 'warning');
+    }
 
 
     checkLabels(id, pool);

@@ -211,7 +211,7 @@ export const RunnerSchema = z
     ephemeral: z.boolean().describe('A node takes one job and is replaced after it.').default(false),
     version: z
       .string()
-      .regex(RUNNER_VERSION, { error: 'must be a version such as 17.5.0 or v2.321.0 (optionally with a suffix such as -rc1), or latest' })
+      .regex(RUNNER_VERSION, { error: 'must be a version such as 17.5.0 or v2.321.0 (all three parts x.y.z, optionally with a suffix such as -rc1), or latest' })
       .describe('Runner version to install; `latest` or e.g. 17.5.0 / 2.321.0.')
       .default('latest'),
     install: z.enum(['download', 'preinstalled']).describe('`download` the runner at boot, or use one baked into the image.').default('download'),

@@ -65,8 +65,11 @@ export function urlProblem(v: unknown): string {
 
 // ---------------------------------------------------------------- versions
 
-/** `latest`, or a release version: 17.5.0, v2.321.0, 17.5.0-rc1. */
-export const RUNNER_VERSION = /^(?:latest|v?\d{1,6}(?:\.\d{1,6}){1,3}(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?)$/;
+/**
+ * `latest`, or a full release version x.y.z: 17.5.0, v2.321.0, 17.5.0-rc1. Never 17.5: the release
+ * is resolved (and its download named) by its x.y.z version (emitters/release.ts).
+ */
+export const RUNNER_VERSION = /^(?:latest|v?\d{1,6}\.\d{1,6}\.\d{1,6}(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?)$/;
 
 // ---------------------------------------------------------------- labels
 

