@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { UsageError, processIo, type Io } from '../src/cli/errors.js';
+import { reportFailure, UsageError, processIo, type Io } from '../src/cli/errors.js';
 
 type CommandFn = (argv: string[], io: Io) => Promise<number>;
 
@@ -39,15 +39,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     if (!entry) throw new UsageError(`unknown development tool "${command}"; tools: ${Object.keys(COMMANDS).join(', ')}`);
     return await (await entry.load())(rest, io);
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`parmanu: ${err.message}`);
-      return err.exitCode;
-    }
-    const e = err as Error;
-    io.err(`parmanu: internal error: ${e.message}`);
-    if (io.env.PARMANU_DEBUG) io.err(e.stack ?? '');
-    else io.err('parmanu: set PARMANU_DEBUG=1 for the stack trace');
-    return 1;
+    return reportFailure(err, io, 'set PARMANU_DEBUG=1 for the stack trace');
   }
 }
 

@@ -16,7 +16,7 @@ export const probeGitlab500: BenchCase = {
         worker.once('error', reject);
       });
       const cfg = { name: 'gl', type: 'gitlab' as const, url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' }, probeInterval: '30s', probeIntervalMs: 30_000, concurrency: DEFAULT_CONCURRENCY.gitlab, requestTimeout: '10s', requestTimeoutMs: 10_000, retries: 3 };
-      const e = new GitlabEmitter(cfg, token, ['p']);
+      const e = new GitlabEmitter(cfg, token);
       const r = await e.probe();
       if (!r.ok || r.partial) throw new Error(`probe failed: ${r.reason}`);
       const jobs = r.jobs.filter((j) => j.status === 'queued').length;
@@ -40,7 +40,7 @@ export const probeGithubEtag: BenchCase = {
       for (let i = 0; i < 20; i++) emu.repos.push(`repo-${i}`);
       for (let i = 0; i < 40; i++) emu.addRun(`repo-${i % 20}`, [{ labels: ['self-hosted', 'linux'] }, { labels: ['self-hosted', 'linux', 'big'] }]);
       const cfg = { name: 'gh', type: 'github' as const, owner: 'acme', token: '${env:T}', runnerOwner: 'org' as const, runnerGroupId: 1, apiUrl: emu.url, probeInterval: '30s', probeIntervalMs: 30_000, concurrency: 8, requestTimeout: '10s', requestTimeoutMs: 10_000, retries: 3 };
-      const e = new GithubEmitter(cfg, { token: emu.token }, ['p']);
+      const e = new GithubEmitter(cfg, { token: emu.token });
       const first = await e.probe();
       const before = emu.rateLimitRemaining;
       const second = await e.probe();

@@ -37,3 +37,19 @@ export const processIo = (): Io => ({
   cwd: process.cwd(),
   isTTY: Boolean(process.stdout.isTTY),
 });
+
+/**
+ * How a command's failure reaches the user: a UsageError as its one line and exit code; anything
+ * else as an internal error without a stack trace unless PARMANU_DEBUG is set (exit 1).
+ */
+export function reportFailure(err: unknown, io: Io, hint = 'set PARMANU_DEBUG=1 for the stack trace, and please report it'): number {
+  if (err instanceof UsageError) {
+    io.err(`parmanu: ${err.message}`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  io.err(`parmanu: internal error: ${e.message}`);
+  if (io.env.PARMANU_DEBUG) io.err(e.stack ?? '');
+  else io.err(`parmanu: ${hint}`);
+  return 1;
+}

@@ -2,7 +2,7 @@
  * The `parmanu` command line. Each command lives in its own module and is imported only when it
  * runs: `validate` must not pay for terraform, cdktf or HTTP clients.
  */
-import { UsageError, processIo, type Io } from './errors.js';
+import { reportFailure, UsageError, processIo, type Io } from './errors.js';
 
 export type CommandFn = (argv: string[], io: Io) => Promise<number>;
 
@@ -64,14 +64,6 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     const fn = await entry.load();
     return await fn(rest, io);
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`parmanu: ${err.message}`);
-      return err.exitCode;
-    }
-    const e = err as Error;
-    io.err(`parmanu: internal error: ${e.message}`);
-    if (io.env.PARMANU_DEBUG) io.err(e.stack ?? '');
-    else io.err('parmanu: set PARMANU_DEBUG=1 for the stack trace, and please report it');
-    return 1;
+    return reportFailure(err, io);
   }
 }

@@ -32,7 +32,7 @@ import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
-import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
+import { githubRunnerUrl, type EmitterConfig, type RunnerCredential } from '../policy/types.js';
 import { beginProbe, HttpClient, LruCache, ProbeProblems } from './http.js';
 import { GITHUB_ASSETS, parseGithubChecksums, ReleaseCache, releaseVersion } from './release.js';
 import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo, type RunnerRelease } from './types.js';
@@ -91,8 +91,6 @@ export class GithubEmitter implements Emitter {
   constructor(
     private readonly cfg: GithubConfig,
     secrets: GithubSecrets,
-    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
-    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
   ) {
@@ -124,12 +122,6 @@ export class GithubEmitter implements Emitter {
   }
 
   /** The web URL runners register against (GitHub Enterprise: the host of apiUrl). */
-  private get webUrl(): string {
-    const api = new URL(this.cfg.apiUrl);
-    const host = api.hostname === 'api.github.com' ? 'https://github.com' : `${api.protocol}//${api.host}`;
-    return this.cfg.runnerOwner === 'org' ? `${host}/${this.cfg.owner}` : `${host}/${this.cfg.owner}/${this.cfg.runnerOwner.repo}`;
-  }
-
   // ---------------------------------------------------------------- conditional GETs
   private async get(path: string, query: Record<string, string | number> = {}, conditional = true): Promise<{ data: unknown; link: string | undefined }> {
     const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
@@ -250,7 +242,7 @@ export class GithubEmitter implements Emitter {
         return { kind: 'github', jitConfig: jit.encoded_jit_config };
       }
       const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/registration-token`);
-      return { kind: 'github', url: this.webUrl, registrationToken: RegTokenSchema.parse(res.data).token };
+      return { kind: 'github', url: githubRunnerUrl(this.cfg), registrationToken: RegTokenSchema.parse(res.data).token };
     } catch (err) {
       throw this.asError(err, `POST ${this.runnerScope}/actions/runners/${req.ephemeral ? 'generate-jitconfig' : 'registration-token'}`);
     }

@@ -89,8 +89,6 @@ export class GitlabEmitter implements Emitter {
   constructor(
     private readonly cfg: GitlabConfig,
     private readonly token: string,
-    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
-    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
     /** Where runner releases are looked up (tests point it at an emulator on 127.0.0.1). */

@@ -16,16 +16,16 @@ export { EmitterError, RunnerBusyError, markerLabel, markerNote, poolFromLabels,
 
 export const defaultSecretEnv = (): SecretEnv => ({ env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
 
-/** One emitter for its config, owning the runners of `pools`. Throws SecretResolutionError. */
-export function createEmitter(cfg: EmitterConfig, pools: readonly string[], secrets: SecretEnv = defaultSecretEnv(), clock: () => number = Date.now): Emitter {
+/** One emitter for its config (it owns the runners that carry Parmanu's marker). Throws SecretResolutionError. */
+export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSecretEnv(), clock: () => number = Date.now): Emitter {
   const secret = (ref: string) => resolveSecret(ref, secrets);
   switch (cfg.type) {
     case 'gitlab':
-      return new GitlabEmitter(cfg, secret(cfg.token), pools, undefined, clock);
+      return new GitlabEmitter(cfg, secret(cfg.token), undefined, clock);
     case 'github':
-      return new GithubEmitter(cfg, cfg.app ? { app: { appId: cfg.app.appId, installationId: cfg.app.installationId, privateKey: secret(cfg.app.privateKey) } } : { token: secret(cfg.token ?? '') }, pools, undefined, clock);
+      return new GithubEmitter(cfg, cfg.app ? { app: { appId: cfg.app.appId, installationId: cfg.app.installationId, privateKey: secret(cfg.app.privateKey) } } : { token: secret(cfg.token ?? '') }, undefined, clock);
     case 'jenkins':
-      return new JenkinsEmitter(cfg, cfg.user.startsWith('${') ? secret(cfg.user) : cfg.user, secret(cfg.token), pools, undefined, clock);
+      return new JenkinsEmitter(cfg, cfg.user.startsWith('${') ? secret(cfg.user) : cfg.user, secret(cfg.token), undefined, clock);
     case 'replay':
       return new ReplayEmitter(cfg, clock);
   }
@@ -40,9 +40,7 @@ export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () =
   const out = new Map<string, Emitter>();
   for (const [name, cfg] of Object.entries(policy.emitters)) {
     if (only && !only.has(name)) continue;
-    // Every pool of the emitter, selected or not: they all own runners on the platform.
-    const pools = policy.pools.filter((p) => p.emitter === name).map((p) => p.name);
-    if (pools.length || only?.has(name)) out.set(name, createEmitter(cfg, pools, secrets, clock));
+    if (only?.has(name) || policy.pools.some((p) => p.emitter === name)) out.set(name, createEmitter(cfg, secrets, clock));
   }
   return out;
 }
@@ -63,6 +61,6 @@ export interface CommentEmitterOptions {
  */
 export function createCommentEmitter(o: CommentEmitterOptions): Emitter {
   const common = { name: 'comment', probeInterval: '30s', requestTimeout: '10s', retries: 3, probeIntervalMs: 30_000, requestTimeoutMs: 10_000, concurrency: 4 };
-  if (o.platform === 'gitlab') return new GitlabEmitter({ ...common, type: 'gitlab', url: o.url, token: '${env:PARMANU_COMMENT_TOKEN}', runnerOwner: 'instance' }, o.token, []);
-  return new GithubEmitter({ ...common, type: 'github', owner: '-', apiUrl: o.url, runnerOwner: 'org', runnerGroupId: 1, token: '${env:PARMANU_COMMENT_TOKEN}' }, { token: o.token, ...(o.botLogin ? { botLogin: o.botLogin } : {}) }, []);
+  if (o.platform === 'gitlab') return new GitlabEmitter({ ...common, type: 'gitlab', url: o.url, token: '${env:PARMANU_COMMENT_TOKEN}', runnerOwner: 'instance' }, o.token);
+  return new GithubEmitter({ ...common, type: 'github', owner: '-', apiUrl: o.url, runnerOwner: 'org', runnerGroupId: 1, token: '${env:PARMANU_COMMENT_TOKEN}' }, { token: o.token, ...(o.botLogin ? { botLogin: o.botLogin } : {}) });
 }

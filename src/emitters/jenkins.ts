@@ -77,8 +77,6 @@ export class JenkinsEmitter implements Emitter {
     private readonly cfg: JenkinsConfig,
     user: string,
     private readonly token: string,
-    /** The policy's pools of this emitter: ownership is the marker, whatever the pool (kept for the factory's signature). */
-    _pools: readonly string[],
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
   ) {

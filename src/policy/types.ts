@@ -78,6 +78,13 @@ export interface Problem {
   severity: 'error' | 'warning';
 }
 
+/** The web URL a GitHub runner registers against (GitHub Enterprise Server: the host of apiUrl). */
+export function githubRunnerUrl(cfg: Extract<EmitterConfig, { type: 'github' }>): string {
+  const api = new URL(cfg.apiUrl);
+  const host = api.hostname === 'api.github.com' ? 'https://github.com' : `${api.protocol}//${api.host}`;
+  return cfg.runnerOwner === 'org' ? `${host}/${cfg.owner}` : `${host}/${cfg.owner}/${cfg.runnerOwner.repo}`;
+}
+
 export function formatProblem(p: Problem): string {
   const where = `${p.file}:${p.line}:${p.col}`;
   const kind = p.severity === 'warning' ? 'warning: ' : '';

@@ -23,7 +23,7 @@ import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, type HookPoint, type PoolRun } from './execute.js';
-import { poolDir, removedPools, type KnownPool } from './known-pools.js';
+import { poolDir, removedPools } from './known-pools.js';
 import { observe } from './observe.js';
 
 export { poolDir } from './known-pools.js';
@@ -276,4 +276,3 @@ async function demandHistory(store: HistoryStore, pool: string, now: number): Pr
   return { bucketMs: 60_000, arrivals, since: Math.floor((samples[0] as { at: number }).at / 60_000) };
 }
 
-export type { KnownPool };

@@ -23,7 +23,7 @@ import type { PoolPlan } from '../decide/types.js';
 import { RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
-import { guardPlan } from '../terraform/guard.js';
+import { guardPlan, nodeOfResource } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
@@ -415,15 +415,12 @@ async function pinRelease(run: PoolRun, rec: PoolRecord, say: (s: string) => voi
   }
 }
 
-/** Kept nodes (not decided new) that the plan would create: their VM is gone from the cloud. */
+/** Kept nodes (not decided new) whose VM the plan would create: their VM is gone from the cloud. */
 function recreated(changes: readonly ResourceChange[], nodeType: string, kept: ReadonlySet<string>): string[] {
-  const out: string[] = [];
-  for (const r of changes) {
-    if (r.mode !== 'managed' || r.type !== nodeType || !r.name.startsWith('node_')) continue;
-    const a = r.change.actions;
-    if (a.length === 1 && a[0] === 'create' && kept.has(r.name.slice(5))) out.push(r.name.slice(5));
-  }
-  return out;
+  return changes.flatMap((r) => {
+    const node = r.mode === 'managed' && r.type === nodeType && r.name.startsWith('node_') ? nodeOfResource(r.name) : undefined;
+    return node && kept.has(node) && r.change.actions.length === 1 && r.change.actions[0] === 'create' ? [node] : [];
+  });
 }
 
 /**

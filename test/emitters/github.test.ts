@@ -15,7 +15,7 @@ const fastHttp = () => new HttpClient({ timeoutMs: 400, retries: 3, concurrency:
 async function harness(): Promise<Harness> {
   const emu = await new GithubEmulator().start();
   emu.repos.push('api', 'web');
-  const emitter = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['linux-pool'], fastHttp());
+  const emitter = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
   return {
     emitter,
     emu,
@@ -56,7 +56,7 @@ describe('github emitter', () => {
     try {
       emu.repos.push('api', 'web');
       emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }, { labels: ['self-hosted', 'windows'] }]);
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       const first = await e.probe();
       expect(first.jobs).toHaveLength(2);
       const before = emu.rateLimitRemaining;
@@ -73,7 +73,7 @@ describe('github emitter', () => {
   it('issues just-in-time configs for ephemeral pools and registration tokens otherwise', async () => {
     const emu = await new GithubEmulator().start();
     try {
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       const jit = await e.register({ node: 'p-1', pool: 'p', labels: ['linux', 'big'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       expect(jit).toEqual({ kind: 'github', jitConfig: expect.any(String) });
       expect(emu.runners[0]).toMatchObject({ name: 'p-1', labels: ['self-hosted', 'linux', 'big', 'parmanu-pool-p'] });
@@ -89,7 +89,7 @@ describe('github emitter', () => {
     try {
       emu.repos.push('api');
       emu.busyLagMs = 60_000;
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       emu.connect('p-1');
       emu.startJob('p-1');
@@ -110,7 +110,7 @@ describe('github emitter', () => {
     try {
       emu.repos.push('api', 'web');
       emu.busyLagMs = 60_000;
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       emu.connect('p-1');
       expect(await e.isIdle('p-1')).toBe(true);
@@ -130,7 +130,7 @@ describe('github emitter', () => {
     const emu = await new GithubEmulator().start();
     try {
       emu.repos.push('api');
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       (emu.runners[0] as { busy: boolean }).busy = true;
       expect(await e.isIdle('p-1')).toBe(false);
@@ -143,7 +143,7 @@ describe('github emitter', () => {
     const emu = await new GithubEmulator().start();
     try {
       emu.repos.push('api', 'tools');
-      const e = new GithubEmitter(githubConfig(emu.url, { repos: undefined }), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url, { repos: undefined }), { token: emu.token }, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       emu.busyLagMs = 60_000;
       emu.startJob('p-1', 'tools');
@@ -160,10 +160,10 @@ describe('github emitter', () => {
     try {
       emu.repos.push('api');
       for (let i = 0; i < 250; i++) emu.configureRunner(`someone-${i}`, ['linux']);
-      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: true, acceptUntagged: false });
       // A fresh emitter (another process): nothing cached, the runner is on page 3.
-      const other = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const other = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
       await other.pause('p-1');
       expect(emu.runnerDeleted('p-1')).toMatchObject({ runner: 'p-1', busy: false });
       expect(emu.count('GET', /\/actions\/runners\?.*page=3/)).toBeGreaterThan(0);
@@ -177,7 +177,7 @@ describe('github emitter', () => {
     try {
       emu.repos.push('api');
       for (let i = 0; i < ETAG_CACHE_MAX + 40; i++) emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }]);
-      const e = new GithubEmitter(githubConfig(emu.url, { repos: ['api'] }), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(githubConfig(emu.url, { repos: ['api'] }), { token: emu.token }, fastHttp());
       const r = await e.probe();
       expect(r).toMatchObject({ ok: true, partial: false });
       expect(r.jobs).toHaveLength(ETAG_CACHE_MAX + 40);

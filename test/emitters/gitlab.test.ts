@@ -17,7 +17,7 @@ async function harness(): Promise<Harness> {
   const sub = emu.addGroup('mobile', platform);
   const api = emu.addProject('api', platform);
   emu.addProject('ios', sub);
-  const emitter = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['linux-pool'], fastHttp());
+  const emitter = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
   return {
     emitter,
     emu,
@@ -58,7 +58,7 @@ describe('gitlab emitter', () => {
       emu.addJob(ios, 'pending', ['macos']);
       emu.addJob(lone, 'pending', []);
       emu.addJob(api, 'success', ['linux']);
-      const e = new GitlabEmitter(gitlabConfig(emu.url, { projects: ['other/lone'] }), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url, { projects: ['other/lone'] }), emu.token, fastHttp());
       const r = await e.probe();
       expect(r.ok).toBe(true);
       expect(r.jobs.map((j) => [j.status, j.labels.join(',')]).sort()).toEqual([['queued', ''], ['queued', 'linux'], ['queued', 'macos'], ['upcoming', 'linux']]);
@@ -72,7 +72,7 @@ describe('gitlab emitter', () => {
     const emu = await new GitlabEmulator().start();
     try {
       const g = emu.addGroup('platform');
-      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       const cred = await e.register({ node: 'p-n1', pool: 'p', labels: ['linux', 'docker'], jobsPerNode: 2, ephemeral: false, acceptUntagged: true });
       expect(cred).toEqual({ kind: 'gitlab', url: emu.url, token: expect.stringMatching(/^glrt-/) });
       expect(emu.runners[0]).toMatchObject({ description: 'p-n1', tag_list: ['linux', 'docker'], runner_type: 'group_type', group_id: g.id, run_untagged: true });
@@ -87,7 +87,7 @@ describe('gitlab emitter', () => {
     try {
       emu.addGroup('platform');
       emu.faults.push({ method: 'POST', path: /\/user\/runners$/, status: 403, body: { message: '403 Forbidden' } });
-      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       const err = await e.register({ node: 'p-n1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false }).catch((x: unknown) => x as Error);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toMatch(/POST \/api\/v4\/user\/runners: HTTP 403 Forbidden \(the token lacks a permission\)/);
@@ -102,7 +102,7 @@ describe('gitlab emitter', () => {
     try {
       const g = emu.addGroup('platform');
       emu.addProject('api', g);
-      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       await e.register({ node: 'p-n1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       expect(emu.runners[0]?.maintenance_note).toBe('parmanu-pool=p');
       let r = await e.probe();
@@ -111,7 +111,7 @@ describe('gitlab emitter', () => {
       r = await e.probe();
       expect(r.runners[0]).toMatchObject({ online: true, contacted: true });
       // A fresh emitter reads the marker from the details, once per runner.
-      const other = new GitlabEmitter(gitlabConfig(emu.url), emu.token, [], fastHttp());
+      const other = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       emu.addRunner('p-n2');
       const before = emu.count('GET', /\/runners\/\d+$/);
       await other.probe();
@@ -128,7 +128,7 @@ describe('gitlab emitter', () => {
     try {
       const g = emu.addGroup('platform');
       const api = emu.addProject('api', g);
-      const e = new GitlabEmitter(gitlabConfig(emu.url, { groups: [], projects: [] }), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url, { groups: [], projects: [] }), emu.token, fastHttp());
       await e.register({ node: 'p-n1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       emu.connect('p-n1');
       const job = emu.startJob('p-n1', api);
@@ -148,7 +148,7 @@ describe('gitlab emitter', () => {
     try {
       const g = emu.addGroup('platform');
       emu.addProject('api', g);
-      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['p'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       await e.register({ node: 'p-n1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       emu.connect('p-n1');
       emu.startJob('p-n1');
@@ -170,7 +170,7 @@ describe('GitLab runner look-ups that act on a runner', () => {
       for (let i = 0; i < 120; i++) emu.addRunner(`someone-${i}`);
       emu.addRunner('linux-pool-busy', { maintenance_note: 'parmanu-pool=linux-pool' });
       emu.startJob('linux-pool-busy', api, ['linux']);
-      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, ['linux-pool'], fastHttp());
+      const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp());
       emu.faults.push({ path: /\/groups\/\d+\/runners$/, query: /[?&]page=2(&|$)/, emptyPage: true });
       await expect(e.isIdle('linux-pool-busy')).rejects.toThrow(/items came back/);
       await expect(e.pause('linux-pool-busy')).rejects.toThrow(/items came back/);

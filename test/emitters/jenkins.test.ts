@@ -15,7 +15,7 @@ const fastHttp = () => new HttpClient({ timeoutMs: 400, retries: 3, concurrency:
 
 async function harness(): Promise<Harness> {
   const emu = await new JenkinsEmulator().start();
-  const emitter = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['linux-pool'], fastHttp());
+  const emitter = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
   return {
     emitter,
     emu,
@@ -53,7 +53,7 @@ describe('jenkins emitter', () => {
     try {
       emu.enqueue('docker&&linux', true);
       emu.enqueue('windows');
-      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       const r = await e.probe();
       const linux = testPool({ labels: ['linux', 'docker'] });
       expect(r.jobs.map((j) => jobFitsPool('jenkins', j, linux))).toEqual([true, false]);
@@ -65,7 +65,7 @@ describe('jenkins emitter', () => {
   it('creates an inbound WebSocket agent with executors = jobsPerNode and reads its secret', async () => {
     const emu = await new JenkinsEmulator().start();
     try {
-      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       const cred = await e.register({ node: 'p-1', pool: 'p', labels: ['linux', 'maven'], jobsPerNode: 4, ephemeral: false, acceptUntagged: false });
       expect(cred).toEqual({ kind: 'jenkins', url: emu.url, secret: emu.node('p-1')?.secret });
       expect(emu.node('p-1')).toMatchObject({ labels: ['linux', 'maven'], numExecutors: 4 });
@@ -78,9 +78,9 @@ describe('jenkins emitter', () => {
     const emu = await new JenkinsEmulator().start();
     try {
       emu.requireCrumb = true;
-      const plain = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const plain = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       await expect(plain.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false })).rejects.toThrow(/HTTP 403/);
-      const withCrumb = new JenkinsEmitter(jenkinsConfig(emu.url, { crumb: true }), emu.user, emu.token, ['p'], fastHttp());
+      const withCrumb = new JenkinsEmitter(jenkinsConfig(emu.url, { crumb: true }), emu.user, emu.token, fastHttp());
       await withCrumb.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       expect(emu.node('p-1')).toBeDefined();
     } finally {
@@ -91,7 +91,7 @@ describe('jenkins emitter', () => {
   it('marks the node with its description and lists only marked nodes', async () => {
     const emu = await new JenkinsEmulator().start();
     try {
-      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       expect(emu.node('p-1')?.description).toBe('parmanu-pool=p');
       emu.addNode('p-2', { description: 'made by the build team' });
@@ -106,7 +106,7 @@ describe('jenkins emitter', () => {
   it('says not idle for an executor given work before its build exists, and for a one-off executor', async () => {
     const emu = await new JenkinsEmulator().start();
     try {
-      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: ['linux'], jobsPerNode: 2, ephemeral: false, acceptUntagged: false });
       emu.connect('p-1');
       expect(await e.isIdle('p-1')).toBe(true);
@@ -139,7 +139,7 @@ describe('jenkins emitter', () => {
   it('records a node deleted while it runs a build (the soak invariant)', async () => {
     const emu = await new JenkinsEmulator().start();
     try {
-      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, ['p'], fastHttp());
+      const e = new JenkinsEmitter(jenkinsConfig(emu.url), emu.user, emu.token, fastHttp());
       await e.register({ node: 'p-1', pool: 'p', labels: [], jobsPerNode: 1, ephemeral: false, acceptUntagged: false });
       emu.connect('p-1');
       emu.assign('p-1');

@@ -29,7 +29,7 @@ describe('GitHub runner release', () => {
     const emu = await new GithubEmulator().start();
     try {
       emu.runnerReleases.push({ version: '2.320.0', sha256: { ...GH_SUMS, 'linux-x64': hex('e') } }, { version: '2.321.0', sha256: GH_SUMS }, { version: '2.322.0-rc1', sha256: GH_SUMS, prerelease: true });
-      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, fastHttp());
       const r = await e.runnerRelease('latest');
       expect(r).toEqual({ version: '2.321.0', sha256: { 'linux-x64': hex('a'), 'linux-arm64': hex('b'), 'win-x64': hex('c') } });
       // Authenticated: the emulator refuses a request without the token (401), and this one was answered.
@@ -47,7 +47,7 @@ describe('GitHub runner release', () => {
     try {
       const now = { t: 1_000_000 };
       emu.runnerReleases.push({ version: '2.321.0', sha256: GH_SUMS });
-      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, ['p'], fastHttp(), () => now.t);
+      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, fastHttp(), () => now.t);
       await e.runnerRelease('latest');
       emu.runnerReleases.push({ version: '2.322.0', sha256: GH_SUMS });
       now.t += RELEASE_TTL_MS - 1;
@@ -72,7 +72,7 @@ describe('GitHub runner release', () => {
     const emu = await new GithubEmulator().start();
     try {
       emu.runnerReleases.push({ version: '2.321.0', sha256: { 'linux-x64': hex('a'), 'win-x64': hex('c') } });
-      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, ['p'], fastHttp());
+      const e = new GithubEmitter(ghConfig(emu.url), { token: emu.token }, fastHttp());
       await expect(e.runnerRelease('latest')).rejects.toThrow(/no SHA-256 for linux-arm64/);
     } finally {
       await emu.stop();
@@ -94,7 +94,7 @@ describe('GitHub runner release', () => {
 describe('GitLab runner release', () => {
   async function setup(now?: { t: number }) {
     const emu = await new GitlabEmulator().start();
-    const e = new GitlabEmitter(glConfig(emu.url), emu.token, ['p'], fastHttp(), now ? () => now.t : Date.now, emu.runnerSource());
+    const e = new GitlabEmitter(glConfig(emu.url), emu.token, fastHttp(), now ? () => now.t : Date.now, emu.runnerSource());
     return { emu, e };
   }
 

@@ -76,7 +76,7 @@ describe('credentials on AWS and GCP, through the real reconcile path', () => {
       const stateDir = join(dir, 'state');
       const r = await reconcileOnce({
         policy,
-        emitters: new Map([['ci', new GitlabEmitter(policy.emitters.ci as never, emu.token, ['p'], new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 4, backoffMs: 5 }))]]),
+        emitters: new Map([['ci', new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 4, backoffMs: 5 }))]]),
         history,
         terraform: new Terraform({ bin: standIn(dir) }),
         stateDir,
@@ -129,7 +129,7 @@ describe('credentials on AWS and GCP, through the real reconcile path', () => {
       });
       const r = await reconcileOnce({
         policy,
-        emitters: new Map([['ci', new GitlabEmitter(policy.emitters.ci as never, emu.token, ['p1', 'p2'], new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 4, backoffMs: 5 }))]]),
+        emitters: new Map([['ci', new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 4, backoffMs: 5 }))]]),
         history,
         terraform: new Terraform({ bin: standIn(dir) }),
         stateDir: join(dir, 'state'),

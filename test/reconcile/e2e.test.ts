@@ -118,7 +118,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
     const project = emu.addProject('api', group);
     const policy = policyOf({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } }, { scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', ...poolExtra } });
     const history = new RedisHistoryStore(redis.url, () => w.now.t, `parmanu:e2e${Math.random().toString(36).slice(2)}:`);
-    const w = world(policy, new GitlabEmitter(policy.emitters.ci as never, emu.token, ['p'], fastHttp(), () => w.now.t), history, extra);
+    const w = world(policy, new GitlabEmitter(policy.emitters.ci as never, emu.token, fastHttp(), () => w.now.t), history, extra);
     return { emu, project, w, history };
   }
 

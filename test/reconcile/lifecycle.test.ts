@@ -122,7 +122,7 @@ async function gitlab(pools: Record<string, Record<string, unknown>> = { p: {} }
   const policyWith = (p: Record<string, Record<string, unknown>>) => policyOf({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } }, p);
   const policy = policyWith(pools);
   const box: { w?: World } = {};
-  const emitter = new GitlabEmitter(policy.emitters.ci as never, emu.token, Object.keys(pools), fastHttp(), () => box.w?.now.t ?? T0);
+  const emitter = new GitlabEmitter(policy.emitters.ci as never, emu.token, fastHttp(), () => box.w?.now.t ?? T0);
   const w = world(policy, emitter, emu, extra);
   box.w = w;
   return { emu, project, w, policy, emitter, policyWith };
@@ -132,7 +132,7 @@ async function github(pools: Record<string, Record<string, unknown>> = { p: { ru
   const emu = await new GithubEmulator().start();
   emu.repos = ['api'];
   const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url }, pools);
-  const emitter = new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, Object.keys(pools), fastHttp());
+  const emitter = new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, fastHttp());
   const w = world(policy, emitter, emu);
   return { emu, w, policy };
 }
@@ -140,7 +140,7 @@ async function github(pools: Record<string, Record<string, unknown>> = { p: { ru
 async function jenkins(pools: Record<string, Record<string, unknown>> = { p: {} }) {
   const emu = await new JenkinsEmulator().start();
   const policy = policyOf({ type: 'jenkins', url: emu.url, user: emu.user, token: '${env:T}' }, pools);
-  const emitter = new JenkinsEmitter(policy.emitters.ci as never, emu.user, emu.token, Object.keys(pools), fastHttp());
+  const emitter = new JenkinsEmitter(policy.emitters.ci as never, emu.user, emu.token, fastHttp());
   const w = world(policy, emitter, emu);
   return { emu, w, policy };
 }

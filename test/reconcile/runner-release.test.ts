@@ -55,7 +55,7 @@ async function setup() {
   const stateDir = join(root, 'state');
   const now = { t: T0 };
   const history = new RedisHistoryStore(redis.url, () => now.t, `parmanu:rel${Math.random().toString(36).slice(2)}:`);
-  const emitter = () => new GitlabEmitter(policy.emitters.ci as never, emu.token, ['p'], new HttpClient({ timeoutMs: 2000, retries: 0, concurrency: 8, backoffMs: 5 }), () => now.t, emu.runnerSource());
+  const emitter = () => new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 0, concurrency: 8, backoffMs: 5 }), () => now.t, emu.runnerSource());
   let id = 0;
   const deps: ReconcileDeps = { policy, emitters: new Map([['ci', emitter()]]), history, terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }), stateDir, clock: () => now.t, owner: 'test', newId: () => `n${(id++).toString().padStart(3, '0')}` };
   const pool = policy.pools[0] as PoolConfig;
