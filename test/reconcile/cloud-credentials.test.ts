@@ -6,10 +6,9 @@
  * its environment. Then: the GitLab runner tokens the emulator issued for the new nodes are in no
  * rendered JSON (user-data included); they reached terraform only through TF_VAR_parmanu_credentials.
  */
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
@@ -18,18 +17,10 @@ import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/sche
 import { reconcileOnce } from '../../src/reconcile/cycle.js';
 import { Terraform } from '../../src/terraform/runner.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from './suite.js';
 import { expectNoSecrets, leaks, scanStateDir } from '../secret-scan.js';
 
-let redis: RedisServer;
-const root = mkdtempSync(join(tmpdir(), 'parmanu-cloud-cred-'));
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+const suite = useRedisSuite();
 
 /** A terraform stand-in: records the stack at plan time and which credentials (names only) it was given. */
 function standIn(dir: string): string {
@@ -60,8 +51,8 @@ function standIn(dir: string): string {
 describe('credentials on AWS and GCP, through the real reconcile path', () => {
   it.each(['aws', 'gcp'] as const)('%s: the runner token is in no rendered JSON and reaches terraform only through its environment', async (cloud) => {
     const emu = await new GitlabEmulator().start();
-    const dir = mkdtempSync(join(root, `${cloud}-`));
-    const history = new RedisHistoryStore(redis.url, () => Date.now(), `parmanu:cc${Math.random().toString(36).slice(2)}:`);
+    const dir = suite.tempDir(`parmanu-cloud-${cloud}-`);
+    const history = new RedisHistoryStore(suite.url, () => Date.now(), `parmanu:cc${Math.random().toString(36).slice(2)}:`);
     try {
       const group = emu.addGroup('platform');
       const project = emu.addProject('api', group);
@@ -111,8 +102,8 @@ describe('credentials on AWS and GCP, through the real reconcile path', () => {
 
   it('gives each GCP platform\'s pools that platform\'s own credentials file, and no other', async () => {
     const emu = await new GitlabEmulator().start();
-    const dir = mkdtempSync(join(root, 'two-gcp-'));
-    const history = new RedisHistoryStore(redis.url, () => Date.now(), `parmanu:cc${Math.random().toString(36).slice(2)}:`);
+    const dir = suite.tempDir('parmanu-cloud-two-gcp-');
+    const history = new RedisHistoryStore(suite.url, () => Date.now(), `parmanu:cc${Math.random().toString(36).slice(2)}:`);
     try {
       const group = emu.addGroup('platform');
       const project = emu.addProject('api', group);

@@ -3,10 +3,9 @@
  * store, and the GitLab emulator. Each test has its own state directory.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { ReplayEmitter } from '../../src/emitters/replay.js';
@@ -21,18 +20,10 @@ import { poolDir, reconcileOnce, type ReconcileDeps } from '../../src/reconcile/
 import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from './suite.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 
-const roots: string[] = [];
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
+const suite = useRedisSuite();
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-02T10:00:00Z');
@@ -54,8 +45,7 @@ interface World {
 }
 
 function world(policy: Policy, emitter: Emitter, history: HistoryStore, extra: Partial<ReconcileDeps> = {}): World {
-  const root = mkdtempSync(join(tmpdir(), 'parmanu-e2e-'));
-  roots.push(root);
+  const root = suite.tempDir('parmanu-e2e-');
   const stateDir = join(root, 'state');
   const now = { t: T0 };
   let id = 0;
@@ -90,8 +80,7 @@ const fastHttp = () => new HttpClient({ timeoutMs: 1000, retries: 1, concurrency
 
 describe('reconcile with the replay emitter and the file store', () => {
   it('scales up through terraform, then holds steady without running terraform', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'parmanu-e2e-trace-'));
-    roots.push(root);
+    const root = suite.tempDir('parmanu-e2e-trace-');
     const trace = join(root, 'trace.csv');
     writeFileSync(trace, 'queued_at,duration_s,labels\n2025-01-06T08:00:00Z,3600,linux\n2025-01-06T08:00:00Z,3600,linux\n2025-01-06T08:00:10Z,3600,linux\n');
     const policy = policyOf({ type: 'replay', trace }, { scaling: { predict: false } });
@@ -117,7 +106,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
     const group = emu.addGroup('platform');
     const project = emu.addProject('api', group);
     const policy = policyOf({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } }, { scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', ...poolExtra } });
-    const history = new RedisHistoryStore(redis.url, () => w.now.t, `parmanu:e2e${Math.random().toString(36).slice(2)}:`);
+    const history = new RedisHistoryStore(suite.url, () => w.now.t, `parmanu:e2e${Math.random().toString(36).slice(2)}:`);
     const w = world(policy, new GitlabEmitter(policy.emitters.ci as never, emu.token, fastHttp(), () => w.now.t), history, extra);
     return { emu, project, w, history };
   }
@@ -218,8 +207,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
   });
 
   it('converges after terraform fails mid-apply', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'parmanu-tfwrap-'));
-    roots.push(root);
+    const root = suite.tempDir('parmanu-tfwrap-');
     const flag = join(root, 'failed-once');
     const wrapper = join(root, 'terraform');
     writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = apply ] && [ ! -e ${flag} ]; then touch ${flag}; echo "Error: injected failure mid-apply" >&2; exit 1; fi\nexec terraform "$@"\n`);

@@ -9,11 +9,10 @@
  * record says its runner runs nothing (`busyDestroyed`).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GithubEmitter } from '../../src/emitters/github.js';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
@@ -30,18 +29,10 @@ import type { Emulator } from '../emulators/base.js';
 import { GithubEmulator } from '../emulators/github.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { JenkinsEmulator } from '../emulators/jenkins.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from './suite.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 
-const roots: string[] = [];
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
+const suite = useRedisSuite();
 
 const MIN = 60_000;
 const T0 = Date.parse('2026-11-02T10:00:00Z');
@@ -69,12 +60,11 @@ interface World {
 }
 
 function world(policy: Policy, emitter: Emitter, emu: Emulator, extra: Partial<ReconcileDeps> = {}): World {
-  const root = mkdtempSync(join(tmpdir(), 'parmanu-life-'));
-  roots.push(root);
+  const root = suite.tempDir('parmanu-life-');
   const stateDir = join(root, 'state');
   const now = { t: T0 };
   const prefix = `parmanu:life${Math.random().toString(36).slice(2)}:`;
-  const history = new RedisHistoryStore(redis.url, () => now.t, prefix);
+  const history = new RedisHistoryStore(suite.url, () => now.t, prefix);
   let id = 0;
   const state = (pool = 'p') => readStateNodes(join(poolDir(stateDir, pool), 'terraform.tfstate'));
   const names = (pool = 'p') => state(pool).map((n) => n.name).sort();
@@ -525,7 +515,7 @@ describe('lifecycle v2 on GitLab', () => {
   });
 
   it('sets aside a history record it cannot read instead of failing the pool on every cycle', async () => {
-    const raw = new Redis(redis.url);
+    const raw = new Redis(suite.url);
     const { emu, project, w } = await gitlab();
     try {
       demand(emu, project, 1);
@@ -545,7 +535,7 @@ describe('lifecycle v2 on GitLab', () => {
   });
 
   it('stops before applying when its lease was taken over mid-cycle (fencing)', async () => {
-    const raw = new Redis(redis.url);
+    const raw = new Redis(suite.url);
     let steal: (() => Promise<void>) | undefined;
     const { emu, project, w } = await gitlab({ p: {} }, {
       leaseTtlMs: 60_000,
@@ -555,7 +545,7 @@ describe('lifecycle v2 on GitLab', () => {
     });
     try {
       demand(emu, project, 1);
-      const other = new RedisHistoryStore(redis.url, () => w.now.t, w.prefix);
+      const other = new RedisHistoryStore(suite.url, () => w.now.t, w.prefix);
       steal = async () => {
         steal = undefined;
         // The lease expires (a stalled process) and a second reconciler takes the pool.
@@ -578,7 +568,7 @@ describe('lifecycle v2 on GitLab', () => {
 
 describe('lifecycle v2: a lease that cannot be renewed', () => {
   it('stops before applying when its lease could not be renewed for most of its TTL (the store unreachable)', async () => {
-    const raw = new Redis(redis.url);
+    const raw = new Redis(suite.url);
     let stall = false;
     const { emu, project, w } = await gitlab({ p: {} }, {
       hook: async (point) => {

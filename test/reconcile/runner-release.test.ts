@@ -6,10 +6,9 @@
  * release source fails, new nodes take the last release resolved for the pool (history), and
  * without one they are created unpinned, with a reason: the scale-up is never held.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { RELEASE_RETRY_MS, RELEASE_TTL_MS } from '../../src/emitters/release.js';
@@ -24,17 +23,9 @@ import { sha256, userData, type RunnerRelease } from '../../stacks/bootstrap.js'
 import { localCredentialFile } from '../../stacks/pool-stack.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from './suite.js';
 
-const roots: string[] = [];
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
+const suite = useRedisSuite();
 
 const T0 = Date.parse('2026-11-02T10:00:00Z');
 const hex = (c: string) => c.repeat(64);
@@ -50,11 +41,10 @@ async function setup() {
     platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]),
     pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], runner: { version: 'latest' }, scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', bootTimeout: '10m' } })]]),
   });
-  const root = mkdtempSync(join(tmpdir(), 'parmanu-release-'));
-  roots.push(root);
+  const root = suite.tempDir('parmanu-release-');
   const stateDir = join(root, 'state');
   const now = { t: T0 };
-  const history = new RedisHistoryStore(redis.url, () => now.t, `parmanu:rel${Math.random().toString(36).slice(2)}:`);
+  const history = new RedisHistoryStore(suite.url, () => now.t, `parmanu:rel${Math.random().toString(36).slice(2)}:`);
   const emitter = () => new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 0, concurrency: 8, backoffMs: 5 }), () => now.t, emu.runnerSource());
   let id = 0;
   const deps: ReconcileDeps = { policy, emitters: new Map([['ci', emitter()]]), history, terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }), stateDir, clock: () => now.t, owner: 'test', newId: () => `n${(id++).toString().padStart(3, '0')}` };
