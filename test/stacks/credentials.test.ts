@@ -106,3 +106,18 @@ describe('kept nodes without credential resources in their state', () => {
     }
   });
 });
+
+describe('the registration URL a kept GitHub node is rendered with', () => {
+  it('is the one the emitter registers runners against (stacks/ keeps its own copy: it may import policy types only)', async () => {
+    const { placeholderAccess } = await import('../../stacks/placeholders.js');
+    const { githubRunnerUrl } = await import('../../src/policy/types.js');
+    const pool = testPool({ runner: { ephemeral: false } }, 'gh');
+    for (const cfg of [
+      { apiUrl: 'https://api.github.com', runnerOwner: 'org' as const },
+      { apiUrl: 'https://ghe.example.com/api/v3', runnerOwner: { repo: 'web' } },
+    ]) {
+      const emitter = { name: 'gh', type: 'github' as const, owner: 'acme', token: '${env:T}', runnerGroupId: 1, probeInterval: '30s', probeIntervalMs: 30_000, concurrency: 4, requestTimeout: '10s', requestTimeoutMs: 10_000, retries: 3, ...cfg };
+      expect(placeholderAccess(emitter as never, pool)).toEqual({ kind: 'github', mode: 'registration', url: githubRunnerUrl(emitter as never) });
+    }
+  });
+});
