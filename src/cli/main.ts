@@ -21,6 +21,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },
   report: { summary: 'HTML/JSON report of load, nodes and scale events', load: async () => (await import('./report.js')).run },
   status: { summary: "each pool's nodes and their runner state", load: async () => (await import('./status.js')).run },
+  destroy: { summary: 'drain and destroy pools on purpose (--pool NAME or --all)', load: async () => (await import('./destroy.js')).run },
 };
 
 /**

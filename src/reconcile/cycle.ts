@@ -45,8 +45,12 @@ export interface PoolOutcome {
   states: Record<string, string>;
   /** Nodes that had vanished from the cloud: forgotten, their runners removed. */
   vanished: string[];
-  /** Set for a pool no longer in the policy, drained and destroyed. */
+  /** Set for a pool no longer in the policy (or torn down with `teardown`), drained and destroyed. */
   removed?: boolean;
+  /** Set for a pool torn down on purpose (`teardown`) although the policy still has it. */
+  teardown?: boolean;
+  /** The nodes whose runner reported a job when observed (set once the pool was observed). */
+  busyNodes?: string[];
   /** Set when the pool failed this cycle: nothing after the failing step was done. */
   error?: string;
   /** Set when another reconciler held the pool's lease. */
@@ -72,6 +76,11 @@ export interface ReconcileDeps {
   dryRun?: boolean;
   /** Only these pools. */
   pools?: readonly string[];
+  /**
+   * Pools torn down on purpose this run (`parmanu destroy`): reconciled like pools removed from
+   * the policy (every node drained, destroyed once idle, runners removed, record deleted when empty).
+   */
+  teardown?: readonly string[];
   /** Pools reconciled at once. */
   parallel?: number;
   /** How often a full plan runs even when nothing changed (drift check). */
@@ -103,7 +112,7 @@ const HISTORY_DAYS = 28;
 
 export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   const selected = (name: string) => !deps.pools || deps.pools.includes(name);
-  const pools: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = deps.policy.pools.filter((p) => selected(p.name)).map((p) => ({ pool: p, platform: deps.policy.platforms[p.platform], removed: false }));
+  const pools: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = deps.policy.pools.filter((p) => selected(p.name)).map((p) => ({ pool: p, platform: deps.policy.platforms[p.platform], removed: deps.teardown?.includes(p.name) === true }));
   const problems: PoolOutcome[] = [];
   // The history may be unreachable: each pool then fails on its lease with the reason.
   const removed = await removedPools(deps.policy, deps.stateDir, deps.history).catch((err: Error) => {
@@ -204,7 +213,8 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
   const { pool, platform, removed } = target;
   const t0 = Date.now();
   const now = deps.clock();
-  const out: PoolOutcome = { ...emptyOutcome(pool.name), ...(removed ? { removed: true } : {}) };
+  const teardown = removed && deps.policy.pools.some((p) => p.name === pool.name);
+  const out: PoolOutcome = { ...emptyOutcome(pool.name), ...(removed ? { removed: true } : {}), ...(teardown ? { teardown: true } : {}) };
   const finish = () => ({ ...out, durationMs: Date.now() - t0 });
   let keeper: LeaseKeeper | undefined;
   try {
@@ -233,6 +243,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const state = await pullState(run);
     const truth = observe({ policy: deps.policy, pool, kind: emitter.kind, probe, rec, state, spec: run.spec, now, poolsOfEmitter: deps.policy.pools.filter((p) => p.emitter === pool.emitter), removed });
     out.observed = truth.observed;
+    out.busyNodes = truth.views.filter((v) => v.runner?.busy).map((v) => v.name);
     if (!rec && state.length) out.reasons.push(`history was empty: rebuilt ${state.length} node${state.length === 1 ? '' : 's'} from Terraform state`);
     await deps.hook?.('observed', { pool: pool.name, nodes: state.map((n) => n.name) });
 
@@ -251,7 +262,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     });
     out.desired = plan.desired;
     out.states = plan.states;
-    out.reasons.push(...plan.reasons);
+    out.reasons.push(...plan.reasons.map((r) => (teardown ? r.replace(/^pool removed from the policy:/, 'pool torn down on purpose:') : r)));
     deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
 
     // execute
