@@ -1,7 +1,8 @@
 /**
  * Running terraform (or OpenTofu: PARMANU_TERRAFORM=tofu) through execa: version check, init once
  * per working directory, plan to a file with -detailed-exitcode and a lock timeout, show -json,
- * apply of the saved plan. Failures are TerraformError with terraform's last error lines.
+ * apply of the saved plan. Failures are TerraformError with terraform's errors, whole, in one line
+ * (terraformProblem: without the CLI configuration's noise).
  */
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,105 @@ export class TerraformError extends Error {
     super(message);
     this.name = 'TerraformError';
   }
+}
+
+/** The most lines of terraform's errors a message carries; the rest are counted, never cut mid-line. */
+export const MAX_ERROR_LINES = 40;
+
+/** A diagnostic of terraform's human output (`Error: …` / `Warning: …` and the lines under it). */
+interface Diagnostic {
+  severity: 'Error' | 'Warning';
+  summary: string;
+  lines: string[];
+}
+
+/**
+ * Terraform's output reduced to its errors, as the rest of a one-line message (`: …`, or ` with N
+ * errors: … | …`). Dropped: the CLI configuration's problems (a missing ~/.terraformrc, a plugin
+ * cache directory that cannot be opened: "There are some problems with the CLI configuration" and
+ * its boxed diagnostics), every warning (provider development overrides, -target), progress lines
+ * and source excerpts. Each error is kept whole: its summary, where (file and line, resource), the
+ * values terraform shows under the excerpt, and its detail, wrapped lines joined. Past
+ * MAX_ERROR_LINES lines the message ends with "… (N more lines)". Output with no error diagnostic
+ * (a crash) gives its last lines.
+ */
+export function terraformProblem(output: string, maxLines = MAX_ERROR_LINES): string {
+  const raw = output.replace(/\r/g, '').split('\n');
+  const lines: string[] = [];
+  const blank = (k: number) => k < raw.length && (raw[k] as string).trim() === '';
+  for (let i = 0; i < raw.length; i++) {
+    const l = raw[i] as string;
+    if (l.trim() === 'There are some problems with the CLI configuration:') {
+      // The header, its boxed diagnostics (errors included: they are about the CLI configuration,
+      // printed uncolored before the command's own output, which -no-color leaves unboxed and the
+      // other commands color) and the trailer.
+      for (;;) {
+        let k = i + 1;
+        while (blank(k)) k++;
+        if (raw[k] !== '╷') break;
+        while (k < raw.length && !(raw[k] as string).startsWith('╵')) k++;
+        i = k;
+      }
+      while (blank(i + 1)) i++;
+      if ((raw[i + 1] ?? '').startsWith('As a result of the above problems, Terraform may not behave as intended')) i++;
+      continue;
+    }
+    // Commands without -no-color (state pull) color and box their diagnostics: the box is a blank line around them.
+    // eslint-disable-next-line no-control-regex
+    const plain = l.replace(/\u001b\[[0-9;]*m/g, '');
+    if (/^[╷╵]/.test(plain)) lines.push('');
+    else lines.push(plain.replace(/^│ ?/, ''));
+  }
+  const diags: Diagnostic[] = [];
+  const rest: string[] = [];
+  for (const l of lines) {
+    const m = /^(Error|Warning): (.*)$/.exec(l);
+    if (m) diags.push({ severity: m[1] as 'Error' | 'Warning', summary: (m[2] as string).trim(), lines: [] });
+    else if (diags.length) (diags[diags.length - 1] as Diagnostic).lines.push(l);
+    else rest.push(l);
+  }
+  const errors = diags.filter((d) => d.severity === 'Error');
+  if (errors.length === 0) {
+    // Nothing but warnings and text (a crash, a plain message): the last lines that are not warnings, else the last lines.
+    const plain = rest.map((l) => l.trim()).filter(Boolean);
+    const tail = plain.length ? plain : lines.map((l) => l.trim()).filter(Boolean);
+    return tail.length ? `: ${tail.slice(-6).join(' ')}` : ' (no output)';
+  }
+  // Each error as its head (summary and where) and its paragraphs, counted in terraform's lines;
+  // past the budget whole paragraphs are left out, never part of one.
+  let budget = maxLines;
+  let dropped = 0;
+  const fits = (n: number) => {
+    if (dropped === 0 && n <= budget) {
+      budget -= n;
+      return true;
+    }
+    dropped += n;
+    return false;
+  };
+  const parts: string[] = [];
+  for (const d of errors) {
+    const where: string[] = [];
+    const paragraphs: string[][] = [[]];
+    for (const l of d.lines) {
+      const t = l.trim();
+      let m: RegExpExecArray | null;
+      if (t === '') {
+        if ((paragraphs[paragraphs.length - 1] as string[]).length) paragraphs.push([]);
+      } else if ((m = /^with (.+),$/.exec(t))) where.push(m[1] as string);
+      else if ((m = /^on (.+?) line (\d+)(?:, in .*)?:$/.exec(t))) where.push(`${m[1]} line ${m[2]}`);
+      else if (/^\d+:/.test(t) || /^├─*$/.test(t)) continue; // the source excerpt
+      else if ((m = /^│ (.*)$/.exec(t))) where.push(`where ${m[1] as string}`); // a value under the excerpt
+      else (paragraphs[paragraphs.length - 1] as string[]).push(t);
+    }
+    if (!fits(1)) {
+      for (const p of paragraphs) fits(p.length);
+      continue;
+    }
+    const body = paragraphs.filter((p) => p.length && fits(p.length)).map((p) => p.join(' '));
+    parts.push(`${d.summary}${where.length ? ` (${where.join(', ')})` : ''}${body.length ? `: ${body.join(' ')}` : ''}`);
+  }
+  return `${errors.length > 1 ? ` with ${errors.length} errors` : ''}: ${parts.join(' | ')}${dropped ? ` … (${dropped} more line${dropped === 1 ? '' : 's'})` : ''}`;
 }
 
 /** Terraform ≥ 1.11 (or OpenTofu ≥ 1.11): the S3 backend's `use_lockfile` (1.10) and write-only arguments (1.11). */
@@ -46,11 +146,7 @@ export class Terraform {
   }
 
   private fail(what: string, output: string): TerraformError {
-    // Warnings about the CLI configuration (no ~/.terraformrc) are noise that would hide the error.
-    output = output.replace(/There are some problems with the CLI configuration:\n(?:[│╷╵].*\n?)*/g, '');
-    let lines = output.split('\n').filter((l) => /Error|error:|│/.test(l)).map((l) => l.replace(/^[│╷╵]\s?/, '').trim()).filter(Boolean).slice(0, 6);
-    if (lines.length === 0) lines = output.trim().split('\n').slice(-4);
-    return new TerraformError(`${this.bin} ${what} failed: ${lines.join(' ')}`);
+    return new TerraformError(`${this.bin} ${what} failed${terraformProblem(output)}`);
   }
 
   /** Checks that the binary exists and is recent enough; returns its version. */

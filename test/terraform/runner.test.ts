@@ -1,0 +1,86 @@
+/**
+ * Terraform's failures as Parmanu reports them, from the real terraform binary: the CLI
+ * configuration's noise (a missing ~/.terraformrc, a plugin cache directory that cannot be opened,
+ * provider development overrides) is gone, and each real error is whole, in one line.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_ERROR_LINES, Terraform, TerraformError } from '../../src/terraform/runner.js';
+
+const root = mkdtempSync(join(tmpdir(), 'parmanu-tf-runner-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A working directory holding `main.tf`. */
+function workdir(name: string, mainTf: string): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.tf'), mainTf);
+  return dir;
+}
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TerraformError);
+  const message = (err as TerraformError).message;
+  // One line, no terminal colors, no diagnostic boxes.
+  expect(message).not.toMatch(/[\n│╷╵]/);
+  expect(message).not.toContain('\u001b');
+  return message;
+}
+
+const TWO_ERRORS = 'resource "terraform_data" "a" {\n  input = var.nope\n}\nresource "terraform_data" "b" {\n  inputs = 1\n}\n';
+const UNDECLARED = 'Reference to undeclared input variable (main.tf line 2): An input variable with the name "nope" has not been declared. This variable can be declared with a variable "nope" {} block.';
+const UNSUPPORTED = 'Unsupported argument (main.tf line 5): An argument named "inputs" is not expected here. Did you mean "input"?';
+
+describe('TerraformError messages', () => {
+  it('drop the warning about a missing CLI configuration file and keep every error whole', async () => {
+    const tf = new Terraform({ env: { TF_CLI_CONFIG_FILE: join(root, 'no-such.tfrc') } });
+    const message = await failure(tf.plan(workdir('two-errors', TWO_ERRORS), 'p.tfplan'));
+    expect(message).toBe(`terraform plan failed with 2 errors: ${UNDECLARED} | ${UNSUPPORTED}`);
+  });
+
+  it('drop the CLI configuration\'s own errors (a plugin cache that cannot be opened) and the development-overrides warning', async () => {
+    const rc = join(root, 'noisy.tfrc');
+    writeFileSync(rc, `plugin_cache_dir = "${join(root, 'no-cache')}"\nprovider_installation {\n  dev_overrides {\n    "hashicorp/null" = "${join(root, 'nowhere')}"\n  }\n  direct {}\n}\n`);
+    const tf = new Terraform({ env: { TF_CLI_CONFIG_FILE: rc } });
+    const dir = workdir('noisy', TWO_ERRORS);
+    const message = await failure(tf.plan(dir, 'p.tfplan'));
+    expect(message).toBe(`terraform plan failed with 2 errors: ${UNDECLARED} | ${UNSUPPORTED}`);
+    // init fails on the backend: its three errors, none of the noise.
+    const init = await failure(tf.init(workdir('s3-backend', 'terraform {\n  backend "s3" {}\n}\n'), 'h'));
+    expect(init).toMatch(/^terraform init failed with 3 errors: Missing Required Value \(main\.tf line 2\): The attribute "bucket" is required by the backend\. Refer to the backend documentation for additional information which attributes are required\. \| /);
+    expect(init).not.toMatch(/plugin cache|CLI configuration|development overrides|may not behave as intended/i);
+  });
+
+  it('read the colored, boxed errors of commands without -no-color (state pull) to their last sentence', async () => {
+    const tf = new Terraform({ env: { TF_CLI_CONFIG_FILE: join(root, 'no-such.tfrc') } });
+    const message = await failure(tf.pullState(workdir('uninitialized', 'terraform {\n  backend "s3" {}\n}\n')));
+    expect(message).toMatch(/^terraform state pull failed: Backend initialization required, please run "terraform init": Reason: Initial configuration of the requested backend "s3" /);
+    expect(message).toMatch(/At this point, no changes to your existing configuration or state have been made\.$/);
+  });
+
+  it('keep the values terraform shows under the source and a wrapped message joined', async () => {
+    const tf = new Terraform();
+    const dir = workdir('precondition', 'variable "x" {\n  default = "hello"\n}\nresource "terraform_data" "a" {\n  input = var.x\n  lifecycle {\n    precondition {\n      condition     = var.x == "world"\n      error_message = "The value must be world, and this sentence is deliberately long so that terraform wraps it over two lines."\n    }\n  }\n}\n');
+    await tf.init(dir, 'h');
+    expect(await failure(tf.plan(dir, 'p.tfplan'))).toBe('terraform plan failed: Resource precondition failed (main.tf line 8, where var.x is "hello"): The value must be world, and this sentence is deliberately long so that terraform wraps it over two lines.');
+  });
+
+  it(`cut past ${MAX_ERROR_LINES} lines between whole paragraphs, saying how many lines are left out`, async () => {
+    const tf = new Terraform();
+    const many = Array.from({ length: 30 }, (_, i) => `resource "terraform_data" "r${i}" {\n  inputs = ${i}\n}\n`).join('');
+    const message = await failure(tf.plan(workdir('many', many), 'p.tfplan'));
+    const m = /^terraform plan failed with 30 errors: (.*) … \((\d+) more lines\)$/.exec(message);
+    expect(m, message).not.toBeNull();
+    const kept = (m?.[1] ?? '').split(' | ');
+    // Each error is a head line and a one-line detail: 20 whole errors fit in 40 lines, 10 × 2 lines are left out.
+    expect(kept).toHaveLength(20);
+    expect(Number(m?.[2])).toBe(20);
+    for (const [i, k] of kept.entries()) expect(k).toBe(`Unsupported argument (main.tf line ${3 * i + 2}): An argument named "inputs" is not expected here. Did you mean "input"?`);
+  });
+});
