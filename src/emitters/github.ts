@@ -168,6 +168,10 @@ export class GithubEmitter implements Emitter {
 
   private asError(err: unknown, what: string): EmitterError {
     if (err instanceof EmitterError) return err;
+    // A request that got no answer: octokit wraps the HTTP client's EmitterError (which names the
+    // host and the cause) in a RequestError "HTTP 500" whose cause it is.
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof EmitterError) return cause;
     if (err instanceof z.ZodError) return new EmitterError(`${what}: unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim());
     const e = err as { status?: number; message?: string; response?: { data?: unknown } };
     const msg = redact((e.message ?? String(err)).split(' - ')[0] ?? '', [this.secret]);

@@ -67,8 +67,7 @@ export class HttpClient {
         const signal = AbortSignal.timeout(this.policy.timeoutMs);
         res = req ? await this.fetchImpl(new Request(req, { signal })) : await this.fetchImpl(url, { ...init, signal });
       } catch (err) {
-        const e = err as Error;
-        lastProblem = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timed out after ${this.policy.timeoutMs} ms` : `network error (${(e as { cause?: { code?: string } }).cause?.code ?? e.name})`;
+        lastProblem = networkProblem(err, url, this.policy.timeoutMs);
         if (attempt < retries) {
           await sleep(this.backoff(attempt));
           continue;
@@ -148,6 +147,56 @@ export class LruCache<K, V> {
   has(key: K): boolean {
     return this.map.has(key);
   }
+}
+
+/** What Node's sockets and undici say, in a few words. */
+const NETWORK_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'DNS lookup failed, try again',
+  ETIMEDOUT: 'connecting timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connecting timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EPIPE: 'connection closed',
+  UND_ERR_SOCKET: 'the server closed the connection',
+};
+
+interface SocketErrorShape {
+  code?: unknown;
+  address?: unknown;
+  port?: unknown;
+  hostname?: unknown;
+  message?: unknown;
+  errors?: unknown;
+}
+
+/**
+ * A request that got no HTTP answer, in one line naming the host and the cause:
+ * `ECONNREFUSED 127.0.0.1:8080 (connection refused)`, `ENOTFOUND gitlab.example.invalid (no such
+ * host)`, `timed out after 10000 ms waiting for 10.0.0.1:443`. fetch (undici) throws a TypeError
+ * whose `cause` is the socket's error (code, address, port), or an AggregateError of one per
+ * address tried; a timeout is an AbortSignal's TimeoutError. Every emitter's requests go through
+ * HttpClient, so this is the one place such errors are described (octokit wraps the resulting
+ * EmitterError in a RequestError whose `cause` it is: see GithubEmitter.asError).
+ */
+export function networkProblem(err: unknown, url: URL, timeoutMs: number): string {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const target = `${url.hostname}:${port}`;
+  const e = (err ?? {}) as { name?: unknown; message?: unknown; cause?: unknown };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `timed out after ${timeoutMs} ms waiting for ${target}`;
+  const cause = (e.cause ?? {}) as SocketErrorShape;
+  const attempts = (Array.isArray(cause.errors) ? (cause.errors as SocketErrorShape[]) : [cause]).filter((a) => typeof a?.code === 'string');
+  const code = typeof cause.code === 'string' ? cause.code : (attempts[0]?.code as string | undefined);
+  if (!code) {
+    const msg = typeof (cause as { message?: unknown }).message === 'string' && cause.message ? cause.message : typeof e.message === 'string' ? e.message : String(err);
+    return `network error reaching ${target} (${String(msg).slice(0, 200)})`;
+  }
+  const where = (a: SocketErrorShape) => (code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? (typeof a.hostname === 'string' ? a.hostname : url.hostname) : typeof a.address === 'string' && a.address ? `${a.address}:${typeof a.port === 'number' || typeof a.port === 'string' ? String(a.port) : port}` : target);
+  const places = [...new Set((attempts.length ? attempts : [cause]).map(where))].join(', ');
+  const hint = NETWORK_HINTS[code] ?? (typeof cause.message === 'string' && cause.message ? cause.message.slice(0, 200) : undefined);
+  return `${code} ${places}${hint ? ` (${hint})` : ''}`;
 }
 
 export function sleep(ms: number): Promise<void> {
