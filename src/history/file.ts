@@ -15,13 +15,19 @@
  *   which every lease change and every fenced write happens: read the token, compare, write
  *   (temp + rename). It is what makes takeover atomic, see `lockPool`.
  *
+ * Torn writes: a line of a `.jsonl` file that does not parse or validate is skipped with a warning
+ * naming the file and line, and an append first ends a torn last line, so it cannot swallow the
+ * next record. A JSON file that does not parse or validate, and a `.jsonl` file with no readable
+ * line, is set aside as `<file>.corrupt-<time>` with a warning and read as absent: the pool record
+ * is rebuilt from Terraform state by the next cycle, samples and events start afresh.
+ *
  * Fencing: a write fenced with a lease is accepted iff `<pool>.token` still holds that lease's
  * token, i.e. no later lease was handed out. A lease that merely expired, with nobody taking the
  * pool since, still writes (and renews): no other writer can exist without a larger token, so the
  * write is as safe as it was before the expiry. A released lease does not: release advances the
  * token, so the released lease's late writes are refused and it cannot be renewed.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -36,8 +42,10 @@ import {
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
+  Warnings,
   type HistoryEvent,
   type HistoryStore,
+  type HistoryWarn,
   type JobLabels,
   type Lease,
   type PoolRecord,
@@ -62,14 +70,88 @@ const MUTEX_WAIT_MS = 10_000;
 const safe = (name: string) => name.replace(/[^a-zA-Z0-9_.-]/g, '_');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+/** `<day>.jsonl`, the only files of a pool's sample directory that are read. */
+const DAY_FILE = /^(\d+)\.jsonl$/;
 
 export class FileHistoryStore implements HistoryStore {
   readonly kind = 'file' as const;
   private readonly dir: string;
+  private readonly warnings = new Warnings();
 
-  constructor(stateDir: string, private readonly clock: () => number = Date.now) {
+  constructor(stateDir: string, private readonly clock: () => number = Date.now, onWarning?: HistoryWarn) {
     this.dir = join(stateDir, 'history');
+    this.warnings.sink = onWarning;
     for (const d of ['pools', 'samples', 'leases']) mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
+  }
+
+  get onWarning(): HistoryWarn | undefined {
+    return this.warnings.sink;
+  }
+
+  set onWarning(f: HistoryWarn | undefined) {
+    this.warnings.sink = f;
+  }
+
+  /**
+   * Renames a corrupt file to `<file>.corrupt-<time>` if it still holds `text` (nobody rewrote it
+   * since it was read); the new name, or undefined when it changed or is gone.
+   */
+  private setAside(file: string, text: string): string | undefined {
+    if (this.readTextQuiet(file) !== text) return undefined;
+    const to = `${file}.corrupt-${new Date(this.clock()).toISOString().replace(/[-:]/g, '').replace('.', '')}`;
+    try {
+      renameSync(file, to);
+      return to;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The records of a JSON-lines file: bad lines skipped with a warning naming them; a file with no
+   * good line at all set aside (under `mutexOf`'s mutex when given). `aside` says what happens next.
+   */
+  private async readLines<T>(file: string, schema: z.ZodType<T>, what: string, aside: string, mutexOf?: string): Promise<T[]> {
+    const text = this.readText(file);
+    if (!text) return [];
+    const out: T[] = [];
+    const bad: number[] = [];
+    text.split('\n').forEach((line, i) => {
+      if (!line) return;
+      const r = schema.safeParse(parseQuiet(line));
+      if (r.success) out.push(r.data);
+      else bad.push(i + 1);
+    });
+    if (!bad.length) return out;
+    if (out.length) {
+      const lines = bad.length > 5 ? `lines ${bad.slice(0, 5).join(', ')} and ${bad.length - 5} more` : `line${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`;
+      this.warnings.warn(`${file}: skipped ${bad.length} unreadable ${what}${bad.length > 1 ? 's' : ''} (${lines})`);
+      return out;
+    }
+    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text));
+    if (to) this.warnings.warn(`${file}: no readable ${what} in it; set aside as ${to}, ${aside}`);
+    return out;
+  }
+
+  /**
+   * Appends `text` to a JSON-lines file; a torn last line (no newline: a crash mid-append) is ended
+   * first, so it stays one bad line instead of swallowing this record.
+   */
+  private appendLine(file: string, text: string): void {
+    let torn = false;
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const last = Buffer.alloc(1);
+        torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+    }
+    appendFileSync(file, (torn ? '\n' : '') + text, { mode: 0o600 });
   }
 
   private writeAtomic(file: string, text: string): void {
@@ -97,14 +179,21 @@ export class FileHistoryStore implements HistoryStore {
     }
   }
 
-  private readJson(file: string): unknown {
+  /**
+   * A JSON document checked against `schema`; one that does not parse or validate is set aside
+   * (under `mutexOf`'s mutex when given) with a warning, and read as absent.
+   */
+  private async readDoc<T>(file: string, schema: z.ZodType<T>, what: string, aside: string, mutexOf?: string): Promise<T | undefined> {
     const text = this.readText(file);
     if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new HistoryError(`${file}: not JSON (remove it: the next cycle rebuilds it from Terraform state)`);
-    }
+    const raw = parseQuiet(text);
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    const why = raw === undefined ? 'not JSON' : `invalid (${issue?.path.length ? `${issue.path.join('.')}: ` : ''}${issue?.message})`;
+    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text));
+    if (to) this.warnings.warn(`${what} ${file} is ${why}: set aside as ${to}, ${aside}`);
+    return undefined;
   }
 
   private poolFile(pool: string): string {
@@ -119,12 +208,9 @@ export class FileHistoryStore implements HistoryStore {
     return this.readPool(this.poolFile(pool), pool);
   }
 
-  private readPool(file: string, what: string): PoolRecord | undefined {
-    const raw = this.readJson(file);
-    if (raw === undefined) return undefined;
-    const parsed = PoolRecordSchema.safeParse(raw);
-    if (!parsed.success) throw new HistoryError(`history of pool ${what} is invalid: ${parsed.error.issues[0]?.message} (remove ${file}: the next cycle rebuilds it from Terraform state)`);
-    return parsed.data;
+  /** `pool` names the mutex: safe() is idempotent, so a file's stem does too. */
+  private async readPool(file: string, pool: string): Promise<PoolRecord | undefined> {
+    return this.readDoc(file, PoolRecordSchema, `the history record of pool ${pool}`, 'the next cycle rebuilds it from Terraform state', pool);
   }
 
   async putPool(record: PoolRecord, fence: Lease): Promise<void> {
@@ -149,7 +235,11 @@ export class FileHistoryStore implements HistoryStore {
       throw new HistoryError(`cannot list ${dir}: ${code(err)}`);
     }
     // The name is read from the record, not the file name (safe() is not reversible).
-    const names = files.filter((f) => f.endsWith('.json')).flatMap((f) => this.readPool(join(dir, f), f.slice(0, -'.json'.length))?.pool ?? []);
+    const names: string[] = [];
+    for (const f of files.filter((x) => x.endsWith('.json'))) {
+      const rec = await this.readPool(join(dir, f), f.slice(0, -'.json'.length));
+      if (rec) names.push(rec.pool);
+    }
     return [...new Set(names)].sort();
   }
 
@@ -160,8 +250,9 @@ export class FileHistoryStore implements HistoryStore {
       const dir = join(this.dir, 'samples', safe(pool));
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        appendFileSync(join(dir, `${day}.jsonl`), line, { mode: 0o600 });
+        this.appendLine(join(dir, `${day}.jsonl`), line);
         const oldest = Math.floor((this.clock() - SAMPLE_RETENTION_MS) / DAY);
+        // Files set aside (`<day>.jsonl.corrupt-…`) age out with their day.
         for (const f of readdirSync(dir)) if (Number(f.split('.')[0]) < oldest) rmSync(join(dir, f), { force: true });
       } catch (err) {
         throw new HistoryError(`cannot write a sample of pool ${pool}: ${code(err) ?? (err as Error).message}`);
@@ -180,24 +271,26 @@ export class FileHistoryStore implements HistoryStore {
       return [];
     }
     const out: Sample[] = [];
-    for (const f of files.filter((x) => Number(x.split('.')[0]) >= Math.floor(sinceMs / DAY)).sort((a, b) => Number(a.split('.')[0]) - Number(b.split('.')[0]))) {
-      for (const line of (this.readText(join(dir, f)) ?? '').split('\n')) {
-        if (!line) continue;
-        const s = SampleSchema.safeParse(parseQuiet(line));
-        if (s.success && s.data.at >= sinceMs) out.push(s.data);
-      }
+    const days = files.flatMap((f) => (DAY_FILE.test(f) ? [Number(DAY_FILE.exec(f)?.[1])] : [])).filter((d) => d >= Math.floor(sinceMs / DAY));
+    for (const d of days.sort((a, b) => a - b)) {
+      const got = await this.readLines(join(dir, `${d}.jsonl`), SampleSchema, `sample of pool ${pool}`, 'new samples start a new file', pool);
+      out.push(...got.filter((s) => s.at >= sinceMs));
     }
     return out;
   }
 
   async addEvent(event: HistoryEvent): Promise<void> {
     const file = join(this.dir, 'events.jsonl');
-    appendFileSync(file, JSON.stringify(EventSchema.parse(event)) + '\n', { mode: 0o600 });
+    const line = JSON.stringify(EventSchema.parse(event)) + '\n';
+    try {
+      this.appendLine(file, line);
+    } catch (err) {
+      throw new HistoryError(`cannot write an event: ${code(err) ?? (err as Error).message}`);
+    }
   }
 
   async events(sinceMs: number): Promise<HistoryEvent[]> {
-    const text = this.readText(join(this.dir, 'events.jsonl')) ?? '';
-    const out = text.split('\n').filter(Boolean).map((l) => EventSchema.safeParse(parseQuiet(l))).flatMap((r) => (r.success ? [r.data] : []));
+    const out = await this.readLines(join(this.dir, 'events.jsonl'), EventSchema, 'event', 'new events start a new file');
     return out.filter((e) => e.at >= sinceMs).slice(-EVENT_LIMIT);
   }
 
@@ -206,10 +299,7 @@ export class FileHistoryStore implements HistoryStore {
   }
 
   async getJobLabels(emitter: string): Promise<JobLabels | undefined> {
-    const raw = this.readJson(join(this.dir, `labels-${safe(emitter)}.json`));
-    if (raw === undefined) return undefined;
-    const parsed = JobLabelsSchema.safeParse(raw);
-    return parsed.success ? parsed.data : undefined;
+    return this.readDoc(join(this.dir, `labels-${safe(emitter)}.json`), JobLabelsSchema, `the recent job labels of emitter ${emitter}`, 'the next probe writes them again');
   }
 
   // ------------------------------------------------------------------ leases

@@ -4,7 +4,9 @@
  * trimmed to the retention), `events` (a stream capped at EVENT_LIMIT), `labels:<emitter>`,
  * `lease:<name>` (`<token>:<owner>`, with the lease's TTL) and `fence:<name>` (the pool's last
  * fencing token; never expires, and clear() keeps it). Payloads and script replies are validated
- * with zod.
+ * with zod. A payload that does not parse or validate does not fail the store: a bad sample or
+ * event is skipped with a warning, a bad pool record or label set is moved aside to
+ * `corrupt:<key>:<time>` (only if unchanged since it was read) with a warning and read as absent.
  *
  * Every lease change and every fenced write is one Lua script (atomic in Redis): acquire takes the
  * next token with INCR — raised to Redis' own clock in microseconds when that is larger, so
@@ -29,8 +31,10 @@ import {
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
+  Warnings,
   type HistoryEvent,
   type HistoryStore,
+  type HistoryWarn,
   type JobLabels,
   type Lease,
   type PoolRecord,
@@ -81,6 +85,12 @@ elseif ARGV[2] == 'zadd' then
 else return redis.error_reply('unknown fenced op ' .. ARGV[2]) end
 return {1, ARGV[1]}`;
 
+/** KEYS: key, its corrupt copy. ARGV: the value read. Renames the key iff it still holds that value. */
+const SET_ASIDE = `
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('rename', KEYS[1], KEYS[2])
+return 1`;
+
 const AcquireReply = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable();
 const FlagReply = z.union([z.literal(0), z.literal(1)]);
 const FencedReply = z.tuple([FlagReply, z.string()]);
@@ -90,6 +100,21 @@ interface Scripts {
   parmanuRenew(lease: string, fence: string, token: string, owner: string, ttlMs: string): Promise<unknown>;
   parmanuRelease(lease: string, fence: string, token: string, owner: string): Promise<unknown>;
   parmanuFenced(fence: string, target: string, token: string, ...args: string[]): Promise<unknown>;
+  parmanuSetAside(key: string, aside: string, value: string): Promise<unknown>;
+}
+
+function parseQuiet(text: string | undefined): unknown {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a payload failed its schema, in a few words. */
+function why(raw: unknown, error: z.ZodError): string {
+  const issue = error.issues[0];
+  return raw === undefined ? 'not JSON' : `invalid (${issue?.path.length ? `${issue.path.join('.')}: ` : ''}${issue?.message})`;
 }
 
 /** A script's reply, checked against its schema (HistoryError when Redis answered something else). */
@@ -106,8 +131,18 @@ export class RedisHistoryStore implements HistoryStore {
   private readonly redis: Redis;
 
   private readonly where: string;
+  private readonly warnings = new Warnings();
 
-  constructor(url: string, private readonly clock: () => number = Date.now, private readonly prefix = 'parmanu:') {
+  get onWarning(): HistoryWarn | undefined {
+    return this.warnings.sink;
+  }
+
+  set onWarning(f: HistoryWarn | undefined) {
+    this.warnings.sink = f;
+  }
+
+  constructor(url: string, private readonly clock: () => number = Date.now, private readonly prefix = 'parmanu:', onWarning?: HistoryWarn) {
+    this.warnings.sink = onWarning;
     const u = new URL(url);
     this.where = `${u.hostname}:${u.port || 6379}`;
     this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: false, retryStrategy: () => null });
@@ -116,6 +151,7 @@ export class RedisHistoryStore implements HistoryStore {
     this.redis.defineCommand('parmanuRenew', { numberOfKeys: 2, lua: RENEW });
     this.redis.defineCommand('parmanuRelease', { numberOfKeys: 2, lua: RELEASE });
     this.redis.defineCommand('parmanuFenced', { numberOfKeys: 2, lua: FENCED });
+    this.redis.defineCommand('parmanuSetAside', { numberOfKeys: 2, lua: SET_ASIDE });
   }
 
   private get scripts(): Scripts {
@@ -150,18 +186,24 @@ export class RedisHistoryStore implements HistoryStore {
     }
   }
 
-  async getPool(pool: string): Promise<PoolRecord | undefined> {
-    const raw = await this.run('GET', () => this.redis.get(`${this.prefix}pool:${pool}`));
+  /**
+   * A JSON value under `key` checked against `schema`; one that does not parse or validate is
+   * renamed to `corrupt:<key>:<time>` (iff unchanged since read) with a warning, and read as absent.
+   */
+  private async readDoc<T>(key: string, schema: z.ZodType<T>, what: string, aside: string): Promise<T | undefined> {
+    const raw = await this.run('GET', () => this.redis.get(key));
     if (raw === null) return undefined;
-    let data: unknown;
-    try {
-      data = JSON.parse(raw);
-    } catch {
-      throw new HistoryError(`redis ${this.prefix}pool:${pool}: not JSON`);
-    }
-    const parsed = PoolRecordSchema.safeParse(data);
-    if (!parsed.success) throw new HistoryError(`redis ${this.prefix}pool:${pool}: invalid record: ${parsed.error.issues[0]?.message}`);
-    return parsed.data;
+    const data = parseQuiet(raw);
+    const parsed = schema.safeParse(data);
+    if (parsed.success) return parsed.data;
+    const to = `${this.prefix}corrupt:${key.slice(this.prefix.length)}:${new Date(this.clock()).toISOString()}`;
+    const moved = await this.run('set aside', () => this.scripts.parmanuSetAside(key, to, raw));
+    if (moved === 1) this.warnings.warn(`${what} (redis ${key}) is ${why(data, parsed.error)}: set aside as ${to}, ${aside}`);
+    return undefined;
+  }
+
+  async getPool(pool: string): Promise<PoolRecord | undefined> {
+    return this.readDoc(this.key('pool', pool), PoolRecordSchema, `the history record of pool ${pool}`, 'the next cycle rebuilds it from Terraform state');
   }
 
   async putPool(record: PoolRecord, fence: Lease): Promise<void> {
@@ -209,11 +251,16 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async samples(pool: string, sinceMs: number): Promise<Sample[]> {
-    const raw = await this.run('ZRANGEBYSCORE', () => this.redis.zrangebyscore(`${this.prefix}samples:${pool}`, sinceMs, '+inf'));
-    return raw.flatMap((r) => {
-      const s = SampleSchema.safeParse(JSON.parse(r));
-      return s.success ? [s.data] : [];
-    });
+    const key = this.key('samples', pool);
+    const raw = await this.run('ZRANGEBYSCORE', () => this.redis.zrangebyscore(key, sinceMs, '+inf', 'WITHSCORES'));
+    const out: Sample[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const data = parseQuiet(raw[i]);
+      const s = SampleSchema.safeParse(data);
+      if (s.success) out.push(s.data);
+      else this.warnings.warn(`redis ${key}: skipped an unreadable sample at ${raw[i + 1]} (${why(data, s.error)})`);
+    }
+    return out;
   }
 
   async addEvent(event: HistoryEvent): Promise<void> {
@@ -222,8 +269,10 @@ export class RedisHistoryStore implements HistoryStore {
 
   async events(sinceMs: number): Promise<HistoryEvent[]> {
     const raw = await this.run('XRANGE', () => this.redis.xrange(`${this.prefix}events`, String(Math.max(0, sinceMs)), '+'));
-    return raw.flatMap(([, fields]) => {
-      const e = EventSchema.safeParse(JSON.parse(fields[1] ?? 'null'));
+    return raw.flatMap(([id, fields]) => {
+      const data = parseQuiet(fields[1]);
+      const e = EventSchema.safeParse(data);
+      if (!e.success) this.warnings.warn(`redis ${this.prefix}events: skipped an unreadable event ${id} (${why(data, e.error)})`);
       return e.success ? [e.data] : [];
     });
   }
@@ -233,10 +282,7 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async getJobLabels(emitter: string): Promise<JobLabels | undefined> {
-    const raw = await this.run('GET', () => this.redis.get(`${this.prefix}labels:${emitter}`));
-    if (raw === null) return undefined;
-    const parsed = JobLabelsSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : undefined;
+    return this.readDoc(`${this.prefix}labels:${emitter}`, JobLabelsSchema, `the recent job labels of emitter ${emitter}`, 'the next probe writes them again');
   }
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {

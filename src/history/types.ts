@@ -3,8 +3,12 @@
  * state stays the truth for which nodes exist: losing the store loses no VM and orphans none —
  * the next cycle rebuilds the node set from state.
  *
- * Error contract: every method rejects with HistoryError when the store cannot be reached or its
- * data is invalid; reconcile then stops that cycle before anything is applied. acquireLease
+ * Error contract: every method rejects with HistoryError when the store cannot be reached;
+ * reconcile then stops that cycle before anything is applied. Data that does not parse or validate
+ * (a torn write, a crash mid-append, a hand edit) does not fail the store: a bad line or entry is
+ * skipped, a whole record that is bad is set aside (renamed `…corrupt-<time>`, kept for a look) and
+ * read as absent — the next cycle rebuilds it from Terraform state — each with a warning to
+ * `onWarning` (every distinct warning once per store). acquireLease
  * resolves undefined (not an error) when another owner holds the lease. A fenced write whose lease
  * was superseded rejects with LeaseLostError (a HistoryError).
  *
@@ -72,7 +76,19 @@ export const PoolRecordSchema = z.object({
 });
 export type PoolRecord = z.output<typeof PoolRecordSchema>;
 
-export const SampleSchema = z.object({ at: z.number(), queued: z.number(), running: z.number(), arrivals: z.number(), nodes: z.number(), desired: z.number() });
+export const SampleSchema = z.object({
+  at: z.number(),
+  queued: z.number(),
+  running: z.number(),
+  arrivals: z.number(),
+  nodes: z.number(),
+  desired: z.number(),
+  /**
+   * How long, in seconds, each job seen starting since the previous sample waited (queued → started),
+   * as far as the probes saw it. Absent in samples written before it existed.
+   */
+  waits: z.array(z.number().nonnegative()).optional(),
+});
 export type Sample = z.output<typeof SampleSchema>;
 
 export const EventSchema = z.object({ at: z.number(), pool: z.string(), kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan']), detail: z.string() });
@@ -119,8 +135,25 @@ export function checkLease(lease: Lease): Lease {
   return l.data;
 }
 
+/** Receives a store's warnings about data it skipped or set aside (one line, no secrets). */
+export type HistoryWarn = (message: string) => void;
+
+/** Hands each distinct warning to the current sink once (a bad line read every cycle warns once). */
+export class Warnings {
+  private readonly seen = new Set<string>();
+  sink: HistoryWarn | undefined;
+
+  warn(message: string): void {
+    if (this.seen.has(message) || this.seen.size >= 1000) return;
+    this.seen.add(message);
+    this.sink?.(message);
+  }
+}
+
 export interface HistoryStore {
   readonly kind: 'redis' | 'file';
+  /** Where warnings go (skipped lines, records set aside); settable at any time. */
+  onWarning: HistoryWarn | undefined;
   getPool(pool: string): Promise<PoolRecord | undefined>;
   /** Fenced: rejects with LeaseLostError when `fence` is no longer the pool's latest lease. */
   putPool(record: PoolRecord, fence: Lease): Promise<void>;

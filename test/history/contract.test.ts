@@ -1,5 +1,5 @@
 /** One contract suite for the HistoryStore interface, run against the file store and real Redis. */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -19,6 +19,7 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const T = 1_764_000_000_000;
 
@@ -263,13 +264,73 @@ describe('file store specifics', () => {
     return { d, s: new FileHistoryStore(d, clock) };
   };
 
-  it('rejects an invalid pool record with a HistoryError that says what to do', async () => {
+  const sample = (i: number) => ({ at: T + i * 60_000, queued: i, running: 0, arrivals: 0, nodes: 1, desired: 1 });
+  const dayFile = (d: string, pool = 'p') => join(d, 'history', 'samples', pool, `${Math.floor(T / 86_400_000)}.jsonl`);
+
+  it('skips a torn sample line with one warning naming the file and line, and the next append is not swallowed by it', async () => {
     const { d, s } = open();
-    writeFileSync(join(d, 'history', 'pools', 'p.json'), JSON.stringify({ pool: 'p', nodes: 'many' }));
-    await expect(s.getPool('p')).rejects.toThrowError(/history of pool p is invalid.*remove/);
-    await expect(s.listPools()).rejects.toThrowError(HistoryError);
-    writeFileSync(join(d, 'history', 'pools', 'p.json'), '{');
-    await expect(s.getPool('p')).rejects.toThrowError(/not JSON/);
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    const lease = (await s.acquireLease('p', 'o', 60_000))!;
+    await s.addSample('p', sample(0), lease);
+    appendFileSync(dayFile(d), '{"at":1764000060000,"que'); // a crash mid-append: no newline
+    await s.addSample('p', sample(2), lease);
+    await s.addSample('p', sample(3));
+    expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([0, 2, 3]);
+    expect(warned).toEqual([`${dayFile(d)}: skipped 1 unreadable sample of pool p (line 2)`]);
+    // Read again (the next cycle, or report): no new warning.
+    expect(await s.samples('p', 0)).toHaveLength(3);
+    expect(warned).toHaveLength(1);
+    expect(readFileSync(dayFile(d), 'utf8').split('\n')).toHaveLength(5);
+  });
+
+  it('sets aside a samples file with no readable line (a zeroed file after a crash) and starts afresh', async () => {
+    const { d, s } = open();
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    mkdirSync(join(d, 'history', 'samples', 'p'), { recursive: true });
+    writeFileSync(dayFile(d), Buffer.alloc(300));
+    expect(await s.samples('p', 0)).toEqual([]);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(new RegExp(`^${escapeRe(dayFile(d))}: no readable sample of pool p in it; set aside as ${escapeRe(dayFile(d))}\\.corrupt-\\d{8}T\\d{9}Z, new samples start a new file$`));
+    expect(readdirSync(join(d, 'history', 'samples', 'p'))).toEqual([`${Math.floor(T / 86_400_000)}.jsonl.corrupt-20251124T160000000Z`]);
+    await s.addSample('p', sample(1));
+    expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([1]);
+    expect(warned).toHaveLength(1);
+  });
+
+  it('sets aside a pool record that is not JSON or not valid, with a warning: read as absent, listed by nobody, rewritten by the next put', async () => {
+    const { d, s } = open();
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    const file = join(d, 'history', 'pools', 'p.json');
+    writeFileSync(file, '{"pool":"p","nodes":[{"na');
+    expect(await s.getPool('p')).toBeUndefined();
+    expect(warned).toEqual([`the history record of pool p ${file} is not JSON: set aside as ${file}.corrupt-20251124T160000000Z, the next cycle rebuilds it from Terraform state`]);
+    expect(readFileSync(`${file}.corrupt-20251124T160000000Z`, 'utf8')).toBe('{"pool":"p","nodes":[{"na');
+    writeFileSync(join(d, 'history', 'pools', 'q.json'), JSON.stringify({ pool: 'q', nodes: 'many' }));
+    const lease = (await s.acquireLease('r', 'o', 60_000))!;
+    await s.putPool(record('r'), lease);
+    expect(await s.listPools()).toEqual(['r']);
+    expect(warned[1]).toMatch(/^the history record of pool q .*q\.json is invalid \(nodes: .*\): set aside as .*q\.json\.corrupt-/);
+    const lp = (await s.acquireLease('p', 'o', 60_000))!;
+    await s.putPool(record('p'), lp);
+    expect(await s.getPool('p')).toEqual(record('p'));
+    expect(warned).toHaveLength(2);
+  });
+
+  it('skips a torn event line and sets aside unreadable job labels, with warnings', async () => {
+    const { d, s } = open();
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    await s.addEvent({ at: T, pool: 'p', kind: 'scale-up', detail: '+1' });
+    appendFileSync(join(d, 'history', 'events.jsonl'), '{"at":17640');
+    await s.addEvent({ at: T + 1, pool: 'p', kind: 'error', detail: 'boom' });
+    expect((await s.events(0)).map((e) => e.kind)).toEqual(['scale-up', 'error']);
+    expect(warned).toEqual([`${join(d, 'history', 'events.jsonl')}: skipped 1 unreadable event (line 2)`]);
+    writeFileSync(join(d, 'history', 'labels-gl.json'), '{"at":');
+    expect(await s.getJobLabels('gl')).toBeUndefined();
+    expect(warned[1]).toMatch(/^the recent job labels of emitter gl .*labels-gl\.json is not JSON: set aside as .*labels-gl\.json\.corrupt-.*, the next probe writes them again$/);
   });
 
   it('takes over a lease whose process is gone on this host, with a larger token', async () => {
@@ -346,15 +407,42 @@ describe('redis store specifics', () => {
     }
   });
 
-  it('rejects an invalid pool record from Redis', async () => {
+  it('sets aside an invalid pool record or job labels, and skips bad samples and events, each with one warning', async () => {
     const prefix = `parmanu:t${ns()}:`;
-    const s = new RedisHistoryStore(redis.url, () => T, prefix);
+    const warned: string[] = [];
+    const s = new RedisHistoryStore(redis.url, () => T, prefix, (m) => warned.push(m));
     const raw = new Redis(redis.url);
     try {
       await raw.set(`${prefix}pool:p`, JSON.stringify({ pool: 'p', nodes: 'many' }));
-      await expect(s.getPool('p')).rejects.toThrowError(/invalid record/);
-      await raw.set(`${prefix}pool:p`, '{');
-      await expect(s.getPool('p')).rejects.toThrowError(/not JSON/);
+      expect(await s.getPool('p')).toBeUndefined();
+      expect(warned).toEqual([`the history record of pool p (redis ${prefix}pool:p) is invalid (nodes: Invalid input: expected array, received string): set aside as ${prefix}corrupt:pool:p:2025-11-24T16:00:00.000Z, the next cycle rebuilds it from Terraform state`]);
+      expect(await raw.get(`${prefix}corrupt:pool:p:2025-11-24T16:00:00.000Z`)).toBe(JSON.stringify({ pool: 'p', nodes: 'many' }));
+      await raw.set(`${prefix}pool:q`, '{');
+      expect(await s.listPools()).toEqual(['q']); // listed by key; reading it sets it aside
+      expect(await s.getPool('q')).toBeUndefined();
+      expect(warned[1]).toMatch(/pool q .* is not JSON: set aside/);
+      expect(await s.listPools()).toEqual([]);
+      const lease = (await s.acquireLease('p', 'o', 60_000))!;
+      await s.putPool(record('p'), lease);
+      expect(await s.getPool('p')).toEqual(record('p'));
+
+      await s.addSample('p', { at: T, queued: 1, running: 0, arrivals: 0, nodes: 1, desired: 1 });
+      await raw.zadd(`${prefix}samples:p`, T + 1000, '{"at":');
+      await s.addSample('p', { at: T + 2000, queued: 3, running: 0, arrivals: 0, nodes: 1, desired: 1 });
+      expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([1, 3]);
+      expect(warned[2]).toBe(`redis ${prefix}samples:p: skipped an unreadable sample at ${T + 1000} (not JSON)`);
+      await s.samples('p', 0);
+      expect(warned).toHaveLength(3);
+
+      await s.addEvent({ at: T, pool: 'p', kind: 'scale-up', detail: '+1' });
+      const id = await raw.xadd(`${prefix}events`, '*', 'e', '{"at":"x"}');
+      expect((await s.events(0)).map((e) => e.kind)).toEqual(['scale-up']);
+      expect(warned[3]).toMatch(new RegExp(`^redis ${prefix}events: skipped an unreadable event ${id} \\(invalid \\(at: `));
+
+      await raw.set(`${prefix}labels:gl`, 'nope');
+      expect(await s.getJobLabels('gl')).toBeUndefined();
+      expect(warned[4]).toMatch(/^the recent job labels of emitter gl .* is not JSON: set aside as /);
+      expect(await raw.exists(`${prefix}labels:gl`)).toBe(0);
     } finally {
       raw.disconnect();
       await s.close();
