@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createCommentEmitter } from '../emitters/index.js';
-import { commentContext, postStickyComment, CommentError } from '../gitops/comment.js';
+import { commentContext, postStickyComment, CommentError, type CommentContext } from '../gitops/comment.js';
 import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
 import { loadPolicy } from '../policy/load.js';
 import { forTerminal } from '../policy/text.js';
-import { formatProblem, type Policy, type PoolConfig } from '../policy/types.js';
+import { formatProblem, type Policy, type Problem, type PoolConfig } from '../policy/types.js';
 import { parse } from './args.js';
 import { openHistoryFor } from './context.js';
 import { UsageError, writeOrExplain, type Io } from './errors.js';
@@ -31,28 +31,44 @@ Options:
 Exit: 0; 1 the comment could not be posted (the platform refused or failed); 2 bad input,
 including a CI environment that --comment cannot use.`;
 
-/** The policies at a git ref, copied into a temporary directory. */
-function checkoutPolicies(ref: string, policyPath: string, cwd: string): string {
+const git = (args: string[], cwd: string) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+
+/**
+ * The policies at a git ref, wherever they are in the repository and wherever plan runs from:
+ * their path in the repository comes from git (`rev-parse --show-prefix` where they are), and
+ * their files at the ref are copied to a temporary directory at the same path (with a `.git`
+ * entry: hooks resolve inside it as in the repository). `path` is undefined when the ref has no
+ * such path (the policies are new: every pool counts as added).
+ */
+function checkoutPolicies(ref: string, policyPath: string): { root: string; rel: string; path: string | undefined } {
+  const isDir = statSync(policyPath).isDirectory();
+  const where = isDir ? policyPath : dirname(policyPath);
+  let prefix: string;
   let top: string;
   try {
-    top = execFileSync('git', ['rev-parse', '--show-toplevel'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    prefix = git(['rev-parse', '--show-prefix'], where).trim();
+    top = git(['rev-parse', '--show-toplevel'], where).trim();
   } catch {
-    throw new UsageError(`plan: --base ${ref} is neither a directory nor a git ref here (not in a git repository)`);
+    throw new UsageError(`plan: --base ${ref} is neither a directory nor a git ref here (${policyPath} is not in a git repository)`);
   }
-  const rel = relative(top, policyPath) || '.';
-  let files: string[];
   try {
-    files = execFileSync('git', ['ls-tree', '-r', '--name-only', ref, '--', rel], { cwd: top, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter((f) => /\.ya?ml$/.test(f));
+    git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], top);
   } catch {
     throw new UsageError(`plan: --base ${ref} is neither a directory nor a git ref`);
   }
-  const out = mkdtempSync(join(tmpdir(), 'parmanu-base-'));
+  const rel = (prefix + (isDir ? '' : basename(policyPath))).replace(/\/$/, '');
+  // A dedicated policy directory is copied whole (hook scripts included); the repository's root, its YAML files only.
+  const files = git(['ls-tree', '-r', '-z', '--name-only', ref, '--', rel || '.'], top)
+    .split('\0')
+    .filter((f) => f && (rel !== '' || /\.ya?ml$/.test(f)));
+  const root = mkdtempSync(join(tmpdir(), 'parmanu-base-'));
+  mkdirSync(join(root, '.git'));
   for (const f of files) {
-    const dest = join(out, relative(rel, f));
+    const dest = join(root, f);
     mkdirSync(dirname(dest), { recursive: true });
-    writeFileSync(dest, execFileSync('git', ['show', `${ref}:${f}`], { cwd: top }));
+    writeFileSync(dest, execFileSync('git', ['show', `${ref}:${f}`], { cwd: top, maxBuffer: 64 * 1024 * 1024 }));
   }
-  return out;
+  return { root, rel: rel || '.', path: files.length ? join(root, rel) : undefined };
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -63,6 +79,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const format = values.format ?? 'markdown';
   if (format !== 'markdown' && format !== 'json') throw new UsageError(`plan: --format must be markdown or json, not "${format}"`);
+  // --comment needs a merge or pull request of this CI run: without one, nothing is printed (exit 2).
+  let ctx: CommentContext | undefined;
+  if (values.comment) {
+    try {
+      ctx = commentContext(io.env);
+    } catch (err) {
+      if (err instanceof CommentError) throw new UsageError(forTerminal(`plan: ${err.message}`), 2);
+      throw err;
+    }
+  }
   const policyPath = resolve(io.cwd, values.policy ?? 'policies');
   const head = loadPolicy([policyPath], { cwd: io.cwd });
   if (!head.policy) {
@@ -72,11 +98,23 @@ export async function run(argv: string[], io: Io): Promise<number> {
   let base: Policy | undefined;
   if (values.base) {
     const asPath = resolve(io.cwd, values.base);
-    const dir = existsSync(asPath) ? asPath : checkoutPolicies(values.base, policyPath, io.cwd);
-    const loaded = loadPolicy([dir], { cwd: io.cwd });
-    if (dir !== asPath) rmSync(dir, { recursive: true, force: true });
-    if (!loaded.policy) io.err(`plan: the base policies do not validate (${loaded.problems.filter((p) => p.severity === 'error').length} errors); comparing against none`);
-    base = loaded.policy;
+    if (existsSync(asPath)) {
+      const loaded = loadPolicy([asPath], { cwd: io.cwd });
+      if (!loaded.policy) io.err(baseInvalid(loaded.problems, (m) => m));
+      base = loaded.policy;
+    } else {
+      const at = checkoutPolicies(values.base, policyPath);
+      try {
+        if (!at.path) io.err(forTerminal(`plan: ${values.base} has no ${at.rel}: every pool counts as added`));
+        else {
+          const loaded = loadPolicy([at.path], { cwd: at.root });
+          if (!loaded.policy) io.err(forTerminal(baseInvalid(loaded.problems, (m) => m.split(`${at.root}/`).join(`${values.base}:`))));
+          base = loaded.policy ?? undefined;
+        }
+      } finally {
+        rmSync(at.root, { recursive: true, force: true });
+      }
+    }
   }
   const stateDir = resolve(io.cwd, io.env.PARMANU_STATE_DIR ?? '.parmanu');
   const history = openHistoryFor('plan', io, stateDir);
@@ -105,16 +143,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { nodeSpec } = await import('../../stacks/spec.js');
   const headPolicy = head.policy;
   const specChanged = (a: PoolConfig, b: PoolConfig) => nodeSpec(a, base?.emitters[a.emitter]) !== nodeSpec(b, headPolicy.emitters[b.emitter]);
-  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known });
+  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known, now: Date.now() });
   if (values.report) {
     const file = resolve(io.cwd, values.report);
     writeOrExplain('plan', '--report', file, () => writeFileSync(file, JSON.stringify(diff.report) + '\n'));
   }
   const markdown = planMarkdown(diff);
   io.out(format === 'json' ? JSON.stringify(diff) : forTerminal(markdown));
-  if (values.comment) {
+  if (ctx) {
     try {
-      const ctx = commentContext(io.env);
       const r = await postStickyComment(createCommentEmitter(ctx), ctx, markdown);
       const where = r.platform === 'gitlab' ? 'the merge request' : 'the pull request';
       io.err(r.action === 'unchanged' ? `plan: the plan comment on ${where} is up to date` : `plan: ${r.action} the plan comment on ${where}`);
@@ -125,4 +162,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
   }
   return 0;
+}
+
+/** One line: the base policies do not validate, with their first error. */
+function baseInvalid(problems: readonly Problem[], where: (m: string) => string): string {
+  const errors = problems.filter((p) => p.severity === 'error');
+  const first = errors[0];
+  return `plan: the base policies do not validate (${errors.length} error${errors.length === 1 ? '' : 's'}${first ? `, first: ${where(formatProblem(first))}` : ''}); comparing against none`;
 }

@@ -91,6 +91,8 @@ export interface DiffOptions {
   specChanged?: (a: PoolConfig, b: PoolConfig) => boolean;
   /** Pools Parmanu still manages (from its history) whatever the base policy says: one the head policy lacks is shown as removed. */
   known?: readonly string[];
+  /** The time a new pool without history is sized at (its schedules' minimums): default now. */
+  now?: number;
 }
 
 export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined, recentJobs: ReadonlyMap<string, RecentJobs> = new Map(), opts: DiffOptions = {}): PlanDiff {
@@ -121,9 +123,11 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
       const replace = old && opts.specChanged?.(old, pool) ? obs.nodes.length : 0;
       diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, replace, at: obs.at };
     } else if (!old) {
-      // A new pool without history: what it would start with (its floor, within maxStep).
-      const plan = decide({ pool, now: 0, observation: { at: 0, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}` });
-      diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at: 0 };
+      // A new pool without history has no nodes: what decide would start it with, without demand
+      // (its floor now — min, or an open schedule's — within maxStep).
+      const at = opts.now ?? Date.now();
+      const plan = decide({ pool, now: at, observation: { at, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}` });
+      diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at };
     }
     pools.push(diff);
   }
@@ -182,7 +186,7 @@ export function planMarkdown(d: PlanDiff): string {
   if (d.unmatched.length) {
     lines.push(`**Jobs no pool would take** (from the latest probe): ${d.unmatched.map((u) => `${mdCode(u.labels)} ×${u.jobs} (${mdText(u.emitter)})${u.new ? ' ⚠ newly left behind by this change' : ''}`).join('; ')}.`, '');
   }
-  if (d.pools.some((p) => !p.now)) lines.push('_Pools without history show — for their nodes: the plan of what they would do starts after their first reconcile._', '');
+  if (shown.some((p) => !p.now)) lines.push('_Pools without history show — for their nodes: the plan of what they would do starts after their first reconcile._', '');
   lines.push(`Terraform: ${d.report.create} to add, ${d.report.update} pool${d.report.update === 1 ? '' : 's'} changed, ${d.report.delete} to destroy.`);
   return lines.join('\n') + '\n';
 }

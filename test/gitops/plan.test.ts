@@ -195,7 +195,89 @@ describe('parmanu plan', () => {
   });
 });
 
+describe('diffPolicies: new pools are counted', () => {
+  const base = policy({ web: { labels: ['a'] } });
+  it('a new pool with min 1 shows 0 → 1 and counts in "to add"', () => {
+    const d = diffPolicies(base, policy({ web: { labels: ['a'] }, fresh: { labels: ['x'], scaling: { min: 1 } } }), () => undefined);
+    expect(d.pools.find((p) => p.pool === 'fresh')?.now).toMatchObject({ nodes: 0, desired: 1, create: 1 });
+    const md = planMarkdown(d);
+    expect(md).toContain('| `fresh` | added | 0 | 1 | 1 | 0 | 0 |');
+    expect(md).toContain('Terraform: 1 to add, 0 pools changed, 0 to destroy.');
+    // The unchanged pool without history is not shown: no footnote about — either.
+    expect(md).not.toContain('—');
+  });
+
+  it('a new pool is sized at the time of the plan: a schedule open now raises its floor, within maxStep', () => {
+    const at = Date.parse('2026-11-02T09:00:00Z'); // a Monday
+    const head = policy({ fresh: { labels: ['x'], scaling: { min: 1, maxStep: 3, schedules: [{ cron: '0 8 * * 1-5', duration: '10h', min: 5, timezone: 'UTC' }] } } });
+    expect(diffPolicies(undefined, head, () => undefined, new Map(), { now: at }).pools[0]?.now).toMatchObject({ desired: 5, create: 3 });
+    expect(diffPolicies(undefined, head, () => undefined, new Map(), { now: at + 12 * 3_600_000 }).pools[0]?.now).toMatchObject({ desired: 1, create: 1 });
+    expect(diffPolicies(undefined, head, () => undefined, new Map(), { now: at }).report.create).toBe(3);
+  });
+});
+
+describe('plan --base REF wherever the policy is', () => {
+  const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-sub-'));
+  const pool = (name: string, extra = '') => `  ${name}: { emitter: r, platform: lab${extra} }\n`;
+  const head = 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n';
+  const env = () => ({ PARMANU_STATE_DIR: join(repo, 'state') });
+  beforeAll(() => {
+    mkdirSync(join(repo, 'sub', 'dir', 'policies'), { recursive: true });
+    writeFileSync(join(repo, 'sub', 'dir', 'policies', 'fleet.yaml'), head + pool('p', ', scaling: { max: 5 }'));
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: repo, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    git('init', '-q', '-b', 'main');
+    git('add', '.');
+    git('commit', '-qm', 'base');
+    writeFileSync(join(repo, 'sub', 'dir', 'policies', 'fleet.yaml'), head + pool('p', ', scaling: { max: 9 }') + pool('q', ', scaling: { min: 1 }'));
+    mkdirSync(join(repo, 'new-policies'));
+    writeFileSync(join(repo, 'new-policies', 'fleet.yaml'), head + pool('n', ', scaling: { min: 2 }'));
+  });
+  afterAll(() => rmSync(repo, { recursive: true, force: true }));
+  type Out = { pools: Array<{ pool: string; change: string; settings: unknown[]; now?: { create: number } }>; report: { create: number; update: number } };
+  const expectChange = (r: { code: number | null; out: string; err: string }) => {
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out) as Out;
+    expect(out.pools.map((p) => [p.pool, p.change])).toEqual([['p', 'changed'], ['q', 'added']]);
+    expect(out.pools[0]?.settings).toEqual([{ path: 'scaling.max', old: 5, new: 9 }]);
+    expect(out.report).toEqual({ create: 1, update: 1, delete: 0 });
+  };
+
+  it('a policy directory below the repository root, from the root', () => {
+    expectChange(cli(['plan', '--policy', 'sub/dir/policies', '--base', 'HEAD', '--format', 'json'], { cwd: repo, env: env() }));
+  });
+  it('from a subdirectory of the repository (cwd is not the root)', () => {
+    expectChange(cli(['plan', '--policy', 'dir/policies', '--base', 'HEAD', '--format', 'json'], { cwd: join(repo, 'sub'), env: env() }));
+    expectChange(cli(['plan', '--policy', '.', '--base', 'main', '--format', 'json'], { cwd: join(repo, 'sub', 'dir', 'policies'), env: env() }));
+  });
+  it('a policy file', () => {
+    expectChange(cli(['plan', '--policy', 'sub/dir/policies/fleet.yaml', '--base', 'HEAD', '--format', 'json'], { cwd: repo, env: env() }));
+  });
+  it('policies the ref does not have: every pool is new and counted', () => {
+    const r = cli(['plan', '--policy', 'new-policies', '--base', 'HEAD'], { cwd: repo, env: env() });
+    expect(r.code, r.err).toBe(0);
+    expect(r.err.trim()).toBe('plan: HEAD has no new-policies: every pool counts as added');
+    expect(r.out).toContain('| `n` | added | 0 | 2 | 2 | 0 | 0 |');
+    expect(r.out).toContain('Terraform: 2 to add, 0 pools changed, 0 to destroy.');
+  });
+});
+
 describe('plan --comment through the CLI', () => {
+  it('outside CI: fails before printing anything, exit 2 with one line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parmanu-plan-nc-'));
+    try {
+      writeFileSync(join(dir, 'fleet.yaml'), 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab }\n');
+      for (const env of [{}, { GITHUB_REPOSITORY: 'acme/fleet', GITHUB_TOKEN: 'x' }, { CI_MERGE_REQUEST_IID: '7', CI_API_V4_URL: 'http://127.0.0.1:9/api/v4', CI_PROJECT_ID: '1' }]) {
+        const r = cli(['plan', '--policy', 'fleet.yaml', '--comment'], { cwd: dir, env: { ...env, PARMANU_STATE_DIR: join(dir, 'state') } });
+        expect(r.code).toBe(2);
+        expect(r.out).toBe('');
+        expect(r.err.trim().split('\n')).toHaveLength(1);
+        expect(r.err).toMatch(/^parmanu: plan: --comment (needs|on GitHub needs|on GitLab needs)/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints a platform error without its control characters, exit 1', async () => {
     const emu = await new GitlabEmulator().start();
     const repo = mkdtempSync(join(tmpdir(), 'parmanu-plan-c-'));
