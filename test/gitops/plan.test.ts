@@ -266,7 +266,7 @@ describe('plan --comment through the CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'parmanu-plan-nc-'));
     try {
       writeFileSync(join(dir, 'fleet.yaml'), 'emitters:\n  r: { type: replay, trace: t.csv }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: r, platform: lab }\n');
-      for (const env of [{}, { GITHUB_REPOSITORY: 'acme/fleet', GITHUB_TOKEN: 'x' }, { CI_MERGE_REQUEST_IID: '7', CI_API_V4_URL: 'http://127.0.0.1:9/api/v4', CI_PROJECT_ID: '1' }]) {
+      for (const env of [{}, { GITHUB_REPOSITORY: 'acme/fleet', GITHUB_TOKEN: 'x' }, { CI_MERGE_REQUEST_IID: '7', CI_API_V4_URL: 'http://127.0.0.1:9/api/v4', CI_PROJECT_ID: '1' }] as Array<Record<string, string>>) {
         const r = cli(['plan', '--policy', 'fleet.yaml', '--comment'], { cwd: dir, env: { ...env, PARMANU_STATE_DIR: join(dir, 'state') } });
         expect(r.code).toBe(2);
         expect(r.out).toBe('');
