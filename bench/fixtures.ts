@@ -12,6 +12,7 @@ export function manyPoolsPolicy(pools: number): string {
     '  aws:',
     '    type: aws',
     '    region: us-east-1',
+    '    backend: { type: s3, bucket: parmanu-bench, key: parmanu, region: us-east-1 }',
     'pools:',
   ];
   for (let i = 0; i < pools; i++) {

@@ -31,7 +31,7 @@ export interface FleetContext {
  * printed at its FILE:LINE:COL like any other problem of the policy.
  */
 export function loadFleet(command: string, io: Io, values: { policy?: string | undefined; pool?: string | undefined }, opts: { secrets?: boolean } = {}): FleetContext | undefined {
-  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd });
+  const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd, env: io.env });
   const policy = loaded.policy;
   const wanted = values.pool?.split(',').map((s) => s.trim()).filter(Boolean);
   if (wanted?.length === 0) throw new UsageError(`${command}: --pool needs at least one pool name`);

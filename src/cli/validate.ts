@@ -27,7 +27,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const paths = (positionals.length ? positionals : ['policies']).map((p) => resolve(io.cwd, p));
-  const result = loadPolicy(paths, { cwd: io.cwd });
+  const result = loadPolicy(paths, { cwd: io.cwd, env: io.env });
   const problems: Problem[] = [...result.problems];
 
   if (values['check-env']) problems.push(...secretProblems(result, { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') }));

@@ -11,7 +11,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { issueToProblems } from './issues.js';
-import { checkRules, type PartialPool } from './rules.js';
+import { checkRules, type PartialPool, type RulesEnv } from './rules.js';
 import { EmitterSchema, HOOK_MAX_BYTES, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
 import { findLiteralCredential } from './secrets.js';
 import { locate, readSource, stringScalars, type SourceFile } from './source.js';
@@ -41,6 +41,8 @@ export interface LoadResult {
 export interface LoadOptions {
   /** Paths in messages are relative to this (default: process.cwd()). */
   cwd?: string;
+  /** The environment the rules read (`CI`); default: process.env. */
+  env?: RulesEnv;
 }
 
 /** Every `*.yaml`/`*.yml` below a directory, recursively, sorted; hidden entries skipped. */
@@ -177,7 +179,7 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
   }
 
   const policy = normalize(valid, hooks);
-  problems.push(...checkRules(policy, origins, partialPools));
+  problems.push(...checkRules(policy, origins, partialPools, options.env ?? process.env));
   const hasError = problems.some((p) => p.severity === 'error');
   return { policy: hasError ? undefined : policy, problems: sortProblems(problems), files: files.map(display), origins };
 }

@@ -50,7 +50,7 @@ export function policyReference(): string {
   }
   const backend = ((union('platforms')[0]?.properties as Record<string, J>).backend as J).oneOf as J[] | undefined;
   if (backend) {
-    out.push('#### `backend`', '', 'Where Terraform keeps each pool\'s state. Default: `local`.', '');
+    out.push('#### `backend`', '', 'Where Terraform keeps each pool\'s state. Required on `aws` and `gcp` platforms: `s3` or `gcs`, so that the state outlives the machine that runs Parmanu (a CI job\'s files go with the job), or `{ type: local }` written out (a warning when `CI` is set). Default on the `local` platform: `local`.', '');
     for (const b of backend) {
       const t = ((b.properties as Record<string, J>).type as J).const as string;
       out.push(`\`type: ${t}\` — ${String(((b.properties as Record<string, J>).type as J).description ?? '')}`, '', ...table(b, ['type']), '');

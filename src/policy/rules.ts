@@ -67,8 +67,32 @@ function configText(config: PoolConfig['runner']['config']): string | undefined 
   return Array.isArray(config) ? config.join(' ') : Object.entries(config).map(([k, v]) => `${k}=${v}`).join('\n');
 }
 
-export function checkRules(policy: Policy, origins: Map<string, Origin>, partial: readonly PartialPool[] = []): Problem[] {
+/** What the rules read of the environment: `CI` (set by GitLab CI, GitHub Actions, Jenkins and most other CI systems). */
+export type RulesEnv = Readonly<Record<string, string | undefined>>;
+
+/** An AWS AMI id. */
+export const AMI_ID = /^ami-[0-9a-f]{8,17}$/i;
+/**
+ * A GCP image as Compute Engine names it: `projects/P/global/images/[family/]NAME`, its URL,
+ * `P/NAME`, `global/images/…` or `family/NAME`. AMI ids never hold a "/"; an SSM parameter
+ * (`resolve:ssm:/…`) is left alone.
+ */
+export const GCP_IMAGE = /^(?!resolve:ssm:)[^\s/]+(?:\/[^\s/]+)+$|^https:\/\/(?:www|compute)\.googleapis\.com\//;
+
+/** Whether a GCP zone lies in `region` (a zone is its region, "-" and a letter: europe-west1-b). */
+export function zoneInRegion(zone: string, region: string): boolean {
+  return zone.startsWith(`${region}-`) && /^[a-z]$/.test(zone.slice(region.length + 1));
+}
+
+export function checkRules(policy: Policy, origins: Map<string, Origin>, partial: readonly PartialPool[] = [], env: RulesEnv = {}): Problem[] {
   const problems: Problem[] = [];
+  /** Whether the policy file itself sets this field of the entity (defaults are applied before the rules run). */
+  const written = (id: string, path: Array<string | number>): boolean => {
+    const o = origins.get(id);
+    let cur: unknown = o?.src.data;
+    for (const seg of o ? [o.section, o.name, ...path] : []) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[String(seg)] : undefined;
+    return cur !== undefined;
+  };
   const at = (id: string, path: Array<string | number>, message: string, severity: 'error' | 'warning' = 'error', key = path.length === 0) => {
     const o = origins.get(id);
     if (!o) return;
@@ -100,6 +124,19 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       if (!e.token && !e.app) at(id, [], 'a github emitter needs `token` or `app` credentials');
       if (e.token && e.app) at(id, ['app'], 'give `token` or `app`, not both');
     }
+  }
+
+  for (const p of Object.values(policy.platforms)) {
+    const id = `platforms/${p.name}`;
+    if (p.type === 'local') continue;
+    // Terraform's state is the only record of the VMs: it must outlive the machine that runs Parmanu.
+    const remote = p.type === 'aws' ? `backend: { type: s3, bucket: BUCKET, key: parmanu, region: ${p.region} }` : 'backend: { type: gcs, bucket: BUCKET, prefix: parmanu }';
+    if (!p.backend) {
+      at(id, [], `${p.type === 'aws' ? 'an aws' : 'a gcp'} platform names its backend: Terraform's state is the only record of the VMs and must outlive the machine that runs Parmanu (a CI job's files go with the job); add ${remote}, or write backend: { type: local } to keep it on this machine`, 'error', true);
+    } else if (p.backend.type === 'local' && env.CI) {
+      at(id, ['backend'], `keeps Terraform's state on this machine, and CI is set: a CI job's files go with the job, and the next run would lose track of every VM; use ${remote}`, 'warning');
+    }
+    if (p.type === 'gcp' && !zoneInRegion(p.zone, p.region)) at(id, ['zone'], `zone "${p.zone}" is not in region "${p.region}": a zone is its region, "-" and a letter (e.g. ${p.region}-b); fix the zone or the region`);
   }
 
   const emitterNames = namesOf('emitters');
@@ -149,18 +186,37 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       if (!pool.machine.image) at(id, ['machine'], `machine.image is required on ${platform.type} platform "${platform.name}": the ${what[1]}`);
     }
     if (platform?.type === 'gcp' && !/^[a-z]/.test(pool.name)) at(id, [], 'on gcp a pool name must start with a letter: instance names do', 'error', true);
-    if (platform?.type === 'aws' && (pool.machine.zones || pool.machine.serviceAccount)) at(id, ['machine'], 'zones and serviceAccount are gcp settings; they are ignored on aws', 'warning');
-    if (platform?.type === 'gcp' && (pool.machine.subnets || pool.machine.securityGroups || pool.machine.instanceProfile)) at(id, ['machine'], 'subnets, securityGroups and instanceProfile are aws settings; they are ignored on gcp', 'warning');
+    // Only the settings the policy wrote are named (none of these has a default).
+    const foreign = (keys: ReadonlyArray<keyof PoolConfig['machine']>, owner: string) => {
+      const set = keys.filter((k) => pool.machine[k] !== undefined);
+      if (set.length) at(id, ['machine', set[0] as string], `${set.join(' and ')} ${set.length === 1 ? `is ${owner === 'aws' ? 'an' : 'a'}` : 'are'} ${owner} setting${set.length === 1 ? '' : 's'}; ignored on ${platform?.type ?? ''} platform "${pool.platform}"`, 'warning', true);
+    };
+    if (platform?.type === 'aws') foreign(['zones', 'serviceAccount'], 'gcp');
+    if (platform?.type === 'gcp') foreign(['subnets', 'securityGroups', 'instanceProfile'], 'aws');
+    const image = pool.machine.image;
+    if (image !== undefined && platform?.type === 'gcp' && AMI_ID.test(image)) at(id, ['machine', 'image'], `"${image}" is an AWS AMI id; on gcp platform "${platform.name}" machine.image is a Compute Engine image such as projects/debian-cloud/global/images/family/debian-12`);
+    if (image !== undefined && platform?.type === 'aws' && GCP_IMAGE.test(image)) at(id, ['machine', 'image'], `"${image}" is a GCP image path; on aws platform "${platform.name}" machine.image is an AMI id such as ami-0123456789abcdef0 (aws ec2 describe-images lists them)`);
+    if (platform?.type === 'gcp') {
+      pool.machine.zones?.forEach((z, i) => {
+        if (!zoneInRegion(z, platform.region)) at(id, ['machine', 'zones', i], `zone "${z}" is not in region "${platform.region}" of platform "${platform.name}": a zone is its region, "-" and a letter (e.g. ${platform.region}-b)`);
+      });
+    }
+    const kind = policy.emitters[pool.emitter]?.type;
+    if (kind === 'github' && pool.runner.jobsPerNode > 1) {
+      at(id, ['runner', 'jobsPerNode'], `a GitHub runner runs one job at a time: with jobsPerNode: ${pool.runner.jobsPerNode} the pool would start one node for every ${pool.runner.jobsPerNode} jobs and the others would wait; remove it (1 is the default) and raise scaling.max for more jobs at once`);
+    }
+    if (kind === 'gitlab' && pool.runner.ephemeral) {
+      at(id, ['runner', 'ephemeral'], "is not enforced on gitlab: the node's gitlab-runner keeps taking jobs until Parmanu replaces the node, so one node can run several jobs; remove it, and use runner.executor: docker (a fresh container per job) and scaling.maxLifetime to replace nodes regularly");
+    }
     if (platform && (platform.type === 'aws' || platform.type === 'gcp') && pool.machine.os === 'windows') {
       // On Windows these runners' jobs run as SYSTEM (stacks/bootstrap/windows.ts): they can read the
       // root-only credential file, and the JIT GitHub runner and the Jenkins agent are not kept from
       // the metadata server by the firewall (a GitLab service is). Only what the policy says is warned about.
-      const kind = policy.emitters[pool.emitter]?.type;
       const ephemeral = 'ephemeral nodes (runner.ephemeral: true, one job each)';
       const bounded = 'give the nodes no cloud access a job may not have, or accept it';
       const [runner, remedy] =
         kind === 'gitlab' && pool.runner.executor !== 'docker'
-          ? [`a gitlab runner (${pool.runner.executor} executor)`, `use the docker executor${pool.runner.ephemeral ? '' : ` or ${ephemeral}`}, or accept it`]
+          ? [`a gitlab runner (${pool.runner.executor} executor${written(id, ['runner', 'executor']) ? '' : ', the default'})`, 'use runner.executor: docker, or accept it']
           : kind === 'github' && pool.runner.ephemeral
             ? ['an ephemeral (JIT) github runner', bounded]
             : kind === 'jenkins'

@@ -36,6 +36,10 @@ const hookPath = z
   .refine((v) => !/^(?:[/\\~]|[A-Za-z]:)/.test(v), { error: 'must be a path relative to the policy file (a script in the policy repository), not an absolute path' });
 const githubOwner = z.string().regex(GITHUB_OWNER, { error: 'must be a GitHub user or organization name: letters, digits and single hyphens, at most 39 characters' });
 const githubRepo = z.string().regex(GITHUB_REPO, { error: 'must be a GitHub repository name: letters, digits, ".", "_" and "-", at most 100 characters' });
+/** A GitHub App's id: its App ID (digits) or its client ID (`Iv1.` and 16 hex digits, `Iv23` and 16 letters and digits, …). */
+export const GITHUB_APP_ID = /^(?:[1-9]\d*|Iv\d+\.?[0-9A-Za-z]{10,})$/;
+/** A value as a message quotes it: strings in quotes (cut at 40 characters), other values as they are. */
+const shown = (v: unknown) => (typeof v === 'string' ? `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"` : typeof v === 'number' ? `the number ${v}` : String(v));
 const gitlabPath = z.string().regex(GITLAB_PATH, { error: 'must be a numeric id or a full path such as group/subgroup/project (letters, digits, "_", "-", "." and "/")' });
 
 // ---------------------------------------------------------------- emitters
@@ -75,8 +79,18 @@ export const GithubEmitterSchema = z
     token: secret('Token with `actions:read` on the repositories and `organization_self_hosted_runners:write` (org runners) or `administration:write` (repo runners).').optional(),
     app: z
       .strictObject({
-        appId: z.union([z.int().positive(), nonEmpty]).describe('GitHub App id.'),
-        installationId: z.union([z.int().positive(), nonEmpty]).describe('Installation id of the app on the owner.'),
+        appId: z
+          .union([z.number(), z.string()])
+          .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : GITHUB_APP_ID.test(v)), {
+            error: (iss) => `must be the GitHub App's App ID (a positive whole number such as 123456, shown on the app's settings page) or its client ID (Iv1.… or Iv23…), not ${shown(iss.input)}`,
+          })
+          .describe('The GitHub App\'s App ID (a number such as 123456) or its client ID (`Iv1.…`/`Iv23…`), both on the app\'s settings page.'),
+        installationId: z
+          .union([z.number(), z.string()])
+          .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : /^[1-9]\d*$/.test(v)), {
+            error: (iss) => `must be the installation's id, a positive whole number (the end of the installation's settings URL, …/installations/12345678), not ${shown(iss.input)}`,
+          })
+          .describe('Installation id of the app on the owner (a number: the end of the installation\'s settings URL).'),
         privateKey: secret('The app private key (PEM), usually `${file:/run/secrets/app.pem}`.'),
       })
       .describe('GitHub App authentication instead of `token`.')
@@ -142,7 +156,7 @@ const GcsBackendSchema = z.strictObject({
 });
 export const BackendSchema = z
   .discriminatedUnion('type', [LocalBackendSchema, S3BackendSchema, GcsBackendSchema])
-  .describe('Where Terraform keeps each pool\'s state. Default: local.');
+  .describe('Where Terraform keeps each pool\'s state.');
 
 export const AwsPlatformSchema = z
   .strictObject({
@@ -155,7 +169,7 @@ export const AwsPlatformSchema = z
       ])
       .describe('How Terraform authenticates; omitted: the standard AWS environment.')
       .optional(),
-    backend: BackendSchema.optional(),
+    backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required: `{ type: s3, bucket, key, region }` (it must outlive the machine that runs Parmanu), or `{ type: local }` written out.').optional(),
   })
   .describe('An AWS account and region.');
 
@@ -168,14 +182,14 @@ export const GcpPlatformSchema = z
     network: nonEmpty.describe('VPC network name.').default('default'),
     subnetwork: nonEmpty.describe('Subnetwork name.').optional(),
     credentialsFile: nonEmpty.describe('Service-account key file handed to Terraform\'s environment (never written into a stack); omitted: application default credentials.').optional(),
-    backend: BackendSchema.optional(),
+    backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required: `{ type: gcs, bucket, prefix }` (it must outlive the machine that runs Parmanu), or `{ type: local }` written out.').optional(),
   })
   .describe('A Google Cloud project and zone.');
 
 export const LocalPlatformSchema = z
   .strictObject({
     type: z.literal('local').describe('No cloud: every node is a `terraform_data` resource. For demos and tests.'),
-    backend: BackendSchema.optional(),
+    backend: BackendSchema.describe('Where Terraform keeps each pool\'s state. Default: local.').optional(),
   })
   .describe('The offline platform.');
 
@@ -190,6 +204,7 @@ export const MachineSchema = z
     os: z.enum(['linux', 'windows']).describe('Operating system of the image; selects cloud-init or PowerShell user-data.').default('linux'),
     diskGb: z.int().min(8).max(16_384).describe('Root disk size in GB.').default(50),
     spot: z.boolean().describe('Spot (aws) or SPOT provisioning (gcp) capacity.').default(false),
+    hourlyCost: z.number().positive().describe('What one node costs per hour, in any currency (e.g. 0.17 for a c6i.xlarge on demand): `parmanu report` multiplies node-hours by it. Omitted: the report shows node-hours only.').optional(),
     publicIp: z.boolean().describe('Give each node a public IP (off when the subnet has NAT).').default(true),
     subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes.').optional(),
     zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone.').optional(),

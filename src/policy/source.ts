@@ -59,7 +59,13 @@ export function readSource(path: string, problems: Problem[], file = path): Sour
 
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, merge: true, prettyErrors: true, strict: true });
   if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
+    // The first error only: what follows a syntax error is read out of step and would bury it.
+    const e = doc.errors.reduce((a, b) => (b.pos[0] < a.pos[0] ? b : a));
+    const ref = unquotedReference(text, e.pos[0]);
+    if (ref) {
+      const pos = lines.linePos(ref.offset);
+      at(pos.line, pos.col, `YAML syntax: ${ref.text} inside { … } or [ … ] is read as YAML (its braces open a mapping); quote it: "${ref.text}"`);
+    } else {
       const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
       const token = /^[^\s:#,{}[\]]+/.exec(text.slice(e.pos[0]))?.[0];
       at(pos.line, pos.col, yamlMessage(e.code, e.message, token));
@@ -92,6 +98,33 @@ export function readSource(path: string, problems: Problem[], file = path): Sour
     return { file, doc, lines, data: undefined };
   }
   return { file, doc, lines, data };
+}
+
+/**
+ * An unquoted `${…}` reference inside a flow collection (`{ token: ${env:X} }`) at or before a
+ * syntax error on the same line: the usual cause of that error. A reference in a block mapping
+ * (`token: ${env:X}`) is a plain scalar and parses; in a flow collection its `{` opens a mapping.
+ */
+function unquotedReference(text: string, errorAt: number): { offset: number; text: string } | undefined {
+  const lineStart = text.lastIndexOf('\n', errorAt - 1) + 1;
+  const lineEnd = text.indexOf('\n', errorAt);
+  const line = text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd);
+  const re = /\$\{[^}\s"']*\}?/g;
+  let quote: string | undefined;
+  let m: RegExpExecArray | null;
+  let scanned = 0;
+  while ((m = re.exec(line))) {
+    // Quotes opened and not closed before the reference: it is inside a quoted string.
+    for (; scanned < m.index; scanned++) {
+      const c = line[scanned];
+      if (c === '#' && quote === undefined && (scanned === 0 || /\s/.test(line[scanned - 1] ?? ''))) return undefined;
+      if (quote === undefined && (c === '"' || c === "'")) quote = c;
+      else if (c === quote) quote = undefined;
+    }
+    if (quote !== undefined || lineStart + m.index > errorAt) continue;
+    return { offset: lineStart + m.index, text: m[0] };
+  }
+  return undefined;
 }
 
 function yamlMessage(code: string, message: string, token: string | undefined): string {

@@ -70,3 +70,38 @@ describe('parmanu validate', () => {
     expect(r.out).toContain('policies:1:1: no such file or directory');
   });
 });
+
+describe('parmanu validate: cloud state and settings of the wrong cloud', () => {
+  const CLOUD = 'emitters:\n  gh: { type: github, owner: acme, token: "${env:GH}" }\nplatforms:\n  aws: { type: aws, region: us-east-1 }\npools:\n  p:\n    emitter: gh\n    platform: aws\n    machine: { type: c6i.large, image: debian-cloud/debian-12 }\n    runner: { jobsPerNode: 2 }\n';
+
+  it('prints each problem at FILE:LINE:COL with its fix and exits 2', () => {
+    writeFileSync(join(dir, 'cloud.yaml'), CLOUD);
+    const r = cli(['validate', 'cloud.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.out.split('\n')).toEqual([
+      "cloud.yaml:4:3: platforms.aws: an aws platform names its backend: Terraform's state is the only record of the VMs and must outlive the machine that runs Parmanu (a CI job's files go with the job); add backend: { type: s3, bucket: BUCKET, key: parmanu, region: us-east-1 }, or write backend: { type: local } to keep it on this machine",
+      'cloud.yaml:9:40: pools.p.machine.image: "debian-cloud/debian-12" is a GCP image path; on aws platform "aws" machine.image is an AMI id such as ami-0123456789abcdef0 (aws ec2 describe-images lists them)',
+      'cloud.yaml:10:28: pools.p.runner.jobsPerNode: a GitHub runner runs one job at a time: with jobsPerNode: 2 the pool would start one node for every 2 jobs and the others would wait; remove it (1 is the default) and raise scaling.max for more jobs at once',
+      '✖ 3 errors in 1 file; nothing was applied',
+      '',
+    ]);
+  });
+
+  it('warns about a written-out local backend only when CI is set, and exits 0', () => {
+    const local = CLOUD.replace('region: us-east-1 }', 'region: us-east-1, backend: { type: local } }').replace('debian-cloud/debian-12', 'ami-0123456789abcdef0').replace('jobsPerNode: 2', 'jobsPerNode: 1');
+    writeFileSync(join(dir, 'local.yaml'), local);
+    expect(cli(['validate', 'local.yaml'])).toMatchObject({ code: 0, out: '✔ 1 file valid: 1 emitter, 1 platform, 1 pool\n' });
+    const ci = cli(['validate', 'local.yaml'], { CI: 'true' });
+    expect(ci.code).toBe(0);
+    expect(ci.out).toBe(
+      "local.yaml:4:49: warning: platforms.aws.backend: keeps Terraform's state on this machine, and CI is set: a CI job's files go with the job, and the next run would lose track of every VM; use backend: { type: s3, bucket: BUCKET, key: parmanu, region: us-east-1 }\n✔ 1 file valid: 1 emitter, 1 platform, 1 pool (1 warning)\n",
+    );
+  });
+
+  it('stops a file at its first YAML error, with the hint to quote a reference', () => {
+    writeFileSync(join(dir, 'flow.yaml'), 'emitters:\n  gh: { type: github, owner: acme, token: ${env:GH} }\n');
+    const r = cli(['validate', 'flow.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('flow.yaml:2:43: YAML syntax: ${env:GH} inside { … } or [ … ] is read as YAML (its braces open a mapping); quote it: "${env:GH}"\n✖ 1 error in 1 file; nothing was applied\n');
+  });
+});

@@ -29,8 +29,8 @@ const EX = `emitters:
   gh: { type: github, owner: acme, token: "\${env:GITHUB_TOKEN}" }
   jk: { type: jenkins, url: https://j.example.com, user: bob, token: "\${env:JENKINS_TOKEN}" }
 platforms:
-  aws: { type: aws, region: us-east-1 }
-  gcp: { type: gcp, project: p, region: r, zone: z }
+  aws: { type: aws, region: us-east-1, backend: { type: s3, bucket: b, key: parmanu, region: us-east-1 } }
+  gcp: { type: gcp, project: p, region: europe-west1, zone: europe-west1-b, backend: { type: gcs, bucket: b, prefix: parmanu } }
 pools:
   p:
 `;

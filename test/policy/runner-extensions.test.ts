@@ -20,8 +20,8 @@ const EMITTERS = `emitters:
   gh: { type: github, owner: acme, token: "\${env:GITHUB_TOKEN}" }
   jk: { type: jenkins, url: https://j.example.com, user: bob, token: "\${env:JENKINS_TOKEN}" }
 platforms:
-  aws: { type: aws, region: us-east-1 }
-  gcp: { type: gcp, project: p, region: r, zone: z }
+  aws: { type: aws, region: us-east-1, backend: { type: s3, bucket: b, key: parmanu, region: us-east-1 } }
+  gcp: { type: gcp, project: p, region: europe-west1, zone: europe-west1-b, backend: { type: gcs, bucket: b, prefix: parmanu } }
   lab: { type: local }
 `;
 
@@ -199,8 +199,8 @@ describe('Windows pools whose jobs run as the runner service account (SYSTEM)', 
   const warnings = (r: ReturnType<typeof loadPolicy>) => r.problems.filter((p) => p.severity === 'warning' && /SYSTEM/.test(p.message)).map(formatProblem);
 
   it.each([
-    ['a gitlab shell runner on aws', win('gl', 'aws', '{ executor: shell }'), /a gitlab runner \(shell executor\) runs its jobs as its service account \(SYSTEM\), which can read the runner's credential: use the docker executor or ephemeral nodes/],
-    ['an ephemeral gitlab shell runner on gcp', win('gl', 'gcp', '{ ephemeral: true }'), /a gitlab runner \(shell executor\) .*: use the docker executor, or accept it$/],
+    ['a gitlab shell runner on aws', win('gl', 'aws', '{ executor: shell }'), /a gitlab runner \(shell executor\) runs its jobs as its service account \(SYSTEM\), which can read the runner's credential: use runner\.executor: docker, or accept it$/],
+    ['a gitlab runner of the default executor on gcp', win('gl', 'gcp', '{ jobsPerNode: 2 }'), /a gitlab runner \(shell executor, the default\) .*: use runner\.executor: docker, or accept it$/],
     ['a github JIT runner on gcp', win('gh', 'gcp', '{ ephemeral: true }'), /an ephemeral \(JIT\) github runner runs its jobs as its service account \(SYSTEM\), which can read the runner's credential and reach the gcp instance metadata/],
     ['a jenkins agent on aws', win('jk', 'aws', '{ jobsPerNode: 2 }'), /a jenkins agent .* reach the aws instance metadata .*: use ephemeral nodes \(runner\.ephemeral: true, one job each\), or accept it$/],
   ])('warns about %s, on machine.os, and the policy stays valid', (_n, pools, message) => {
