@@ -30,7 +30,14 @@ Options:
   --boot D        time from create to a registered runner (default 90s)
   --probe D       probe interval (default 30s)
   --json          print {"params", "results", "pools", "unmatched", "invariants"}
-  -h, --help      this help`;
+  -h, --help      this help
+
+Columns (--json keys): jobs; wait mean, p50, p95, max (waitMeanS, waitP50S, waitP95S, waitMaxS:
+seconds from queued to started); node-min (nodeMinutes); ×oracle (costVsOracle: node-minutes ÷
+the oracle's); peak (peakNodes: most nodes at once); nodes added, nodes removed (scaleUps,
+scaleDowns: nodes created and destroyed during the trace; perJob one each per job, oracle none,
+staticPeak none: its fleet exists from the start). --json also has scaleUpEvents and
+scaleDownEvents: the decisions (probes; perJob: jobs) that added or removed at least one node.`;
 
 const MAX_TRACE_BYTES = 512 * 1024 * 1024;
 
@@ -124,7 +131,7 @@ function readTrace(path: string, io: Io): TraceJob[] | undefined {
 }
 
 function printTables(io: Io, result: SimResult): void {
-  const head = ['', 'jobs', 'wait mean', 'p50', 'p95', 'max', 'node-min', '×oracle', 'peak', 'ups', 'downs'];
+  const head = ['', 'jobs', 'wait mean', 'p50', 'p95', 'max', 'node-min', '×oracle', 'peak', 'nodes added', 'nodes removed'];
   const row = (name: string, m: Metrics) => [name, String(m.jobs), `${m.waitMeanS}s`, `${m.waitP50S}s`, `${m.waitP95S}s`, `${m.waitMaxS}s`, String(m.nodeMinutes), m.costVsOracle.toFixed(2), String(m.peakNodes), String(m.scaleUps), String(m.scaleDowns)];
   const table = (title: string, results: Record<string, Metrics>) => {
     const rows = BASELINES.map((b) => row(b, results[b] as Metrics));

@@ -46,8 +46,14 @@ export interface EngineResult {
   waitsS: Float64Array;
   nodeMinutes: number;
   peakNodes: number;
+  /** Nodes the controller created during the trace (nodes that exist from the start not counted). */
   scaleUps: number;
+  /** Nodes destroyed during the trace (destroys the engine refused not counted). */
   scaleDowns: number;
+  /** Probes whose actions created at least one node. */
+  scaleUpEvents: number;
+  /** Probes whose actions destroyed at least one node. */
+  scaleDownEvents: number;
   /** Destroys of a busy node that the engine refused: must stay 0. */
   busyDestroys: number;
   startAt: number;
@@ -127,7 +133,7 @@ const READY = 1;
 export function runEngine(jobs: readonly SimJob[], controller: Controller | undefined, opts: EngineOptions): EngineResult {
   const n = jobs.length;
   const waitsS = new Float64Array(n);
-  if (n === 0) return { waitsS, nodeMinutes: 0, peakNodes: 0, scaleUps: 0, scaleDowns: 0, busyDestroys: 0, startAt: 0, endAt: 0 };
+  if (n === 0) return { waitsS, nodeMinutes: 0, peakNodes: 0, scaleUps: 0, scaleDowns: 0, scaleUpEvents: 0, scaleDownEvents: 0, busyDestroys: 0, startAt: 0, endAt: 0 };
   const J = opts.ephemeral ? 1 : opts.jobsPerNode;
   const startAt = (jobs[0] as SimJob).queuedAt;
   const heap = new EventHeap();
@@ -141,6 +147,8 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
   let nodeMs = 0;
   let scaleUps = 0;
   let scaleDowns = 0;
+  let scaleUpEvents = 0;
+  let scaleDownEvents = 0;
   let busyDestroys = 0;
 
   const addNode = (name: string, t: number, readyAt: number) => {
@@ -214,6 +222,7 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
       }
       const a = (controller as Controller).probe({ now, queued: waiting.length - waitHead, running, arrived: arrivedSinceProbe, nodes: views });
       arrivedSinceProbe = 0;
+      let destroyed = 0;
       for (const name of a.destroy) {
         const node = byName.get(name);
         if (!node?.alive) continue;
@@ -224,6 +233,7 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
         node.alive = false;
         byName.delete(name);
         live--;
+        destroyed++;
         nodeMs += now - node.createdAt;
       }
       for (const name of a.drain) {
@@ -235,9 +245,11 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
         if (node) node.drainingSince = undefined;
       }
       for (const name of a.create) addNode(name, now, now + opts.bootMs);
-      if (a.create.length) scaleUps++;
-      if (a.destroy.length) scaleDowns++;
-      if (a.destroy.length > 0) compact();
+      scaleUps += a.create.length;
+      scaleDowns += destroyed;
+      if (a.create.length) scaleUpEvents++;
+      if (destroyed) scaleDownEvents++;
+      if (destroyed) compact();
       dispatch(now);
     }
   }
@@ -249,5 +261,5 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
     }
   }
   for (const node of nodes) if (node.alive) nodeMs += now - node.createdAt;
-  return { waitsS, nodeMinutes: nodeMs / 60_000, peakNodes, scaleUps, scaleDowns, busyDestroys, startAt, endAt: now };
+  return { waitsS, nodeMinutes: nodeMs / 60_000, peakNodes, scaleUps, scaleDowns, scaleUpEvents, scaleDownEvents, busyDestroys, startAt, endAt: now };
 }

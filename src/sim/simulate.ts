@@ -25,9 +25,27 @@ export interface Metrics {
   nodeMinutes: number;
   costVsOracle: number;
   peakNodes: number;
+  /**
+   * Nodes added during the trace. perJob: one per job; oracle: 0 (capacity without nodes);
+   * staticPeak: 0 (its fleet exists from the start).
+   */
+  scaleUps: number;
+  /** Nodes removed during the trace (perJob: one per job, when it ends; nodes left at the end not counted). */
+  scaleDowns: number;
+  /** Scale-up decisions: probes that added at least one node (perJob: one per job, its webhook). */
+  scaleUpEvents: number;
+  /** Scale-down decisions: probes that removed at least one node (perJob: one per job). */
+  scaleDownEvents: number;
+}
+
+/** How many nodes and how many decisions added and removed them. */
+interface Scaling {
   scaleUps: number;
   scaleDowns: number;
+  scaleUpEvents: number;
+  scaleDownEvents: number;
 }
+const NO_SCALING: Scaling = { scaleUps: 0, scaleDowns: 0, scaleUpEvents: 0, scaleDownEvents: 0 };
 
 export interface SimParams {
   bootMs: number;
@@ -112,7 +130,7 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
 }
 
-function metricsOf(waits: Float64Array, nodeMinutes: number, peakNodes: number, scaleUps: number, scaleDowns: number, oracleMinutes: number, unmatched = 0): Metrics {
+function metricsOf(waits: Float64Array, nodeMinutes: number, peakNodes: number, scaling: Scaling, oracleMinutes: number, unmatched = 0): Metrics {
   const sorted = Float64Array.from(waits).sort();
   let sum = 0;
   for (const w of sorted) sum += w;
@@ -127,12 +145,14 @@ function metricsOf(waits: Float64Array, nodeMinutes: number, peakNodes: number, 
     nodeMinutes: r(nodeMinutes, 0),
     costVsOracle: oracleMinutes > 0 ? r(nodeMinutes / oracleMinutes, 2) : 0,
     peakNodes,
-    scaleUps,
-    scaleDowns,
+    scaleUps: scaling.scaleUps,
+    scaleDowns: scaling.scaleDowns,
+    scaleUpEvents: scaling.scaleUpEvents,
+    scaleDownEvents: scaling.scaleDownEvents,
   };
 }
 
-const fromEngine = (e: EngineResult, oracleMinutes: number) => metricsOf(e.waitsS, e.nodeMinutes, e.peakNodes, e.scaleUps, e.scaleDowns, oracleMinutes);
+const fromEngine = (e: EngineResult, oracleMinutes: number) => metricsOf(e.waitsS, e.nodeMinutes, e.peakNodes, e, oracleMinutes);
 
 export interface PoolRun {
   metrics: Record<Baseline, Metrics>;
@@ -160,8 +180,8 @@ export function simulatePool(pool: PoolConfig, jobs: readonly SimJob[], params: 
   return {
     metrics: {
       parmanu: fromEngine(parmanu, oracleMinutes),
-      oracle: metricsOf(zeros, oracleMinutes, staticNodes, 0, 0, oracleMinutes),
-      perJob: metricsOf(boots, (busyMs + jobs.length * params.bootMs) / 60_000, perJobPeak, jobs.length, jobs.length, oracleMinutes),
+      oracle: metricsOf(zeros, oracleMinutes, staticNodes, NO_SCALING, oracleMinutes),
+      perJob: metricsOf(boots, (busyMs + jobs.length * params.bootMs) / 60_000, perJobPeak, { scaleUps: jobs.length, scaleDowns: jobs.length, scaleUpEvents: jobs.length, scaleDownEvents: jobs.length }, oracleMinutes),
       reactive: fromEngine(reactive, oracleMinutes),
       staticPeak: fromEngine(staticPeak, oracleMinutes),
     },
@@ -174,7 +194,7 @@ function total(pools: PoolResult[], b: Baseline, waitsByPool: Map<string, Float6
   const all: number[] = [];
   for (const p of pools) for (const w of waitsByPool.get(`${p.pool}/${b}`) ?? []) all.push(w);
   const sum = (f: (m: Metrics) => number) => pools.reduce((acc, p) => acc + f(p.results[b]), 0);
-  return metricsOf(Float64Array.from(all), sum((m) => m.nodeMinutes), sum((m) => m.peakNodes), sum((m) => m.scaleUps), sum((m) => m.scaleDowns), oracleMinutes, unmatched);
+  return metricsOf(Float64Array.from(all), sum((m) => m.nodeMinutes), sum((m) => m.peakNodes), { scaleUps: sum((m) => m.scaleUps), scaleDowns: sum((m) => m.scaleDowns), scaleUpEvents: sum((m) => m.scaleUpEvents), scaleDownEvents: sum((m) => m.scaleDownEvents) }, oracleMinutes, unmatched);
 }
 
 export function simulate(trace: readonly TraceJob[], pools: readonly PoolConfig[], params: SimParams, progress?: (line: string) => void, options: DecideOptions = {}): SimResult {

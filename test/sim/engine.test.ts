@@ -34,6 +34,7 @@ describe('engine', () => {
   it('refuses to destroy a busy node and counts the attempt', () => {
     const r = runEngine([{ queuedAt: 0, durationMs: 100 * S }], scripted({ 0: { create: ['a'] }, 30: { destroy: ['a'] } }), { jobsPerNode: 1, ephemeral: false, bootMs: 10 * S, probeMs: 30 * S });
     expect(r.busyDestroys).toBe(1);
+    expect(r).toMatchObject({ scaleUps: 1, scaleDowns: 0, scaleUpEvents: 1, scaleDownEvents: 0 });
     expect(Array.from(r.waitsS)).toEqual([10]);
   });
 
@@ -71,6 +72,30 @@ describe('simulatePool', () => {
     expect(m.parmanu).toMatchObject({ waitMeanS: 90, waitMaxS: 90, nodeMinutes: 3, peakNodes: 1, scaleUps: 1 });
     expect(m.reactive).toMatchObject({ waitMeanS: 90, nodeMinutes: 5, peakNodes: 2 });
     expect(m.staticPeak).toMatchObject({ waitMeanS: 0, nodeMinutes: 1, peakNodes: 1 });
+    expect(inv).toEqual({ busyDestroys: 0, maxExceeded: 0 });
+  });
+
+  it('counts nodes added and removed, and the decisions that did it, alike for every baseline (hand-made trace)', () => {
+    // One job a node, boot 60 s, probe 30 s. Jobs: two of 60 s at 0 s, one of 60 s at 20 min.
+    const inv: Invariants = { busyDestroys: 0, maxExceeded: 0 };
+    const jobs = [{ queuedAt: 0, durationMs: 60 * S }, { queuedAt: 0, durationMs: 60 * S }, { queuedAt: 20 * 60 * S, durationMs: 60 * S }];
+    const run = simulatePool(testPool({ labels: ['linux'], scaling: { predict: false, spare: 0, scaleDownAfter: '1m', minLifetime: '0s' } }), jobs, { bootMs: 60 * S, probeMs: 30 * S }, inv);
+    const counts = (b: keyof typeof run.metrics) => {
+      const m = run.metrics[b];
+      return { added: m.scaleUps, removed: m.scaleDowns, upEvents: m.scaleUpEvents, downEvents: m.scaleDownEvents };
+    };
+    // parmanu: the probe at 0 s adds 2; both drained and then destroyed together once the 1 m window
+    // has passed (one decision, 2 nodes); the probe at 20 min adds 1, which is still there at the end.
+    expect(counts('parmanu')).toEqual({ added: 3, removed: 2, upEvents: 2, downEvents: 1 });
+    // reactive: 0 s adds 2 + 1 spare; 10 min after the last probe that wanted 3, the 2 idle ones go
+    // together; at 20 min the job runs on the spare and the probe adds a new spare.
+    expect(counts('reactive')).toEqual({ added: 4, removed: 2, upEvents: 2, downEvents: 1 });
+    // perJob: one node per job, made for it and gone when it ends.
+    expect(counts('perJob')).toEqual({ added: 3, removed: 3, upEvents: 3, downEvents: 3 });
+    // oracle: capacity without nodes; staticPeak: its 2 nodes exist from the start and stay.
+    expect(counts('oracle')).toEqual({ added: 0, removed: 0, upEvents: 0, downEvents: 0 });
+    expect(counts('staticPeak')).toEqual({ added: 0, removed: 0, upEvents: 0, downEvents: 0 });
+    expect(run.metrics.staticPeak.peakNodes).toBe(2);
     expect(inv).toEqual({ busyDestroys: 0, maxExceeded: 0 });
   });
 
