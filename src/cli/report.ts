@@ -16,7 +16,9 @@ Options:
   --since D       how far back (default 7d)
   --out FILE      write to FILE (default: report.html for html, standard output for json)
   --format F      html (default) or json
-  -h, --help      this help`;
+  -h, --help      this help
+
+Exit: 0; 1 the history could not be read; 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('report', argv, { policy: { type: 'string' }, since: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' } });

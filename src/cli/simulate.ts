@@ -37,7 +37,9 @@ seconds from queued to started); node-min (nodeMinutes); ×oracle (costVsOracle:
 the oracle's); peak (peakNodes: most nodes at once); nodes added, nodes removed (scaleUps,
 scaleDowns: nodes created and destroyed during the trace; perJob one each per job, oracle none,
 staticPeak none: its fleet exists from the start). --json also has scaleUpEvents and
-scaleDownEvents: the decisions (probes; perJob: jobs) that added or removed at least one node.`;
+scaleDownEvents: the decisions (probes; perJob: jobs) that added or removed at least one node.
+
+Exit: 0; 2 bad input (a malformed trace included).`;
 
 const MAX_TRACE_BYTES = 512 * 1024 * 1024;
 

@@ -18,7 +18,9 @@ Options:
   --nodes N       render N nodes named <pool>-synthNNN instead of the current node set
   --out DIR       output directory (default <PARMANU_STATE_DIR>/synth)
   --json          print {"pools": [{"pool", "nodes", "file"}]}
-  -h, --help      this help`;
+  -h, --help      this help
+
+Exit: 0; 2 bad input.`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('synth', argv, { policy: { type: 'string' }, pool: { type: 'string' }, nodes: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
