@@ -62,6 +62,11 @@ export const PoolRecordSchema = z.object({
   /** Job ids seen in recent cycles, to count arrivals. */
   seenJobs: z.array(z.string()).default([]),
   /**
+   * Ids of the jobs the last successful probe saw running, to tell which jobs started since (their
+   * waits go into the next sample). Absent in records written before waits were kept.
+   */
+  runningJobs: z.array(z.string()).optional(),
+  /**
    * Side effects on runners recorded before they are done (intent first): a crash between the act
    * and its record leaves an intent the next cycle finishes or clears.
    */
@@ -91,7 +96,14 @@ export const SampleSchema = z.object({
 });
 export type Sample = z.output<typeof SampleSchema>;
 
-export const EventSchema = z.object({ at: z.number(), pool: z.string(), kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan']), detail: z.string() });
+export const EventSchema = z.object({
+  at: z.number(),
+  pool: z.string(),
+  kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan']),
+  detail: z.string(),
+  /** Why (decide's reasons for a scale-up or scale-down). */
+  reasons: z.array(z.string()).optional(),
+});
 export type HistoryEvent = z.output<typeof EventSchema>;
 
 /** The label sets of an emitter's recent jobs (the latest probe), for re-matching in `plan`. */

@@ -31,6 +31,7 @@ import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type Run
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import type { PoolTruth } from './observe.js';
+import { observedWaits } from './waits.js';
 
 /** Named points of a pool's cycle where tests and the soak inject faults. */
 export type HookPoint = 'observed' | 'drain-recorded' | 'paused' | 'registered' | 'planned' | 'before-idle-check' | 'before-apply' | 'applied' | 'recorded';
@@ -367,10 +368,15 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   const names = rec.nodes.map((n) => n.name).sort();
   rec.applied = { names, at: now, stackHash: '' };
   let arrivals = 0;
+  let waits: number[] = [];
   if (probe?.ok) {
     const seenIds = new Set(rec.seenJobs);
     const ids = truth.jobs.filter((j) => j.status !== 'upcoming').map((j) => j.id);
     arrivals = ids.filter((id) => !seenIds.has(id)).length;
+    // Jobs seen starting since the last probe, and how long they waited (for the report).
+    const started = observedWaits(truth.jobs, rec.runningJobs ? { running: rec.runningJobs, seen: rec.seenJobs } : undefined, probe.at);
+    waits = started.waits;
+    rec.runningJobs = started.running.slice(-5000);
     rec.seenJobs = ids.slice(-5000);
   }
   rec.memory = plan.memory;
@@ -381,9 +387,9 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     say(`pool ${pool.name} is empty: forgotten`);
   } else await save();
   await hook('recorded', names);
-  await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired }, run.lease);
-  if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}` });
-  if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}` });
+  await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired, ...(waits.length ? { waits } : {}) }, run.lease);
+  if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}`, reasons: plan.reasons });
+  if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}`, reasons: plan.reasons });
   if (out.vanished.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'orphan', detail: `vanished: ${out.vanished.join(' ')}` });
 }
 
