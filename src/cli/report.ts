@@ -8,8 +8,11 @@ import { UsageError, writeOrExplain, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
 
-From the history store, per pool: queued + running jobs against nodes over time, node-hours, scale
-events and failed cycles. HTML is one self-contained file (inline SVG, no external resources).
+From the history store, per pool: queued and running jobs against nodes over time, job waits per
+hour (p50/p95 of the queued → started times reconcile observed), node-hours and cost (with
+machine.hourlyCost), scale events with their reasons, and failed cycles. HTML is one
+self-contained file (inline SVG, no script, no external resources: it opens offline); JSON
+carries the same numbers. Times are UTC. Unreadable history lines are skipped with a warning.
 
 Options:
   --policy PATH   policy file or directory (default policies/)
@@ -36,9 +39,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const history = openHistoryFor('report', io, fleet.stateDir);
   let report;
   try {
-    const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since) })));
-    const first = Math.min(until, ...pools.flatMap((p) => p.samples.map((s) => s.at)));
-    report = buildReport(pools, await history.events(since), Math.max(since, first), until);
+    const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since), hourlyCost: p.machine.hourlyCost })));
+    const times = pools.flatMap((p) => p.samples.map((s) => s.at));
+    // From the first sample (a pool reconciled for a day shows that day), to now or the last sample
+    // (a replay's virtual clock may run ahead of the wall clock).
+    const first = times.reduce((a, b) => Math.min(a, b), until);
+    const last = times.reduce((a, b) => Math.max(a, b), until);
+    report = buildReport(pools, await history.events(since), Math.max(since, first), last);
   } catch (err) {
     throw new UsageError(`report: ${(err as Error).message}`, 1);
   } finally {
