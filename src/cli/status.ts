@@ -4,6 +4,7 @@ import { decide } from '../decide/decide.js';
 import type { ProbeResult } from '../emitters/types.js';
 import type { PlatformConfig, PoolConfig } from '../policy/types.js';
 import { poolDir, removedPools } from '../reconcile/known-pools.js';
+import type { ProbeStatus } from '../reconcile/cycle.js';
 import { observe } from '../reconcile/observe.js';
 import { readStateNodes, type StateNode } from '../terraform/state.js';
 import { forTerminal } from '../policy/text.js';
@@ -23,8 +24,12 @@ local backends, and \`terraform state pull\` for remote ones that reconcile has 
 Options:
   --policy PATH   policy file or directory (default policies/)
   --pool NAME     only these pools (comma-separated)
-  --json          print {"pools": [{"pool", "removed", "probe", "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
-  -h, --help      this help`;
+  --json          print {"pools": [{"pool", "removed", "probe", "probeStatus", "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
+                  (probe: "ok", "partial: REASON", "failed: REASON" or "not probed"; probeStatus: as in
+                  reconcile --json, {ok, partial, reason, ageS, stale}, or null when not probed)
+  -h, --help      this help
+
+Exit: 0; 2 bad input.`;
 
 interface StatusNode {
   name: string;
@@ -44,7 +49,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (!fleet) return 2;
   const { policy, pools, stateDir, wanted } = fleet;
   const history = openHistoryFor('status', io, stateDir);
-  const out: Array<{ pool: string; removed: boolean; probe: string; nodes: StatusNode[] }> = [];
+  const out: Array<{ pool: string; removed: boolean; probe: string; probeStatus: ProbeStatus | null; nodes: StatusNode[] }> = [];
   try {
     const targets: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = pools.map((p) => ({ pool: p, platform: policy.platforms[p.platform], removed: false }));
     for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
@@ -70,6 +75,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         pool: pool.name,
         removed,
         probe: probe ? (probe.ok ? (probe.partial ? `partial: ${probe.reason}` : 'ok') : `failed: ${probe.reason}`) : 'not probed',
+        probeStatus: probe ? { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > 2 * (policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000) } : null,
         nodes: truth.views.map((v) => {
           const r = truth.runners.get(v.name);
           const runner = kind === 'replay' ? 'no registry (replay)' : !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';

@@ -55,6 +55,21 @@ export interface PoolOutcome {
   error?: string;
   /** Set when another reconciler held the pool's lease. */
   skipped?: string;
+  /** The probe this pool's plan rests on (absent when its emitter was not probed). */
+  probe?: ProbeStatus;
+}
+
+/** A probe as the output shows it: a failed or stale one makes its pools hold. */
+export interface ProbeStatus {
+  ok: boolean;
+  /** Some of it could not be read (ok, but the pool grows within maxStep only). */
+  partial: boolean;
+  /** Why it failed or is partial; null when it is whole. */
+  reason: string | null;
+  /** Seconds since the observation, on the cycle's clock. */
+  ageS: number;
+  /** Older than the pool's staleness limit (twice its emitter's probe interval): the pool holds. */
+  stale: boolean;
 }
 
 export interface CycleResult {
@@ -216,6 +231,8 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
   const teardown = removed && deps.policy.pools.some((p) => p.name === pool.name);
   const out: PoolOutcome = { ...emptyOutcome(pool.name), ...(removed ? { removed: true } : {}), ...(teardown ? { teardown: true } : {}) };
   const finish = () => ({ ...out, durationMs: Date.now() - t0 });
+  const staleAfterMs = 2 * (deps.policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000);
+  if (probe) out.probe = { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > staleAfterMs };
   let keeper: LeaseKeeper | undefined;
   try {
     const ttl = deps.leaseTtlMs ?? 10 * 60_000;
@@ -252,7 +269,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       pool,
       now,
       observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued: truth.observed.queued, running: truth.observed.running, upcoming: truth.upcoming } : undefined,
-      staleAfterMs: 2 * (deps.policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000),
+      staleAfterMs,
       nodes: truth.views,
       // Without history the scale-down window is unknown: hold the current size for a full window.
       memory: rec?.memory ?? { targets: [{ at: now, nodes: state.length }] },
