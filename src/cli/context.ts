@@ -10,6 +10,7 @@ import { createEmitters, type Emitter } from '../emitters/index.js';
 import { HistoryError, openHistory, type HistoryStore } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
 import { formatProblem } from '../policy/types.js';
+import { forTerminal } from '../policy/text.js';
 import { secretProblems } from '../policy/secret-fields.js';
 import { SecretResolutionError, type SecretEnv } from '../policy/secrets.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
@@ -73,10 +74,13 @@ function secretEnv(io: Io): SecretEnv {
   return s;
 }
 
-/** The history store for a command; a bad REDIS_URL or state directory is a UsageError. */
+/**
+ * The history store for a command; a bad REDIS_URL or state directory is a UsageError. Its
+ * warnings (history data skipped or set aside) go to stderr, each once.
+ */
 export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: () => number): HistoryStore {
   try {
-    return openHistory(io.env, stateDir, clock);
+    return openHistory(io.env, stateDir, clock, (m) => io.err(forTerminal(`${command}: warning: ${m}`)));
   } catch (err) {
     if (err instanceof HistoryError) throw new UsageError(`${command}: ${err.message}`);
     throw err;
