@@ -58,7 +58,7 @@ export function secretOf(cred: RunnerCredential): string | undefined {
     case 'jenkins':
       return cred.secret;
     case 'none':
-      return undefined;
+      return cred.token;
   }
 }
 

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createEmitters, type Emitter } from '../emitters/index.js';
+import { replayAnchor, traceAt, wallAt } from '../emitters/replay.js';
+import { EmitterError } from '../emitters/types.js';
 import { HistoryError, openHistory, type HistoryStore } from '../history/index.js';
 import { loadPolicy } from '../policy/load.js';
 import { formatProblem } from '../policy/types.js';
@@ -78,13 +80,30 @@ function secretEnv(io: Io): SecretEnv {
  * The history store for a command; a bad REDIS_URL or state directory is a UsageError. Its
  * warnings (history data skipped or set aside) go to stderr, each once.
  */
-export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: () => number): HistoryStore {
+export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: (() => number) | FleetClock): HistoryStore {
   try {
-    return openHistory(io.env, stateDir, clock, (m) => io.err(forTerminal(`${command}: warning: ${m}`)));
+    const store = openHistory(io.env, stateDir, clock, (m) => io.err(forTerminal(`${command}: warning: ${m}`)));
+    // Leases stay on the wall clock when decide runs on a replay's virtual clock: the file store
+    // dates them on the clock it is given, so their TTL is given in that clock's time (Redis
+    // expires them on its own clock).
+    if (clock && 'rate' in clock && clock.rate !== 1 && store.kind === 'file') return onWallLeases(store, clock.rate);
+    return store;
   } catch (err) {
     if (err instanceof HistoryError) throw new UsageError(`${command}: ${err.message}`);
     throw err;
   }
+}
+
+/** The store, with lease TTLs stretched by `rate` (its clock runs `rate` times faster than the wall clock). */
+function onWallLeases(store: HistoryStore, rate: number): HistoryStore {
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'acquireLease') return (pool: string, owner: string, ttlMs: number) => target.acquireLease(pool, owner, ttlMs * rate);
+      if (key === 'renewLease') return (lease: Parameters<HistoryStore['renewLease']>[0], ttlMs: number) => target.renewLease(lease, ttlMs * rate);
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 export function stateDirOf(io: Io): string {
@@ -96,10 +115,12 @@ export function stateDirOf(io: Io): string {
  * selected pool uses is not built, so its secrets need not be set); bad references and failed
  * preflights are UsageErrors.
  */
-export function openEmitters(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools'>, clock?: () => number): Map<string, Emitter> {
+export function openEmitters(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools'>, clock?: (() => number) | FleetClock): Map<string, Emitter> {
   let emitters: Map<string, Emitter>;
   try {
-    emitters = createEmitters(fleet.policy, secretEnv(io), clock, new Set(fleet.pools.map((p) => p.emitter)));
+    // Replay emitters keep their place and their runners in the state directory.
+    const replay = clock && 'rate' in clock ? clock.replay : { stateDir: stateDirOf(io), wall: clock ?? Date.now };
+    emitters = createEmitters(fleet.policy, secretEnv(io), clock, new Set(fleet.pools.map((p) => p.emitter)), replay);
   } catch (err) {
     if (err instanceof SecretResolutionError) throw new UsageError(`${command}: ${err.message}`);
     throw err;
@@ -107,4 +128,51 @@ export function openEmitters(command: string, io: Io, fleet: Pick<FleetContext, 
   const problems = [...emitters.values()].flatMap((e) => (e.preflight?.() ?? []).map((m) => `${command}: emitter ${e.name}: ${m}`));
   if (problems.length) throw new UsageError(problems.join('\n'));
   return emitters;
+}
+
+/**
+ * The clock a command acting on a fleet runs on (`clock()`), with what replay emitters need.
+ * - Real CI platforms only: the wall clock, or `--now`.
+ * - Replay emitters only: a virtual clock, trace time advancing `speed` times the wall clock from
+ *   the first replay emitter's anchor (kept in the state directory: it continues between runs);
+ *   decide's timers, the history's samples and the emitters' reports all run on it, leases stay on
+ *   the wall clock (`wall`). `--now` fixes it at a trace time. Replay emitters must share a speed.
+ * - Both: the wall clock; a replay then must run at speed 1 (a real platform's time cannot run faster).
+ */
+export interface FleetClock {
+  (): number;
+  /** How many times faster than the wall clock `clock()` runs. */
+  rate: number;
+  /** The wall clock (with `--now`: the wall instant that maps to it). */
+  wall: () => number;
+  replay: { stateDir: string; wall: () => number; domain: (wall: number) => number };
+}
+
+export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools' | 'stateDir'>, fixed?: number): FleetClock {
+  const used = [...new Set(fleet.pools.map((p) => p.emitter))].map((n) => fleet.policy.emitters[n]).filter((e) => e !== undefined);
+  const replays = used.flatMap((e) => (e.type === 'replay' ? [e] : []));
+  const real = used.find((e) => e.type !== 'replay');
+  const make = (clock: () => number, rate: number, wall: () => number, domain: (w: number) => number): FleetClock => Object.assign(() => clock(), { rate, wall, replay: { stateDir: fleet.stateDir, wall, domain } });
+  const wallClock = fixed !== undefined ? () => fixed : Date.now;
+  const first = replays[0];
+  if (!first) return make(wallClock, 1, wallClock, (w) => w);
+  if (real) {
+    const fast = replays.find((e) => e.speed !== 1);
+    if (fast) throw new UsageError(`${command}: replay emitter ${fast.name} runs at speed ${fast.speed}, but emitter ${real.name} is a real CI platform, whose time cannot run faster: give ${fast.name} speed 1, or replay it in a policy of its own`);
+    return make(wallClock, 1, wallClock, (w) => w);
+  }
+  const other = replays.find((e) => e.speed !== first.speed);
+  if (other) throw new UsageError(`${command}: replay emitters ${first.name} (speed ${first.speed}) and ${other.name} (speed ${other.speed}) must run at the same speed: they share one clock`);
+  let anchored: ReturnType<typeof replayAnchor>;
+  try {
+    anchored = replayAnchor(first, fleet.stateDir, Date.now());
+  } catch (err) {
+    if (err instanceof EmitterError) throw new UsageError(`${command}: emitter ${first.name}: ${err.message}`);
+    throw err;
+  }
+  if (anchored.problem) io.err(forTerminal(`${command}: warning: ${anchored.problem}`));
+  const a = anchored.anchor;
+  const domain = (w: number) => traceAt(a, w);
+  if (fixed !== undefined) return make(() => fixed, first.speed, () => wallAt(a, fixed), domain);
+  return make(() => traceAt(a, Date.now()), first.speed, Date.now, domain);
 }

@@ -9,7 +9,7 @@ import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
-import { loadFleet, openEmitters, openHistoryFor } from './context.js';
+import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
@@ -45,15 +45,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(HELP);
     return 0;
   }
-  let clock = Date.now;
+  let fixed: number | undefined;
   if (values.now !== undefined) {
     const t = Date.parse(values.now);
     if (!/^\d{4}-\d{2}-\d{2}T/.test(values.now) || Number.isNaN(t)) throw new UsageError(`reconcile: --now must be an ISO-8601 time such as 2025-01-06T08:00:00Z, not "${values.now}"`);
-    clock = () => t;
+    fixed = t;
   }
   const fleet = loadFleet('reconcile', io, values, { secrets: true });
   if (!fleet) return 2;
   const { policy, wanted, stateDir } = fleet;
+  // A policy of replay emitters runs on their virtual clock (trace time at their speed, kept between runs); leases stay on the wall clock.
+  const clock = fleetClock('reconcile', io, fleet, fixed);
   // Each GCP platform's credentials file reaches only its own pools' terraform runs (execute.ts),
   // as an absolute path: terraform runs in the pool's working directory.
   for (const p of Object.values(policy.platforms)) if (p.type === 'gcp' && p.credentialsFile) p.credentialsFile = resolve(io.cwd, p.credentialsFile);
@@ -106,7 +108,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   }
-  const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000));
+  // Probe intervals are on the clock decide runs on: a replay's virtual clock runs `rate` times faster.
+  const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000)) / clock.rate;
   let code = 0;
   try {
     do {

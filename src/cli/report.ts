@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { buildReport, reportHtml } from '../gitops/report.js';
 import { parseDuration } from '../policy/duration.js';
 import { durationArg, parse } from './args.js';
-import { loadFleet, openHistoryFor } from './context.js';
+import { fleetClock, loadFleet, openHistoryFor } from './context.js';
 import { UsageError, writeOrExplain, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.html] [--format html|json]
@@ -34,7 +34,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const sinceMs = durationArg('report', 'since', values.since, parseDuration) ?? 7 * 86_400_000;
   const fleet = loadFleet('report', io, values);
   if (!fleet) return 2;
-  const until = Date.now();
+  // A policy of replay emitters reports on their virtual clock (trace time), as reconcile recorded it.
+  const until = fleetClock('report', io, fleet)();
   const since = until - sinceMs;
   const history = openHistoryFor('report', io, fleet.stateDir);
   let report;

@@ -78,7 +78,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         probeStatus: probe ? { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > 2 * (policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000) } : null,
         nodes: truth.views.map((v) => {
           const r = truth.runners.get(v.name);
-          const runner = kind === 'replay' ? 'no registry (replay)' : !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';
+          const runner = !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';
           return { name: v.name, state: plan.states[v.name] ?? 'unknown', createdAt: v.createdAt, draining: v.drainingSince !== undefined, runner };
         }),
       });

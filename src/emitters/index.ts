@@ -8,7 +8,7 @@ import type { EmitterConfig, Policy } from '../policy/types.js';
 import { GithubEmitter } from './github.js';
 import { GitlabEmitter } from './gitlab.js';
 import { JenkinsEmitter } from './jenkins.js';
-import { ReplayEmitter } from './replay.js';
+import { ReplayEmitter, type ReplayOptions } from './replay.js';
 import type { Emitter } from './types.js';
 
 export type { CommentResult, CommentTarget, Emitter, ProbeResult, RunnerInfo, RegisterRequest } from './types.js';
@@ -16,8 +16,12 @@ export { EmitterError, RunnerBusyError, markerLabel, markerNote, poolFromLabels,
 
 export const defaultSecretEnv = (): SecretEnv => ({ env: process.env, readFile: (p) => readFileSync(p, 'utf8') });
 
-/** One emitter for its config (it owns the runners that carry Parmanu's marker). Throws SecretResolutionError. */
-export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSecretEnv(), clock: () => number = Date.now): Emitter {
+/**
+ * One emitter for its config (it owns the runners that carry Parmanu's marker). Throws
+ * SecretResolutionError. A replay emitter runs on `replay` (its state directory, wall clock and
+ * time domain) when given, else on `clock` with its state in memory.
+ */
+export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSecretEnv(), clock: () => number = Date.now, replay?: ReplayOptions): Emitter {
   const secret = (ref: string) => resolveSecret(ref, secrets);
   switch (cfg.type) {
     case 'gitlab':
@@ -27,7 +31,7 @@ export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSe
     case 'jenkins':
       return new JenkinsEmitter(cfg, cfg.user.startsWith('${') ? secret(cfg.user) : cfg.user, secret(cfg.token), undefined, clock);
     case 'replay':
-      return new ReplayEmitter(cfg, clock);
+      return new ReplayEmitter(cfg, replay ?? { wall: clock });
   }
 }
 
@@ -36,11 +40,13 @@ export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSe
  * once); with `only`, exactly those (a pool removed from the policy still needs its emitter to be
  * drained, though no pool of the policy uses it any more).
  */
-export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () => number, only?: ReadonlySet<string>): Map<string, Emitter> {
+export function createEmitters(policy: Policy, secrets?: SecretEnv, clock?: () => number, only?: ReadonlySet<string>, replay?: Omit<ReplayOptions, 'localPools'>): Map<string, Emitter> {
   const out = new Map<string, Emitter>();
+  // A replay runner of a local pool is online while its node's credential file holds its token.
+  const localPools = new Set(policy.pools.filter((p) => policy.platforms[p.platform]?.type === 'local').map((p) => p.name));
   for (const [name, cfg] of Object.entries(policy.emitters)) {
     if (only && !only.has(name)) continue;
-    if (only?.has(name) || policy.pools.some((p) => p.emitter === name)) out.set(name, createEmitter(cfg, secrets, clock));
+    if (only?.has(name) || policy.pools.some((p) => p.emitter === name)) out.set(name, createEmitter(cfg, secrets, clock, replay ? { ...replay, localPools } : undefined));
   }
   return out;
 }

@@ -101,5 +101,5 @@ export type RunnerCredential =
   | { kind: 'github'; jitConfig: string }
   | { kind: 'github'; url: string; registrationToken: string }
   | { kind: 'jenkins'; url: string; secret: string }
-  /** replay: no runner registry, nothing to start. */
-  | { kind: 'none' };
+  /** replay: nothing to start; `token` (local platform) is written to the node's credential file, which tells the replay that the node is up. */
+  | { kind: 'none'; token?: string };

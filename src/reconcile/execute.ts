@@ -150,7 +150,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     if (inState.has(i.node)) {
       // A pause whose runner is paused (or gone) now was done; one still to do is redone below.
       const r = truth.runners.get(i.node);
-      const paused = emitter.kind === 'replay' || !r || r.paused;
+      const paused = !r || r.paused;
       if (i.action !== 'pause' || paused || byName.get(i.node)?.drainingSince === undefined) dropIntents(i.node, [i.action]);
       continue;
     }
@@ -184,7 +184,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     r.drainReason = plan.drainReasons[n] ?? 'scale-down';
     rec.intents.push({ node: n, action: 'pause', at: now });
   }
-  const repause = plan.drain.filter((n) => !newDrains.includes(n) && emitter.kind !== 'replay' && truth.runners.get(n) !== undefined && !truth.runners.get(n)?.paused);
+  const repause = plan.drain.filter((n) => !newDrains.includes(n) && truth.runners.get(n) !== undefined && !truth.runners.get(n)?.paused);
   for (const n of plan.resume) {
     const r = byName.get(n) as NodeRecord;
     delete r.drainingSince;

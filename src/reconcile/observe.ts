@@ -72,7 +72,7 @@ export function observe(input: ObserveInput): PoolTruth {
   for (const s of input.state) {
     const r: NodeRecord = { ...(known.get(s.name) ?? { name: s.name, createdAt: s.createdAt ?? now }) };
     const runner = runners.get(s.name);
-    if (complete && kind !== 'replay') {
+    if (complete) {
       if (runner?.online) {
         r.onlineAt ??= now;
         delete r.offlineSince;
@@ -100,8 +100,7 @@ export function observe(input: ObserveInput): PoolTruth {
     if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
     // A node made before specs were recorded: outdated when its machine type or image, as the state holds them, differ.
     else if (s.spec === undefined && s.machine && ((s.machine.type !== undefined && pool.machine.type !== undefined && s.machine.type !== pool.machine.type) || (s.machine.image !== undefined && pool.machine.image !== undefined && s.machine.image !== pool.machine.image))) v.outdated = true;
-    if (kind === 'replay') v.runner = { online: true, busy: false, paused: r.drainingSince !== undefined };
-    else if (runner) v.runner = { online: runner.online, busy: runner.busy, paused: runner.paused };
+    if (runner) v.runner = { online: runner.online, busy: runner.busy, paused: runner.paused };
     views.push(v);
   }
   // Nodes Parmanu destroyed itself (a destroy intent on record: a crash after the apply) did not vanish.

@@ -18,7 +18,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('parmanu reconcile', () => {
   it('runs the README\'s offline demo: scales up through terraform, then takes the no-op path', () => {
-    const first = cli(['reconcile', '--policy', 'examples/demo', '--json']);
+    // The demo replays at 600×: a fixed trace time keeps both runs on the same queue.
+    const first = cli(['reconcile', '--policy', 'examples/demo', '--json', '--now', '2025-01-06T07:55:00Z']);
     expect(first.code).toBe(0);
     const a = JSON.parse(first.out) as { ok: boolean; pools: Array<Record<string, unknown>> };
     expect(a.ok).toBe(true);
@@ -26,12 +27,13 @@ describe('parmanu reconcile', () => {
     expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'reasons', 'states', 'terraform', 'vanished']);
     expect(Object.keys(linux.observed).sort()).toEqual(['busy', 'nodes', 'queued', 'running']);
     expect(linux.create.length).toBeGreaterThan(0);
-    expect(linux.terraform).toMatchObject({ ran: true, add: linux.create.length });
+    // Each node and the resource that writes its runner's credential file (how the replay sees it up).
+    expect(linux.terraform).toMatchObject({ ran: true, add: 2 * linux.create.length });
     expect(existsSync(join(dir, '.parmanu', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(true);
     // Not a terminal: structured JSON logs on stderr, one object a line.
     const logs = first.err.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string; pool?: string; step?: string; durationMs?: number; name: string });
     expect(logs.some((l) => l.level === 'info' && l.pool === 'demo-linux' && l.step === 'terraform-apply' && typeof l.durationMs === 'number' && l.name === 'parmanu')).toBe(true);
-    const second = JSON.parse(cli(['reconcile', '--policy', 'examples/demo', '--json']).out) as { pools: Array<{ terraform: { ran: boolean } }> };
+    const second = JSON.parse(cli(['reconcile', '--policy', 'examples/demo', '--json', '--now', '2025-01-06T07:55:00Z']).out) as { pools: Array<{ terraform: { ran: boolean } }> };
     expect(second.pools.map((p) => p.terraform.ran)).toEqual([false, false]);
   });
 
@@ -42,7 +44,8 @@ describe('parmanu reconcile', () => {
     const linux = out.pools.find((p) => p.pool === 'demo-linux');
     expect(linux?.probe).toBe('ok');
     expect(linux?.nodes.length).toBeGreaterThan(0);
-    expect(linux?.nodes[0]?.runner).toBe('no registry (replay)');
+    // The replay's runner registry: the node's runner came online when terraform wrote its credential file.
+    expect(linux?.nodes[0]?.runner).toMatch(/^online, (idle|busy)$/);
     expect(cli(['status', '--policy', 'examples/demo']).out).toMatch(/^demo-linux: \d+ nodes? \(probe ok\)$/m);
   });
 

@@ -89,11 +89,12 @@ describe('reconcile with the replay emitter and the file store', () => {
     w.now.t = T0;
     const first = await w.cycle({ clock: () => now.t });
     expect(first.ok).toBe(true);
-    expect(first.pools[0]).toMatchObject({ desired: 2, create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 2, change: 0, destroy: 0 } });
+    // Each node and the resource that writes its replay runner's token (the node's credential file).
+    expect(first.pools[0]).toMatchObject({ desired: 2, create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 4, change: 0, destroy: 0 } });
     expect(w.stateNodes()).toEqual(['p-n000', 'p-n001']);
     now.t += 30_000;
     const second = await w.cycle({ clock: () => now.t });
-    expect(second.pools[0]).toMatchObject({ desired: 3, create: ['p-n002'], terraform: { ran: true, add: 1 } });
+    expect(second.pools[0]).toMatchObject({ desired: 3, create: ['p-n002'], terraform: { ran: true, add: 2 } });
     now.t += 30_000;
     const third = await w.cycle({ clock: () => now.t });
     expect(third.pools[0]).toMatchObject({ desired: 3, create: [], destroy: [], terraform: { ran: false } });
