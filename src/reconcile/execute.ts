@@ -116,6 +116,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     ...(prior?.release ? { release: prior.release } : {}),
     pendingRunners: { ...(prior?.pendingRunners ?? {}) },
     seenJobs: prior?.seenJobs ?? [],
+    ...(prior?.runningJobs ? { runningJobs: prior.runningJobs } : {}),
     intents: [...(prior?.intents ?? [])],
     config: savedConfig(pool, run.platform),
   };
