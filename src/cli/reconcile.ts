@@ -12,7 +12,7 @@ import { parse } from './args.js';
 import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
-const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch] [--json] [--now ISO]
+const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--metrics-listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
 
 One reconcile cycle: probe the CI platforms; for each pool read its nodes from Terraform state
 (terraform state pull) joined with the runners that carry its ownership marker; decide; pause
@@ -23,11 +23,19 @@ schedule and by hand at the same time: each pool is taken under a fenced lease.
 Options:
   --policy PATH   policy file or directory (default policies/)
   --pool NAME     only these pools (comma-separated)
-  --dry-run       plan, never apply, never register or pause runners
+  --dry-run       plan, never apply, never register or pause runners; the output says so
+                  ("dry run: …" first, each pool "(dry run)", "would create"; --json: "dryRun": true)
   --watch         loop at the shortest probe interval; SIGTERM/SIGINT finish the cycle and exit 0
-  --metrics-listen HOST:PORT
-                  with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464; off: none)
-  --json          print {"ok", "pools": [{pool, observed, desired, create, drain, destroy, terraform, durationMs, reasons, states, vanished, removed?}]}
+  --for DURATION  with --watch, stop after this long (e.g. 55m, for a scheduled pipeline): the cycle
+                  in progress finishes, no cycle starts after it; exit 0 if the last cycle was ok,
+                  else 1 (also when a signal stops it first)
+  --metrics-listen HOST:PORT|none
+                  with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464;
+                  none or off: no server)
+  --json          print one object a cycle: {"ok", "dryRun", "pools": [{pool, observed, desired,
+                  create, drain, destroy, terraform, durationMs, reasons, states, vanished,
+                  probe: {ok, partial, reason, ageS, stale} (null: not probed), removed?, error?, skipped?}]}
+                  (a failed or stale probe: the pool holds, prints "probe failed: REASON, holding")
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
   -v, --verbose   also log debug events (probes, decisions)
   -q, --quiet     log only warnings and errors
@@ -37,10 +45,11 @@ Logs go to stderr: JSON lines (pino) when stderr is not a terminal or with --jso
 Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
 PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform),
 PARMANU_LEASE_TTL (default 10m: how long a pool stays locked by a reconciler that died).
-Exit: 0 ok, 1 a pool failed or a CI platform could not be read (its pools held), 2 bad input.`;
+Exit: 0 ok, 1 a pool failed or a CI platform could not be read (its pools held), 2 bad input;
+--watch: 0 when a signal stops it; --watch --for: the last cycle's (0 ok, 1 failed).`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, for: { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -59,6 +68,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // Each GCP platform's credentials file reaches only its own pools' terraform runs (execute.ts),
   // as an absolute path: terraform runs in the pool's working directory.
   for (const p of Object.values(policy.platforms)) if (p.type === 'gcp' && p.credentialsFile) p.credentialsFile = resolve(io.cwd, p.credentialsFile);
+  // --watch --for: a bounded watch, on the wall clock from here (whatever clock decide runs on).
+  let deadline: number | undefined;
+  if (values.for !== undefined) {
+    const ms = parseDuration(values.for);
+    if (ms === undefined || ms <= 0) throw new UsageError(`reconcile: --for must be a duration such as 55m, not "${values.for}"`);
+    if (!values.watch) throw new UsageError('reconcile: --for needs --watch (reconcile --watch --for 55m: a bounded watch)');
+    deadline = Date.now() + ms;
+  }
   const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform' });
   try {
     await terraform.version();
@@ -69,9 +86,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const emitters = openEmitters('reconcile', io, fleet, clock);
   let listen: { host: string; port: number } | undefined;
   const ml = values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
-  if (ml !== 'off') {
+  if (ml !== 'off' && ml !== 'none') {
     const m = /^(.*):(\d{1,5})$/.exec(ml);
-    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: --metrics-listen must be HOST:PORT or off, not "${ml}"`);
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: --metrics-listen must be HOST:PORT, or none (no metrics server), not "${ml}"`);
     if (!values.watch) throw new UsageError('reconcile: --metrics-listen needs --watch');
     listen = { host: m[1] || '0.0.0.0', port: Number(m[2]) };
   }
@@ -101,44 +118,58 @@ export async function run(argv: string[], io: Io): Promise<number> {
   history.onWarning = (msg) => log({ level: 'warn', msg: `history: ${msg}` });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;
-  const stop = () => {
+  // The first signal finishes the cycle in progress; a second one stops at once. The listeners stay
+  // registered (not `once`): execa's cleanup (signal-exit) re-raises a signal that it believes no
+  // one else handles, which would kill the process in the middle of a terraform run.
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143);
     stopping = true;
   };
   if (values.watch) {
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   }
   // Probe intervals are on the clock decide runs on: a replay's virtual clock runs `rate` times faster.
   const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000)) / clock.rate;
   let code = 0;
+  let cycles = 0;
+  const dryRun = values['dry-run'] ?? false;
   try {
     do {
       const started = Date.now();
       const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
       code = result.ok ? 0 : 1;
       metrics?.record(result, Date.now() - started);
-      print(io, result, values.json ?? false);
+      print(io, result, { json: values.json ?? false, dryRun, first: cycles++ === 0 });
       if (!values.watch) break;
-      const wait = Math.max(0, interval - (Date.now() - started));
+      // The wait for the next cycle ends at the deadline.
+      const wait = Math.max(0, Math.min(interval - (Date.now() - started), deadline === undefined ? Infinity : deadline - Date.now()));
       for (let waited = 0; waited < wait && !stopping; waited += 250) await new Promise((r) => setTimeout(r, Math.min(250, wait - waited)));
-    } while (!stopping);
+    } while (!stopping && (deadline === undefined || Date.now() < deadline));
+    if (deadline !== undefined) log({ level: 'info', msg: `${stopping ? 'stopped by a signal' : `--for ${values.for ?? ''} is up`} after ${cycles} cycle${cycles === 1 ? '' : 's'}; the last one ${code === 0 ? 'was ok' : 'failed'}` });
   } finally {
     await history.close();
     await metrics?.close();
   }
-  return values.watch ? 0 : code;
+  // A bounded watch ends with its last cycle's code, so that a scheduled pipeline shows red.
+  return values.watch && deadline === undefined ? 0 : code;
 }
 
-function print(io: Io, result: CycleResult, json: boolean): void {
-  if (json) {
-    io.out(JSON.stringify({ ok: result.ok, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean }): void {
+  if (o.json) {
+    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
+  if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');
   for (const p of result.pools) {
-    const tf = p.terraform.ran ? `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}` : 'terraform not run';
-    const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
+    const tf = !p.terraform.ran ? 'terraform not run' : o.dryRun ? `terraform plan +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}, not applied` : `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}`;
+    const nodes = o.dryRun ? `${p.observed.nodes} → ${p.desired} nodes, would create ${p.create.length}, drain ${p.drain.length}, destroy ${p.destroy.length}; ${tf}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
+    const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : nodes;
+    // A pool whose probe failed or is stale holds: its zero jobs are not a reading.
+    const probe = p.probe;
+    const seen = probe && !probe.ok ? `probe failed: ${probe.reason ?? 'unknown reason'}, holding` : probe?.stale ? `probe stale (${probe.ageS}s old), holding` : `${p.observed.queued} queued, ${p.observed.running} running${probe?.partial ? ` (probe partial: ${probe.reason ?? 'some data missing'})` : ''}`;
     // Runner names, reasons and errors come from the CI platforms: no control characters reach the terminal.
-    io.out(forTerminal(`${p.pool}${p.removed ? ' (removed from the policy)' : ''}: ${p.observed.queued} queued, ${p.observed.running} running; ${state} [${p.durationMs} ms]`));
+    io.out(forTerminal(`${p.pool}${p.removed ? ' (removed from the policy)' : ''}${o.dryRun ? ' (dry run)' : ''}: ${seen}; ${state} [${p.durationMs} ms]`));
     for (const r of p.reasons) io.out(forTerminal(`  · ${r}`));
   }
 }

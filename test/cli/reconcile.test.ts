@@ -1,15 +1,24 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, cli as runCli, root } from '../cli.js';
+import { bin, cli as runCli, cliAsync, root } from '../cli.js';
 import { expectNoSecrets } from '../secret-scan.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-rec-'));
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { cwd: dir, env });
+/** A port on 127.0.0.1 that nothing listens on: a GitLab that cannot be reached. */
+let closedPort = 0;
+const GL_ENV = { GL_TOKEN: 'glpat-not-a-real-token-0123' };
 
-beforeAll(() => {
+beforeAll(async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closedPort = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  writeFileSync(join(dir, 'unreachable.yaml'), `emitters:\n  gl: { type: gitlab, url: "http://127.0.0.1:${closedPort}", token: "\${env:GL_TOKEN}", groups: [platform], runnerOwner: { group: platform }, retries: 0 }\nplatforms:\n  lab: { type: local }\npools:\n  gl-pool: { emitter: gl, platform: lab }\n`);
   cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true });
   writeFileSync(join(dir, 'old-terraform'), '#!/bin/sh\necho \'{"terraform_version": "1.2.9"}\'\n');
   chmodSync(join(dir, 'old-terraform'), 0o755);
@@ -21,10 +30,12 @@ describe('parmanu reconcile', () => {
     // The demo replays at 600×: a fixed trace time keeps both runs on the same queue.
     const first = cli(['reconcile', '--policy', 'examples/demo', '--json', '--now', '2025-01-06T07:55:00Z']);
     expect(first.code).toBe(0);
-    const a = JSON.parse(first.out) as { ok: boolean; pools: Array<Record<string, unknown>> };
+    const a = JSON.parse(first.out) as { ok: boolean; dryRun: boolean; pools: Array<Record<string, unknown>> };
     expect(a.ok).toBe(true);
-    const linux = a.pools.find((p) => p.pool === 'demo-linux') as { create: string[]; terraform: { ran: boolean; add: number }; observed: Record<string, number>; durationMs: number; reasons: string[] };
-    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'reasons', 'states', 'terraform', 'vanished']);
+    expect(a.dryRun).toBe(false);
+    const linux = a.pools.find((p) => p.pool === 'demo-linux') as { probe: unknown; create: string[]; terraform: { ran: boolean; add: number }; observed: Record<string, number>; durationMs: number; reasons: string[] };
+    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'probe', 'reasons', 'states', 'terraform', 'vanished']);
+    expect(linux.probe).toEqual({ ok: true, partial: false, reason: null, ageS: expect.any(Number) as number, stale: false });
     expect(Object.keys(linux.observed).sort()).toEqual(['busy', 'nodes', 'queued', 'running']);
     expect(linux.create.length).toBeGreaterThan(0);
     // Each node and the resource that writes its runner's credential file (how the replay sees it up).
@@ -53,17 +64,87 @@ describe('parmanu reconcile', () => {
     writeFileSync(join(dir, 'two.yaml'), 'emitters:\n  r: { type: replay, trace: examples/demo/trace.csv }\n  gl: { type: gitlab, url: "http://127.0.0.1:9", token: "${env:NOT_SET_HERE}", projects: [a/b], runnerOwner: instance }\nplatforms:\n  lab: { type: local }\npools:\n  r-pool: { emitter: r, platform: lab }\n  gl-pool: { emitter: gl, platform: lab }\n');
     const selected = cli(['reconcile', '--policy', 'two.yaml', '--pool', 'r-pool', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'two') });
     expect(selected.code, selected.err).toBe(0);
-    expect(selected.out).toMatch(/^r-pool: /m);
+    expect(selected.out).toMatch(/^r-pool \(dry run\): /m);
     const all = cli(['reconcile', '--policy', 'two.yaml', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'two') });
     expect(all.code).toBe(2);
     expect(all.err).toMatch(/two\.yaml:3:\d+: emitters\.gl\.token: \$\{env:NOT_SET_HERE\}: environment variable NOT_SET_HERE is not set/);
   });
 
-  it('plans but applies nothing with --dry-run', () => {
+  it('plans but applies nothing with --dry-run, and says so in the terminal and in --json', () => {
     const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'dry') });
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^demo-linux: \d+ queued/);
+    const lines = r.out.split('\n');
+    expect(lines[0]).toBe('dry run: nothing is applied, no runner is registered or paused');
+    expect(lines[1]).toMatch(/^demo-linux \(dry run\): \d+ queued, \d+ running; 0 → [1-9]\d* nodes, would create [1-9]\d*, drain 0, destroy 0; terraform plan \+[1-9]\d* ~0 -0, not applied \[\d+ ms\]$/);
     expect(existsSync(join(dir, 'dry', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(false);
+    const j = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run', '--json'], { PARMANU_STATE_DIR: join(dir, 'dry') });
+    expect(j.code).toBe(0);
+    const out = JSON.parse(j.out) as { ok: boolean; dryRun: boolean; pools: Array<{ create: string[]; terraform: { ran: boolean; add: number } }> };
+    expect(out.dryRun).toBe(true);
+    expect(out.pools[0]?.create.length).toBeGreaterThan(0);
+    expect(out.pools[0]?.terraform.ran).toBe(true);
+    expect(existsSync(join(dir, 'dry', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(false);
+    // A real run is not marked.
+    const real = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux'], { PARMANU_STATE_DIR: join(dir, 'not-dry') });
+    expect(real.code).toBe(0);
+    expect(real.out).not.toMatch(/dry run|would create|not applied/);
+    expect(real.out).toMatch(/^demo-linux: \d+ queued, \d+ running; 0 → [1-9]\d* nodes \(\+[1-9]\d* drain 0 -0\), terraform \+[1-9]\d* ~0 -0 \[\d+ ms\]$/m);
+  });
+
+  it('shows a probe that failed as "probe failed: REASON, holding", naming the refused address, in the terminal, in --json and in status', () => {
+    const env = { ...GL_ENV, PARMANU_STATE_DIR: join(dir, 'unreachable') };
+    const r = cli(['reconcile', '--policy', 'unreachable.yaml'], env);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(new RegExp(`^gl-pool: probe failed: GET /api/v4/groups/platform: ECONNREFUSED 127\\.0\\.0\\.1:${closedPort} \\(connection refused\\), holding; 0 → 0 nodes `, 'm'));
+    expect(r.out).not.toMatch(/queued/);
+    const j = cli(['reconcile', '--policy', 'unreachable.yaml', '--json'], env);
+    expect(j.code).toBe(1);
+    const out = JSON.parse(j.out) as { ok: boolean; pools: Array<{ pool: string; probe: { ok: boolean; reason: string | null; ageS: number; stale: boolean } }> };
+    expect(out.ok).toBe(false);
+    const probe = out.pools[0]?.probe;
+    expect(probe?.ok).toBe(false);
+    expect(probe?.reason).toContain(`ECONNREFUSED 127.0.0.1:${closedPort}`);
+    expect(probe?.ageS).toBeGreaterThanOrEqual(0);
+    expect(probe?.ageS).toBeLessThan(30);
+    const st = cli(['status', '--policy', 'unreachable.yaml', '--json'], env);
+    expect(st.code).toBe(0);
+    const status = JSON.parse(st.out) as { pools: Array<{ probe: string; probeStatus: { ok: boolean; reason: string } }> };
+    expect(status.pools[0]?.probe).toMatch(new RegExp(`^failed: .*ECONNREFUSED 127\\.0\\.0\\.1:${closedPort}`));
+    expect(status.pools[0]?.probeStatus).toMatchObject({ ok: false, reason: expect.stringContaining(`ECONNREFUSED 127.0.0.1:${closedPort}`) as string });
+    expect(cli(['status', '--policy', 'unreachable.yaml'], env).out).toMatch(new RegExp(`^gl-pool: 0 nodes \\(probe failed: .*ECONNREFUSED 127\\.0\\.0\\.1:${closedPort} \\(connection refused\\)\\)$`, 'm'));
+  });
+
+  it('ends a --watch --for on its own once the time is up, with the last cycle\'s exit code', async () => {
+    const timed = async (args: string[], env: Record<string, string>) => {
+      const t0 = Date.now();
+      const r = await cliAsync(args, { cwd: dir, env, timeoutMs: 60_000 });
+      return { ...r, tookMs: Date.now() - t0 };
+    };
+    const ok = await timed(['reconcile', '--policy', 'examples/demo', '--watch', '--for', '3s', '--metrics-listen', 'none'], { PARMANU_STATE_DIR: join(dir, 'for-ok') });
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/^demo-linux: /m);
+    expect(ok.tookMs).toBeGreaterThanOrEqual(3000);
+    expect(ok.tookMs).toBeLessThan(25_000);
+    expect(ok.err).toMatch(/--for 3s is up after \d+ cycles?; the last one was ok/);
+    // The probe interval (30s) is longer than --for: one cycle, then the wait is cut at the deadline.
+    const failed = await timed(['reconcile', '--policy', 'unreachable.yaml', '--watch', '--for', '2s', '--metrics-listen', 'none'], { ...GL_ENV, PARMANU_STATE_DIR: join(dir, 'for-failed') });
+    expect(failed.code).toBe(1);
+    expect(failed.out).toMatch(/^gl-pool: probe failed: /m);
+    expect(failed.tookMs).toBeGreaterThanOrEqual(2000);
+    expect(failed.tookMs).toBeLessThan(25_000);
+    expect(failed.err).toMatch(/--for 2s is up after 1 cycle; the last one failed/);
+  });
+
+  it('serves no metrics with --metrics-listen none (or off), with or without --watch', async () => {
+    for (const v of ['none', 'off']) {
+      const r = await cliAsync(['reconcile', '--policy', 'examples/demo', '--watch', '--for', '1s', '--metrics-listen', v], { cwd: dir, env: { PARMANU_STATE_DIR: join(dir, `metrics-${v}`) }, timeoutMs: 60_000 });
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).not.toMatch(/metrics at/);
+      expect(r.out).toMatch(/^demo-arm: /m);
+    }
+    const once = cli(['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'none'], { PARMANU_STATE_DIR: join(dir, 'metrics-once') });
+    expect(once.code, once.err).toBe(0);
+    expect(once.err).not.toMatch(/metrics at/);
   });
 
   it.each([
@@ -72,7 +153,10 @@ describe('parmanu reconcile', () => {
     [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0, or set PARMANU_TERRAFORM/],
     [['reconcile', '--policy', join(root, 'policies')], {}, /\$\{env:GITLAB_TOKEN\}: environment variable GITLAB_TOKEN is not set/],
     [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: join(dir, 'old-terraform') }, /old-terraform 1\.2\.9 is too old: Parmanu needs Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0/],
-    [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT or off/],
+    [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT, or none \(no metrics server\), not "nowhere"/],
+    [['reconcile', '--policy', 'examples/demo', '--for', '55m'], {}, /--for needs --watch/],
+    [['reconcile', '--policy', 'examples/demo', '--watch', '--for', 'soon'], {}, /--for must be a duration such as 55m, not "soon"/],
+    [['reconcile', '--policy', 'examples/demo', '--watch', '--for', '0s'], {}, /--for must be a duration such as 55m, not "0s"/],
   ])('refuses %j with exit 2 and one clear line', (args, env, message) => {
     const r = cli(args, env as Record<string, string>);
     expect(r.code).toBe(2);
