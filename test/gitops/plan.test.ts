@@ -224,11 +224,16 @@ describe('plan --base REF wherever the policy is', () => {
   beforeAll(() => {
     mkdirSync(join(repo, 'sub', 'dir', 'policies'), { recursive: true });
     writeFileSync(join(repo, 'sub', 'dir', 'policies', 'fleet.yaml'), head + pool('p', ', scaling: { max: 5 }'));
+    // Two policy files side by side: --policy names one of them.
+    mkdirSync(join(repo, 'files'));
+    writeFileSync(join(repo, 'files', 'a.yaml'), head + pool('p', ', scaling: { max: 5 }'));
+    writeFileSync(join(repo, 'files', 'b.yaml'), 'pools:\n' + pool('z'));
     const git = (...a: string[]) => execFileSync('git', a, { cwd: repo, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
     git('init', '-q', '-b', 'main');
     git('add', '.');
     git('commit', '-qm', 'base');
     writeFileSync(join(repo, 'sub', 'dir', 'policies', 'fleet.yaml'), head + pool('p', ', scaling: { max: 9 }') + pool('q', ', scaling: { min: 1 }'));
+    writeFileSync(join(repo, 'files', 'a.yaml'), head + pool('p', ', scaling: { max: 9 }') + pool('q', ', scaling: { min: 1 }'));
     mkdirSync(join(repo, 'new-policies'));
     writeFileSync(join(repo, 'new-policies', 'fleet.yaml'), head + pool('n', ', scaling: { min: 2 }'));
   });
@@ -251,6 +256,8 @@ describe('plan --base REF wherever the policy is', () => {
   });
   it('a policy file', () => {
     expectChange(cli(['plan', '--policy', 'sub/dir/policies/fleet.yaml', '--base', 'HEAD', '--format', 'json'], { cwd: repo, env: env() }));
+    // Only that file at the ref, not its neighbours.
+    expectChange(cli(['plan', '--policy', 'files/a.yaml', '--base', 'HEAD', '--format', 'json'], { cwd: repo, env: env() }));
   });
   it('policies the ref does not have: every pool is new and counted', () => {
     const r = cli(['plan', '--policy', 'new-policies', '--base', 'HEAD'], { cwd: repo, env: env() });
