@@ -21,11 +21,13 @@ create, destroy). Nothing is applied.
 Options:
   --policy PATH   the new policies (default policies/)
   --base PATH|REF the old policies: a directory, or a git ref whose copy of --policy is read
+                  (wherever it is in the repository; a ref without it: every pool is new)
                   (default: none, every pool counts as added)
   --format F      markdown (default) or json
   --report FILE   also write a GitLab terraform report {"create","update","delete"} for the
                   merge request widget (artifacts:reports:terraform)
   --comment       post or update one sticky comment on the merge/pull request of this CI run
+                  (outside one, plan stops before printing anything: exit 2)
   -h, --help      this help
 
 Exit: 0; 1 the comment could not be posted (the platform refused or failed); 2 bad input,
