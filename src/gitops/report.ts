@@ -244,7 +244,7 @@ function stepRuns(points: readonly SeriesPoint[], until: number, bucketMs: numbe
 }
 
 function demandChart(p: PoolReport, since: number, until: number): string {
-  const f: Frame = { W: 1080, H: 320, L: 52, R: 16, T: 32, B: 40, since, until };
+  const f: Frame = { W: 1080, H: 320, L: 66, R: 16, T: 32, B: 40, since, until };
   const pts = p.series.points;
   const top = Math.max(1, ...pts.map((s) => Math.max(s.queued + s.running, s.nodes, s.desired)));
   const ticks = valueTicks(top, COUNT_STEPS);
@@ -284,7 +284,7 @@ ${valueAxis(f, ticks, y, String)}${timeAxis(f)}${gapRects}
 }
 
 function waitChart(p: PoolReport, since: number, until: number): string {
-  const f: Frame = { W: 1080, H: 170, L: 52, R: 16, T: 10, B: 40, since, until };
+  const f: Frame = { W: 1080, H: 170, L: 66, R: 16, T: 10, B: 40, since, until };
   const top = Math.max(1, ...p.waitsByHour.map((h) => h.p95 ?? 0));
   const ticks = valueTicks(top, SECOND_STEPS);
   const max = ticks[ticks.length - 1] as number;
