@@ -123,7 +123,13 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
       const demand = samples.map((s) => s.queued + s.running);
       const nodeHours = Math.round((nodeMs / HOUR) * 10) / 10;
       const byHour = new Map<number, number[]>();
-      for (const s of samples) for (const w of s.waits ?? []) byHour.set(Math.floor(s.at / HOUR) * HOUR, [...(byHour.get(Math.floor(s.at / HOUR) * HOUR) ?? []), w]);
+      for (const s of samples) {
+        if (!s.waits?.length) continue;
+        const hour = Math.floor(s.at / HOUR) * HOUR;
+        const list = byHour.get(hour) ?? [];
+        list.push(...s.waits);
+        byHour.set(hour, list);
+      }
       const own = events.filter((e) => e.pool === pool);
       return {
         pool,
