@@ -15,7 +15,7 @@ import { reconcileOnce, type PoolOutcome } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { durationArg, parse } from './args.js';
-import { loadFleet, openEmitters, openHistoryFor } from './context.js';
+import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 import { cycleLogger } from './log.js';
 
@@ -78,9 +78,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (err instanceof TerraformError) throw new UsageError(`destroy: ${err.message}`);
     throw err;
   }
-  const history = openHistoryFor('destroy', io, stateDir);
+  // Pools removed from the policy are listed from the state directory and the history (read on the wall clock).
+  const lister = openHistoryFor('destroy', io, stateDir);
+  let removed: Awaited<ReturnType<typeof removedPools>>;
   try {
-    const removed = await removedPools(policy, stateDir, history);
+    removed = await removedPools(policy, stateDir, lister);
+  } finally {
+    await lister.close();
+  }
+  let history: ReturnType<typeof openHistoryFor> | undefined;
+  try {
     const removedOk = removed.flatMap((k) => ('problem' in k ? [] : [k.pool]));
     const known = [...policy.pools.map((p) => p.name), ...removed.map((k) => ('problem' in k ? k.name : k.pool.name))];
     for (const n of named ?? []) if (!known.includes(n)) throw new UsageError(`destroy: no pool named "${n}" in the policy or the state (pools: ${known.join(', ') || 'none'})`);
@@ -91,16 +98,20 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     const inPolicy = targets.filter((n) => policy.pools.some((p) => p.name === n));
     const pools: PoolConfig[] = [...policy.pools.filter((p) => inPolicy.includes(p.name)), ...removedOk.filter((p) => targets.includes(p.name))];
+    // The clock reconcile runs these pools on: a replay's virtual clock (trace time), else the wall clock.
+    const clock = fleetClock('destroy', io, { policy, pools, stateDir });
+    history = openHistoryFor('destroy', io, stateDir, clock);
     const emitters = new Map<string, Emitter>();
     for (const p of pools) {
       if (emitters.has(p.emitter)) continue;
       if (!policy.emitters[p.emitter]) continue; // the cycle fails that pool with the reason
-      for (const [name, e] of openEmitters('destroy', io, { policy, pools: [p] })) emitters.set(name, e);
+      for (const [name, e] of openEmitters('destroy', io, { policy, pools: [p] }, clock)) emitters.set(name, e);
     }
     const log = cycleLogger(io, { json: false, verbose: values.verbose ?? false, quiet: !values.verbose, stderrIsTTY: Boolean(process.stderr.isTTY) });
     const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    const deps = { policy, emitters, history, terraform, stateDir, clock: Date.now, owner, log, pools: targets, teardown: targets, orphanGraceMs: 0 };
-    const interval = Math.min(...pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000), 30_000);
+    const deps = { policy, emitters, history, terraform, stateDir, clock, owner, log, pools: targets, teardown: targets, orphanGraceMs: 0 };
+    // Wall-clock wait between cycles: probe intervals are on the replay's clock, which runs `rate` times faster.
+    const interval = Math.min(...pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000), 30_000) / clock.rate;
 
     if (dry) {
       const r = await reconcileOnce({ ...deps, dryRun: true });
@@ -140,7 +151,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (still.length) io.out(`note: ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still in the policy: the next reconcile sizes ${still.length === 1 ? 'it' : 'them'} again (remove ${still.length === 1 ? 'it' : 'them'} from the policy, or set scaling.max: 0, to keep ${still.length === 1 ? 'it' : 'them'} empty)`);
     return 0;
   } finally {
-    await history.close();
+    await history?.close();
   }
 }
 
