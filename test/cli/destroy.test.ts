@@ -81,6 +81,10 @@ describe('parmanu destroy', () => {
     expect(names()).toContain(busy);
     expect(emu.runnerNamed(busy)?.paused).toBe(true);
 
+    // A runner of the pool that no VM backs goes too (no grace period when tearing down); a runner
+    // without Parmanu's marker is never touched.
+    emu.addRunner('p-orphan', { maintenance_note: 'parmanu-pool=p' });
+    emu.addRunner('hand-made');
     const whole = run(['destroy', '--pool', 'p', '--yes', '--timeout', '3m']);
     // Wait until only the busy node is left, while its job runs.
     const deadline = Date.now() + 120_000;
@@ -96,7 +100,8 @@ describe('parmanu destroy', () => {
     expect(r.out).toMatch(new RegExp(`^cycle \\d+: p: 0 nodes left; destroyed ${busy}; empty: forgotten$`, 'm'));
     expect(r.out).toMatch(/^note: p is still in the policy: the next reconcile sizes it again \(remove it from the policy, or set scaling\.max: 0, to keep it empty\)$/m);
     expect(names()).toEqual([]);
-    expect(emu.runners).toEqual([]);
+    expect(emu.runners.map((x) => x.description)).toEqual(['hand-made']);
+    expect(emu.touched('hand-made')).toEqual([]);
     // No runner was removed while the emulator says it ran a job.
     expect(emu.removedWhileBusy()).toEqual([]);
     expect(emu.runnerDeleted(busy)?.busy).toBe(false);
