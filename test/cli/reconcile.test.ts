@@ -114,6 +114,19 @@ describe('parmanu reconcile', () => {
     expect(cli(['status', '--policy', 'unreachable.yaml'], env).out).toMatch(new RegExp(`^gl-pool: 0 nodes \\(probe failed: .*ECONNREFUSED 127\\.0\\.0\\.1:${closedPort} \\(connection refused\\)\\)$`, 'm'));
   });
 
+  it('shows a stale probe as "probe stale (Ns old), holding" and "stale": true', () => {
+    // A replay at 10000 trace seconds per second with a 100ms probe interval: the few wall-clock
+    // milliseconds between the probe and the pool's cycle are minutes of trace time, past 2 × 100ms.
+    writeFileSync(join(dir, 'stale.yaml'), 'emitters:\n  fast: { type: replay, trace: examples/demo/trace.csv, speed: 10000, probeInterval: 100ms }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: fast, platform: lab }\n');
+    const env = { PARMANU_STATE_DIR: join(dir, 'stale') };
+    const r = cli(['reconcile', '--policy', 'stale.yaml'], env);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^p: probe stale \(\d+(\.\d)?s old\), holding; /m);
+    const j = JSON.parse(cli(['reconcile', '--policy', 'stale.yaml', '--json'], env).out) as { pools: Array<{ probe: { ok: boolean; ageS: number; stale: boolean } }> };
+    expect(j.pools[0]?.probe).toMatchObject({ ok: true, stale: true });
+    expect(j.pools[0]?.probe.ageS).toBeGreaterThan(0.2);
+  });
+
   it('ends a --watch --for on its own once the time is up, with the last cycle\'s exit code', async () => {
     const timed = async (args: string[], env: Record<string, string>) => {
       const t0 = Date.now();
