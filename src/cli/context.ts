@@ -119,7 +119,7 @@ export function openEmitters(command: string, io: Io, fleet: Pick<FleetContext, 
   let emitters: Map<string, Emitter>;
   try {
     // Replay emitters keep their place and their runners in the state directory.
-    const replay = clock && 'rate' in clock ? clock.replay : { stateDir: stateDirOf(io), wall: clock ?? Date.now };
+    const replay = clock && 'rate' in clock ? clock.replay : { stateDir: stateDirOf(io), wall: clock ?? Date.now, read: readFrom(io) };
     emitters = createEmitters(fleet.policy, secretEnv(io), clock, new Set(fleet.pools.map((p) => p.emitter)), replay);
   } catch (err) {
     if (err instanceof SecretResolutionError) throw new UsageError(`${command}: ${err.message}`);
@@ -145,14 +145,17 @@ export interface FleetClock {
   rate: number;
   /** The wall clock (with `--now`: the wall instant that maps to it). */
   wall: () => number;
-  replay: { stateDir: string; wall: () => number; domain: (wall: number) => number };
+  replay: { stateDir: string; wall: () => number; domain: (wall: number) => number; read: (path: string) => string };
 }
+
+/** A replay's trace path is relative to the command's working directory. */
+const readFrom = (io: Io) => (p: string) => readFileSync(resolve(io.cwd, p), 'utf8');
 
 export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools' | 'stateDir'>, fixed?: number): FleetClock {
   const used = [...new Set(fleet.pools.map((p) => p.emitter))].map((n) => fleet.policy.emitters[n]).filter((e) => e !== undefined);
   const replays = used.flatMap((e) => (e.type === 'replay' ? [e] : []));
   const real = used.find((e) => e.type !== 'replay');
-  const make = (clock: () => number, rate: number, wall: () => number, domain: (w: number) => number): FleetClock => Object.assign(() => clock(), { rate, wall, replay: { stateDir: fleet.stateDir, wall, domain } });
+  const make = (clock: () => number, rate: number, wall: () => number, domain: (w: number) => number): FleetClock => Object.assign(() => clock(), { rate, wall, replay: { stateDir: fleet.stateDir, wall, domain, read: readFrom(io) } });
   const wallClock = fixed !== undefined ? () => fixed : Date.now;
   const first = replays[0];
   if (!first) return make(wallClock, 1, wallClock, (w) => w);
@@ -165,7 +168,7 @@ export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'p
   if (other) throw new UsageError(`${command}: replay emitters ${first.name} (speed ${first.speed}) and ${other.name} (speed ${other.speed}) must run at the same speed: they share one clock`);
   let anchored: ReturnType<typeof replayAnchor>;
   try {
-    anchored = replayAnchor(first, fleet.stateDir, Date.now());
+    anchored = replayAnchor(first, fleet.stateDir, Date.now(), readFrom(io));
   } catch (err) {
     if (err instanceof EmitterError) throw new UsageError(`${command}: emitter ${first.name}: ${err.message}`);
     throw err;
