@@ -380,7 +380,7 @@ function section(p: PoolReport, i: number, r: FleetReport): string {
     : '<h3>Job wait, queued → started</h3>\n<p class="none">No job start observed in this period (waits are recorded by reconcile from the probes\' jobs).</p>';
   return `<section id="pool-${i}"><h2>${esc(p.pool)}</h2>
 ${facts}
-<h3>Jobs and nodes <span class="dim">(${p.series.bucketMs >= 60_000 ? `per ${p.series.bucketMs / 60_000} min: the busiest sample, most nodes` : 'every sample'})</span></h3>
+<h3>Jobs and nodes <span class="dim">(${p.series.points.length < p.samples ? `per ${p.series.bucketMs >= 60_000 ? `${p.series.bucketMs / 60_000} min` : `${p.series.bucketMs / 1000} s`}: the busiest sample, most nodes` : 'every sample'})</span></h3>
 ${demandChart(p, r.since, r.until)}
 ${waits}
 <h3>Scale events <span class="dim">(newest first)</span></h3>
