@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Turns `parmanu reconcile --watch --json` output into one line per cycle for `npm run demo`:
-// the replay's trace time, then per pool its nodes (a bar), queued and running jobs and what the
-// cycle changed. Reads the replay's anchor from the demo's state directory to tell the time.
+// the replay's trace time when the cycle ended, then per pool its nodes when the cycle began (one
+// █ each, up to 8), its queued (q) and running (r) jobs, and what the cycle did: +N nodes created,
+// ~N drained (runner paused), -N destroyed. Reads the replay's anchor from the demo's state
+// directory to tell the time.
 //   ... reconcile --watch --json | node scripts/demo-lines.mjs STATE_DIR EMITTER
 import { readFileSync } from 'node:fs';
 import process from 'node:process';
@@ -33,11 +35,11 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (p.error) return `${name} FAILED: ${clean(p.error)}`;
     if (p.skipped) return `${name} skipped: ${clean(p.skipped)}`;
     const o = p.observed;
-    const change = [p.create.length ? `+${p.create.length}` : '', p.drain.length ? `drain ${p.drain.length}` : '', p.destroy.length ? `-${p.destroy.length}` : ''].filter(Boolean).join(' ');
-    const bar = '█'.repeat(o.nodes).padEnd(8, '·');
-    return `${name} ${bar} ${String(o.nodes).padStart(2)} nodes ${String(o.queued).padStart(3)} queued ${String(o.running).padStart(3)} running ${change.padEnd(12)}`;
+    const change = [p.create.length ? `+${p.create.length}` : '', p.drain.length ? `~${p.drain.length}` : '', p.destroy.length ? `-${p.destroy.length}` : ''].filter(Boolean).join(' ');
+    const bar = '█'.repeat(Math.min(o.nodes, 8)).padEnd(8, '·');
+    return `${name} ${bar} ${String(o.queued).padStart(3)}q ${String(o.running).padStart(3)}r ${change.padEnd(8)}`;
   });
-  process.stdout.write(`${traceNow()}  ${parts.join('  ')}\n`);
+  process.stdout.write(`${traceNow()}  ${parts.join('  ').trimEnd()}\n`);
 }
 let jobs = '';
 try {

@@ -18,6 +18,7 @@ mkdir -p "$state"
 export PARMANU_STATE_DIR="$state"
 unset REDIS_URL
 echo "parmanu demo: replaying $(($(wc -l < examples/demo/trace.csv) - 1)) jobs of $(sed -n 2p examples/demo/trace.csv | cut -c1-10) at 600× (state in $state)"
+echo "a line per cycle: trace time; per pool: nodes (█), queued (q), running (r); nodes created +, drained ~, destroyed -"
 started=$(date +%s)
 code=0
 # One line per cycle (scripts/demo-lines.mjs); the cycles' logs are kept in $state/reconcile.log.

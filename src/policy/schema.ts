@@ -122,16 +122,16 @@ export const JenkinsEmitterSchema = z
 
 export const ReplayEmitterSchema = z
   .strictObject({
-    type: z.literal('replay').describe('Replays a job trace as a queue; no runner registry.'),
+    type: z.literal('replay').describe('Replays a job trace as a queue; its runners (one per node) run the jobs.'),
     trace: nonEmpty.describe('Path of a trace CSV (`queued_at,duration_s,labels`), relative to the working directory.'),
     start: z
       .iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as 2025-09-04T17:00:00Z' })
-      .describe('Wall-clock time that maps to the trace\'s first job; omitted: the first reconcile.')
+      .describe('Wall-clock time that maps to the trace\'s first job; omitted: the first reconcile (kept in the state directory, so later runs continue).')
       .optional(),
-    speed: z.number().positive().max(10_000).describe('Trace seconds per wall-clock second.').default(1),
+    speed: z.number().positive().max(10_000).describe('Trace seconds per wall-clock second. A policy whose pools all use replay emitters runs Parmanu\'s clock (decide\'s timers, the history) on the trace at this speed; beside a real CI platform it must be 1.').default(1),
     ...emitterCommon,
   })
-  .describe('A recorded trace replayed as a live queue, for demos and tests.');
+  .describe('A recorded trace replayed as a live queue, for demos and tests: a runner is registered for each node and, once the node exists, runs the queued jobs (oldest first, `jobsPerNode` at a time) for their recorded duration. Its place in the trace and its runners are kept in `<state dir>/replay/<emitter>.json`.');
 
 export const EmitterSchema = z.discriminatedUnion('type', [GitlabEmitterSchema, GithubEmitterSchema, JenkinsEmitterSchema, ReplayEmitterSchema]);
 
