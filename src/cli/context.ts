@@ -170,6 +170,9 @@ export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'p
   try {
     anchored = replayAnchor(first, fleet.stateDir, Date.now(), readFrom(io));
   } catch (err) {
+    // The state directory is checked here first (the history store would say the same).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES') throw new UsageError(`${command}: cannot use ${fleet.stateDir} as the state directory (PARMANU_STATE_DIR): ${code === 'EACCES' ? 'permission denied' : 'a file is in the way'}`);
     if (err instanceof EmitterError) throw new UsageError(`${command}: emitter ${first.name}: ${err.message}`);
     throw err;
   }

@@ -134,7 +134,7 @@ function readState(file: string): { state?: ReplayState; problem?: string } {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new EmitterError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw Object.assign(new EmitterError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`), { code: (err as NodeJS.ErrnoException).code });
   }
   let why: string;
   try {
