@@ -175,8 +175,8 @@ export class PoolStack extends TerraformStack {
           lifecycle: IMMUTABLE,
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
-        // A replay node gets one too: the file it writes is how the replay sees the node up.
-        if (node.credential === false) continue;
+        // A replay node whose runner has a token gets one too: the file is how the replay sees the node up.
+        if (node.credential === false || (node.access.kind === 'none' && !node.access.file && node.credential !== true)) continue;
         // Terraform itself delivers the credential: the ephemeral value reaches only the
         // provisioner's environment, which writes it to a 0600 file (never TypeScript, never argv).
         const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file: tfLiteral(file) }, lifecycle: IMMUTABLE });

@@ -21,8 +21,8 @@ export type RunnerAccess =
   /** GitHub runner configured with a registration token (long-lived or `--ephemeral`). */
   | { kind: 'github'; mode: 'registration'; url: string }
   | { kind: 'jenkins'; url: string }
-  /** replay: no runner registry, nothing to start. */
-  | { kind: 'none' };
+  /** replay: nothing to start; `file`: its runner's token goes to the node's credential file (local platform: how the replay sees the node up). */
+  | { kind: 'none'; file?: boolean };
 
 /** Where a node's bootstrap reads its runner credential's secret. */
 export type CredentialSource =
@@ -44,7 +44,7 @@ export function accessOf(cred: RunnerCredential): RunnerAccess {
     case 'jenkins':
       return { kind: 'jenkins', url: cred.url };
     case 'none':
-      return { kind: 'none' };
+      return cred.token !== undefined ? { kind: 'none', file: true } : { kind: 'none' };
   }
 }
 

@@ -369,13 +369,15 @@ export class ReplayEmitter implements Emitter {
     return r;
   }
 
+  /** The credential carries a token only when the node is to write it (a local pool's credential file). */
   async register(req: RegisterRequest): Promise<RunnerCredential> {
     const token = randomBytes(16).toString('hex');
+    const machineFile = this.localPools.has(req.pool) && this.stateDir !== undefined;
     this.change((s) => {
       s.runners = s.runners.filter((r) => r.name !== req.node);
-      s.runners.push({ name: req.node, pool: req.pool, labels: [...req.labels], slots: Math.max(1, req.jobsPerNode), token, registeredAt: s.at, paused: false, machineFile: this.localPools.has(req.pool) });
+      s.runners.push({ name: req.node, pool: req.pool, labels: [...req.labels], slots: Math.max(1, req.jobsPerNode), token, registeredAt: s.at, paused: false, machineFile });
     });
-    return { kind: 'none', token };
+    return machineFile ? { kind: 'none', token } : { kind: 'none' };
   }
 
   async pause(node: string): Promise<void> {

@@ -82,7 +82,8 @@ describe('replay emitter: runners run the jobs', () => {
     const w = { t: W0 };
     const e = replay(w);
     await e.probe();
-    expect(await e.register(req('p-1'))).toEqual({ kind: 'none', token: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    // Not a local pool: nothing for the node to write, online from registration.
+    expect(await e.register(req('p-1'))).toEqual({ kind: 'none' });
     let v = await view(e);
     expect(v.running).toEqual(['replay-0@p-1']);
     expect(v.r.jobs[0]).toMatchObject({ status: 'running', startedAt: W0, queuedAt: W0, runner: 'p-1' });
@@ -154,6 +155,7 @@ describe('replay emitter: runners run the jobs', () => {
     const w = { t: W0 };
     const e = replay(w, { stateDir, localPools: new Set(['p']) });
     const cred = await e.register(req('p-1'));
+    expect(cred).toEqual({ kind: 'none', token: expect.stringMatching(/^[0-9a-f]{32}$/) as string });
     const file = nodeCredentialFile(stateDir, 'p', 'p-1');
     w.t = W0 + MIN;
     let v = await view(e);

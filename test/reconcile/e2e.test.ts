@@ -89,12 +89,11 @@ describe('reconcile with the replay emitter and the file store', () => {
     w.now.t = T0;
     const first = await w.cycle({ clock: () => now.t });
     expect(first.ok).toBe(true);
-    // Each node and the resource that writes its replay runner's token (the node's credential file).
-    expect(first.pools[0]).toMatchObject({ desired: 2, create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 4, change: 0, destroy: 0 } });
+    expect(first.pools[0]).toMatchObject({ desired: 2, create: ['p-n000', 'p-n001'], terraform: { ran: true, add: 2, change: 0, destroy: 0 } });
     expect(w.stateNodes()).toEqual(['p-n000', 'p-n001']);
     now.t += 30_000;
     const second = await w.cycle({ clock: () => now.t });
-    expect(second.pools[0]).toMatchObject({ desired: 3, create: ['p-n002'], terraform: { ran: true, add: 2 } });
+    expect(second.pools[0]).toMatchObject({ desired: 3, create: ['p-n002'], terraform: { ran: true, add: 1 } });
     now.t += 30_000;
     const third = await w.cycle({ clock: () => now.t });
     expect(third.pools[0]).toMatchObject({ desired: 3, create: [], destroy: [], terraform: { ran: false } });

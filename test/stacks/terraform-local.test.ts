@@ -29,10 +29,7 @@ describe('local stack with real terraform', () => {
     tf(work, ['init', '-no-color']);
     tf(work, ['plan', '-no-color', '-out=plan.bin']);
     const plan = JSON.parse(tf(work, ['show', '-json', 'plan.bin'])) as { resource_changes: Array<{ address: string; change: { actions: string[] } }> };
-    // Each node also gets the resource that writes its credential file (a replay node too: the file tells the replay it is up).
-    const nodes = (p: typeof plan) => p.resource_changes.filter((c) => c.address.startsWith('terraform_data.node_'));
-    expect(plan.resource_changes.filter((c) => c.address.startsWith('terraform_data.credential_')).map((c) => c.address)).toEqual(['terraform_data.credential_e2e-aaa', 'terraform_data.credential_e2e-bbb', 'terraform_data.credential_e2e-ccc']);
-    expect(nodes(plan).map((c) => [c.address, c.change.actions])).toEqual([
+    expect(plan.resource_changes.map((c) => [c.address, c.change.actions])).toEqual([
       ['terraform_data.node_e2e-aaa', ['create']],
       ['terraform_data.node_e2e-bbb', ['create']],
       ['terraform_data.node_e2e-ccc', ['create']],
@@ -45,10 +42,7 @@ describe('local stack with real terraform', () => {
     render(['e2e-aaa', 'e2e-ccc']);
     tf(work, ['plan', '-no-color', '-out=plan2.bin']);
     const plan2 = JSON.parse(tf(work, ['show', '-json', 'plan2.bin'])) as { resource_changes: Array<{ address: string; change: { actions: string[] } }> };
-    expect(plan2.resource_changes.filter((c) => c.change.actions[0] !== 'no-op').map((c) => [c.address, c.change.actions])).toEqual([
-      ['terraform_data.credential_e2e-bbb', ['delete']],
-      ['terraform_data.node_e2e-bbb', ['delete']],
-    ]);
+    expect(plan2.resource_changes.filter((c) => c.change.actions[0] !== 'no-op').map((c) => [c.address, c.change.actions])).toEqual([['terraform_data.node_e2e-bbb', ['delete']]]);
     tf(work, ['apply', '-no-color', 'plan2.bin']);
     expect(readStateNodes(stateFile).map((n) => n.name)).toEqual(['e2e-aaa', 'e2e-ccc']);
 
