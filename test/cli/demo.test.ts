@@ -93,17 +93,17 @@ describe('the clock of a policy of replay emitters', () => {
     expect(() => fleetClock('reconcile', two.io, two.f)).toThrow(/replay emitters r \(speed 600\) and s \(speed 60\) must run at the same speed/);
   });
 
-  it('keeps leases on the wall clock: a lease of 1 s is held for 1 s of wall time, not 1/600 of it', async () => {
+  it('keeps leases on the wall clock: a lease of 3 s is held for 3 s of wall time, not 1/600 of it', async () => {
     const { io, f } = fleet('  r: { type: replay, trace: t.csv, speed: 600 }\n', '  p: { emitter: r, platform: lab }\n');
     const clock = fleetClock('test', io, f);
     const a = openHistoryFor('test', io, f.stateDir, clock);
     const b = openHistoryFor('test', io, f.stateDir, clock);
     try {
-      expect(await a.acquireLease('p', 'a', 1000)).toBeDefined();
+      expect(await a.acquireLease('p', 'a', 3000)).toBeDefined();
       await sleep(200); // 2 virtual minutes: far past the TTL on the virtual clock
-      expect(await b.acquireLease('p', 'b', 1000)).toBeUndefined();
-      await sleep(1000);
-      expect(await b.acquireLease('p', 'b', 1000)).toBeDefined();
+      expect(await b.acquireLease('p', 'b', 3000)).toBeUndefined();
+      await sleep(3000);
+      expect(await b.acquireLease('p', 'b', 3000)).toBeDefined();
     } finally {
       await a.close();
       await b.close();
