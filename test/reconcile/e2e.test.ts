@@ -217,7 +217,7 @@ describe('reconcile with GitLab, Redis and terraform', () => {
       emu.addJob(project, 'pending', ['linux']);
       let r = await w.cycle();
       expect(r.ok).toBe(false);
-      expect(r.pools[0]?.error).toMatch(/apply failed: Error: injected failure mid-apply/);
+      expect(r.pools[0]?.error).toMatch(/apply failed: injected failure mid-apply/);
       expect(w.stateNodes()).toEqual([]);
       w.now.t += 30_000;
       r = await w.cycle();
