@@ -32,7 +32,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 type Script = Array<string | Script>;
 interface Job { stage?: string; image?: string; script?: Script; before_script?: Script; timeout?: string; rules?: Array<{ if?: string; changes?: string[]; when?: string }>; resource_group?: string; artifacts?: { reports?: { terraform?: string } } }
 interface Step { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string> }
-interface WfJob { if: string; 'runs-on': string; 'timeout-minutes'?: number; concurrency?: { group: string; 'cancel-in-progress'?: boolean }; steps: Step[] }
+interface WfJob { if: string; 'runs-on': string; permissions?: Record<string, string>; 'timeout-minutes'?: number; concurrency?: { group: string; 'cancel-in-progress'?: boolean }; steps: Step[] }
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 /** HashiCorp's package signing key (https://www.hashicorp.com/security), in force since January 2023. */
@@ -105,9 +105,9 @@ install)
         elif [[ $version =~ ^([0-9]+\.[0-9]+\.[0-9]+)-1$ ]]; then v=\${BASH_REMATCH[1]}
         else echo "E: Version '$version' for 'terraform' was not found" >&2; exit 100; fi
         cp "$STUB_ROOT/pool/terraform" "$STUB_ROOT/usr/bin/terraform" && printf '%s' "$v" > "$STUB_ROOT/usr/bin/terraform.version";;
-      redis-server)
-        [ -e "$lists/debian" ] || { echo "E: Unable to locate package redis-server" >&2; exit 100; }
-        cp "$STUB_ROOT/pool/redis-server" "$STUB_ROOT/usr/bin/redis-server";;
+      redis-server|chromium|shellcheck)
+        [ -e "$lists/debian" ] || { echo "E: Unable to locate package $name" >&2; exit 100; }
+        cp "$STUB_ROOT/pool/$name" "$STUB_ROOT/usr/bin/$name";;
       *) echo "E: Unable to locate package $name" >&2; exit 100;;
     esac
   done;;
@@ -133,7 +133,9 @@ case "$1" in
     mkdir -p node_modules && : > node_modules/.installed;;
   test)
     installed; need_terraform test
-    command -v redis-server > /dev/null || { echo "test/redis-server.ts: redis-server not found on PATH" >&2; exit 1; };;
+    command -v redis-server > /dev/null || { echo "test/redis-server.ts: redis-server not found on PATH" >&2; exit 1; }
+    command -v chromium > /dev/null || { echo "test/gitops/report-screenshot.test.ts: chromium is not installed" >&2; exit 1; }
+    command -v shellcheck > /dev/null || { echo "test/stacks/bootstrap-sandbox.test.ts: shellcheck not found on PATH" >&2; exit 1; };;
   run)
     script=$2; shift 2; [ "$1" = -- ] && shift
     installed
@@ -178,7 +180,7 @@ function machine(kind: 'node:20-bookworm' | 'ubuntu-latest', servedFpr = HASHICO
   }
   for (const t of ['curl', 'gpg', 'apt-get', 'git']) writeStub(join(bin, t), STUBS[t] ?? '', t);
   writeStub(join(root, 'pool/terraform'), TERRAFORM, 'terraform');
-  writeStub(join(root, 'pool/redis-server'), 'exit 0', 'redis-server');
+  for (const pkg of ['redis-server', 'chromium', 'shellcheck']) writeStub(join(root, `pool/${pkg}`), 'exit 0', pkg);
   const nodeBin = kind === 'node:20-bookworm' ? join(root, 'usr/local/bin') : join(root, 'opt/node/bin');
   mkdirSync(nodeBin, { recursive: true });
   for (const t of ['node', 'npm', 'npx']) writeStub(join(nodeBin, t), STUBS[t] ?? '', t);
@@ -349,7 +351,10 @@ function runGithub(job: string, steps: Step[] = wf.jobs[job]?.steps ?? []) {
 describe('examples/github-actions.yml', () => {
   it('plans pull requests on policies/ and reconciles hourly without overlap, as a bounded watch with a timeout above it', () => {
     expect(wf.on.pull_request).toEqual({ paths: ['policies/**'] });
-    expect(wf.permissions['pull-requests']).toBe('write');
+    // Least privilege: the workflow reads; only the plan job writes its comment.
+    expect(wf.permissions).toEqual({ contents: 'read' });
+    expect(wf.jobs.plan?.permissions).toEqual({ contents: 'read', 'pull-requests': 'write' });
+    expect(wf.jobs.reconcile?.permissions).toBeUndefined();
     expect(wf.jobs.plan?.if).toContain("'pull_request'");
     expect(wf.jobs.plan?.steps.some((s) => s.run?.includes('--comment'))).toBe(true);
     expect(wf.jobs.reconcile?.if).toContain("'schedule'");
@@ -358,6 +363,13 @@ describe('examples/github-actions.yml', () => {
     expect(wf.on.schedule[0]?.cron).toMatch(/^\d{1,2} \* \* \* \*$/);
     expect(wf.jobs.reconcile?.['timeout-minutes']).toBeGreaterThan(55);
     expect(wf.jobs.reconcile?.steps.at(-1)?.run).toMatch(/^npm run reconcile -- --policy policies --watch --for 55m /);
+  });
+
+  it('keeps expressions out of run: scripts (they reach the shell through env) and gives the plan the shared history', () => {
+    for (const job of Object.values(wf.jobs)) for (const step of job.steps) expect(step.run ?? '').not.toContain('${{');
+    const plan = wf.jobs.plan?.steps.find((s) => s.run?.includes('npm run plan'));
+    expect(plan?.env).toMatchObject({ BASE_REF: '${{ github.base_ref }}', REDIS_URL: '${{ secrets.PARMANU_REDIS_URL }}' });
+    expect(plan?.run).toContain('--base "origin/$BASE_REF"');
   });
 
   it('pins terraform to a 1.11 release, without the wrapper', () => {
