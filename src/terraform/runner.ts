@@ -25,6 +25,9 @@ export const MAX_ERROR_LINES = 40;
 interface Diagnostic {
   severity: 'Error' | 'Warning';
   summary: string;
+  /** The summary's lines in terraform's output (a long one is wrapped). */
+  summaryLines: number;
+  /** The lines after the summary, from the blank line that ends it. */
   lines: string[];
 }
 
@@ -33,8 +36,10 @@ interface Diagnostic {
  * errors: … | …`). Dropped: the CLI configuration's problems (a missing ~/.terraformrc, a plugin
  * cache directory that cannot be opened: "There are some problems with the CLI configuration" and
  * its boxed diagnostics), every warning (provider development overrides, -target), progress lines
- * and source excerpts. Each error is kept whole: its summary, where (file and line, resource), the
- * values terraform shows under the excerpt, and its detail, wrapped lines joined. Past
+ * and source excerpts. Each error is kept whole: its summary (the lines after `Error:` up to the
+ * first blank line: terraform wraps a long one), where (file and line; the resource, from the
+ * `with ADDRESS,` line right after that blank line), the values terraform shows under the excerpt,
+ * and its detail, wrapped lines joined. Past
  * MAX_ERROR_LINES lines the message ends with "… (N more lines)". Output with no error diagnostic
  * (a crash) gives its last lines.
  */
@@ -67,11 +72,21 @@ export function terraformProblem(output: string, maxLines = MAX_ERROR_LINES): st
   }
   const diags: Diagnostic[] = [];
   const rest: string[] = [];
+  // Terraform wraps a long summary onto the next lines: up to the first blank line they continue it.
+  let inSummary = false;
   for (const l of lines) {
     const m = /^(Error|Warning): (.*)$/.exec(l);
-    if (m) diags.push({ severity: m[1] as 'Error' | 'Warning', summary: (m[2] as string).trim(), lines: [] });
-    else if (diags.length) (diags[diags.length - 1] as Diagnostic).lines.push(l);
-    else rest.push(l);
+    const d = diags[diags.length - 1];
+    if (m) {
+      diags.push({ severity: m[1] as 'Error' | 'Warning', summary: (m[2] as string).trim(), summaryLines: 1, lines: [] });
+      inSummary = true;
+    } else if (d && inSummary && l.trim() !== '') {
+      d.summary = `${d.summary} ${l.trim()}`.trim();
+      d.summaryLines++;
+    } else if (d) {
+      inSummary = false;
+      d.lines.push(l);
+    } else rest.push(l);
   }
   const errors = diags.filter((d) => d.severity === 'Error');
   if (errors.length === 0) {
@@ -96,23 +111,29 @@ export function terraformProblem(output: string, maxLines = MAX_ERROR_LINES): st
   for (const d of errors) {
     const where: string[] = [];
     const paragraphs: string[][] = [[]];
+    // `with ADDRESS,` names the resource only as the first line after the summary's blank line.
+    let first = true;
     for (const l of d.lines) {
       const t = l.trim();
       let m: RegExpExecArray | null;
+      const atStart = first && t !== '';
+      if (t !== '') first = false;
       if (t === '') {
         if ((paragraphs[paragraphs.length - 1] as string[]).length) paragraphs.push([]);
-      } else if ((m = /^with (.+),$/.exec(t))) where.push(m[1] as string);
+      } else if (atStart && (m = /^with (.+),$/.exec(t))) where.push(m[1] as string);
       else if ((m = /^on (.+?) line (\d+)(?:, in .*)?:$/.exec(t))) where.push(`${m[1]} line ${m[2]}`);
       else if (/^\d+:/.test(t) || /^├─*$/.test(t)) continue; // the source excerpt
       else if ((m = /^│ (.*)$/.exec(t))) where.push(`where ${m[1] as string}`); // a value under the excerpt
       else (paragraphs[paragraphs.length - 1] as string[]).push(t);
     }
-    if (!fits(1)) {
+    if (!fits(d.summaryLines)) {
       for (const p of paragraphs) fits(p.length);
       continue;
     }
     const body = paragraphs.filter((p) => p.length && fits(p.length)).map((p) => p.join(' '));
-    parts.push(`${d.summary}${where.length ? ` (${where.join(', ')})` : ''}${body.length ? `: ${body.join(' ')}` : ''}`);
+    // A summary that is a whole sentence (a wrapped one often is) is followed by its detail, not by a colon.
+    const head = `${d.summary}${where.length ? ` (${where.join(', ')})` : ''}`;
+    parts.push(`${head}${body.length ? `${/[.!?]$/.test(head) ? ' ' : ': '}${body.join(' ')}` : ''}`);
   }
   return `${errors.length > 1 ? ` with ${errors.length} errors` : ''}: ${parts.join(' | ')}${dropped ? ` … (${dropped} more line${dropped === 1 ? '' : 's'})` : ''}`;
 }

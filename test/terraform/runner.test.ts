@@ -71,6 +71,27 @@ describe('TerraformError messages', () => {
     expect(await failure(tf.plan(dir, 'p.tfplan'))).toBe('terraform plan failed: Resource precondition failed (main.tf line 8, where var.x is "hello"): The value must be world, and this sentence is deliberately long so that terraform wraps it over two lines.');
   });
 
+  it('read a summary terraform wraps over two lines as one sentence, not as a summary and its detail', async () => {
+    // A data directory that is a file: init's summary is wrapped ("…including problems\nwith the
+    // configuration, described below."), and its second line is no resource address either.
+    const tf = new Terraform({ env: { TF_CLI_CONFIG_FILE: join(root, 'no-such.tfrc'), TF_DATA_DIR: '/etc/passwd' } });
+    const message = await failure(tf.init(workdir('data-dir-is-a-file', 'resource "terraform_data" "a" {}\n'), 'h'));
+    expect(message).toMatch(/^terraform init failed with 2 errors: Terraform encountered problems during initialisation, including problems with the configuration, described below\. The Terraform configuration must be valid before initialization so that Terraform can determine which modules and providers need to be installed\. \| failed to read module manifest: /);
+    expect(message).not.toMatch(/including problems:|\(the configuration, described below\.|below\.:/);
+  });
+
+  it('take "with ADDRESS," as the resource only on the line right after the summary, not in the detail', async () => {
+    const tf = new Terraform({ env: { TF_CLI_CONFIG_FILE: join(root, 'no-such.tfrc') } });
+    const dir = workdir('with-in-detail', 'variable "x" {\n  default = 1\n}\nresource "terraform_data" "b" {\n  input = var.x\n  provisioner "local-exec" {\n    command = "exit 3"\n  }\n}\nresource "terraform_data" "a" {\n  input = var.x\n  lifecycle {\n    postcondition {\n      condition     = self.output == 2\n      error_message = "Deliberately failing.\\nwith a line that reads like an address,\\nand the end."\n    }\n  }\n}\n');
+    await tf.init(dir, 'h');
+    expect(await tf.plan(dir, 'p.tfplan')).toBe(true);
+    const message = await failure(tf.apply(dir, 'p.tfplan'));
+    // The two resources are created at once: their errors come in either order.
+    expect(message).toMatch(/^terraform apply failed with 2 errors: /);
+    expect(message).toContain("local-exec provisioner error (terraform_data.b, main.tf line 6): Error running command 'exit 3': exit status 3.");
+    expect(message).toContain('Resource postcondition failed (main.tf line 14, where self.output is 1): Deliberately failing. with a line that reads like an address, and the end.');
+  });
+
   it(`cut past ${MAX_ERROR_LINES} lines between whole paragraphs, saying how many lines are left out`, async () => {
     const tf = new Terraform();
     const many = Array.from({ length: 30 }, (_, i) => `resource "terraform_data" "r${i}" {\n  inputs = ${i}\n}\n`).join('');
