@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Emitter } from '../emitters/types.js';
 import { parseDuration } from '../policy/duration.js';
+import { inCi } from '../policy/env.js';
 import { forTerminal } from '../policy/text.js';
 import type { PoolConfig } from '../policy/types.js';
 import { reconcileOnce, type PoolOutcome } from '../reconcile/cycle.js';
@@ -25,8 +26,11 @@ Tears pools down on purpose: every runner of the pool is paused, idle nodes are 
 terraform (plan → guard → last idle check → apply), a node running a job is destroyed only once
 its job has ended; the runners are removed and the pool's record deleted. Runs reconcile cycles
 for those pools alone, one line per cycle, until they are empty or --timeout passes.
-A pool still in the policy is sized again by the next reconcile: remove it from the policy, or
-set its scaling.max to 0, to keep it empty.
+A pool still in the policy is sized again by the next reconcile, and a scheduled or watching one
+(the shipped pipelines run \`reconcile --watch\` 55 minutes of every hour) does so within seconds:
+remove the pool from the policy instead (reconcile then drains and destroys it itself), or set its
+scaling.max to 0, or stop the schedule first. Should such a pool grow back while destroy runs,
+destroy stops (exit 1).
 
 Options:
   --pool NAME     the pools to tear down (comma-separated): pools of the policy, or pools removed
@@ -41,13 +45,11 @@ Options:
 
 Environment: REDIS_URL, PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default
 terraform), CI (set: a non-interactive CI job, --pool runs without --yes).
-Exit: 0 the pools are empty; 1 --timeout passed or a pool kept failing; 2 bad input, including a
-missing --yes.`;
+Exit: 0 the pools are empty (--dry-run: the plan was shown); 1 --timeout passed, a pool kept
+failing or grew back; 2 bad input, including a missing --yes.`;
 
 /** A pool failing this many cycles in a row stops the command (exit 1). */
 const MAX_FAILURES = 3;
-
-const inCi = (env: Io['env']) => env.CI !== undefined && env.CI !== '' && env.CI !== 'false' && env.CI !== '0';
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parse('destroy', argv, { policy: { type: 'string' }, pool: { type: 'string' }, all: { type: 'boolean' }, yes: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, timeout: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } });
@@ -113,6 +115,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     // Wall-clock wait between cycles: probe intervals are on the replay's clock, which runs `rate` times faster.
     const interval = Math.min(...pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000), 30_000) / clock.rate;
 
+    // Said before anything is done: a reconcile running on a schedule undoes this within seconds.
+    if (inPolicy.length) io.out(forTerminal(stillInPolicyNote(inPolicy)));
+
     if (dry) {
       const r = await reconcileOnce({ ...deps, dryRun: true });
       for (const p of r.pools) io.out(forTerminal(dryLine(p)));
@@ -121,15 +126,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
     const started = Date.now();
     const failures = new Map<string, number>();
+    /** Each pool's last whole cycle (neither failed nor skipped): the nodes it left, to see others come. */
+    const last = new Map<string, PoolOutcome>();
     let left = [...targets];
     for (let cycle = 1; ; cycle++) {
       const r = await reconcileOnce({ ...deps, pools: left });
       const done: string[] = [];
+      const grew: string[] = [];
       for (const p of r.pools) {
         const gone = !p.error && !p.skipped && (await history.getPool(p.pool)) === undefined;
         if (gone) done.push(p.pool);
         failures.set(p.pool, p.error ? (failures.get(p.pool) ?? 0) + 1 : 0);
         io.out(forTerminal(cycleLine(cycle, p, gone)));
+        if (p.error || p.skipped) continue;
+        const prev = last.get(p.pool);
+        last.set(p.pool, p);
+        const added = prev ? newNodes(prev, p) : [];
+        if (added.length && inPolicy.includes(p.pool)) grew.push(`${p.pool} (new nodes ${added.join(', ')})`);
+      }
+      if (grew.length) {
+        const it = grew.length === 1 ? 'it' : 'them';
+        io.err(forTerminal(`destroy: ${grew.join(', ')} grew back: another reconcile (a scheduled or watching one?) sizes ${it} again, as ${grew.length === 1 ? 'it is' : 'they are'} still in the policy: stopped; remove ${it} from the policy, set scaling.max: 0 or stop the schedule, then run destroy again`));
+        return 1;
       }
       left = left.filter((n) => !done.includes(n));
       if (!left.length) break;
@@ -147,12 +165,25 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const pausedNow = r.pools.some((p) => p.drain.some((n) => p.states[n] !== 'draining'));
       await new Promise((r) => setTimeout(r, Math.min(pausedNow ? Math.min(interval, 5_000) : interval, Math.max(0, timeoutMs - (Date.now() - started)))));
     }
-    const still = targets.filter((n) => policy.pools.some((p) => p.name === n));
-    if (still.length) io.out(`note: ${still.join(', ')} ${still.length === 1 ? 'is' : 'are'} still in the policy: the next reconcile sizes ${still.length === 1 ? 'it' : 'them'} again (remove ${still.length === 1 ? 'it' : 'them'} from the policy, or set scaling.max: 0, to keep ${still.length === 1 ? 'it' : 'them'} empty)`);
     return 0;
   } finally {
     await history?.close();
   }
+}
+
+/** The warning printed before the first cycle when pools torn down are still in the policy. */
+export function stillInPolicyNote(pools: readonly string[]): string {
+  const one = pools.length === 1;
+  return `note: ${pools.join(', ')} ${one ? 'is' : 'are'} still in the policy: a scheduled or watching reconcile (the pipelines' reconcile --watch) sizes ${one ? 'it' : 'them'} again, within seconds; to keep ${one ? 'it' : 'them'} empty, remove ${one ? 'it' : 'them'} from the policy instead (reconcile then drains and destroys ${one ? 'it' : 'them'} itself), or set scaling.max: 0, or stop the schedule first`;
+}
+
+/**
+ * The nodes of a pool's cycle that its previous whole cycle neither saw nor destroyed: a teardown
+ * creates none, so another reconciler did (the pool grew back).
+ */
+export function newNodes(prev: Pick<PoolOutcome, 'states' | 'destroy'>, next: Pick<PoolOutcome, 'states'>): string[] {
+  const had = new Set(Object.keys(prev.states).filter((n) => !prev.destroy.includes(n)));
+  return Object.keys(next.states).filter((n) => !had.has(n)).sort();
 }
 
 const list = (names: readonly string[]) => (names.length ? names.join(', ') : 'none');

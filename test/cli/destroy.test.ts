@@ -7,12 +7,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newNodes } from '../../src/cli/destroy.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { cli, cliAsync } from '../cli.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { useRedisSuite } from '../reconcile/suite.js';
 
 const suite = useRedisSuite();
+
+/** Said before the first cycle when the pool torn down is still in the policy. */
+const NOTE = /^note: p is still in the policy: a scheduled or watching reconcile \(the pipelines' reconcile --watch\) sizes it again, within seconds; to keep it empty, remove it from the policy instead \(reconcile then drains and destroys it itself\), or set scaling\.max: 0, or stop the schedule first$/m;
 
 describe('parmanu destroy', () => {
   let emu: GitlabEmulator;
@@ -67,6 +71,8 @@ describe('parmanu destroy', () => {
     expect(r.code, r.err).toBe(0);
     const idle = names().filter((n) => n !== busy);
     expect(r.out).toContain(`p: would destroy 3 nodes: idle ${idle.join(', ')}; busy (destroyed once their job ends) ${busy}`);
+    // The warning about a scheduled reconcile comes first, in a dry run too.
+    expect(r.out.split('\n')[0]).toMatch(NOTE);
     expect(emu.runners.map((x) => x.paused)).toEqual([false, false, false]);
     expect(names()).toHaveLength(3);
   });
@@ -98,7 +104,9 @@ describe('parmanu destroy', () => {
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toMatch(new RegExp(`^cycle \\d+: p: 1 node left; waiting for the job of ${busy}$`, 'm'));
     expect(r.out).toMatch(new RegExp(`^cycle \\d+: p: 0 nodes left; destroyed ${busy}; empty: forgotten$`, 'm'));
-    expect(r.out).toMatch(/^note: p is still in the policy: the next reconcile sizes it again \(remove it from the policy, or set scaling\.max: 0, to keep it empty\)$/m);
+    // The warning came before the first cycle, not after the success.
+    expect(r.out.split('\n')[0]).toMatch(NOTE);
+    expect(r.out.match(/^note:/gm)).toHaveLength(1);
     expect(names()).toEqual([]);
     expect(emu.runners.map((x) => x.description)).toEqual(['hand-made']);
     expect(emu.touched('hand-made')).toEqual([]);
@@ -109,5 +117,42 @@ describe('parmanu destroy', () => {
     const again = await run(['destroy', '--pool', 'p', '--yes']);
     expect(again.code, again.err).toBe(0);
     expect(again.out).toMatch(/^cycle 1: p: 0 nodes left; empty: forgotten$/m);
+  });
+
+  it('stops (exit 1) when a reconcile sizes the pool again while destroy tears it down', async () => {
+    const rec = await run(['reconcile']);
+    expect(rec.code, rec.err).toBe(0);
+    expect(names()).toHaveLength(3);
+    for (const n of names()) emu.connect(n);
+    const [busy] = names() as [string];
+    emu.startJob(busy);
+    const whole = run(['destroy', '--pool', 'p', '--yes', '--timeout', '3m']);
+    const deadline = Date.now() + 120_000;
+    while (names().length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(names()).toEqual([busy]);
+    // A scheduled reconcile's cycle between two of destroy's (skipped while destroy holds the lease).
+    let regrown: string[] = [];
+    while (Date.now() < deadline) {
+      const again = await run(['reconcile']);
+      expect(again.code, again.err).toBe(0);
+      regrown = names().filter((n) => n !== busy);
+      if (regrown.length) break;
+    }
+    expect(regrown.length).toBeGreaterThan(0);
+    emu.finishJob(busy);
+    const r = await whole;
+    expect(r.code, r.out + r.err).toBe(1);
+    const lines = r.err.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^destroy: p \(new nodes [^)]+\) grew back: another reconcile \(a scheduled or watching one\?\) sizes it again, as it is still in the policy: stopped; remove it from the policy, set scaling\.max: 0 or stop the schedule, then run destroy again$/);
+    for (const n of regrown) expect(lines[0]).toContain(n);
+  });
+
+  it('newNodes: the nodes a cycle sees that the previous one neither saw nor destroyed', () => {
+    const prev = { states: { a: 'draining', b: 'draining', c: 'busy' }, destroy: ['a', 'b'] };
+    expect(newNodes(prev, { states: { c: 'draining' } })).toEqual([]);
+    expect(newNodes(prev, { states: {} })).toEqual([]);
+    // A node destroyed last cycle that shows up again was created again (names are reused only by a create).
+    expect(newNodes(prev, { states: { c: 'draining', e: 'booting', a: 'booting' } })).toEqual(['a', 'e']);
   });
 });
