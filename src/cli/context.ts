@@ -33,7 +33,7 @@ export interface FleetContext {
  * `secrets`, the references of the selected pools' emitters must resolve too, each failure
  * printed at its FILE:LINE:COL like any other problem of the policy.
  */
-export function loadFleet(command: string, io: Io, values: { policy?: string | undefined; pool?: string | undefined }, opts: { secrets?: boolean } = {}): FleetContext | undefined {
+export function loadFleet(command: string, io: Io, values: { policy?: string | undefined; pool?: string | undefined }, opts: { secrets?: boolean; warn?: (line: string) => void } = {}): FleetContext | undefined {
   const loaded = loadPolicy([resolve(io.cwd, values.policy ?? 'policies')], { cwd: io.cwd, env: io.env });
   const policy = loaded.policy;
   const wanted = values.pool?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -42,8 +42,9 @@ export function loadFleet(command: string, io: Io, values: { policy?: string | u
   const pools = policy?.pools.filter((p) => !wanted || wanted.includes(p.name)) ?? [];
   const problems = [...loaded.problems];
   if (opts.secrets) problems.push(...secretProblems(loaded, secretEnv(io), new Set(pools.map((p) => p.emitter))));
-  for (const p of problems) io.err(formatProblem(p));
   const errors = problems.filter((p) => p.severity === 'error').length;
+  // A policy that loads: its warnings go to `warn` when given (a command's log), else to stderr.
+  for (const p of problems) (opts.warn && !errors && policy ? opts.warn : io.err)(formatProblem(p));
   if (!policy || errors) {
     io.err(`${command}: ${errors} ${errors === 1 ? 'error' : 'errors'} in the policy; stopped before doing anything`);
     return undefined;
@@ -78,11 +79,12 @@ function secretEnv(io: Io): SecretEnv {
 
 /**
  * The history store for a command; a bad REDIS_URL or state directory is a UsageError. Its
- * warnings (history data skipped or set aside) go to stderr, each once.
+ * warnings (history data skipped or set aside) go to `warn` (a command's log), else to stderr,
+ * each once.
  */
-export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: (() => number) | FleetClock): HistoryStore {
+export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: (() => number) | FleetClock, warn?: (msg: string) => void): HistoryStore {
   try {
-    const store = openHistory(io.env, stateDir, clock, (m) => io.err(forTerminal(`${command}: warning: ${m}`)));
+    const store = openHistory(io.env, stateDir, clock, warn ?? ((m) => io.err(forTerminal(`${command}: warning: ${m}`))));
     // Leases stay on the wall clock when decide runs on a replay's virtual clock: the file store
     // dates them on the clock it is given, so their TTL is given in that clock's time (Redis
     // expires them on its own clock).
@@ -151,7 +153,8 @@ export interface FleetClock {
 /** A replay's trace path is relative to the command's working directory. */
 const readFrom = (io: Io) => (p: string) => readFileSync(resolve(io.cwd, p), 'utf8');
 
-export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools' | 'stateDir'>, fixed?: number): FleetClock {
+/** `warn`: where a replay state that had to be set aside is reported (a command's log), else stderr. */
+export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'policy' | 'pools' | 'stateDir'>, fixed?: number, warn?: (msg: string) => void): FleetClock {
   const used = [...new Set(fleet.pools.map((p) => p.emitter))].map((n) => fleet.policy.emitters[n]).filter((e) => e !== undefined);
   const replays = used.flatMap((e) => (e.type === 'replay' ? [e] : []));
   const real = used.find((e) => e.type !== 'replay');
@@ -176,7 +179,7 @@ export function fleetClock(command: string, io: Io, fleet: Pick<FleetContext, 'p
     if (err instanceof EmitterError) throw new UsageError(`${command}: emitter ${first.name}: ${err.message}`);
     throw err;
   }
-  if (anchored.problem) io.err(forTerminal(`${command}: warning: ${anchored.problem}`));
+  if (anchored.problem) (warn ?? ((m: string) => io.err(forTerminal(`${command}: warning: ${m}`))))(anchored.problem);
   const a = anchored.anchor;
   const domain = (w: number) => traceAt(a, w);
   if (fixed !== undefined) return make(() => fixed, first.speed, () => wallAt(a, fixed), domain);

@@ -60,11 +60,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
     if (!/^\d{4}-\d{2}-\d{2}T/.test(values.now) || Number.isNaN(t)) throw new UsageError(`reconcile: --now must be an ISO-8601 time such as 2025-01-06T08:00:00Z, not "${values.now}"`);
     fixed = t;
   }
-  const fleet = loadFleet('reconcile', io, values, { secrets: true });
+  // The log exists before anything reads the state directory: what is set aside there (a history
+  // record, a replay's state) is one of its events, never a plain line among its JSON lines.
+  const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
+  const warn = (msg: string) => log({ level: 'warn', msg });
+  const fleet = loadFleet('reconcile', io, values, { secrets: true, warn });
   if (!fleet) return 2;
   const { policy, wanted, stateDir } = fleet;
   // A policy of replay emitters runs on their virtual clock (trace time at their speed, kept between runs); leases stay on the wall clock.
-  const clock = fleetClock('reconcile', io, fleet, fixed);
+  const clock = fleetClock('reconcile', io, fleet, fixed, warn);
   // Each GCP platform's credentials file reaches only its own pools' terraform runs (execute.ts),
   // as an absolute path: terraform runs in the pool's working directory.
   for (const p of Object.values(policy.platforms)) if (p.type === 'gcp' && p.credentialsFile) p.credentialsFile = resolve(io.cwd, p.credentialsFile);
@@ -95,14 +99,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const metrics = listen ? new ReconcileMetrics() : undefined;
   if (metrics && listen) {
     try {
-      io.err(`parmanu: metrics at ${await metrics.listen(listen.host, listen.port)}`);
+      const url = await metrics.listen(listen.host, listen.port);
+      log({ level: 'info', msg: `metrics at ${url}`, url });
     } catch (err) {
       throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
   if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
-  const history = openHistoryFor('reconcile', io, stateDir, clock);
+  const history = openHistoryFor('reconcile', io, stateDir, clock, (msg) => warn(`history: ${msg}`));
   // Pools removed from the policy still have nodes to drain: their emitters are built too, when the
   // policy still has them (a removed pool whose emitter cannot be built fails with the reason).
   for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
@@ -111,11 +116,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     try {
       for (const [name, e] of openEmitters('reconcile', io, { policy, pools: [k.pool] }, clock)) emitters.set(name, e);
     } catch (err) {
-      io.err(forTerminal(`parmanu: pool ${k.pool.name} was removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle`));
+      log({ level: 'warn', pool: k.pool.name, msg: `removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle` });
     }
   }
-  const log = cycleLogger(io, { json: values.json ?? false, verbose: values.verbose ?? false, quiet: values.quiet ?? false, stderrIsTTY: Boolean(process.stderr.isTTY) });
-  history.onWarning = (msg) => log({ level: 'warn', msg: `history: ${msg}` });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   let stopping = false;
   // The first signal finishes the cycle in progress; a second one stops at once. The listeners stay

@@ -91,6 +91,32 @@ describe('parmanu reconcile', () => {
     expect(real.out).toMatch(/^demo-linux: \d+ queued, \d+ running; 0 → [1-9]\d* nodes \(\+[1-9]\d* drain 0 -0\), terraform \+[1-9]\d* ~0 -0 \[\d+ ms\]$/m);
   });
 
+  it('logs what it sets aside in the state directory as JSON lines, like the rest of the log (--json)', () => {
+    const state = join(dir, 'set-aside');
+    const first = cli(['reconcile', '--policy', 'examples/demo', '--json', '--now', '2025-01-06T07:55:00Z'], { PARMANU_STATE_DIR: state });
+    expect(first.code, first.err).toBe(0);
+    // Torn writes: the pool's history record and the replay's state cut short.
+    const record = join(state, 'history', 'pools', 'demo-linux.json');
+    const replay = join(state, 'replay', 'demo.json');
+    expect(existsSync(record) && existsSync(replay)).toBe(true);
+    writeFileSync(record, '{"pool": "demo-li');
+    writeFileSync(replay, '{"anchor": {');
+    const r = cli(['reconcile', '--policy', 'examples/demo', '--json'], { PARMANU_STATE_DIR: state });
+    expect(r.code, r.err).toBe(0);
+    const lines = r.err.trim().split('\n');
+    for (const l of lines) expect(() => JSON.parse(l) as unknown, l).not.toThrow();
+    const logs = lines.map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: expect.stringMatching(/^history: the history record of pool demo-linux .*demo-linux\.json is not JSON: set aside as .*demo-linux\.json\.corrupt-/) as string }));
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: expect.stringMatching(/^replay state .*demo\.json is corrupt \(not JSON\): set aside as .*demo\.json\.corrupt-\d+, the replay starts over$/) as string }));
+    // The policy's warnings too.
+    writeFileSync(join(dir, 'unused.yaml'), 'emitters:\n  r: { type: replay, trace: examples/demo/trace.csv }\n  idle: { type: replay, trace: examples/demo/trace.csv }\nplatforms:\n  lab: { type: local }\npools:\n  r-pool: { emitter: r, platform: lab }\n');
+    const w = cli(['reconcile', '--policy', 'unused.yaml', '--json', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'unused') });
+    expect(w.code, w.err).toBe(0);
+    const wl = w.err.trim().split('\n');
+    for (const l of wl) expect(() => JSON.parse(l) as unknown, l).not.toThrow();
+    expect(wl.map((l) => JSON.parse(l) as { level: string; msg: string })).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'unused.yaml:3:3: warning: emitters.idle: no pool uses this emitter' }));
+  });
+
   it('shows a probe that failed as "probe failed: REASON, holding", naming the refused address, in the terminal, in --json and in status', () => {
     const env = { ...GL_ENV, PARMANU_STATE_DIR: join(dir, 'unreachable') };
     const r = cli(['reconcile', '--policy', 'unreachable.yaml'], env);
@@ -192,7 +218,8 @@ describe('parmanu reconcile', () => {
         }
       });
     });
-    const url = /metrics at (http:\S+)/.exec(err)?.[1];
+    // stderr is not a terminal: the address is in the log's JSON line.
+    const url = err.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; url?: string }).find((l) => l.msg.startsWith('metrics at '))?.url;
     expect(url).toBeDefined();
     const body = await (await fetch(url as string)).text();
     expect(body).toMatch(/^parmanu_pool_desired_nodes\{pool="demo-linux"\} \d+$/m);
