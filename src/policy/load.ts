@@ -307,7 +307,16 @@ function ms(d: string): number {
   return v;
 }
 
-/** Step 2: merged, typed, durations in milliseconds. Only entities that passed step 1. */
+/**
+ * `runner.ephemeral` when the policy does not write it: GitHub pools get just-in-time runners (the
+ * JIT config is single-use and the runner's session lasts one job, so no long-lived runner
+ * credential is on the node for a job to read); the others keep one runner per node.
+ */
+export function defaultEphemeral(kind: EmitterInput['type'] | undefined): boolean {
+  return kind === 'github';
+}
+
+/** Step 2: merged, typed, durations in milliseconds, `runner.ephemeral` decided. Only entities that passed step 1. */
 export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }, hooks: ReadonlyMap<string, RunnerHooks> = new Map()): Policy {
   const emitters: Record<string, EmitterConfig> = {};
   for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, concurrency: e.concurrency ?? DEFAULT_CONCURRENCY[e.type], probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
@@ -315,7 +324,8 @@ export function normalize(valid: { emitters: Map<string, EmitterInput>; platform
   for (const [name, p] of valid.platforms) platforms[name] = { ...p, name };
   const pools: PoolConfig[] = [];
   for (const [name, p] of valid.pools) {
-    const { hooks: _paths, ...runner } = p.runner;
+    const { hooks: _paths, ephemeral, ...rest } = p.runner;
+    const runner = { ...rest, ephemeral: ephemeral ?? defaultEphemeral(valid.emitters.get(p.emitter)?.type) };
     const read = hooks.get(name);
     pools.push({
       name,

@@ -3,6 +3,7 @@
  * positions come from where each entity was defined.
  */
 import { Cron } from 'croner';
+import { inCi } from './env.js';
 import type { Origin } from './load.js';
 import { locate } from './source.js';
 import { suggestion } from './suggest.js';
@@ -67,7 +68,7 @@ function configText(config: PoolConfig['runner']['config']): string | undefined 
   return Array.isArray(config) ? config.join(' ') : Object.entries(config).map(([k, v]) => `${k}=${v}`).join('\n');
 }
 
-/** What the rules read of the environment: `CI` (set by GitLab CI, GitHub Actions, Jenkins and most other CI systems). */
+/** What the rules read of the environment: `CI` (set by GitLab CI, GitHub Actions, Jenkins and most other CI systems; see `inCi`). */
 export type RulesEnv = Readonly<Record<string, string | undefined>>;
 
 /** An AWS AMI id. */
@@ -133,7 +134,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     const remote = p.type === 'aws' ? `backend: { type: s3, bucket: BUCKET, key: parmanu, region: ${p.region} }` : 'backend: { type: gcs, bucket: BUCKET, prefix: parmanu }';
     if (!p.backend) {
       at(id, [], `${p.type === 'aws' ? 'an aws' : 'a gcp'} platform names its backend: Terraform's state is the only record of the VMs and must outlive the machine that runs Parmanu (a CI job's files go with the job); add ${remote}, or write backend: { type: local } to keep it on this machine`, 'error', true);
-    } else if (p.backend.type === 'local' && env.CI) {
+    } else if (p.backend.type === 'local' && inCi(env)) {
       at(id, ['backend'], `keeps Terraform's state on this machine, and CI is set: a CI job's files go with the job, and the next run would lose track of every VM; use ${remote}`, 'warning');
     }
     if (p.type === 'gcp' && !zoneInRegion(p.zone, p.region)) at(id, ['zone'], `zone "${p.zone}" is not in region "${p.region}": a zone is its region, "-" and a letter (e.g. ${p.region}-b); fix the zone or the region`);
@@ -218,7 +219,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
         kind === 'gitlab' && pool.runner.executor !== 'docker'
           ? [`a gitlab runner (${pool.runner.executor} executor${written(id, ['runner', 'executor']) ? '' : ', the default'})`, 'use runner.executor: docker, or accept it']
           : kind === 'github' && pool.runner.ephemeral
-            ? ['an ephemeral (JIT) github runner', bounded]
+            ? [`an ephemeral (JIT) github runner${written(id, ['runner', 'ephemeral']) ? '' : ' (the default on github)'}`, bounded]
             : kind === 'jenkins'
               ? ['a jenkins agent', pool.runner.ephemeral ? bounded : `use ${ephemeral}, or accept it`]
               : [undefined, undefined];

@@ -223,7 +223,12 @@ export const MachineSchema = z
 export const RunnerSchema = z
   .strictObject({
     jobsPerNode: z.int().min(1).max(64).describe('Jobs one node runs at once (GitLab `concurrent`, Jenkins executors).').default(1),
-    ephemeral: z.boolean().describe('A node takes one job and is replaced after it.').default(false),
+    ephemeral: z
+      .boolean()
+      .describe(
+        'A node takes one job and is replaced after it. Default: `true` on a github pool (a just-in-time runner: its single-use JIT config and its session last one job, so no long-lived runner credential is on the node), `false` on the others; `false` on github registers a long-lived runner whose user (and so its jobs) can read its own credentials.',
+      )
+      .optional(),
     version: z
       .string()
       .regex(RUNNER_VERSION, { error: 'must be a version such as 17.5.0 or v2.321.0 (all three parts x.y.z, optionally with a suffix such as -rc1), or latest' })

@@ -46,8 +46,11 @@ export interface RunnerHooks {
   after?: HookScript;
 }
 
-/** The runner settings: the policy's, with the hook scripts read (absent: no hooks). */
-export type RunnerSettings = Omit<PoolInput['runner'], 'hooks'> & { hooks?: RunnerHooks };
+/**
+ * The runner settings: the policy's, with the hook scripts read (absent: no hooks) and `ephemeral`
+ * decided (the policy's, or the default of the pool's emitter kind: see `defaultEphemeral`).
+ */
+export type RunnerSettings = Omit<PoolInput['runner'], 'hooks' | 'ephemeral'> & { ephemeral: boolean; hooks?: RunnerHooks };
 
 export interface PoolConfig {
   name: string;

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,32 @@ describe('parmanu synth', () => {
     expect(gl).toContain('lookup(var.parmanu_credentials, \\"linux-docker-synth001\\", \\"\\")');
     expect(readFileSync(join(dir, 'out', 'gha-linux', 'cdk.tf.json'), 'utf8')).toContain('secret_data_wo');
     for (const p of out.pools) expect(readFileSync(p.file, 'utf8')).not.toMatch(/PLACEHOLDER|glrt-|ghs_|jitconfig":/);
+  });
+
+  it('boots a GitHub pool that does not write runner.ephemeral as a just-in-time runner, and one that writes false with a registration token', () => {
+    writeFileSync(
+      join(dir, 'gh.yaml'),
+      [
+        'emitters:',
+        '  gh: { type: github, owner: acme, token: "${env:GITHUB_TOKEN}" }',
+        'platforms:',
+        '  gcp: { type: gcp, project: p, region: europe-west1, zone: europe-west1-b, backend: { type: gcs, bucket: b, prefix: parmanu } }',
+        'pools:',
+        '  gh-default: { emitter: gh, platform: gcp, labels: [a], machine: { type: e2-small, image: debian-cloud/debian-12 } }',
+        '  gh-registered: { emitter: gh, platform: gcp, labels: [b], machine: { type: e2-small, image: debian-cloud/debian-12 }, runner: { ephemeral: false } }',
+        '',
+      ].join('\n'),
+    );
+    const r = cli(['synth', '--policy', 'gh.yaml', '--nodes', '1', '--out', 'gh-out']);
+    expect(r.code).toBe(0);
+    const jit = readFileSync(join(dir, 'gh-out', 'gh-default', 'cdk.tf.json'), 'utf8');
+    const registered = readFileSync(join(dir, 'gh-out', 'gh-registered', 'cdk.tf.json'), 'utf8');
+    // JIT: the credential becomes ACTIONS_RUNNER_INPUT_JITCONFIG of run.sh; nothing is configured with a token.
+    expect(jit).toContain('ACTIONS_RUNNER_INPUT_JITCONFIG=');
+    expect(jit).not.toMatch(/ACTIONS_RUNNER_INPUT_TOKEN|config\.sh --unattended/);
+    // Registration token: config.sh configures a long-lived runner (no --ephemeral).
+    expect(registered).toMatch(/ACTIONS_RUNNER_INPUT_TOKEN=.*config\.sh --unattended/);
+    expect(registered).not.toMatch(/ACTIONS_RUNNER_INPUT_JITCONFIG|--ephemeral/);
   });
 
   it('renders the current node set from local state (none yet) into the state dir by default', () => {

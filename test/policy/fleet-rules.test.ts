@@ -186,6 +186,14 @@ describe('a local backend on a cloud platform', () => {
   it('does not warn when CI is empty', () => {
     expect(load(yaml, { CI: '' }).lines).toEqual([]);
   });
+
+  it.each(['false', '0', 'FALSE', ' false ', ' '])('does not warn when CI is %j (set, but saying no)', (ci) => {
+    expect(load(yaml, { CI: ci }).lines).toEqual([]);
+  });
+
+  it.each(['1', 'yes', 'gitlab'])('warns when CI is %j', (ci) => {
+    expect(load(yaml, { CI: ci }).lines).toEqual([expect.stringMatching(/^x\.yaml:5:49: warning: platforms\.aws\.backend: keeps Terraform's state on this machine, and CI is set/)]);
+  });
 });
 
 describe('warnings name only what the policy wrote', () => {
@@ -208,6 +216,15 @@ describe('warnings name only what the policy wrote', () => {
     const written = pool('gl', 'aws', '{ type: c6i.large, image: ami-0123456789abcdef0, os: windows }', '{ executor: shell }');
     expect(load(policy({ pools: written })).lines).toEqual([
       "x.yaml:13:67: warning: pools.p.machine.os: on Windows a gitlab runner (shell executor) runs its jobs as its service account (SYSTEM), which can read the runner's credential: use runner.executor: docker, or accept it",
+    ]);
+    // runner.ephemeral's default on github (true): the JIT runner is named as the default.
+    const github = pool('gh', 'gcp', '{ type: e2-small, image: debian-cloud/debian-12, os: windows }');
+    expect(load(policy({ pools: github })).lines).toEqual([
+      "x.yaml:13:67: warning: pools.p.machine.os: on Windows an ephemeral (JIT) github runner (the default on github) runs its jobs as its service account (SYSTEM), which can read the runner's credential and reach the gcp instance metadata (the node's cloud identity): give the nodes no cloud access a job may not have, or accept it",
+    ]);
+    const githubWritten = pool('gh', 'gcp', '{ type: e2-small, image: debian-cloud/debian-12, os: windows }', '{ ephemeral: true }');
+    expect(load(policy({ pools: githubWritten })).lines).toEqual([
+      "x.yaml:13:67: warning: pools.p.machine.os: on Windows an ephemeral (JIT) github runner runs its jobs as its service account (SYSTEM), which can read the runner's credential and reach the gcp instance metadata (the node's cloud identity): give the nodes no cloud access a job may not have, or accept it",
     ]);
   });
 });

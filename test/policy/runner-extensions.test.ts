@@ -185,6 +185,51 @@ describe('runner.config and machine.tags that pass', () => {
   });
 });
 
+describe('runner.ephemeral when the policy does not write it', () => {
+  const pool = (name: string, emitter: string, runner = '') => `  ${name}:\n    emitter: ${emitter}\n    platform: gcp\n    labels: [${name}]\n    machine: { type: t, image: i }\n${runner ? `    runner: ${runner}\n` : ''}`;
+  const ephemeral = (r: ReturnType<typeof loadPolicy>) => Object.fromEntries((r.policy?.pools ?? []).map((p) => [p.name, p.runner.ephemeral]));
+
+  it('is true on github (just-in-time runners), false on gitlab and jenkins, and what is written wins', () => {
+    const r = policy(
+      [
+        pool('gh-default', 'gh'),
+        pool('gh-other-settings', 'gh', '{ version: latest }'),
+        pool('gh-false', 'gh', '{ ephemeral: false }'),
+        pool('gh-true', 'gh', '{ ephemeral: true }'),
+        pool('gl-default', 'gl'),
+        pool('jk-default', 'jk'),
+        pool('jk-true', 'jk', '{ ephemeral: true }'),
+      ].join(''),
+    );
+    // The defaults say nothing: no problem of any pool (unused emitters and platforms aside).
+    expect(errors(r)).toEqual([]);
+    expect(r.problems.filter((p) => p.path.startsWith('pools.')).map(formatProblem)).toEqual([]);
+    expect(ephemeral(r)).toEqual({ 'gh-default': true, 'gh-other-settings': true, 'gh-false': false, 'gh-true': true, 'gl-default': false, 'jk-default': false, 'jk-true': true });
+  });
+
+  it('follows the kind of the emitter the pool names, in whichever file that emitter is', () => {
+    const root = join(dir, `case-${n++}`);
+    mkdirSync(join(root, 'policies'), { recursive: true });
+    const [emitters, rest] = EMITTERS.split('platforms:\n');
+    writeFileSync(join(root, 'policies', 'b-pools.yaml'), `pools:\n${pool('late', 'gh')}${pool('gitlab', 'gl')}`);
+    writeFileSync(join(root, 'policies', 'a-emitters.yaml'), emitters ?? '');
+    writeFileSync(join(root, 'policies', 'c-platforms.yaml'), `platforms:\n${rest ?? ''}`);
+    const r = loadPolicy([join(root, 'policies')], { cwd: root });
+    expect(errors(r)).toEqual([]);
+    expect(r.problems.filter((p) => p.path.startsWith('pools.')).map(formatProblem)).toEqual([]);
+    expect(ephemeral(r)).toEqual({ late: true, gitlab: false });
+  });
+
+  it('is true for a default github pool in the plan diff too: writing ephemeral: true changes nothing, writing false does', () => {
+    const a = policy(pool('p', 'gh')).policy;
+    const b = policy(pool('p', 'gh', '{ ephemeral: true }')).policy;
+    const c = policy(pool('p', 'gh', '{ ephemeral: false }')).policy;
+    if (!a || !b || !c) throw new Error('invalid');
+    expect(diffPolicies(a, b, () => undefined).pools.flatMap((p) => p.settings)).toEqual([]);
+    expect(diffPolicies(a, c, () => undefined).pools[0]?.settings.map((s) => s.path)).toEqual(['runner.ephemeral']);
+  });
+});
+
 describe('runner.version', () => {
   it.each(['latest', '17.5.0', 'v2.321.0', '17.5.0-rc1', 'v17.5.0-rc.1'])('takes %s', (version) => {
     const r = policy(`  p:\n    emitter: gl\n    platform: lab\n    runner: { version: "${version}" }\n`);

@@ -118,7 +118,8 @@ async function gitlab(pools: Record<string, Record<string, unknown>> = { p: {} }
   return { emu, project, w, policy, emitter, policyWith };
 }
 
-async function github(pools: Record<string, Record<string, unknown>> = { p: { runner: { ephemeral: true } } }) {
+/** By default a pool that does not write runner.ephemeral: on github that is an ephemeral (JIT) pool. */
+async function github(pools: Record<string, Record<string, unknown>> = { p: {} }) {
   const emu = await new GithubEmulator().start();
   emu.repos = ['api'];
   const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url }, pools);
@@ -143,12 +144,16 @@ function demand(emu: GitlabEmulator, project: GlProject, n: number): void {
 
 describe('lifecycle v2 on GitHub: busy truth', () => {
   it('never destroys the VM of a runner running a job while GitHub\'s busy flag lags, and never takes the 422 for success', async () => {
-    const { emu, w } = await github();
+    const { emu, w, policy } = await github();
     try {
+      expect(policy.pools[0]?.runner.ephemeral).toBe(true);
       emu.busyLagMs = 60 * MIN; // the flag says idle for the whole test
       emu.addRun('api', [{ labels: ['linux'] }, { labels: ['linux'] }]);
       let r = await w.cycle();
       expect(r.pools[0]?.create).toEqual(['p-n000', 'p-n001']);
+      // Just-in-time runners: one single-use JIT config per node, no registration token.
+      expect(emu.count('POST', /\/actions\/runners\/generate-jitconfig$/)).toBe(2);
+      expect(emu.count('POST', /\/actions\/runners\/registration-token$/)).toBe(0);
       emu.connect('p-n000');
       emu.connect('p-n001');
       // A job lands on p-n000, the other is cancelled: demand 1; the listing says both are idle,
