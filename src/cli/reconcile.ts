@@ -137,13 +137,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
   let code = 0;
   let cycles = 0;
   const dryRun = values['dry-run'] ?? false;
+  // A replay pool on the local platform gets a credential file resource per node once its runner is
+  // registered; a dry run registers none, so its plan does not have them.
+  const credentialFiles = new Set(policy.pools.filter((p) => policy.emitters[p.emitter]?.type === 'replay' && policy.platforms[p.platform]?.type === 'local').map((p) => p.name));
   try {
     do {
       const started = Date.now();
       const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
       code = result.ok ? 0 : 1;
       metrics?.record(result, Date.now() - started);
-      print(io, result, { json: values.json ?? false, dryRun, first: cycles++ === 0 });
+      print(io, result, { json: values.json ?? false, dryRun, first: cycles++ === 0, credentialFiles });
       if (!values.watch) break;
       // The wait for the next cycle ends at the deadline.
       const wait = Math.max(0, Math.min(interval - (Date.now() - started), deadline === undefined ? Infinity : deadline - Date.now()));
@@ -158,14 +161,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   return values.watch && deadline === undefined ? 0 : code;
 }
 
-function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean }): void {
+function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string> }): void {
   if (o.json) {
     io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');
   for (const p of result.pools) {
-    const tf = !p.terraform.ran ? 'terraform not run' : o.dryRun ? `terraform plan +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}, not applied` : `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}`;
+    const uncounted = o.credentialFiles.has(p.pool) && p.create.length ? ` (+${p.create.length} runner credential file${p.create.length === 1 ? '' : 's'} not counted: a dry run registers no runner)` : '';
+    const tf = !p.terraform.ran ? 'terraform not run' : o.dryRun ? `terraform plan +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}, not applied${uncounted}` : `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}`;
     const nodes = o.dryRun ? `${p.observed.nodes} → ${p.desired} nodes, would create ${p.create.length}, drain ${p.drain.length}, destroy ${p.destroy.length}; ${tf}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
     const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : nodes;
     // A pool whose probe failed or is stale holds: its zero jobs are not a reading.

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, cli as runCli, cliAsync, root } from '../cli.js';
+import { GitlabEmulator } from '../emulators/gitlab.js';
 import { expectNoSecrets } from '../secret-scan.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'parmanu-rec-'));
@@ -71,11 +72,18 @@ describe('parmanu reconcile', () => {
   });
 
   it('plans but applies nothing with --dry-run, and says so in the terminal and in --json', () => {
-    const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run'], { PARMANU_STATE_DIR: join(dir, 'dry') });
+    // A fixed trace time: the dry run and the real run below see the same queue.
+    const at = ['--now', '2025-01-06T07:55:00Z'];
+    const r = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run', ...at], { PARMANU_STATE_DIR: join(dir, 'dry') });
     expect(r.code).toBe(0);
     const lines = r.out.split('\n');
     expect(lines[0]).toBe('dry run: nothing is applied, no runner is registered or paused');
-    expect(lines[1]).toMatch(/^demo-linux \(dry run\): \d+ queued, \d+ running; 0 → [1-9]\d* nodes, would create [1-9]\d*, drain 0, destroy 0; terraform plan \+[1-9]\d* ~0 -0, not applied \[\d+ ms\]$/);
+    // The plan has the nodes, not the credential file each gets once its runner is registered: the line says so.
+    const dryLine = /^demo-linux \(dry run\): \d+ queued, \d+ running; 0 → [1-9]\d* nodes, would create ([1-9]\d*), drain 0, destroy 0; terraform plan \+([1-9]\d*) ~0 -0, not applied \(\+([1-9]\d*) runner credential files? not counted: a dry run registers no runner\) \[\d+ ms\]$/.exec(lines[1] ?? '');
+    expect(dryLine, lines[1]).not.toBeNull();
+    const wouldCreate = Number(dryLine?.[1]);
+    expect(Number(dryLine?.[2])).toBe(wouldCreate);
+    expect(Number(dryLine?.[3])).toBe(wouldCreate);
     expect(existsSync(join(dir, 'dry', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(false);
     const j = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', '--dry-run', '--json'], { PARMANU_STATE_DIR: join(dir, 'dry') });
     expect(j.code).toBe(0);
@@ -85,10 +93,25 @@ describe('parmanu reconcile', () => {
     expect(out.pools[0]?.terraform.ran).toBe(true);
     expect(existsSync(join(dir, 'dry', 'pools', 'demo-linux', 'terraform.tfstate'))).toBe(false);
     // A real run is not marked.
-    const real = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux'], { PARMANU_STATE_DIR: join(dir, 'not-dry') });
+    const real = cli(['reconcile', '--policy', 'examples/demo', '--pool', 'demo-linux', ...at], { PARMANU_STATE_DIR: join(dir, 'not-dry') });
     expect(real.code).toBe(0);
-    expect(real.out).not.toMatch(/dry run|would create|not applied/);
-    expect(real.out).toMatch(/^demo-linux: \d+ queued, \d+ running; 0 → [1-9]\d* nodes \(\+[1-9]\d* drain 0 -0\), terraform \+[1-9]\d* ~0 -0 \[\d+ ms\]$/m);
+    expect(real.out).not.toMatch(/dry run|would create|not applied|not counted/);
+    // The same nodes, each with its credential file: what the dry run's line added up to.
+    expect(real.out).toMatch(new RegExp(`^demo-linux: \\d+ queued, \\d+ running; 0 → ${wouldCreate} nodes \\(\\+${wouldCreate} drain 0 -0\\), terraform \\+${2 * wouldCreate} ~0 -0 \\[\\d+ ms\\]$`, 'm'));
+  });
+
+  it('counts a gitlab pool\'s credential resources in a dry run\'s plan (its placeholder credential has them): no note', async () => {
+    const emu = await new GitlabEmulator().start();
+    try {
+      emu.addProject('api', emu.addGroup('platform'));
+      writeFileSync(join(dir, 'gl-dry.yaml'), `emitters:\n  ci: { type: gitlab, url: "${emu.url}", token: "\${env:T}", groups: [platform], runnerOwner: { group: platform } }\nplatforms:\n  lab: { type: local }\npools:\n  p: { emitter: ci, platform: lab, labels: [linux], runner: { install: preinstalled }, scaling: { min: 2, max: 2, predict: false } }\n`);
+      const r = await cliAsync(['reconcile', '--policy', 'gl-dry.yaml', '--dry-run'], { cwd: dir, env: { T: emu.token, PARMANU_STATE_DIR: join(dir, 'gl-dry') }, timeoutMs: 120_000 });
+      expect(r.code, r.err).toBe(0);
+      // Two nodes and their two credential resources.
+      expect(r.out).toMatch(/^p \(dry run\): 0 queued, 0 running; 0 → 2 nodes, would create 2, drain 0, destroy 0; terraform plan \+4 ~0 -0, not applied \[\d+ ms\]$/m);
+    } finally {
+      await emu.stop();
+    }
   });
 
   it('logs what it sets aside in the state directory as JSON lines, like the rest of the log (--json)', () => {
