@@ -108,6 +108,23 @@ export class FileHistoryStore implements HistoryStore {
   }
 
   /**
+   * Rewrites `file` without its `bad` lines (1-based) if it still holds `text`, the bad lines kept in
+   * `<file>.corrupt-<time>`; that name, or undefined when the file changed or cannot be rewritten.
+   */
+  private repair(file: string, text: string, bad: number[]): string | undefined {
+    if (this.readTextQuiet(file) !== text) return undefined;
+    const to = `${file}.corrupt-${new Date(this.clock()).toISOString().replace(/[-:]/g, '').replace('.', '')}`;
+    const lines = text.split('\n');
+    try {
+      this.writeAtomic(to, bad.map((n) => lines[n - 1]).join('\n') + '\n');
+      this.writeAtomic(file, lines.filter((_, i) => !bad.includes(i + 1)).join('\n'));
+      return to;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * The records of a JSON-lines file: bad lines skipped with a warning naming them; a file with no
    * good line at all set aside (under `mutexOf`'s mutex when given). `aside` says what happens next.
    */
@@ -125,7 +142,14 @@ export class FileHistoryStore implements HistoryStore {
     if (!bad.length) return out;
     if (out.length) {
       const lines = bad.length > 5 ? `lines ${bad.slice(0, 5).join(', ')} and ${bad.length - 5} more` : `line${bad.length > 1 ? 's' : ''} ${bad.join(', ')}`;
-      this.warnings.warn(`${file}: skipped ${bad.length} unreadable ${what}${bad.length > 1 ? 's' : ''} (${lines})`);
+      const all = text.split('\n');
+      const lastLine = all.length - (all.at(-1) === '' ? 1 : 0);
+      // A pool's file whose last line reads is repaired once: the bad lines move to a
+      // `.corrupt-<time>` file beside it, so the next process does not warn about them again. A bad
+      // last line may be an append in progress, and a file without a pool mutex (events) may be
+      // appended to by another process at any moment: those are only skipped.
+      const moved = mutexOf !== undefined && !bad.includes(lastLine) ? await this.withPoolMutex(mutexOf, () => this.repair(file, text, bad)) : undefined;
+      this.warnings.warn(`${file}: skipped ${bad.length} unreadable ${what}${bad.length > 1 ? 's' : ''} (${lines})${moved ? `; moved to ${moved}` : ''}`);
       return out;
     }
     const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text));

@@ -277,11 +277,30 @@ describe('file store specifics', () => {
     await s.addSample('p', sample(2), lease);
     await s.addSample('p', sample(3));
     expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([0, 2, 3]);
-    expect(warned).toEqual([`${dayFile(d)}: skipped 1 unreadable sample of pool p (line 2)`]);
-    // Read again (the next cycle, or report): no new warning.
+    const aside = `${dayFile(d)}.corrupt-20251124T160000000Z`;
+    expect(warned).toEqual([`${dayFile(d)}: skipped 1 unreadable sample of pool p (line 2); moved to ${aside}`]);
+    // The file is repaired once: the bad line kept beside it, the good ones in order.
+    expect(readFileSync(aside, 'utf8')).toBe('{"at":1764000060000,"que\n');
+    expect(readFileSync(dayFile(d), 'utf8').split('\n')).toHaveLength(4);
+    // Read again, by this store (the next cycle) or by a new process (the next scheduled run, report): no warning.
     expect(await s.samples('p', 0)).toHaveLength(3);
+    const again = new FileHistoryStore(d, () => T);
+    again.onWarning = (m) => warned.push(m);
+    expect((await again.samples('p', 0)).map((x) => x.queued)).toEqual([0, 2, 3]);
     expect(warned).toHaveLength(1);
-    expect(readFileSync(dayFile(d), 'utf8').split('\n')).toHaveLength(5);
+  });
+
+  it('only skips a bad last line of a samples file (it may be an append in progress), without rewriting the file', async () => {
+    const { d, s } = open();
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    await s.addSample('p', sample(0));
+    appendFileSync(dayFile(d), '{"at":1764000060000,"que');
+    const before = readFileSync(dayFile(d), 'utf8');
+    expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([0]);
+    expect(warned).toEqual([`${dayFile(d)}: skipped 1 unreadable sample of pool p (line 2)`]);
+    expect(readFileSync(dayFile(d), 'utf8')).toBe(before);
+    expect(readdirSync(join(d, 'history', 'samples', 'p'))).toHaveLength(1);
   });
 
   it('sets aside a samples file with no readable line (a zeroed file after a crash) and starts afresh', async () => {

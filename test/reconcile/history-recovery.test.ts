@@ -85,14 +85,23 @@ describe('reconcile on a torn history', () => {
       expect(warnings.find((w) => w.includes('p.json'))).toMatch(/^the history record of pool p .*p\.json is not JSON: set aside as .*p\.json\.corrupt-\d{8}T\d{9}Z, the next cycle rebuilds it from Terraform state$/);
       expect(warnings.find((w) => w.includes('.jsonl'))).toBe(`${day}: skipped 1 unreadable sample of pool p (line 4)`);
       expect(readdirSync(join(stateDir, 'history', 'pools')).filter((f) => f.includes('.corrupt-'))).toHaveLength(1);
-      // The next cycles: the record is whole again, the torn line stays skipped, nothing warns again.
+      // The next cycle: the record is whole again; the torn line, no longer the last one once this
+      // cycle's sample followed it, is moved out of the file (one more warning that says where),
+      // and from then on nothing warns again, in this process or the next.
       r = await cycle();
+      expect(warnings).toHaveLength(3);
+      expect(warnings[2]).toMatch(new RegExp(`^${day.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: skipped 1 unreadable sample of pool p \\(line 4\\); moved to .*\\.jsonl\\.corrupt-\\d{8}T\\d{9}Z$`));
       r = await cycle();
       expect(r.pools[0]?.error).toBeUndefined();
       expect((await store.getPool('p'))?.nodes.map((n) => n.name).sort()).toEqual(['p-n000', 'p-n001']);
       expect(existsSync(record)).toBe(true);
       expect((await store.samples('p', 0)).length).toBe(6);
-      expect(warnings).toHaveLength(2);
+      expect(warnings).toHaveLength(3);
+      const next = new FileHistoryStore(stateDir);
+      next.onWarning = (m) => warnings.push(m);
+      expect((await next.samples('p', 0)).length).toBe(6);
+      await next.close();
+      expect(warnings).toHaveLength(3);
     } finally {
       await store.close();
       await emu.stop();
