@@ -72,17 +72,22 @@ export function terraformProblem(output: string, maxLines = MAX_ERROR_LINES): st
   }
   const diags: Diagnostic[] = [];
   const rest: string[] = [];
-  // Terraform wraps a long summary onto the next lines: up to the first blank line they continue it.
+  // Terraform wraps a long summary (at about 76 columns) onto the next lines: a line after a long
+  // summary line continues it, up to the first blank line and at most 3 of them. After a short one
+  // (`Error: The plugin crashed` and a crash's output), what follows is the detail.
   let inSummary = false;
+  let lastLength = 0;
   for (const l of lines) {
     const m = /^(Error|Warning): (.*)$/.exec(l);
     const d = diags[diags.length - 1];
     if (m) {
       diags.push({ severity: m[1] as 'Error' | 'Warning', summary: (m[2] as string).trim(), summaryLines: 1, lines: [] });
       inSummary = true;
-    } else if (d && inSummary && l.trim() !== '') {
+      lastLength = l.length;
+    } else if (d && inSummary && l.trim() !== '' && lastLength >= 60 && d.summaryLines < 4) {
       d.summary = `${d.summary} ${l.trim()}`.trim();
       d.summaryLines++;
+      lastLength = l.length;
     } else if (d) {
       inSummary = false;
       d.lines.push(l);

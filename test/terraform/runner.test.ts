@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAX_ERROR_LINES, Terraform, TerraformError } from '../../src/terraform/runner.js';
+import { MAX_ERROR_LINES, Terraform, TerraformError, terraformProblem } from '../../src/terraform/runner.js';
 
 const root = mkdtempSync(join(tmpdir(), 'parmanu-tf-runner-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -78,6 +78,14 @@ describe('TerraformError messages', () => {
     const message = await failure(tf.init(workdir('data-dir-is-a-file', 'resource "terraform_data" "a" {}\n'), 'h'));
     expect(message).toMatch(/^terraform init failed with 2 errors: Terraform encountered problems during initialisation, including problems with the configuration, described below\. The Terraform configuration must be valid before initialization so that Terraform can determine which modules and providers need to be installed\. \| failed to read module manifest: /);
     expect(message).not.toMatch(/including problems:|\(the configuration, described below\.|below\.:/);
+  });
+
+  it('keep a short summary when no blank line follows it (a plugin crash and its goroutines)', () => {
+    const crash = `Error: The plugin crashed\n${Array.from({ length: 60 }, (_, i) => `goroutine ${i + 1} [running]:`).join('\n')}\n`;
+    expect(terraformProblem(crash)).toBe(': The plugin crashed … (60 more lines)');
+    // A long unbroken summary continues over at most 3 more lines; the rest is its detail.
+    const long = `Error: ${'x'.repeat(70)}\n${Array.from({ length: 10 }, () => 'y'.repeat(70)).join('\n')}\n`;
+    expect(terraformProblem(long)).toMatch(new RegExp(`^: ${'x'.repeat(70)}( ${'y'.repeat(70)}){3}: ${'y'.repeat(70)} `));
   });
 
   it('take "with ADDRESS," as the resource only on the line right after the summary, not in the detail', async () => {
