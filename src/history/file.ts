@@ -98,7 +98,7 @@ export class FileHistoryStore implements HistoryStore {
    */
   private setAside(file: string, text: string): string | undefined {
     if (this.readTextQuiet(file) !== text) return undefined;
-    const to = `${file}.corrupt-${new Date(this.clock()).toISOString().replace(/[-:]/g, '').replace('.', '')}`;
+    const to = this.asideName(file);
     try {
       renameSync(file, to);
       return to;
@@ -107,13 +107,19 @@ export class FileHistoryStore implements HistoryStore {
     }
   }
 
+  /** `<file>.corrupt-<time>`; a fixed clock (`--now`) that would reuse a name gets a random suffix. */
+  private asideName(file: string): string {
+    const to = `${file}.corrupt-${new Date(this.clock()).toISOString().replace(/[-:]/g, '').replace('.', '')}`;
+    return existsSync(to) ? `${to}-${randomBytes(3).toString('hex')}` : to;
+  }
+
   /**
    * Rewrites `file` without its `bad` lines (1-based) if it still holds `text`, the bad lines kept in
    * `<file>.corrupt-<time>`; that name, or undefined when the file changed or cannot be rewritten.
    */
   private repair(file: string, text: string, bad: number[]): string | undefined {
     if (this.readTextQuiet(file) !== text) return undefined;
-    const to = `${file}.corrupt-${new Date(this.clock()).toISOString().replace(/[-:]/g, '').replace('.', '')}`;
+    const to = this.asideName(file);
     const lines = text.split('\n');
     try {
       this.writeAtomic(to, bad.map((n) => lines[n - 1]).join('\n') + '\n');
@@ -148,12 +154,14 @@ export class FileHistoryStore implements HistoryStore {
       // `.corrupt-<time>` file beside it, so the next process does not warn about them again. A bad
       // last line may be an append in progress, and a file without a pool mutex (events) may be
       // appended to by another process at any moment: those are only skipped.
-      const moved = mutexOf !== undefined && !bad.includes(lastLine) ? await this.withPoolMutex(mutexOf, () => this.repair(file, text, bad)) : undefined;
+      const moved = mutexOf !== undefined && !bad.includes(lastLine) ? await this.withPoolMutex(mutexOf, () => this.repair(file, text, bad)).catch(() => undefined) : undefined;
       this.warnings.warn(`${file}: skipped ${bad.length} unreadable ${what}${bad.length > 1 ? 's' : ''} (${lines})${moved ? `; moved to ${moved}` : ''}`);
       return out;
     }
-    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text));
+    // Best effort: a read-only state directory or a busy mutex leaves the file as it is (skipped).
+    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text)).catch(() => undefined);
     if (to) this.warnings.warn(`${file}: no readable ${what} in it; set aside as ${to}, ${aside}`);
+    else this.warnings.warn(`${file}: no readable ${what} in it; skipped (it could not be set aside)`);
     return out;
   }
 
@@ -215,8 +223,10 @@ export class FileHistoryStore implements HistoryStore {
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
     const why = raw === undefined ? 'not JSON' : `invalid (${issue?.path.length ? `${issue.path.join('.')}: ` : ''}${issue?.message})`;
-    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text));
+    // Best effort: a read-only state directory or a busy mutex leaves the file as it is (skipped).
+    const to = mutexOf === undefined ? this.setAside(file, text) : await this.withPoolMutex(mutexOf, () => this.setAside(file, text)).catch(() => undefined);
     if (to) this.warnings.warn(`${what} ${file} is ${why}: set aside as ${to}, ${aside}`);
+    else this.warnings.warn(`${what} ${file} is ${why}: read as absent (it could not be set aside)`);
     return undefined;
   }
 
@@ -282,8 +292,9 @@ export class FileHistoryStore implements HistoryStore {
         throw new HistoryError(`cannot write a sample of pool ${pool}: ${code(err) ?? (err as Error).message}`);
       }
     };
+    // Under the pool's mutex either way: a bad line is moved out of this file under it (readLines).
     if (fence) await this.fenced(pool, fence, 'add a sample', write);
-    else write();
+    else await this.withPoolMutex(pool, write);
   }
 
   async samples(pool: string, sinceMs: number): Promise<Sample[]> {

@@ -290,6 +290,18 @@ describe('file store specifics', () => {
     expect(warned).toHaveLength(1);
   });
 
+  it('still reads a samples file with a bad line when it cannot be repaired (the mutex cannot be taken: a read-only or broken state directory)', async () => {
+    const { d, s } = open();
+    const warned: string[] = [];
+    s.onWarning = (m) => warned.push(m);
+    await s.addSample('p', sample(0));
+    appendFileSync(dayFile(d), '{"torn\n' + JSON.stringify(sample(1)) + '\n');
+    rmSync(join(d, 'history', 'leases'), { recursive: true, force: true });
+    writeFileSync(join(d, 'history', 'leases'), 'not a directory');
+    expect((await s.samples('p', 0)).map((x) => x.queued)).toEqual([0, 1]);
+    expect(warned).toEqual([`${dayFile(d)}: skipped 1 unreadable sample of pool p (line 2)`]);
+  });
+
   it('only skips a bad last line of a samples file (it may be an append in progress), without rewriting the file', async () => {
     const { d, s } = open();
     const warned: string[] = [];
