@@ -308,12 +308,15 @@ function ms(d: string): number {
 }
 
 /**
- * `runner.ephemeral` when the policy does not write it: GitHub pools get just-in-time runners (the
- * JIT config is single-use and the runner's session lasts one job, so no long-lived runner
- * credential is on the node for a job to read); the others keep one runner per node.
+ * `runner.ephemeral` when the policy does not write it: GitHub pools on Linux get just-in-time
+ * runners (the JIT config is single-use and the runner's session lasts one job, so no long-lived
+ * runner credential is on the node for a job to read). On Windows a JIT runner runs its jobs as
+ * SYSTEM outside the firewall rule that keeps the registered runner service from instance metadata,
+ * so Windows GitHub pools keep the registered service unless the policy says otherwise; the other
+ * kinds keep one runner per node.
  */
-export function defaultEphemeral(kind: EmitterInput['type'] | undefined): boolean {
-  return kind === 'github';
+export function defaultEphemeral(kind: EmitterInput['type'] | undefined, os: 'linux' | 'windows' | undefined): boolean {
+  return kind === 'github' && os !== 'windows';
 }
 
 /** Step 2: merged, typed, durations in milliseconds, `runner.ephemeral` decided. Only entities that passed step 1. */
@@ -325,7 +328,7 @@ export function normalize(valid: { emitters: Map<string, EmitterInput>; platform
   const pools: PoolConfig[] = [];
   for (const [name, p] of valid.pools) {
     const { hooks: _paths, ephemeral, ...rest } = p.runner;
-    const runner = { ...rest, ephemeral: ephemeral ?? defaultEphemeral(valid.emitters.get(p.emitter)?.type) };
+    const runner = { ...rest, ephemeral: ephemeral ?? defaultEphemeral(valid.emitters.get(p.emitter)?.type, p.machine?.os) };
     const read = hooks.get(name);
     pools.push({
       name,

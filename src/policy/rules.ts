@@ -219,7 +219,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
         kind === 'gitlab' && pool.runner.executor !== 'docker'
           ? [`a gitlab runner (${pool.runner.executor} executor${written(id, ['runner', 'executor']) ? '' : ', the default'})`, 'use runner.executor: docker, or accept it']
           : kind === 'github' && pool.runner.ephemeral
-            ? [`an ephemeral (JIT) github runner${written(id, ['runner', 'ephemeral']) ? '' : ' (the default on github)'}`, bounded]
+            ? ['an ephemeral (JIT) github runner', 'remove runner.ephemeral (Windows github pools default to a registered runner service, which the firewall keeps from the metadata server; its user can read its own credentials), or give the nodes no cloud access a job may not have, or accept it']
             : kind === 'jenkins'
               ? ['a jenkins agent', pool.runner.ephemeral ? bounded : `use ${ephemeral}, or accept it`]
               : [undefined, undefined];

@@ -226,7 +226,7 @@ export const RunnerSchema = z
     ephemeral: z
       .boolean()
       .describe(
-        'A node takes one job and is replaced after it. Default: `true` on a github pool (a just-in-time runner: its single-use JIT config and its session last one job, so no long-lived runner credential is on the node), `false` on the others; `false` on github registers a long-lived runner whose user (and so its jobs) can read its own credentials.',
+        'A node takes one job and is replaced after it. Default: `true` on a github pool on Linux (a just-in-time runner: its single-use JIT config and its session last one job, so no long-lived runner credential is on the node), `false` on the others (on Windows a JIT runner runs its jobs as SYSTEM outside the firewall rule that keeps the registered runner service from instance metadata); `false` on github registers a long-lived runner whose user (and so its jobs) can read its own credentials.',
       )
       .optional(),
     version: z

@@ -207,6 +207,13 @@ describe('runner.ephemeral when the policy does not write it', () => {
     expect(ephemeral(r)).toEqual({ 'gh-default': true, 'gh-other-settings': true, 'gh-false': false, 'gh-true': true, 'gl-default': false, 'jk-default': false, 'jk-true': true });
   });
 
+  it('is false on a Windows github pool (the registered service the firewall keeps from metadata), unless written', () => {
+    const winPool = (name: string, runner = '') => pool(name, 'gh', runner).replace('{ type: t, image: i }', '{ type: t, image: i, os: windows }');
+    const r = policy([winPool('gh-win'), winPool('gh-win-true', '{ ephemeral: true }'), pool('gh-linux', 'gh')].join(''));
+    expect(errors(r)).toEqual([]);
+    expect(ephemeral(r)).toEqual({ 'gh-win': false, 'gh-win-true': true, 'gh-linux': true });
+  });
+
   it('follows the kind of the emitter the pool names, in whichever file that emitter is', () => {
     const root = join(dir, `case-${n++}`);
     mkdirSync(join(root, 'policies'), { recursive: true });
@@ -261,6 +268,7 @@ describe('Windows pools whose jobs run as the runner service account (SYSTEM)', 
   it.each([
     ['a gitlab docker runner', win('gl', 'aws', '{ executor: docker }')],
     ['a github runner registered by token (not ephemeral)', win('gh', 'gcp', '{ ephemeral: false }')],
+    ['a github pool that leaves ephemeral to its Windows default', win('gh', 'gcp', '{ jobsPerNode: 1 }')],
     ['a Windows pool on the local platform', win('jk', 'lab', '{ jobsPerNode: 1 }').replace('{ type: t, image: i, os: windows }', '{ os: windows }')],
     ['a linux jenkins pool', win('jk', 'aws', '{ jobsPerNode: 1 }', 'linux')],
   ])('says nothing about %s', (_n, pools) => {
