@@ -36,7 +36,7 @@ Options:
   --pool NAME     the pools to tear down (comma-separated): pools of the policy, or pools removed
                   from it that still have nodes
   --all           every pool of the policy and every removed pool that still has nodes
-  --yes           confirm: always needed with --all; with --pool, needed unless CI is set
+  --yes           confirm: always needed with --all; with --pool, needed unless CI is set (not to false, 0, no or off)
   --dry-run       show what would go; pause, destroy and remove nothing
   --timeout D     stop waiting for busy nodes after this long (default 30m)
   --policy PATH   policy file or directory (default policies/)

@@ -6,7 +6,7 @@ describe('inCi', () => {
     expect(inCi({ CI: ci })).toBe(true);
   });
 
-  it.each([undefined, '', ' ', 'false', 'False', 'FALSE', ' false ', '0', ' 0'])('says CI is not set for CI=%j', (ci) => {
+  it.each([undefined, '', ' ', 'false', 'False', 'FALSE', ' false ', '0', ' 0', 'no', 'OFF'])('says CI is not set for CI=%j', (ci) => {
     expect(inCi({ CI: ci })).toBe(false);
   });
 
