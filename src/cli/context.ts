@@ -84,28 +84,12 @@ function secretEnv(io: Io): SecretEnv {
  */
 export function openHistoryFor(command: string, io: Io, stateDir: string, clock?: (() => number) | FleetClock, warn?: (msg: string) => void): HistoryStore {
   try {
-    const store = openHistory(io.env, stateDir, clock, warn ?? ((m) => io.err(forTerminal(`${command}: warning: ${m}`))));
-    // Leases stay on the wall clock when decide runs on a replay's virtual clock: the file store
-    // dates them on the clock it is given, so their TTL is given in that clock's time (Redis
-    // expires them on its own clock).
-    if (clock && 'rate' in clock && clock.rate !== 1 && store.kind === 'file') return onWallLeases(store, clock.rate);
-    return store;
+    // Leases stay on the wall clock when decide runs on a replay's virtual clock.
+    return openHistory(io.env, stateDir, clock, warn ?? ((m) => io.err(forTerminal(`${command}: warning: ${m}`))), clock && 'rate' in clock ? clock.wall : undefined);
   } catch (err) {
     if (err instanceof HistoryError) throw new UsageError(`${command}: ${err.message}`);
     throw err;
   }
-}
-
-/** The store, with lease TTLs stretched by `rate` (its clock runs `rate` times faster than the wall clock). */
-function onWallLeases(store: HistoryStore, rate: number): HistoryStore {
-  return new Proxy(store, {
-    get(target, key) {
-      if (key === 'acquireLease') return (pool: string, owner: string, ttlMs: number) => target.acquireLease(pool, owner, ttlMs * rate);
-      if (key === 'renewLease') return (lease: Parameters<HistoryStore['renewLease']>[0], ttlMs: number) => target.renewLease(lease, ttlMs * rate);
-      const v: unknown = Reflect.get(target, key);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
 }
 
 export function stateDirOf(io: Io): string {

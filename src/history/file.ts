@@ -78,7 +78,16 @@ export class FileHistoryStore implements HistoryStore {
   private readonly dir: string;
   private readonly warnings = new Warnings();
 
-  constructor(stateDir: string, private readonly clock: () => number = Date.now, onWarning?: HistoryWarn) {
+  /**
+   * `clock` dates samples and set-aside files; `leaseClock` (default: `clock`) dates leases, which
+   * stay on the wall clock when decide runs on a replay's virtual clock (Redis expires them on its own).
+   */
+  constructor(
+    stateDir: string,
+    private readonly clock: () => number = Date.now,
+    onWarning?: HistoryWarn,
+    private readonly leaseClock: () => number = clock,
+  ) {
     this.dir = join(stateDir, 'history');
     this.warnings.sink = onWarning;
     for (const d of ['pools', 'samples', 'leases']) mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
@@ -356,7 +365,7 @@ export class FileHistoryStore implements HistoryStore {
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {
     return this.withPoolMutex(pool, (stillHeld) => {
-      const now = this.clock();
+      const now = this.leaseClock();
       const held = this.readLock(pool);
       // An unreadable lock file is stale (as before): a lease is only ever written whole (rename).
       if (held && held.owner !== owner && held.expiresAt > now && !(held.host === hostname() && !alive(held.pid))) return undefined;
@@ -377,7 +386,7 @@ export class FileHistoryStore implements HistoryStore {
       const held = this.readLock(l.pool);
       if (held && (held.token !== l.token || held.owner !== l.owner)) return false;
       stillHeld();
-      this.writeAtomic(this.leaseFile(l.pool, 'lock'), JSON.stringify({ owner: l.owner, pid: process.pid, host: hostname(), token: l.token, expiresAt: this.clock() + ttlMs } satisfies Lock));
+      this.writeAtomic(this.leaseFile(l.pool, 'lock'), JSON.stringify({ owner: l.owner, pid: process.pid, host: hostname(), token: l.token, expiresAt: this.leaseClock() + ttlMs } satisfies Lock));
       return true;
     });
   }

@@ -7,9 +7,10 @@ export * from './types.js';
 /**
  * REDIS_URL selects Redis; unset, the embedded file store under the state directory. Throws
  * HistoryError, before any I/O on Redis, when REDIS_URL is not a redis:// or rediss:// URL or
- * the state directory cannot be created. `onWarning` receives the store's warnings (data skipped or set aside).
+ * the state directory cannot be created. `onWarning` receives the store's warnings (data skipped or set aside);
+ * `leaseClock` dates the file store's leases (default: `clock`; Redis expires leases on its own clock).
  */
-export function openHistory(env: Readonly<Record<string, string | undefined>>, stateDir: string, clock?: () => number, onWarning?: HistoryWarn): HistoryStore {
+export function openHistory(env: Readonly<Record<string, string | undefined>>, stateDir: string, clock?: () => number, onWarning?: HistoryWarn, leaseClock?: () => number): HistoryStore {
   if (env.REDIS_URL) {
     let u: URL | undefined;
     try {
@@ -22,7 +23,7 @@ export function openHistory(env: Readonly<Record<string, string | undefined>>, s
     return new RedisHistoryStore(env.REDIS_URL, clock, undefined, onWarning);
   }
   try {
-    return new FileHistoryStore(stateDir, clock, onWarning);
+    return new FileHistoryStore(stateDir, clock, onWarning, leaseClock ?? clock);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new HistoryError(`cannot use ${stateDir} as the state directory (PARMANU_STATE_DIR): ${code === 'ENOTDIR' ? 'a file is in the way' : code === 'EACCES' ? 'permission denied' : (code ?? (err as Error).message)}`);
