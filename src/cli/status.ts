@@ -4,8 +4,7 @@ import { decide } from '../decide/decide.js';
 import type { ProbeResult } from '../emitters/types.js';
 import type { PlatformConfig, PoolConfig } from '../policy/types.js';
 import { poolDir, removedPools } from '../reconcile/known-pools.js';
-import type { ProbeStatus } from '../reconcile/cycle.js';
-import { observe } from '../reconcile/observe.js';
+import { observe, probeStatus, staleAfterMs, type ProbeStatus } from '../reconcile/observe.js';
 import { readStateNodes, type StateNode } from '../terraform/state.js';
 import { forTerminal } from '../policy/text.js';
 import { parse } from './args.js';
@@ -75,7 +74,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         pool: pool.name,
         removed,
         probe: probe ? (probe.ok ? (probe.partial ? `partial: ${probe.reason}` : 'ok') : `failed: ${probe.reason}`) : 'not probed',
-        probeStatus: probe ? { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > 2 * (policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000) } : null,
+        probeStatus: probe ? probeStatus(probe, now, staleAfterMs(policy, pool)) : null,
         nodes: truth.views.map((v) => {
           const r = truth.runners.get(v.name);
           const runner = !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';

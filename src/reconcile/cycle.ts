@@ -24,7 +24,7 @@ import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, type HookPoint, type PoolRun } from './execute.js';
 import { poolDir, removedPools } from './known-pools.js';
-import { observe } from './observe.js';
+import { observe, probeStatus, staleAfterMs as staleAfter, type ProbeStatus } from './observe.js';
 
 export { poolDir } from './known-pools.js';
 export type { HookPoint } from './execute.js';
@@ -59,18 +59,7 @@ export interface PoolOutcome {
   probe?: ProbeStatus;
 }
 
-/** A probe as the output shows it: a failed or stale one makes its pools hold. */
-export interface ProbeStatus {
-  ok: boolean;
-  /** Some of it could not be read (ok, but the pool grows within maxStep only). */
-  partial: boolean;
-  /** Why it failed or is partial; null when it is whole. */
-  reason: string | null;
-  /** Seconds since the observation, on the cycle's clock. */
-  ageS: number;
-  /** Older than the pool's staleness limit (twice its emitter's probe interval): the pool holds. */
-  stale: boolean;
-}
+export type { ProbeStatus } from './observe.js';
 
 export interface CycleResult {
   /** No pool failed and every probe succeeded (a failed probe makes its pools hold). */
@@ -231,8 +220,8 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
   const teardown = removed && deps.policy.pools.some((p) => p.name === pool.name);
   const out: PoolOutcome = { ...emptyOutcome(pool.name), ...(removed ? { removed: true } : {}), ...(teardown ? { teardown: true } : {}) };
   const finish = () => ({ ...out, durationMs: Date.now() - t0 });
-  const staleAfterMs = 2 * (deps.policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000);
-  if (probe) out.probe = { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > staleAfterMs };
+  const staleAfterMs = staleAfter(deps.policy, pool);
+  if (probe) out.probe = probeStatus(probe, now, staleAfterMs);
   let keeper: LeaseKeeper | undefined;
   try {
     const ttl = deps.leaseTtlMs ?? 10 * 60_000;

@@ -126,3 +126,26 @@ export function observe(input: ObserveInput): PoolTruth {
     withCredential: new Set(input.state.filter((n) => n.credential).map((n) => n.name)),
   };
 }
+
+/** A probe as the output shows it: a failed or stale one makes its pools hold. */
+export interface ProbeStatus {
+  ok: boolean;
+  /** Some of it could not be read (ok, but the pool grows within maxStep only). */
+  partial: boolean;
+  /** Why it failed or is partial; null when it is whole. */
+  reason: string | null;
+  /** Seconds since the observation, on the cycle's clock. */
+  ageS: number;
+  /** Older than the pool's staleness limit (twice its emitter's probe interval): the pool holds. */
+  stale: boolean;
+}
+
+/** How old a pool's probe may be before the pool holds: twice its emitter's probe interval. */
+export function staleAfterMs(policy: Pick<Policy, 'emitters'>, pool: Pick<PoolConfig, 'emitter'>): number {
+  return 2 * (policy.emitters[pool.emitter]?.probeIntervalMs ?? 30_000);
+}
+
+/** `probe` as the output shows it at `now`. */
+export function probeStatus(probe: ProbeResult, now: number, staleAfter: number): ProbeStatus {
+  return { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > staleAfter };
+}
