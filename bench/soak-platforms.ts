@@ -42,6 +42,16 @@ export interface Platform {
 
 const duration = (rand: () => number) => 1 + Math.floor(rand() * 4);
 
+/** Finishes (and forgets) the active jobs whose end has come by `tick`. */
+function finishDue(active: Array<{ id: number; end: number }>, tick: number, finishJob: (id: number) => void): void {
+  for (let i = active.length - 1; i >= 0; i--) {
+    const a = active[i] as { id: number; end: number };
+    if (a.end > tick) continue;
+    finishJob(a.id);
+    active.splice(i, 1);
+  }
+}
+
 export function gitlabPlatform(emu: GitlabEmulator, project: GlProject, labels: Record<string, string[]>): Platform {
   const active: Array<{ id: number; end: number }> = [];
   const marker = (pool: string) => `parmanu-pool=${pool}`;
@@ -49,14 +59,7 @@ export function gitlabPlatform(emu: GitlabEmulator, project: GlProject, labels: 
   return {
     kind: 'gitlab',
     addJob: (pool) => void emu.addJob(project, 'pending', labels[pool] ?? ['linux']),
-    finish(tick) {
-      for (let i = active.length - 1; i >= 0; i--) {
-        const a = active[i] as { id: number; end: number };
-        if (a.end > tick) continue;
-        emu.finishJob(a.id);
-        active.splice(i, 1);
-      }
-    },
+    finish: (tick) => finishDue(active, tick, (id) => emu.finishJob(id)),
     dispatch(tick, vms, rand) {
       for (const j of emu.jobs.filter((x) => x.status === 'pending')) {
         const r = emu.runners.find((x) => isMarked(x.maintenance_note) && vms.has(x.description) && x.status === 'online' && !x.paused && j.tag_list.every((t) => x.tag_list.includes(t)) && emu.runningOn(x.description).length === 0);
@@ -101,14 +104,7 @@ export function githubPlatform(emu: GithubEmulator, labels: Record<string, strin
   return {
     kind: 'github',
     addJob: (pool) => void emu.addRun('api', [{ labels: ['self-hosted', ...(labels[pool] ?? ['linux'])] }]),
-    finish(tick) {
-      for (let i = active.length - 1; i >= 0; i--) {
-        const a = active[i] as { id: number; end: number };
-        if (a.end > tick) continue;
-        emu.finishJob(a.id);
-        active.splice(i, 1);
-      }
-    },
+    finish: (tick) => finishDue(active, tick, (id) => emu.finishJob(id)),
     dispatch(tick, vms, rand) {
       for (const j of emu.jobs.filter((x) => x.status === 'queued')) {
         const r = emu.runners.find((x) => markerOf(x.labels) !== undefined && vms.has(x.name) && x.status === 'online' && j.labels.every((l) => x.labels.includes(l)) && emu.runningJobs(x.name).length === 0);

@@ -8,20 +8,11 @@
 // 24 and 30 jobs within two minutes. 70 % of jobs want `linux;x64`, 30 % `linux;arm64`.
 // Durations are log-normal (median 9 min, clamped to 1–45 min).
 import process from 'node:process';
+// The simulator's seeded generator (mulberry32), compiled by `npm ci` / `npm run build`.
+import { rng } from '../../dist/src/sim/generate.js';
 
 const seed = Number(process.argv[2] ?? 9);
 
-/** mulberry32, as in src/sim/generate.ts. */
-function rng(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = rng(seed);
 const MIN = 60_000;
 const HOUR = 60 * MIN;

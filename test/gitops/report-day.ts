@@ -6,19 +6,9 @@
  * what reconcile writes, shaped by a tiny queue model, not a record of a real fleet.
  */
 import type { HistoryEvent, Sample } from '../../src/history/types.js';
+import { rng } from '../../src/sim/generate.js';
 
 const MIN = 60_000;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Jobs per minute at a minute of the day (UTC): a working day. */
 function rate(minute: number, peak: number): number {
