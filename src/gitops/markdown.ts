@@ -26,9 +26,14 @@ export function mdText(s: string): string {
     .replace(PUNCTUATION, (c) => `\\${c}`);
 }
 
+/** `s` as literal HTML text or attribute value: `& < > " '` as entities. */
+export function htmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
 /** `s` as literal text inside inline HTML (`<code>`, `<summary>`), where backslashes are not escapes. */
 export function htmlText(s: string): string {
-  return oneLine(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return htmlEscape(oneLine(s));
 }
 
 /**

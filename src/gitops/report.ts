@@ -6,6 +6,7 @@
  * UTC. Pool names, event details and reasons come from policies and CI platforms: every piece of
  * text is escaped.
  */
+import { htmlEscape } from './markdown.js';
 import type { HistoryEvent, Sample } from '../history/types.js';
 
 /** One point of a pool's chart: the bucket's busiest sample (queued, running), its most nodes and desired. */
@@ -153,7 +154,7 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
 
 // ------------------------------------------------------------------ HTML
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+const esc = htmlEscape;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const pad = (n: number) => String(n).padStart(2, '0');
