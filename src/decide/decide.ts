@@ -259,7 +259,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
 
   const leaving = new Set([...drain, ...destroy]);
   const keep = nodes.filter((n) => !leaving.has(n.name) && !resume.includes(n.name)).map((n) => n.name);
-  return { pool: pool.name, desired, keep, create, drain, destroy, resume, drainReasons, states, reasons, held: hold, memory };
+  return { pool: pool.name, desired, keep, create, drain, destroy, resume, start: [], stop: [], standby: 0, drainReasons, states, reasons, held: hold, memory };
 }
 
 /** Never online within bootTimeout of its creation, or offline (once online) for longer than that. */

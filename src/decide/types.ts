@@ -49,18 +49,29 @@ export interface NodeView {
   seenRunner?: boolean;
   /** Its recorded spec differs from the policy's (machine, image, disk, OS, runner settings, bootstrap). */
   outdated?: boolean;
+  /**
+   * The VM's power state (Terraform state: AWS `aws_ec2_instance_state`, GCP `desired_status`,
+   * local `input.power`); undefined: running. A stopped node is standby: never capacity.
+   */
+  power?: 'running' | 'stopped';
+  /**
+   * When it was last started from standby. Its boot clock (bootTimeout) runs from here, and what
+   * was seen of its runner before (onlineAt, offlineSince, seenRunner) belongs to its previous
+   * run: execute resets them on start.
+   */
+  startedAt?: number;
 }
 
 /** Why a node drains. */
-export type DrainReason = 'scale-down' | 'outdated' | 'lifetime' | 'broken' | 'spent' | 'removed';
+export type DrainReason = 'scale-down' | 'outdated' | 'lifetime' | 'broken' | 'spent' | 'removed' | 'standby';
 
 /**
  * A node's lifecycle state as decide sees it (DESIGN "Node lifecycle (v2)"): booting → ready →
  * busy/idle → draining → destroyed; broken (never online within bootTimeout, or offline longer
  * than that); outdated (capacity until drained). Vanished nodes never reach decide: observe
- * forgets them.
+ * forgets them. `standby`: stopped, kept ready to start (never capacity).
  */
-export type NodeState = 'booting' | 'ready' | 'busy' | 'outdated' | 'broken' | 'spent' | 'draining';
+export type NodeState = 'booting' | 'ready' | 'busy' | 'outdated' | 'broken' | 'spent' | 'draining' | 'standby';
 
 /** What one probe of the pool's emitter saw, already matched to this pool. */
 export interface PoolObservation {
@@ -94,7 +105,13 @@ export interface PoolMemory {
     recStep: number;
     rate: { likelihood: number; burstSize: number; ratePerMin: number; samples: number };
     rec: { share: number; size: number };
+    /** Job slots of the burst expected within one boot at this time (`standby: auto`). */
+    standbySlots?: number;
   };
+  /** Nodes created to become standby: booted once (caches warm, runner registered), then stopped. */
+  filling?: string[];
+  /** Recent standby targets: the target falls only to the highest of the last scaleDownAfter. */
+  standbyTargets?: Array<{ at: number; nodes: number }>;
 }
 
 export interface DecideInput {
@@ -112,6 +129,13 @@ export interface DecideInput {
   newId: (n: number) => string;
   /** The pool is no longer in the policy: every node drains and goes, nothing is created. */
   removed?: boolean;
+  /**
+   * A cycle driven by a webhook event: scale-up only (no drain, destroy or stop; demand that is
+   * lower than capacity is not recorded as a target). Polling cycles do the rest.
+   */
+  growOnly?: boolean;
+  /** How long a fresh node takes to boot and come online (`standby: auto` sizes for one boot); default 90 s. */
+  bootMs?: number;
 }
 
 export interface PoolPlan {
@@ -124,6 +148,18 @@ export interface PoolPlan {
   destroy: string[];
   /** Drained nodes brought back into service instead of creating new ones. */
   resume: string[];
+  /**
+   * Standby (stopped) nodes to start, before any create: GitHub gets a new JIT config, a GitLab
+   * runner is unpaused, a Jenkins agent reconnects. Not in `keep` (which lists the nodes left as they are, stopped ones included).
+   */
+  start: string[];
+  /**
+   * Drained idle nodes (paused in an earlier cycle, confirmed idle like a destroy) to stop into
+   * standby instead of destroying. Not in `keep`.
+   */
+  stop: string[];
+  /** The standby target this cycle (stopped nodes wanted); 0 without `scaling.standby`. */
+  standby: number;
   /** Why each node in `drain` that was not draining before drains now. */
   drainReasons: Record<string, DrainReason>;
   /** Every node's state before this plan. */

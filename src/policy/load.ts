@@ -358,6 +358,7 @@ function normalizeScaling(s: PoolInput['scaling']): Scaling {
     rollout: { maxUnavailable: typeof s.rollout.maxUnavailable === 'number' ? { count: s.rollout.maxUnavailable } : { percent: Number(s.rollout.maxUnavailable.slice(0, -1)) } },
     maxLifetimeMs: s.maxLifetime === undefined ? undefined : ms(s.maxLifetime),
     schedules: s.schedules.map((x) => ({ cron: x.cron, durationMs: ms(x.duration), min: x.min, timezone: x.timezone })),
+    standby: s.standby,
   };
 }
 

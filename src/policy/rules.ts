@@ -159,6 +159,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     if (s.min > s.max) at(id, ['scaling', 'min'], `min (${s.min}) is greater than max (${s.max})`);
     if (s.spare > s.max) at(id, ['scaling', 'spare'], `spare (${s.spare}) is greater than max (${s.max})`);
     if (s.minLifetimeMs > 24 * 3_600_000) at(id, ['scaling', 'minLifetime'], 'is more than a day; nodes could never scale down in practice', 'warning');
+    if (typeof s.standby === 'number' && s.standby > s.max) at(id, ['scaling', 'standby'], `standby (${s.standby}) is greater than max (${s.max}): no more than max nodes could ever start from it`, 'warning');
     if (s.bootTimeoutMs < 30_000) at(id, ['scaling', 'bootTimeout'], 'is under 30s: most VMs cannot boot and register that fast, so nodes would be replaced in a loop');
     s.schedules.forEach((sch, i) => {
       if (!isValidTimezone(sch.timezone)) at(id, ['scaling', 'schedules', i, 'timezone'], `"${sch.timezone}" is not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)`);
@@ -203,6 +204,9 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       });
     }
     const kind = policy.emitters[pool.emitter]?.type;
+    if (pool.scaling.standby !== 0 && platform?.type === 'aws' && pool.machine.spot) {
+      at(id, ['scaling', 'standby'], `standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool`);
+    }
     if (kind === 'github' && pool.runner.jobsPerNode > 1) {
       at(id, ['runner', 'jobsPerNode'], `a GitHub runner runs one job at a time: with jobsPerNode: ${pool.runner.jobsPerNode} the pool would start one node for every ${pool.runner.jobsPerNode} jobs and the others would wait; remove it (1 is the default) and raise scaling.max for more jobs at once`);
     }

@@ -44,6 +44,12 @@ const gitlabPath = z.string().regex(GITLAB_PATH, { error: 'must be a numeric id 
 
 // ---------------------------------------------------------------- emitters
 
+const webhook = z
+  .strictObject({
+    secret: secret('GitHub: the webhook\'s secret (checked through `X-Hub-Signature-256`); GitLab: the webhook\'s secret token (`X-Gitlab-Token`).'),
+  })
+  .describe('Webhook events for this emitter: `reconcile --watch --listen HOST:PORT` serves `POST /webhooks/<emitter>`; a verified event for a queued job reconciles its pools within seconds. Polling stays as the backstop.');
+
 const emitterCommon = {
   probeInterval: duration('How often the emitter is probed in `--watch` mode; an observation older than twice this is stale and its pools hold.').default('30s'),
   concurrency: z.int().min(1).max(64).describe('Requests in flight at once against this platform; default 16 for gitlab (its limits are per minute), 4 for github (which asks for serial requests) and jenkins.').optional(),
@@ -67,6 +73,7 @@ export const GitlabEmitterSchema = z
     projects: z.array(gitlabPath).describe('Projects (full paths or numeric ids) whose jobs are read.').optional(),
     groups: z.array(gitlabPath).describe('Groups whose projects (subgroups included) are all read.').optional(),
     runnerOwner: runnerOwnerGitlab,
+    webhook: webhook.optional(),
     ...emitterCommon,
   })
   .describe('A GitLab instance: jobs of the listed projects and groups; one runner per node.');
@@ -101,6 +108,7 @@ export const GithubEmitterSchema = z
       .default('org'),
     runnerGroupId: z.int().min(1).describe('Runner group of organization runners.').default(1),
     apiUrl: httpUrl.describe('REST API base URL; for GitHub Enterprise Server `https://HOST/api/v3`.').default('https://api.github.com'),
+    webhook: webhook.optional(),
     ...emitterCommon,
   })
   .describe('A GitHub owner: queued and in-progress workflow jobs; one just-in-time runner per node.');
@@ -289,6 +297,10 @@ export const ScalingSchema = z
       .prefault({}),
     maxLifetime: duration('Nodes older than this are drained and replaced like outdated ones (off when omitted).').optional(),
     schedules: z.array(ScheduleSchema).describe('Windows with a raised minimum.').default([]),
+    standby: z
+      .union([z.int().min(0).max(1000), z.literal('auto')], { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })
+      .describe('Stopped VMs kept ready to start (faster than a fresh boot, caches kept; they cost only their disk while stopped): a count, or `auto` to size it from the load history (the burst expected within one boot at this time of day; zero in quiet periods). Scale-up starts them first; scale-down stops idle nodes while standby is under its target. On top of `max`. Not with AWS spot (AWS cannot stop one-time spot instances).')
+      .default(0),
   })
   .describe('How the pool scales.');
 

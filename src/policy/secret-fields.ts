@@ -17,9 +17,13 @@ export function secretFields(policy: Policy): SecretField[] {
     const add = (path: string[], v: string | undefined) => {
       if (v && v.startsWith('${')) out.push({ section: 'emitters', name: e.name, path, ref: v });
     };
-    if (e.type === 'gitlab') add(['token'], e.token);
+    if (e.type === 'gitlab') {
+      add(['token'], e.token);
+      add(['webhook', 'secret'], e.webhook?.secret);
+    }
     if (e.type === 'github') {
       add(['token'], e.token);
+      add(['webhook', 'secret'], e.webhook?.secret);
       add(['app', 'privateKey'], e.app?.privateKey);
     }
     if (e.type === 'jenkins') {

@@ -29,6 +29,8 @@ export interface Scaling {
   /** Nodes older than this are replaced like outdated ones; undefined: never. */
   maxLifetimeMs: number | undefined;
   schedules: Schedule[];
+  /** Stopped nodes kept ready to start: a count, or `auto` (sized by decide from history). */
+  standby: number | 'auto';
 }
 
 /** A hook script of `runner.hooks`, read from the policy repository when the policy is loaded. */
