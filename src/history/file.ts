@@ -34,6 +34,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import {
   checkLease,
+  DELIVERY_ID_MAX,
+  DELIVERY_LIMIT,
   EVENT_LIMIT,
   EventSchema,
   HistoryError,
@@ -56,6 +58,8 @@ import {
 const LockSchema = z.object({ owner: z.string(), pid: z.number(), host: z.string(), expiresAt: z.number(), token: z.number().int().positive().optional() });
 type Lock = z.output<typeof LockSchema>;
 const MutexOwnerSchema = z.object({ pid: z.number(), host: z.string(), at: z.number() });
+/** An emitter's claimed webhook deliveries: id → when the claim expires (wall clock, ms). */
+const DeliveriesSchema = z.record(z.string(), z.number());
 const TokenSchema = z.string().trim().regex(/^[1-9][0-9]{0,15}$/).transform(Number).pipe(z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
 
 const DAY = 86_400_000;
@@ -346,6 +350,29 @@ export class FileHistoryStore implements HistoryStore {
     return this.readDoc(join(this.dir, `labels-${safe(emitter)}.json`), JobLabelsSchema, `the recent job labels of emitter ${emitter}`, 'the next probe writes them again');
   }
 
+  /**
+   * `history/deliveries-<emitter>.json` (id → expiry), read and replaced under its own mutex
+   * (`leases/_deliveries-<emitter>.mutex`, a name no pool can have): expired claims are pruned on
+   * every claim, and past DELIVERY_LIMIT the claims expiring first go. A file that does not parse
+   * starts afresh (a duplicate may then pass once; the probe stays the truth).
+   */
+  async claimDelivery(emitter: string, id: string, ttlMs: number): Promise<boolean> {
+    if (id.length === 0 || id.length > DELIVERY_ID_MAX) throw new HistoryError(`a webhook delivery id has 1 to ${DELIVERY_ID_MAX} characters, not ${id.length}`);
+    const file = join(this.dir, `deliveries-${safe(emitter)}.json`);
+    return this.withPoolMutex(`@deliveries-${emitter}`, (stillHeld) => {
+      const now = this.leaseClock();
+      const text = this.readText(file);
+      const parsed = text === undefined ? undefined : DeliveriesSchema.safeParse(parseQuiet(text));
+      const kept = Object.entries(parsed?.success ? parsed.data : {}).filter(([, exp]) => exp > now);
+      if (kept.some(([k]) => k === id)) return false;
+      kept.push([id, now + ttlMs]);
+      if (kept.length > DELIVERY_LIMIT) kept.sort((a, b) => b[1] - a[1]).splice(DELIVERY_LIMIT);
+      stillHeld();
+      this.writeAtomic(file, JSON.stringify(Object.fromEntries(kept)));
+      return true;
+    });
+  }
+
   // ------------------------------------------------------------------ leases
 
   /** The last token handed out for the pool; undefined when the counter is missing or unreadable. */
@@ -528,6 +555,7 @@ export class FileHistoryStore implements HistoryStore {
       mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
     }
     rmSync(join(this.dir, 'events.jsonl'), { force: true });
+    for (const f of readdirSync(this.dir)) if (/^deliveries-.*\.json$/.test(f)) rmSync(join(this.dir, f), { force: true });
   }
 
   async close(): Promise<void> {}

@@ -2,6 +2,7 @@
  * The Redis history store (ioredis), for several reconcilers and CI runners sharing one history.
  * Keys under `parmanu:`: `pool:<name>` (JSON record), `samples:<name>` (sorted set by time,
  * trimmed to the retention), `events` (a stream capped at EVENT_LIMIT), `labels:<emitter>`,
+ * `delivery:<emitter>:<id>` (a claimed webhook delivery, with its TTL),
  * `lease:<name>` (`<token>:<owner>`, with the lease's TTL) and `fence:<name>` (the pool's last
  * fencing token; never expires, and clear() keeps it). Payloads and script replies are validated
  * with zod. A payload that does not parse or validate does not fail the store: a bad sample or
@@ -23,6 +24,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   checkLease,
+  DELIVERY_ID_MAX,
   EVENT_LIMIT,
   EventSchema,
   HistoryError,
@@ -283,6 +285,13 @@ export class RedisHistoryStore implements HistoryStore {
 
   async getJobLabels(emitter: string): Promise<JobLabels | undefined> {
     return this.readDoc(`${this.prefix}labels:${emitter}`, JobLabelsSchema, `the recent job labels of emitter ${emitter}`, 'the next probe writes them again');
+  }
+
+  /** `delivery:<emitter>:<id>` set with NX and PX (Redis' clock): one claim wins, the key expires on its own. */
+  async claimDelivery(emitter: string, id: string, ttlMs: number): Promise<boolean> {
+    if (id.length === 0 || id.length > DELIVERY_ID_MAX) throw new HistoryError(`a webhook delivery id has 1 to ${DELIVERY_ID_MAX} characters, not ${id.length}`);
+    const r = await this.run('SET NX', () => this.redis.set(`${this.prefix}delivery:${emitter}:${id}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'));
+    return r === 'OK';
   }
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {

@@ -189,10 +189,21 @@ export interface HistoryStore {
   renewLease(lease: Lease, ttlMs: number): Promise<boolean>;
   /** Releases the lease only if it is still this one (same owner and token). */
   releaseLease(lease: Lease): Promise<void>;
+  /**
+   * Claims a webhook delivery id of an emitter (GitHub `X-GitHub-Delivery`, GitLab
+   * `X-Gitlab-Event-UUID`): true the first time, false while an earlier claim of the same id is
+   * kept (`ttlMs`, on the wall clock). Of concurrent claims of one id exactly one is true. Ids
+   * are untrusted: the store keeps at most DELIVERY_ID_MAX characters of one (callers refuse longer).
+   */
+  claimDelivery(emitter: string, id: string, ttlMs: number): Promise<boolean>;
   /** Forget everything (tests, `--reset`). */
   clear(): Promise<void>;
   close(): Promise<void>;
 }
 
 export const SAMPLE_RETENTION_MS = 35 * 86_400_000;
+/** The longest webhook delivery id a store keeps (GitHub's and GitLab's are 36-character UUIDs). */
+export const DELIVERY_ID_MAX = 200;
+/** The file store keeps at most this many delivery claims (the ones expiring first go first). */
+export const DELIVERY_LIMIT = 100_000;
 export const EVENT_LIMIT = 10_000;

@@ -255,6 +255,40 @@ describe.each(makers)('%s history store', (_name, make) => {
     expect(got.filter(Boolean)).toHaveLength(1);
     await Promise.all(stores.map((s) => s.close()));
   });
+
+  it('claims a webhook delivery id once per emitter, shared between stores, until its TTL passes; clear() forgets claims', async () => {
+    const { c, a, b } = pair();
+    expect(await a.claimDelivery('gh', 'd-1', 60_000)).toBe(true);
+    expect(await a.claimDelivery('gh', 'd-1', 60_000)).toBe(false);
+    // Another reconciler on the same history sees the claim.
+    expect(await b.claimDelivery('gh', 'd-1', 60_000)).toBe(false);
+    // Ids are per emitter, and other ids are free.
+    expect(await b.claimDelivery('gl', 'd-1', 60_000)).toBe(true);
+    expect(await b.claimDelivery('gh', 'd-2', 60_000)).toBe(true);
+    // A short claim expires (the file store on its clock, Redis on its own).
+    expect(await a.claimDelivery('gh', 'short', 150)).toBe(true);
+    expect(await b.claimDelivery('gh', 'short', 150)).toBe(false);
+    await c.pass(400);
+    expect(await b.claimDelivery('gh', 'short', 60_000)).toBe(true);
+    // The long claims outlive the short one.
+    expect(await a.claimDelivery('gh', 'd-1', 60_000)).toBe(false);
+    await a.clear();
+    expect(await b.claimDelivery('gh', 'd-1', 60_000)).toBe(true);
+    await a.close();
+    await b.close();
+  });
+
+  it('gives a delivery id to exactly one of many concurrent claims, and refuses an empty or overlong id as a HistoryError', async () => {
+    const n = ns();
+    const stores = Array.from({ length: 8 }, () => make(() => T, n));
+    const got = await Promise.all(stores.map((s) => s.claimDelivery('gh', '72d3162e-cc78-11e3-81ab-4c9367dc0958', 60_000)));
+    expect(got.filter(Boolean)).toHaveLength(1);
+    const s = stores[0] as HistoryStore;
+    await expect(s.claimDelivery('gh', '', 60_000)).rejects.toBeInstanceOf(HistoryError);
+    await expect(s.claimDelivery('gh', 'x'.repeat(201), 60_000)).rejects.toBeInstanceOf(HistoryError);
+    expect(await s.claimDelivery('gh', 'x'.repeat(200), 60_000)).toBe(true);
+    await Promise.all(stores.map((x) => x.close()));
+  });
 });
 
 describe('file store specifics', () => {
