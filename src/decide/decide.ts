@@ -20,11 +20,20 @@
  *      unregistered, then longest idle, then oldest), never a busy one, none younger than
  *      minLifetime; rollout and scale-down drains share the disruption budget; destroy only nodes
  *      drained in an earlier cycle that are idle now. A removed pool drains every node.
+ *   7. standby (`scaling.standby`, DESIGN "Events, standby and services"): stopped nodes are never
+ *      capacity; scale-up resumes drained nodes, then starts standby (newest first, within max),
+ *      then creates; a drained idle paused node that has been online since its last start is
+ *      stopped instead of destroyed while standby is under its target (never an outdated one,
+ *      nor an ephemeral one that ran its job); outdated standby and standby over the target go;
+ *      while demand is met, standby under its target is filled by nodes that boot once, are
+ *      drained as soon as they are online and stop when idle (`memory.filling`); `auto` sizes it
+ *      from history (`standbyForecast`), and the target falls only after `scaleDownAfter`.
+ * A webhook-driven cycle (`growOnly`) only grows: no drain, stop or destroy.
  * Fail static: with no, a failed or a stale observation the pool holds (no drain, no destroy;
  * creates only to reach the floor, within maxStep); with partial data it may grow within maxStep
  * but never shrinks.
  */
-import { combine, rateForecast, recurringForecast, DEFAULT_FORECAST, type ForecastOptions } from './predict.js';
+import { combine, rateForecast, recurringForecast, standbyForecast, DEFAULT_FORECAST, type ForecastOptions } from './predict.js';
 import { activeSchedule } from './schedule.js';
 import type { DecideInput, DrainReason, NodeState, NodeView, PoolMemory, PoolPlan } from './types.js';
 
@@ -45,22 +54,31 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const reasons: string[] = [];
 
   // 1. classify
-  const draining = nodes.filter((n) => n.drainingSince !== undefined);
-  const active = nodes.filter((n) => n.drainingSince === undefined);
+  // Stopped nodes are standby: never capacity, never draining; they start, stop or go (below).
+  const stopped = nodes.filter((n) => n.power === 'stopped');
+  const running = nodes.filter((n) => n.power !== 'stopped');
+  const draining = running.filter((n) => n.drainingSince !== undefined);
+  const active = running.filter((n) => n.drainingSince === undefined);
   const broken = active.filter((n) => isBroken(n, now, s.bootTimeoutMs));
   const brokenSet = new Set(broken.map((n) => n.name));
   // Spent: an ephemeral node whose one job is done — it says so, or its runner, once online, has
   // left the platform (a just-in-time runner unregisters itself after its job).
-  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (((n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) || (n.runner === undefined && (n.onlineAt !== undefined || n.seenRunner === true)))) : [];
+  const spent = pool.runner.ephemeral ? active.filter((n) => !brokenSet.has(n.name) && (((n.runner?.jobsStarted ?? 0) >= 1 && isIdle(n)) || (n.runner === undefined && (onlineSinceStart(n) !== undefined || n.seenRunner === true)))) : [];
   const unhealthy = new Set([...broken, ...spent].map((n) => n.name));
-  const inService = active.filter((n) => !unhealthy.has(n.name));
   const tooOld = (n: NodeView) => s.maxLifetimeMs !== undefined && now - n.createdAt >= s.maxLifetimeMs;
-  const outdated = inService.filter((n) => n.outdated || tooOld(n));
+  const isOutdated = (n: NodeView) => n.outdated === true || tooOld(n);
+  // Nodes created to become standby (booted once, then stopped): not capacity unless they took a job.
+  const fillNames = new Set(input.memory?.filling ?? []);
+  const filling = active.filter((n) => fillNames.has(n.name) && !unhealthy.has(n.name) && !isOutdated(n) && !n.runner?.busy && (n.runner?.jobsStarted ?? 0) === 0);
+  const fillSet = new Set(filling.map((n) => n.name));
+  const inService = active.filter((n) => !unhealthy.has(n.name) && !fillSet.has(n.name));
+  const outdated = inService.filter(isOutdated);
   const outdatedSet = new Set(outdated.map((n) => n.name));
   const states: Record<string, NodeState> = {};
   for (const n of nodes) {
     states[n.name] =
-      n.drainingSince !== undefined ? 'draining'
+      n.power === 'stopped' ? 'standby'
+      : n.drainingSince !== undefined ? 'draining'
       : brokenSet.has(n.name) ? 'broken'
       : spent.includes(n) ? 'spent'
       : outdatedSet.has(n.name) ? 'outdated'
@@ -75,6 +93,8 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const stale = obs !== undefined && now - obs.at > input.staleAfterMs;
   const hold = obs === undefined || !obs.ok || stale;
   const partial = !hold && obs.partial;
+  // A webhook-driven cycle only grows: the polls that follow do the rest.
+  const growOnly = input.growOnly === true;
   if (hold) {
     reasons.push(
       obs === undefined
@@ -143,7 +163,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // 3. stabilization window: scale down only to the highest target of the last scaleDownAfter.
   // Only real demand is held: a forecast is no demand, and holding it would keep warm nodes for a
   // whole window after the likely time has passed.
-  if (!hold) memory.targets.push({ at: now, nodes: demandTarget });
+  if (!hold && (!growOnly || demandTarget >= capacity)) memory.targets.push({ at: now, nodes: demandTarget });
   let proposed = target;
   if (target < capacity) {
     const windowMax = Math.max(target, ...memory.targets.map((t) => t.nodes));
@@ -151,7 +171,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     if (held > target) reasons.push(`demand has not stayed lower for ${fmt(s.scaleDownAfterMs)}: keeping ${held}`);
     proposed = held;
   }
-  if (hold || partial) proposed = Math.max(proposed, capacity);
+  if (hold || partial || growOnly) proposed = Math.max(proposed, capacity);
 
   // 4. floors
   let floor = s.min;
@@ -170,8 +190,31 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     reasons.push(`pool removed from the policy: draining and destroying its ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
   }
 
+  // Standby: the stopped nodes wanted (a count, or sized from history), held like demand: it
+  // falls only to the highest target of the last scaleDownAfter.
+  let standby = 0;
+  if (!input.removed) {
+    let raw = typeof s.standby === 'number' ? s.standby : 0;
+    if (s.standby === 'auto') {
+      if (input.history && !hold) {
+        const step = Math.floor(now / FORECAST_STEP_MS);
+        let f = input.memory?.standbyForecast;
+        if (!f || f.step !== step) f = { step, slots: standbyForecast(input.history, now, input.bootMs ?? DEFAULT_BOOT_MS, { ...DEFAULT_FORECAST, ...options.forecast }) };
+        memory.standbyForecast = f;
+        raw = Math.ceil(f.slots / perNode);
+      } else raw = Math.max(0, ...(input.memory?.standbyTargets ?? []).map((t) => t.nodes));
+    }
+    const window = (input.memory?.standbyTargets ?? []).filter((t) => t.at > now - s.scaleDownAfterMs && t.at <= now);
+    if (!hold && !growOnly) window.push({ at: now, nodes: raw });
+    memory.standbyTargets = window;
+    standby = Math.max(raw, ...window.map((t) => t.nodes));
+    if (s.standby === 'auto') reasons.push(input.history ? `standby auto: ${standby} (the burst expected within one boot at this time${standby > raw ? `, held for ${fmt(s.scaleDownAfterMs)}` : ''})` : `standby auto: ${standby} (no load history yet)`);
+  }
+
   // 6. actions
   const destroy: string[] = [];
+  const start: string[] = [];
+  const stop: string[] = [];
   const drain: string[] = [];
   const resume: string[] = [];
   const create: string[] = [];
@@ -180,7 +223,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     drain.push(n.name);
     drainReasons[n.name] = why;
   };
-  const mayShrink = !hold && !partial;
+  const mayShrink = !hold && !partial && !growOnly;
   let budget = s.disruptionBudget ?? Infinity;
 
   // Broken and spent nodes go whatever the demand (they serve nothing); a removed pool's all go.
@@ -192,8 +235,19 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   }
   if (input.removed && !hold) {
     // Pausing a busy runner lets its job finish and gives it no other: every node drains.
-    for (const n of inService) newDrain(n, 'removed');
+    for (const n of [...inService, ...filling]) newDrain(n, 'removed');
   }
+  // Standby that is outdated (or too old) goes first: it serves nothing, so it is free to replace;
+  // a removed pool's all go. Stopped runners are paused: nothing can land on them.
+  const standbyOutdated = input.removed ? stopped : stopped.filter(isOutdated);
+  if ((mayShrink || (input.removed && !hold)) && standbyOutdated.length) {
+    destroy.push(...standbyOutdated.map((n) => n.name));
+    if (!input.removed) reasons.push(`replacing ${standbyOutdated.length} outdated standby node${standbyOutdated.length === 1 ? '' : 's'}`);
+  }
+  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !standbyOutdated.includes(n));
+  // Nodes that have booted once to become standby are drained (paused) now, stopped once idle.
+  const filled = mayShrink && !input.removed ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
+  for (const n of filled) newDrain(n, 'standby');
 
   // Rollout: outdated nodes drain, at most maxUnavailable at a time (counting those already
   // draining for it), idle first, within the disruption budget; their replacements are created below.
@@ -216,8 +270,10 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
 
   // Nodes drained in an earlier cycle: resume scale-down drains if capacity is short, else destroy when idle.
   let short = desired - serving.length;
+  // Standby is refilled only while demand is met: after a burst, its drained nodes become standby.
+  const growing = short > 0;
   const resumable = draining
-    .filter((n) => (n.drainReason ?? 'scale-down') === 'scale-down' && isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
+    .filter((n) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
     .sort((a, b) => b.createdAt - a.createdAt);
   for (const n of resumable) {
     if (short <= 0 || hold) break;
@@ -225,20 +281,49 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     short--;
   }
   if (resume.length) reasons.push(`resuming ${resume.length} drained node${resume.length === 1 ? '' : 's'} instead of booting new ones`);
-  // Destroyed only once its runner is seen paused (or its registration gone): a runner that a
-  // crash or a failed call left unpaused could take a job after the last idle check.
+  // Then standby, newest first: a start is faster than a fresh boot. Within max (standby is on top of it).
+  const runningAfterResume = running.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
+  if (!input.removed) {
+    const room = Math.max(0, s.max - runningAfterResume);
+    for (const n of [...standbyOk].sort((a, b) => b.createdAt - a.createdAt)) {
+      if (short <= 0 || start.length >= room) break;
+      start.push(n.name);
+      short--;
+    }
+    if (start.length) reasons.push(`starting ${start.length} standby node${start.length === 1 ? '' : 's'} instead of booting new ones`);
+  }
+  let standbyNow = standbyOk.length - start.length;
+  // Drained nodes that will be idle standby material: booted (online since their last start), not
+  // outdated, not an ephemeral node that ran its job, drained for scale-down or to become standby.
+  const mayStandby = (n: NodeView) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && onlineSinceStart(n) !== undefined && !isOutdated(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1);
+  // Destroyed (or stopped) only once its runner is seen paused (or its registration gone): a runner
+  // that a crash or a failed call left unpaused could take a job after the last idle check.
   const pausedNow = (n: NodeView) => n.runner === undefined || n.runner.paused;
+  const firstDestroy = destroy.length;
   for (const n of draining) {
     if (resume.includes(n.name)) continue;
-    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) destroy.push(n.name);
-    else drain.push(n.name);
+    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) {
+      if (!input.removed && standbyNow < standby && mayStandby(n)) {
+        stop.push(n.name);
+        standbyNow++;
+      } else destroy.push(n.name);
+    } else drain.push(n.name);
   }
-  if (destroy.length) reasons.push(`destroying ${destroy.length} drained idle node${destroy.length === 1 ? '' : 's'}`);
+  if (stop.length) reasons.push(`stopping ${stop.length} drained idle node${stop.length === 1 ? '' : 's'} into standby (target ${standby})`);
+  const destroyedDrained = destroy.length - firstDestroy;
+  if (destroyedDrained) reasons.push(`destroying ${destroyedDrained} drained idle node${destroyedDrained === 1 ? '' : 's'}`);
+  // Standby over its target goes, oldest first.
+  if (mayShrink && standbyNow > standby) {
+    const extra = standbyOk.filter((n) => !start.includes(n.name)).sort((a, b) => a.createdAt - b.createdAt).slice(0, standbyNow - standby);
+    destroy.push(...extra.map((n) => n.name));
+    standbyNow -= extra.length;
+    reasons.push(`destroying ${extra.length} standby node${extra.length === 1 ? '' : 's'} over the target of ${standby}`);
+  }
   const stillBusy = draining.filter((n) => drain.includes(n.name) && n.runner?.busy);
   if (stillBusy.length) reasons.push(`waiting for ${stillBusy.length} draining node${stillBusy.length === 1 ? '' : 's'} to finish ${stillBusy.length === 1 ? 'its job' : 'their jobs'}`);
 
   if (short > 0 && !input.removed) {
-    const existingAfter = nodes.length - destroy.length;
+    const existingAfter = running.length + start.length - stop.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
     const room = Math.max(0, s.max - existingAfter);
     const n = Math.min(short, s.maxStep, room);
     for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
@@ -257,17 +342,47 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     }
   }
 
-  const leaving = new Set([...drain, ...destroy]);
-  const keep = nodes.filter((n) => !leaving.has(n.name) && !resume.includes(n.name)).map((n) => n.name);
-  return { pool: pool.name, desired, keep, create, drain, destroy, resume, start: [], stop: [], standby: 0, drainReasons, states, reasons, held: hold, memory };
+  // Standby under its target while demand is met: nodes are created that boot once (register, warm
+  // their caches), are drained as soon as they are online and stopped once idle. What will become
+  // standby anyway counts: nodes booting for it, and drained nodes that will be stopped when idle.
+  const stillFilling = filling.filter((n) => !filled.includes(n) && !drain.includes(n.name));
+  if (standby > 0 && mayShrink && !input.removed && !growing) {
+    const pending = stillFilling.length + running.filter((n) => drain.includes(n.name) && mayStandby({ ...n, drainReason: n.drainReason ?? drainReasons[n.name] })).length;
+    const deficit = standby - standbyNow - pending;
+    const total = nodes.length - destroy.length + create.length;
+    const n = Math.max(0, Math.min(deficit, s.maxStep - create.length, s.max + standby - total));
+    for (let i = 0; i < n; i++) {
+      const name = `${pool.name}-${input.newId(create.length)}`;
+      create.push(name);
+      stillFilling.push({ name, createdAt: now });
+    }
+    if (n > 0) reasons.push(`standby ${standbyNow + pending} of ${standby}: creating ${n} node${n === 1 ? '' : 's'} to boot once and stop`);
+  }
+  if (stillFilling.length) memory.filling = stillFilling.map((n) => n.name);
+
+  const leaving = new Set([...drain, ...destroy, ...stop, ...start, ...resume]);
+  const keep = nodes.filter((n) => !leaving.has(n.name)).map((n) => n.name);
+  return { pool: pool.name, desired, keep, create, drain, destroy, resume, start, stop, standby, drainReasons, states, reasons, held: hold, memory };
 }
 
-/** Never online within bootTimeout of its creation, or offline (once online) for longer than that. */
+/** When its runner was first seen online since the node's last start (or its creation). */
+function onlineSinceStart(n: NodeView): number | undefined {
+  return n.onlineAt !== undefined && n.onlineAt >= (n.startedAt ?? -Infinity) ? n.onlineAt : undefined;
+}
+
+/**
+ * Never online within bootTimeout of its creation (or of its last start from standby), or offline
+ * (once online) for longer than that.
+ */
 function isBroken(n: NodeView, now: number, bootTimeoutMs: number): boolean {
   if (n.runner?.online) return false;
-  if (n.onlineAt === undefined) return now - n.createdAt >= bootTimeoutMs;
-  return n.offlineSince !== undefined && now - n.offlineSince >= bootTimeoutMs;
+  const onlineAt = onlineSinceStart(n);
+  if (onlineAt === undefined) return now - Math.max(n.createdAt, n.startedAt ?? -Infinity) >= bootTimeoutMs;
+  return n.offlineSince !== undefined && n.offlineSince >= onlineAt && now - n.offlineSince >= bootTimeoutMs;
 }
+
+/** A fresh node's boot, when the caller does not know its pool's. */
+export const DEFAULT_BOOT_MS = 90_000;
 
 function pruneMemory(m: PoolMemory | undefined, now: number, windowMs: number): PoolMemory {
   const targets = (m?.targets ?? []).filter((t) => t.at > now - windowMs && t.at <= now);

@@ -180,3 +180,40 @@ export function combine(rate: RateForecast, rec: RecurringForecast, opts: Foreca
   if (rec.share >= opts.recurringShare) warmSlots = Math.max(warmSlots, rec.size);
   return { likelihood: Math.max(rate.likelihood, rec.share), recurring: rec.share, ratePerMin: rate.ratePerMin, burstSize: rate.burstSize, warmSlots, samples: rate.samples };
 }
+
+/** Quantile of the burst sizes within one boot that `standby: auto` keeps stopped. */
+export const STANDBY_QUANTILE = 0.9;
+
+/**
+ * `standby: auto`: job slots of the burst expected within one boot at this time of day. A job that
+ * finds no idle node waits for a start from standby instead of a fresh boot, so standby is sized
+ * for the jobs that arrive within one boot of each other: the `STANDBY_QUANTILE` of the arrivals
+ * in any boot-long window around this time on comparable days and in today's recent past (windows
+ * with none left out). Zero in quiet periods: while the rate model gives a burst within `windowMs`
+ * less than `threshold` likelihood (the same test that keeps warm nodes).
+ */
+export function standbyForecast(history: DemandHistory, now: number, bootMs: number, opts: ForecastOptions = DEFAULT_FORECAST): number {
+  if (rateForecast(history, now, opts).likelihood < opts.threshold) return 0;
+  const b = history.bucketMs;
+  const width = Math.max(1, Math.ceil(bootMs / b));
+  const len = Math.max(1, Math.round(opts.spreadMs / b));
+  const back = Math.round(opts.spreadBackMs / b);
+  const sums: number[] = [];
+  const windows = (first: number, last: number) => {
+    let sum = 0;
+    for (let i = first; i < first + width; i++) sum += history.arrivals.get(i) ?? 0;
+    for (let i = first; i <= last; i++) {
+      if (sum > 0) sums.push(sum);
+      sum += (history.arrivals.get(i + width) ?? 0) - (history.arrivals.get(i) ?? 0);
+    }
+  };
+  for (const t of comparableTimes(history, now, opts, back)) {
+    const first = Math.floor(t / b) - back;
+    windows(first, first + len - width);
+  }
+  const nowBucket = Math.floor(now / b);
+  const from = Math.max(history.since, nowBucket - Math.max(1, Math.round(opts.recentMs / b)));
+  if (nowBucket - width >= from) windows(from, nowBucket - width);
+  sums.sort((x, y) => x - y);
+  return pick(sums, STANDBY_QUANTILE);
+}

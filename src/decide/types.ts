@@ -105,9 +105,9 @@ export interface PoolMemory {
     recStep: number;
     rate: { likelihood: number; burstSize: number; ratePerMin: number; samples: number };
     rec: { share: number; size: number };
-    /** Job slots of the burst expected within one boot at this time (`standby: auto`). */
-    standbySlots?: number;
   };
+  /** `standby: auto`: job slots of the burst expected within one boot at this time, for the step it was computed for. */
+  standbyForecast?: { step: number; slots: number };
   /** Nodes created to become standby: booted once (caches warm, runner registered), then stopped. */
   filling?: string[];
   /** Recent standby targets: the target falls only to the highest of the last scaleDownAfter. */

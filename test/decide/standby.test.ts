@@ -1,0 +1,339 @@
+/**
+ * Standby in decide (DESIGN "Events, standby and services"), as tables: stopped nodes are never
+ * capacity; scale-up starts them before creating; scale-down stops drained idle nodes while standby
+ * is under its target and destroys the rest; outdated standby goes first; nodes created to become
+ * standby boot once, are drained as soon as they are online and stop when idle; `auto` sizes it
+ * from the load history; a webhook-driven (growOnly) cycle only grows.
+ */
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../src/decide/decide.js';
+import { standbyForecast, DEFAULT_FORECAST } from '../../src/decide/predict.js';
+import type { DecideInput, DemandHistory, NodeView, PoolMemory, PoolObservation } from '../../src/decide/types.js';
+import { MIN, T0, testPool } from '../helpers.js';
+
+const obs = (queued: number, running: number): PoolObservation => ({ at: T0, ok: true, partial: false, queued, running, upcoming: 0 });
+/** An idle node whose runner has been online since it booted. */
+const idle = (name: string, ageMin = 30, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, onlineAt: T0 - (ageMin - 1) * MIN, runner: { online: true, busy: false, paused: false }, ...extra });
+const busy = (name: string, ageMin = 30): NodeView => ({ ...idle(name, ageMin), runner: { online: true, busy: true, paused: false }, lastBusyAt: T0 });
+const booting = (name: string, ageMin = 1): NodeView => ({ name, createdAt: T0 - ageMin * MIN });
+const drained = (n: NodeView, minAgo = 1, why: NodeView['drainReason'] = 'scale-down'): NodeView => ({ ...n, drainingSince: T0 - minAgo * MIN, drainReason: why, runner: n.runner ? { ...n.runner, paused: true } : undefined });
+/** A stopped node: its runner paused and offline since it was stopped. */
+const stopped = (name: string, ageMin = 60, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, onlineAt: T0 - (ageMin - 1) * MIN, offlineSince: T0 - 10 * MIN, power: 'stopped', runner: { online: false, busy: false, paused: true }, ...extra });
+
+function run(scaling: Record<string, unknown>, nodes: NodeView[], observation: PoolObservation | undefined, extra: Partial<DecideInput> & { runner?: Record<string, unknown> } = {}) {
+  const { runner, ...rest } = extra;
+  return decide({ pool: testPool({ scaling: { predict: false, ...scaling }, runner: { jobsPerNode: 1, ...runner } }), now: T0, observation, staleAfterMs: 2 * MIN, nodes, memory: undefined, newId: (i) => `n${i}`, ...rest });
+}
+
+interface Row {
+  name: string;
+  scaling?: Record<string, unknown>;
+  runner?: Record<string, unknown>;
+  nodes: NodeView[];
+  observation: PoolObservation | undefined;
+  memory?: PoolMemory;
+  growOnly?: boolean;
+  want: { desired?: number; create?: number; start?: string[]; stop?: string[]; destroy?: string[]; drain?: string[]; resume?: string[]; keep?: string[]; standby?: number; filling?: string[]; reason?: RegExp; noReason?: RegExp };
+}
+
+const TABLE: Row[] = [
+  {
+    name: 'a stopped node is not capacity: a queued job starts it instead of finding room',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-s')],
+    observation: obs(1, 0),
+    want: { desired: 1, create: 0, start: ['p-s'], keep: [], standby: 1, reason: /starting 1 standby node instead of booting new ones/ },
+  },
+  {
+    name: 'refills standby once demand is met (the started node is capacity now)',
+    scaling: { standby: 1 },
+    nodes: [{ ...idle('p-s', 60), startedAt: T0 - 2 * MIN, onlineAt: T0 - MIN, runner: { online: true, busy: true, paused: false } }],
+    observation: obs(0, 1),
+    want: { desired: 1, create: 1, filling: ['p-n0'], keep: ['p-s'] },
+  },
+  {
+    name: 'starts standby before creating, newest first; creates the rest',
+    scaling: { standby: 2 },
+    nodes: [stopped('p-old', 300), stopped('p-new', 60)],
+    observation: obs(3, 0),
+    want: { desired: 3, create: 1, start: ['p-new', 'p-old'] },
+  },
+  {
+    name: 'resumes a drained (running) node before starting standby',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-d')), stopped('p-s')],
+    observation: obs(1, 0),
+    want: { resume: ['p-d'], start: [], create: 0, keep: ['p-s'] },
+  },
+  {
+    name: 'starts standby within max (standby is on top of max, starts are not)',
+    scaling: { standby: 2, max: 2 },
+    nodes: [busy('p-a'), stopped('p-s1', 90), stopped('p-s2', 60)],
+    observation: obs(2, 1),
+    want: { desired: 2, start: ['p-s2'], create: 0 },
+  },
+  {
+    name: 'stops a drained idle node while standby is under its target',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-a'))],
+    observation: obs(0, 0),
+    want: { stop: ['p-a'], destroy: [], create: 0, reason: /stopping 1 drained idle node into standby \(target 1\)/ },
+  },
+  {
+    name: 'destroys the drained idle nodes beyond the standby target',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-a')), drained(idle('p-b'))],
+    observation: obs(0, 0),
+    want: { stop: ['p-a'], destroy: ['p-b'], create: 0 },
+  },
+  {
+    name: 'destroys a drained node when standby is full',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-a')), stopped('p-s')],
+    observation: obs(0, 0),
+    want: { stop: [], destroy: ['p-a'], keep: ['p-s'] },
+  },
+  {
+    name: 'never stops a node that never came online (nothing warm to keep): destroyed',
+    scaling: { standby: 1 },
+    nodes: [drained(booting('p-b', 5))],
+    observation: obs(0, 0),
+    want: { stop: [], destroy: ['p-b'], create: 1, filling: ['p-n0'] },
+  },
+  {
+    name: 'never stops an outdated node, nor a broken one: destroyed',
+    scaling: { standby: 2, maxStep: 1 },
+    nodes: [drained(idle('p-o', 30, { outdated: true }), 1, 'outdated'), drained(idle('p-b'), 1, 'broken')],
+    observation: obs(0, 0),
+    want: { stop: [], destroy: ['p-o', 'p-b'] },
+  },
+  {
+    name: 'never stops an ephemeral node that ran its job',
+    scaling: { standby: 1, maxStep: 1 },
+    runner: { ephemeral: true },
+    nodes: [drained({ ...idle('p-e'), runner: { online: true, busy: false, paused: true, jobsStarted: 1 } })],
+    observation: obs(0, 0),
+    want: { stop: [], destroy: ['p-e'] },
+  },
+  {
+    name: 'does not stop a drained node that picked up a job',
+    scaling: { standby: 1, max: 1 },
+    nodes: [drained(busy('p-a'))],
+    observation: obs(0, 0),
+    want: { stop: [], destroy: [], drain: ['p-a'] },
+  },
+  {
+    name: 'outdated standby nodes are replaced first (free to replace), and standby refilled',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-s', 60, { outdated: true })],
+    observation: obs(0, 0),
+    want: { destroy: ['p-s'], create: 1, filling: ['p-n0'], reason: /replacing 1 outdated standby node/ },
+  },
+  {
+    name: 'standby older than maxLifetime is replaced too',
+    scaling: { standby: 1, maxLifetime: '1h' },
+    nodes: [stopped('p-s', 90)],
+    observation: obs(0, 0),
+    want: { destroy: ['p-s'], create: 1 },
+  },
+  {
+    name: 'never starts an outdated standby node for demand: a fresh one is created (standby refills once demand is met)',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-s', 60, { outdated: true })],
+    observation: obs(1, 0),
+    want: { start: [], destroy: ['p-s'], create: 1, filling: [] },
+  },
+  {
+    name: 'standby over its target is destroyed, oldest first',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-old', 300), stopped('p-new', 60)],
+    observation: obs(0, 0),
+    want: { destroy: ['p-old'], keep: ['p-new'], reason: /destroying 1 standby node over the target of 1/ },
+  },
+  {
+    name: 'fills standby from zero: creates nodes that boot once (not counted as capacity)',
+    scaling: { standby: 2 },
+    nodes: [],
+    observation: obs(0, 0),
+    want: { desired: 0, create: 2, filling: ['p-n0', 'p-n1'], reason: /standby 0 of 2: creating 2 nodes to boot once and stop/ },
+  },
+  {
+    name: 'a filling node still booting is waited for (no second fill), and is not capacity',
+    scaling: { standby: 1 },
+    nodes: [booting('p-f', 1)],
+    observation: obs(1, 0),
+    memory: { targets: [], filling: ['p-f'] },
+    want: { desired: 1, create: 1, filling: ['p-f'], keep: ['p-f'] },
+  },
+  {
+    name: 'a filling node that came online is drained to become standby, then stopped once idle',
+    scaling: { standby: 1 },
+    nodes: [idle('p-f', 2)],
+    observation: obs(0, 0),
+    memory: { targets: [], filling: ['p-f'] },
+    want: { drain: ['p-f'], create: 0, stop: [] },
+  },
+  {
+    name: '… next cycle: drained for standby, idle and paused → stopped',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-f', 3), 1, 'standby')],
+    observation: obs(0, 0),
+    want: { stop: ['p-f'], destroy: [], create: 0 },
+  },
+  {
+    name: 'a filling node that took a job is ordinary capacity (no longer filling)',
+    scaling: { standby: 1 },
+    nodes: [busy('p-f', 2)],
+    observation: obs(0, 1),
+    memory: { targets: [], filling: ['p-f'] },
+    want: { desired: 1, drain: [], create: 1, filling: ['p-n0'] },
+  },
+  {
+    name: 'a node drained for standby is resumed when demand comes back',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-f', 3), 1, 'standby')],
+    observation: obs(1, 0),
+    want: { resume: ['p-f'], stop: [], create: 0, filling: [] },
+  },
+  {
+    name: 'a started node boots from its start: not broken for having been offline while stopped',
+    scaling: { bootTimeout: '10m' },
+    nodes: [{ ...idle('p-s', 120), onlineAt: T0 - 119 * MIN, offlineSince: T0 - 60 * MIN, startedAt: T0 - 2 * MIN, runner: { online: false, busy: false, paused: false } }],
+    observation: obs(1, 0),
+    want: { desired: 1, create: 0, drain: [], keep: ['p-s'] },
+  },
+  {
+    name: '… and broken when it does not come online within bootTimeout of its start',
+    scaling: { standby: 0, bootTimeout: '10m' },
+    nodes: [{ ...idle('p-s', 120), onlineAt: T0 - 119 * MIN, offlineSince: T0 - 60 * MIN, startedAt: T0 - 11 * MIN, runner: { online: false, busy: false, paused: false } }],
+    observation: obs(1, 0),
+    want: { drain: ['p-s'], create: 1, reason: /replacing 1 broken node/ },
+  },
+  {
+    name: 'a started ephemeral node whose old runner is gone is booting, not spent',
+    runner: { ephemeral: true },
+    nodes: [{ name: 'p-s', createdAt: T0 - 120 * MIN, onlineAt: T0 - 119 * MIN, startedAt: T0 - MIN }],
+    observation: obs(1, 0),
+    want: { drain: [], create: 0, keep: ['p-s'] },
+  },
+  {
+    name: 'holds on a failed probe: no stop, no standby destroy, no fill',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-a')), stopped('p-s1', 300), stopped('p-s2')],
+    observation: { ...obs(0, 0), ok: false, reason: 'HTTP 502' },
+    want: { stop: [], destroy: [], create: 0, drain: ['p-a'] },
+  },
+  {
+    name: 'a growOnly (webhook) cycle starts standby for a queued job',
+    scaling: { standby: 1 },
+    growOnly: true,
+    nodes: [idle('p-a'), stopped('p-s')],
+    observation: obs(2, 0),
+    want: { start: ['p-s'], create: 0, keep: ['p-a'] },
+  },
+  {
+    name: 'a growOnly cycle never drains, stops, destroys or fills',
+    scaling: { standby: 2 },
+    growOnly: true,
+    nodes: [idle('p-a'), idle('p-b'), drained(idle('p-c')), stopped('p-x', 60, { outdated: true })],
+    observation: obs(0, 0),
+    want: { desired: 2, drain: ['p-c'], stop: [], destroy: [], create: 0, keep: ['p-a', 'p-b', 'p-x'] },
+  },
+  {
+    name: 'a removed pool destroys its standby with the rest',
+    scaling: { standby: 2 },
+    nodes: [stopped('p-s'), idle('p-a')],
+    observation: obs(0, 0),
+    want: { destroy: ['p-s'], drain: ['p-a'], start: [], create: 0, standby: 0 },
+  },
+];
+
+describe('decide: standby', () => {
+  it.each(TABLE)('$name', (row) => {
+    const removed = row.name.startsWith('a removed pool');
+    const plan = run(row.scaling ?? {}, row.nodes, row.observation, { runner: row.runner, ...(row.memory ? { memory: row.memory } : {}), ...(row.growOnly ? { growOnly: true } : {}), ...(removed ? { removed: true } : {}) });
+    const w = row.want;
+    if (w.desired !== undefined) expect(plan.desired).toBe(w.desired);
+    if (w.create !== undefined) expect(plan.create).toHaveLength(w.create);
+    if (w.start) expect(plan.start).toEqual(w.start);
+    if (w.stop) expect(plan.stop).toEqual(w.stop);
+    if (w.destroy) expect([...plan.destroy].sort()).toEqual([...w.destroy].sort());
+    if (w.drain) expect([...plan.drain].sort()).toEqual([...w.drain].sort());
+    if (w.resume) expect(plan.resume).toEqual(w.resume);
+    if (w.keep) expect([...plan.keep].sort()).toEqual([...w.keep].sort());
+    if (w.standby !== undefined) expect(plan.standby).toBe(w.standby);
+    if (w.filling) expect(plan.memory.filling ?? []).toEqual(w.filling);
+    if (w.reason) expect(plan.reasons.join('\n')).toMatch(w.reason);
+    // Every node is in exactly one of keep / drain / destroy / resume / start / stop.
+    const all = [...plan.keep, ...plan.drain, ...plan.destroy, ...plan.resume, ...plan.start, ...plan.stop].sort();
+    expect(all).toEqual(row.nodes.map((n) => n.name).sort());
+    // Stopped nodes never count as capacity: their state is standby.
+    for (const n of row.nodes) if (n.power === 'stopped') expect(plan.states[n.name]).toBe('standby');
+  });
+
+  it('holds a falling standby target for scaleDownAfter, like demand', () => {
+    const memory: PoolMemory = { targets: [], standbyTargets: [{ at: T0 - 5 * MIN, nodes: 3 }] };
+    const plan = run({ standby: 1 }, [stopped('p-a'), stopped('p-b'), stopped('p-c')], obs(0, 0), { memory });
+    expect(plan.standby).toBe(3);
+    expect(plan.destroy).toEqual([]);
+    const later = run({ standby: 1 }, [stopped('p-a'), stopped('p-b'), stopped('p-c')], obs(0, 0), { memory: { targets: [], standbyTargets: [{ at: T0 - 11 * MIN, nodes: 3 }] } });
+    expect(later.standby).toBe(1);
+    expect(later.destroy).toHaveLength(2);
+  });
+});
+
+/** A history of `days` past weekdays with a burst of `size` jobs every `everyMin` minutes between 09:00 and 17:00 UTC. */
+function officeHistory(size: number, everyMin: number, days = 10): DemandHistory {
+  const arrivals = new Map<number, number>();
+  const day = 86_400_000;
+  const b = MIN;
+  // T0 is a weekday at 12:00 UTC (test/helpers.ts); walk back over weekdays only.
+  let since = Math.floor(T0 / b);
+  for (let d = 1, n = 0; n < days; d++) {
+    const t = T0 - d * day;
+    const wd = new Date(t).getUTCDay();
+    if (wd === 0 || wd === 6) continue;
+    n++;
+    const dayStart = t - (t % day);
+    for (let m = 9 * 60; m < 17 * 60; m += everyMin) arrivals.set(Math.floor((dayStart + m * MIN) / b), size);
+    since = Math.floor(dayStart / b);
+  }
+  return { bucketMs: b, arrivals, since };
+}
+
+describe('decide: standby auto (sized from history)', () => {
+  it('is the burst expected within one boot at this hour', () => {
+    const h = officeHistory(6, 5);
+    // One burst of 6 per boot-long window (90 s): 6 slots.
+    expect(standbyForecast(h, T0, 90_000)).toBe(6);
+    // A boot long enough to span two bursts sees 12.
+    expect(standbyForecast(h, T0, 6 * MIN)).toBe(12);
+  });
+
+  it('is zero in quiet periods (at night) and without history', () => {
+    const h = officeHistory(6, 5);
+    const night = T0 - 10 * 3_600_000; // 02:00 UTC
+    expect(standbyForecast(h, night, 90_000)).toBe(0);
+    const plan = run({ standby: 'auto', predict: true }, [], obs(0, 0));
+    expect(plan.standby).toBe(0);
+    expect(plan.reasons.join('\n')).toMatch(/standby auto: 0 \(no load history yet\)/);
+  });
+
+  it('decide keeps that many stopped (÷ jobsPerNode), and fills it', () => {
+    const plan = run({ standby: 'auto', predict: false }, [], obs(0, 0), { history: officeHistory(6, 5), runner: { jobsPerNode: 2 } });
+    expect(plan.standby).toBe(3);
+    expect(plan.create).toHaveLength(3);
+    expect(plan.reasons.join('\n')).toMatch(/standby auto: 3 \(the burst expected within one boot at this time\)/);
+  });
+
+  it('follows the pool boot time it is given', () => {
+    const plan = run({ standby: 'auto' }, [], obs(0, 0), { history: officeHistory(6, 5), bootMs: 6 * MIN });
+    expect(plan.standby).toBe(12);
+  });
+
+  it('uses the forecast options it is given (threshold)', () => {
+    const h = officeHistory(1, 60);
+    expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.99 })).toBe(0);
+    expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.01 })).toBe(1);
+  });
+});
