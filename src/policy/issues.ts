@@ -139,6 +139,8 @@ export function issueToProblems(issue: Issue, src: SourceFile, root: z.ZodType, 
         if (got === undefined) return [mk(path, `is required: one of ${opts.join(' | ')}`)];
         return [mk(path, `must be one of ${opts.join(' | ')}, not ${kindOf(got)}${typeof got === 'string' ? suggestion(got, opts) : ''}`)];
       }
+      // A union that says what it takes (`{ error: … }` in the schema) says it; others show their description.
+      if (value !== undefined && issue.message && !/^Invalid input/.test(issue.message)) return [mk(path, issue.message)];
       const unionDesc = schemaDescription(root, path, data) ?? 'is not one of the allowed forms';
       return [mk(path, value === undefined ? `is required: ${unionDesc}` : `invalid value: ${unionDesc}`)];
     }

@@ -298,7 +298,7 @@ export const ScalingSchema = z
     maxLifetime: duration('Nodes older than this are drained and replaced like outdated ones (off when omitted).').optional(),
     schedules: z.array(ScheduleSchema).describe('Windows with a raised minimum.').default([]),
     standby: z
-      .union([z.int().min(0).max(1000), z.literal('auto')], { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })
+      .union([z.int({ error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' }).min(0).max(1000), z.literal('auto', { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })], { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })
       .describe('Stopped VMs kept ready to start (faster than a fresh boot, caches kept; they cost only their disk while stopped): a count, or `auto` to size it from the load history (the burst expected within one boot at this time of day; zero in quiet periods). Scale-up starts them first; scale-down stops idle nodes while standby is under its target. On top of `max`. Not with AWS spot (AWS cannot stop one-time spot instances).')
       .default(0),
   })
