@@ -199,7 +199,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
       if (input.history && !hold) {
         const step = Math.floor(now / FORECAST_STEP_MS);
         let f = input.memory?.standbyForecast;
-        if (!f || f.step !== step) f = { step, slots: standbyForecast(input.history, now, input.bootMs ?? DEFAULT_BOOT_MS, { ...DEFAULT_FORECAST, ...options.forecast }) };
+        if (!f || f.step !== step) f = { step, slots: standbyForecast(input.history, now, input.bootMs ?? observedBootMs(nodes) ?? DEFAULT_BOOT_MS, { ...DEFAULT_FORECAST, ...options.forecast }) };
         memory.standbyForecast = f;
         raw = Math.ceil(f.slots / perNode);
       } else raw = Math.max(0, ...(input.memory?.standbyTargets ?? []).map((t) => t.nodes));
@@ -381,8 +381,16 @@ function isBroken(n: NodeView, now: number, bootTimeoutMs: number): boolean {
   return n.offlineSince !== undefined && n.offlineSince >= onlineAt && now - n.offlineSince >= bootTimeoutMs;
 }
 
-/** A fresh node's boot, when the caller does not know its pool's. */
+/** A fresh node's boot, when neither the caller nor the pool's nodes tell it. */
 export const DEFAULT_BOOT_MS = 90_000;
+
+/** The median boot (creation → runner online) of the pool's nodes that never were standby; undefined: none booted yet. */
+export function observedBootMs(nodes: readonly NodeView[]): number | undefined {
+  const boots = nodes.filter((n) => n.startedAt === undefined && n.onlineAt !== undefined && n.onlineAt >= n.createdAt).map((n) => (n.onlineAt as number) - n.createdAt);
+  if (!boots.length) return undefined;
+  boots.sort((a, b) => a - b);
+  return boots[Math.floor((boots.length - 1) / 2)];
+}
 
 function pruneMemory(m: PoolMemory | undefined, now: number, windowMs: number): PoolMemory {
   const targets = (m?.targets ?? []).filter((t) => t.at > now - windowMs && t.at <= now);

@@ -134,7 +134,10 @@ export interface DecideInput {
    * lower than capacity is not recorded as a target). Polling cycles do the rest.
    */
   growOnly?: boolean;
-  /** How long a fresh node takes to boot and come online (`standby: auto` sizes for one boot); default 90 s. */
+  /**
+   * How long a fresh node takes to boot and come online (`standby: auto` sizes for one boot);
+   * default: the median boot of the pool's nodes (`observedBootMs`), else 90 s.
+   */
   bootMs?: number;
 }
 

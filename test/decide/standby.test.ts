@@ -337,3 +337,20 @@ describe('decide: standby auto (sized from history)', () => {
     expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.01 })).toBe(1);
   });
 });
+
+describe('observedBootMs', () => {
+  it('is the median creation → online time of nodes that never were standby', async () => {
+    const { observedBootMs } = await import('../../src/decide/decide.js');
+    expect(observedBootMs([])).toBeUndefined();
+    const n = (name: string, bootS: number, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - 60 * MIN, onlineAt: T0 - 60 * MIN + bootS * 1000, ...extra });
+    expect(observedBootMs([n('a', 60), n('b', 200), n('c', 90)])).toBe(90_000);
+    // A started node's online time measures its start, not a boot; a booting node has none.
+    expect(observedBootMs([n('a', 60), n('b', 5, { startedAt: T0 - MIN }), { name: 'c', createdAt: T0 }])).toBe(60_000);
+  });
+
+  it('sizes standby auto when the caller gives no boot time', () => {
+    const nodes = [idle('p-a', 60, { onlineAt: T0 - 54 * MIN })]; // booted in 6 minutes
+    const plan = run({ standby: 'auto' }, nodes, obs(1, 0), { history: officeHistory(6, 5) });
+    expect(plan.standby).toBe(12);
+  });
+});
