@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -5,6 +6,8 @@ import { parseDuration } from '../policy/duration.js';
 import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
+import { Listener, WakeQueue, WebhookReceiver, watchLoop, type WebhookTarget } from '../reconcile/webhooks.js';
+import { resolveSecret, SecretResolutionError } from '../policy/secrets.js';
 import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
@@ -12,7 +15,7 @@ import { parse } from './args.js';
 import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
-const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--metrics-listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
+const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
 
 One reconcile cycle: probe the CI platforms; for each pool read its nodes from Terraform state
 (terraform state pull) joined with the runners that carry its ownership marker; decide; pause
@@ -29,9 +32,16 @@ Options:
   --for DURATION  with --watch, stop after this long (e.g. 55m, for a scheduled pipeline): the cycle
                   in progress finishes, no cycle starts after it; exit 0 if the last cycle was ok,
                   else 1 (also when a signal stops it first)
+  --listen HOST:PORT|none
+                  with --watch, one HTTP listener (default 127.0.0.1:9464; none or off: none):
+                  Prometheus metrics at /metrics, and POST /webhooks/<emitter> for emitters with
+                  webhook: { secret } (GitHub workflow_job, GitLab Job Hook): a verified event for a
+                  queued job runs a grow-only cycle of its pools within seconds (events debounced;
+                  a repeated delivery id does nothing twice); polling continues as the backstop.
+                  To take webhooks from GitHub or GitLab, listen on an address they reach
+                  (e.g. 0.0.0.0:9464, or behind a TLS proxy).
   --metrics-listen HOST:PORT|none
-                  with --watch, serve Prometheus metrics at /metrics (default 127.0.0.1:9464;
-                  none or off: no server)
+                  the same as --listen (its older name)
   --json          print one object a cycle: {"ok", "dryRun", "pools": [{pool, observed, desired,
                   create, drain, destroy, terraform, durationMs, reasons, states, vanished,
                   probe: {ok, partial, reason, ageS, stale} (null: not probed), removed?, error?, skipped?}]}
@@ -49,7 +59,7 @@ Exit: 0 ok, 1 a pool failed or a CI platform could not be read (its pools held),
 --watch: 0 when a signal stops it; --watch --for: the last cycle's (0 ok, 1 failed).`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, for: { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, listen: { type: 'string' }, for: { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -88,26 +98,46 @@ export async function run(argv: string[], io: Io): Promise<number> {
     throw err;
   }
   const emitters = openEmitters('reconcile', io, fleet, clock);
+  // --metrics-listen is --listen's older name; both at once must agree.
+  if (values.listen !== undefined && values['metrics-listen'] !== undefined && values.listen !== values['metrics-listen']) throw new UsageError(`reconcile: --listen and --metrics-listen are the same option; give one (got "${values.listen}" and "${values['metrics-listen']}")`);
+  const flag = values.listen !== undefined ? '--listen' : '--metrics-listen';
   let listen: { host: string; port: number } | undefined;
-  const ml = values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
+  const ml = values.listen ?? values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
   if (ml !== 'off' && ml !== 'none') {
     const m = /^(.*):(\d{1,5})$/.exec(ml);
-    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: --metrics-listen must be HOST:PORT, or none (no metrics server), not "${ml}"`);
-    if (!values.watch) throw new UsageError('reconcile: --metrics-listen needs --watch');
-    listen = { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: ${flag} must be HOST:PORT, or none (no metrics server), not "${ml}"`);
+    if (!values.watch) throw new UsageError(`reconcile: ${flag} needs --watch`);
+    listen = { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(m[2]) };
   }
-  const metrics = listen ? new ReconcileMetrics() : undefined;
-  if (metrics && listen) {
+  // Emitters that take webhooks (of the pools selected), their secrets resolved like tokens; never printed.
+  const targets = new Map<string, WebhookTarget>();
+  for (const name of emitters.keys()) {
+    const cfg = policy.emitters[name];
+    if (!cfg || (cfg.type !== 'github' && cfg.type !== 'gitlab') || !cfg.webhook) continue;
     try {
-      const url = await metrics.listen(listen.host, listen.port);
-      log({ level: 'info', msg: `metrics at ${url}`, url });
+      targets.set(name, { emitter: cfg, secret: resolveSecret(cfg.webhook.secret, { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') }) });
     } catch (err) {
-      throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: emitter ${name}: webhook.secret: ${err.message}`);
+      throw err;
     }
   }
+  if (targets.size && values.watch && !listen) warn(`${ml}: no listener, so no webhooks for ${[...targets.keys()].join(', ')}: polling only`);
   const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
   if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
   const history = openHistoryFor('reconcile', io, stateDir, clock, (msg) => warn(`history: ${msg}`));
+  const metrics = listen ? new ReconcileMetrics() : undefined;
+  const wakes = listen && targets.size ? new WakeQueue() : undefined;
+  const listener = metrics ? new Listener(metrics, wakes ? new WebhookReceiver({ policy, targets, history, wakes, metrics, log, ...(wanted ? { pools: wanted } : {}) }) : undefined) : undefined;
+  if (listener && listen) {
+    try {
+      const base = await listener.listen(listen.host, listen.port);
+      log({ level: 'info', msg: `metrics at ${base}/metrics`, url: `${base}/metrics` });
+      for (const name of targets.keys()) log({ level: 'info', msg: `webhooks of ${name} at ${base}/webhooks/${name}`, url: `${base}/webhooks/${name}`, emitter: name });
+    } catch (err) {
+      await history.close();
+      throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   // Pools removed from the policy still have nodes to drain: their emitters are built too, when the
   // policy still has them (a removed pool whose emitter cannot be built fails with the reason).
   for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
@@ -135,35 +165,45 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // Probe intervals are on the clock decide runs on: a replay's virtual clock runs `rate` times faster.
   const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000)) / clock.rate;
   let code = 0;
-  let cycles = 0;
   const dryRun = values['dry-run'] ?? false;
   // A replay pool on the local platform gets a credential file resource per node once its runner is
   // registered; a dry run registers none, so its plan does not have them.
   const credentialFiles = new Set(policy.pools.filter((p) => policy.emitters[p.emitter]?.type === 'replay' && policy.platforms[p.platform]?.type === 'local').map((p) => p.name));
+  const deps = { policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun, ...(wanted ? { pools: wanted } : {}) };
   try {
-    do {
-      const started = Date.now();
-      const result = await reconcileOnce({ policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun: values['dry-run'] ?? false, ...(wanted ? { pools: wanted } : {}) });
+    if (!values.watch) {
+      const result = await reconcileOnce(deps);
       code = result.ok ? 0 : 1;
-      metrics?.record(result, Date.now() - started);
-      print(io, result, { json: values.json ?? false, dryRun, first: cycles++ === 0, credentialFiles });
-      if (!values.watch) break;
-      // The wait for the next cycle ends at the deadline.
-      const wait = Math.max(0, Math.min(interval - (Date.now() - started), deadline === undefined ? Infinity : deadline - Date.now()));
-      for (let waited = 0; waited < wait && !stopping; waited += 250) await new Promise((r) => setTimeout(r, Math.min(250, wait - waited)));
-    } while (!stopping && (deadline === undefined || Date.now() < deadline));
-    if (deadline !== undefined) log({ level: 'info', msg: `${stopping ? 'stopped by a signal' : `--for ${values.for ?? ''} is up`} after ${cycles} cycle${cycles === 1 ? '' : 's'}; the last one ${code === 0 ? 'was ok' : 'failed'}` });
+      print(io, result, { json: values.json ?? false, dryRun, first: true, credentialFiles });
+    } else {
+      let cycles = 0;
+      // Polling at the probe interval; webhook events wake grow-only cycles in between.
+      const r = await watchLoop({
+        deps,
+        intervalMs: interval,
+        ...(deadline !== undefined ? { deadline } : {}),
+        stopping: () => stopping,
+        ...(wakes ? { wakes } : {}),
+        ...(metrics ? { metrics } : {}),
+        onCycle: (result, info) => {
+          if (info.webhook) log({ level: 'info', msg: `webhook cycle: ${info.events} event${info.events === 1 ? '' : 's'} for ${result.pools.map((p) => p.pool).join(', ') || 'no pool'}`, events: info.events });
+          print(io, result, { json: values.json ?? false, dryRun, first: cycles++ === 0, credentialFiles, webhook: info.webhook });
+        },
+      });
+      code = r.code;
+      if (deadline !== undefined) log({ level: 'info', msg: `${stopping ? 'stopped by a signal' : `--for ${values.for ?? ''} is up`} after ${r.cycles} cycle${r.cycles === 1 ? '' : 's'}; the last one ${code === 0 ? 'was ok' : 'failed'}` });
+    }
   } finally {
+    await listener?.close();
     await history.close();
-    await metrics?.close();
   }
   // A bounded watch ends with its last cycle's code, so that a scheduled pipeline shows red.
   return values.watch && deadline === undefined ? 0 : code;
 }
 
-function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string> }): void {
+function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string>; webhook?: boolean }): void {
   if (o.json) {
-    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');

@@ -83,6 +83,8 @@ export interface ReconcileDeps {
   /**
    * Pools torn down on purpose this run (`parmanu destroy`): reconciled like pools removed from
    * the policy (every node drained, destroyed once idle, runners removed, record deleted when empty).
+  /** A cycle woken by a webhook event: decide may only grow pools (no drain, destroy or stop); polling does the rest. */
+  growOnly?: boolean;
    */
   teardown?: readonly string[];
   /** Pools reconciled at once. */
@@ -268,6 +270,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     });
     out.desired = plan.desired;
     out.states = plan.states;
+      ...(deps.growOnly ? { growOnly: true } : {}),
     out.reasons.push(...plan.reasons.map((r) => (teardown ? r.replace(/^pool removed from the policy:/, 'pool torn down on purpose:') : r)));
     deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
 

@@ -1,11 +1,15 @@
 /**
  * Prometheus metrics of a `reconcile --watch` service (prom-client): per pool queued, running,
- * nodes and desired; histograms of cycle, probe and terraform durations.
+ * nodes and desired; histograms of cycle, probe and terraform durations; webhook deliveries by
+ * emitter and result, and the time from a delivery to the end of the terraform apply it woke.
+ * Served at /metrics by the service's one listener (webhooks.ts).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CycleResult } from './cycle.js';
+
+/** What became of a webhook delivery. */
+export type WebhookResult = 'accepted' | 'duplicate' | 'bad_signature' | 'too_large' | 'malformed' | 'ignored' | 'unknown_emitter';
 
 export class ReconcileMetrics {
   readonly registry = new Registry();
@@ -17,7 +21,8 @@ export class ReconcileMetrics {
   private readonly cycle = new Histogram({ name: 'parmanu_cycle_duration_seconds', help: 'Duration of a whole reconcile cycle', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers: [this.registry] });
   private readonly probe = new Histogram({ name: 'parmanu_probe_duration_seconds', help: 'Duration of an emitter probe', labelNames: ['emitter', 'ok'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   private readonly terraform = new Histogram({ name: 'parmanu_terraform_duration_seconds', help: 'Time a pool spent in terraform (init, plan, show, apply) in a cycle that ran it', labelNames: ['pool'], buckets: [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
-  private server: Server | undefined;
+  private readonly webhooks = new Counter({ name: 'parmanu_webhook_events_total', help: 'Webhook deliveries by emitter and result (accepted, duplicate, bad_signature, too_large, malformed, ignored, unknown_emitter)', labelNames: ['emitter', 'result'], registers: [this.registry] });
+  private readonly webhookLatency = new Histogram({ name: 'parmanu_webhook_apply_latency_seconds', help: 'Time from a webhook delivery to the end of the terraform apply of the cycle it woke, per pool', labelNames: ['pool'], buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120], registers: [this.registry] });
 
   record(result: CycleResult, cycleMs: number): void {
     this.cycle.observe(cycleMs / 1000);
@@ -33,26 +38,18 @@ export class ReconcileMetrics {
     }
   }
 
-  /** Serves /metrics on host:port (port 0: any free port); resolves the address it listens on. */
-  async listen(host: string, port: number): Promise<string> {
-    this.server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
-        res.writeHead(404).end('not found: try /metrics\n');
-        return;
-      }
-      void this.registry.metrics().then((body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body));
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', reject);
-      this.server?.listen(port, host, resolve);
-    });
-    const a = this.server.address() as AddressInfo;
-    return `http://${a.address}:${a.port}/metrics`;
+  /** One webhook delivery and what became of it (an unknown emitter's name is not kept: it is the caller's). */
+  webhook(emitter: string | undefined, result: WebhookResult): void {
+    this.webhooks.inc({ emitter: emitter ?? '', result });
   }
 
-  async close(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+  /** A terraform apply that a webhook delivery woke ended `seconds` after the delivery arrived. */
+  webhookApplied(pool: string, seconds: number): void {
+    this.webhookLatency.observe({ pool }, seconds);
+  }
+
+  /** Answers a GET /metrics. */
+  serve(res: ServerResponse): void {
+    void this.registry.metrics().then((body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body));
   }
 }

@@ -4,6 +4,7 @@
  * delays past the client's timeout, malformed JSON, empty pages), a request log, and a strict mode
  * in which any request no route expects is recorded and answered 501 so that the test fails.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -73,6 +74,24 @@ export interface RunnerTouch {
   at: number;
 }
 
+/** A webhook the platform delivers to (a project, group or organization webhook). */
+export interface WebhookTarget {
+  url: string;
+  secret: string;
+}
+
+/** One webhook delivery the platform made (or lost): its id, event, body and the answer it got. */
+export interface WebhookDelivery {
+  id: string;
+  event: string;
+  body: string;
+  at: number;
+  /** Never sent (the loss knob): webhooks get lost. */
+  lost: boolean;
+  status?: number;
+  error?: string;
+}
+
 /**
  * Every credential an emulator has accepted or handed out in this process (API tokens, runner
  * tokens, agent secrets), for the secret scan: none of them may appear in what Parmanu prints,
@@ -99,6 +118,13 @@ export abstract class Emulator {
   readonly touches: RunnerTouch[] = [];
   /** Every runner credential handed out through the API (runner token, JIT config, agent node), by the runner's name. */
   readonly credentials: Array<{ runner: string; at: number }> = [];
+  /** Where webhook events go (undefined: no webhook configured). Deliveries are POSTed over HTTP, fire and forget. */
+  webhook: WebhookTarget | undefined;
+  /** How many of the next deliveries are lost (never sent), as the platforms now and then lose one. */
+  loseWebhooks = 0;
+  /** Every delivery made or lost, in order. */
+  readonly deliveries: WebhookDelivery[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private server: Server | undefined;
   private readonly routes: Array<{ method: string; re: RegExp; handler: Handler }> = [];
 
@@ -124,6 +150,38 @@ export abstract class Emulator {
   /** The requests that changed the runner of that name. */
   touched(name: string): string[] {
     return this.touches.filter((t) => t.runner === name).map((t) => t.request);
+  }
+
+  /**
+   * Delivers one webhook event to `webhook` over HTTP with the platform's headers (`headers` gets
+   * the body and the delivery id); nothing when no webhook is configured.
+   */
+  protected sendWebhook(event: string, payload: unknown, headers: (body: string, id: string, secret: string) => Record<string, string>): void {
+    const target = this.webhook;
+    if (!target) return;
+    issuedSecrets.add(target.secret);
+    const body = JSON.stringify(payload);
+    const d: WebhookDelivery = { id: randomUUID(), event, body, at: Date.now(), lost: this.loseWebhooks > 0 };
+    this.deliveries.push(d);
+    if (d.lost) {
+      this.loseWebhooks--;
+      return;
+    }
+    const p = fetch(target.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers(body, d.id, target.secret) }, body, signal: AbortSignal.timeout(10_000) })
+      .then(async (r) => {
+        d.status = r.status;
+        await r.body?.cancel();
+      })
+      .catch((err: Error) => {
+        d.error = err.message;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  /** Resolves once every delivery sent so far has been answered (or failed). */
+  async webhooksSettled(): Promise<void> {
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
   protected recordRemoval(runner: string, runningJobs: string[]): void {

@@ -18,10 +18,12 @@
  * `in_progress`, `runner_name`) is immediate; DELETE of a runner that is running a job is refused
  * with 422 `Bad request - Runner "NAME" is still running a job"` (GitHub's stray quote included);
  * a just-in-time runner is `offline` until its machine boots (`connect`) and, being ephemeral, is
- * removed by GitHub when its job completes. GitHub's API cannot tell a runner that never came
+ * removed by GitHub when its job completes. With `webhook` set, an organization webhook gets a
+ * `workflow_job` delivery (queued, in_progress, completed) with GitHub's headers and signature
+ * whenever a job is added, starts or completes; `loseWebhooks` loses the next ones. GitHub's API cannot tell a runner that never came
  * online from one that went offline: so neither can this one.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { Emulator, type EmuRequest, type EmuResponse } from './base.js';
 
 export interface GhRun { id: number; repo: string; status: 'queued' | 'in_progress' | 'completed' }
@@ -178,6 +180,7 @@ export class GithubEmulator extends Emulator {
       if (typeof jobOrRunner === 'number' ? j.id !== jobOrRunner : j.runner_name !== jobOrRunner || j.status !== 'in_progress') continue;
       j.status = 'completed';
       this.recordEnd(j.id);
+      this.workflowJobHook('completed', j);
       const run = this.runs.find((x) => x.id === j.run_id);
       if (run && this.jobs.filter((x) => x.run_id === run.id).every((x) => x.status === 'completed')) run.status = 'completed';
       const r = this.runners.find((x) => x.name === j.runner_name);
@@ -199,8 +202,28 @@ export class GithubEmulator extends Emulator {
   addRun(repo: string, jobs: Array<{ labels: string[]; status?: GhJob['status']; runner?: string }>): GhRun {
     const run: GhRun = { id: this.nextId++, repo, status: jobs.some((j) => j.status === 'in_progress') ? 'in_progress' : 'queued' };
     this.runs.push(run);
-    for (const j of jobs) this.jobs.push({ id: this.nextId++, run_id: run.id, status: j.status ?? 'queued', labels: j.labels, runner_name: j.runner ?? null, created_at: new Date(Date.now() - 30_000).toISOString(), started_at: j.status === 'in_progress' ? new Date().toISOString() : null });
+    for (const j of jobs) {
+      const job: GhJob = { id: this.nextId++, run_id: run.id, status: j.status ?? 'queued', labels: j.labels, runner_name: j.runner ?? null, created_at: new Date(Date.now() - 30_000).toISOString(), started_at: j.status === 'in_progress' ? new Date().toISOString() : null };
+      this.jobs.push(job);
+      // Every job is queued first; one created in progress was picked up at once.
+      this.workflowJobHook('queued', { ...job, status: 'queued', runner_name: null, started_at: null });
+      if (job.status === 'in_progress') this.workflowJobHook('in_progress', job);
+    }
     return run;
+  }
+
+  /** The `workflow_job` delivery GitHub makes when a job is queued, starts or completes (`X-Hub-Signature-256`: HMAC-SHA256 of the body). */
+  private workflowJobHook(action: 'queued' | 'in_progress' | 'completed', j: GhJob): void {
+    const repo = this.runs.find((r) => r.id === j.run_id)?.repo ?? this.repos[0] ?? 'api';
+    const runner = j.runner_name ? this.runners.find((r) => r.name === j.runner_name) : undefined;
+    const payload = {
+      action,
+      workflow_job: { id: j.id, run_id: j.run_id, workflow_name: 'CI', head_branch: 'main', run_url: `${this.url}/repos/${this.org}/${repo}/actions/runs/${j.run_id}`, run_attempt: 1, node_id: `CR_${j.id}`, head_sha: 'f'.repeat(40), url: `${this.url}/repos/${this.org}/${repo}/actions/jobs/${j.id}`, html_url: `https://github.com/${this.org}/${repo}/actions/runs/${j.run_id}/job/${j.id}`, status: action, conclusion: action === 'completed' ? 'success' : null, created_at: j.created_at, started_at: j.started_at ?? j.created_at, completed_at: action === 'completed' ? new Date().toISOString() : null, name: `job ${j.id}`, steps: [], check_run_url: `${this.url}/repos/${this.org}/${repo}/check-runs/${j.id}`, labels: j.labels, runner_id: runner?.id ?? null, runner_name: action === 'queued' ? null : j.runner_name, runner_group_id: runner ? 1 : null, runner_group_name: runner ? 'Default' : null },
+      repository: { id: this.hash(repo), node_id: `R_${repo}`, name: repo, full_name: `${this.org}/${repo}`, private: true, owner: { login: this.org, id: this.hash(this.org), type: 'Organization' } },
+      organization: { login: this.org, id: this.hash(this.org) },
+      sender: { login: 'octocat', id: 1, type: 'User' },
+    };
+    this.sendWebhook('workflow_job', payload, (body, id, secret) => ({ 'user-agent': 'GitHub-Hookshot/emulated', 'x-github-event': 'workflow_job', 'x-github-delivery': id, 'x-github-hook-id': '4242', 'x-github-hook-installation-target-type': 'organization', 'x-github-hook-installation-target-id': String(this.hash(this.org)), 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` }));
   }
 
   /** A release as GitHub returns it, its body rendered from actions/runner's releaseNote.md template. */

@@ -11,7 +11,10 @@
  * source (`runnerSource()`): gitlab.com's `GET /projects/gitlab-org%2Fgitlab-runner/releases` and the
  * download site's `/<bucket>/v<version>/release.sha256` (`<sha256>  binaries/gitlab-runner-<asset>`),
  * both answered without a token, as the public ones are (a token sent there is recorded in `tokenLeaks`); `RateLimit-*` headers; `PRIVATE-TOKEN` auth
- * with GitLab's error bodies (`{"message": "401 Unauthorized"}`).
+ * with GitLab's error bodies (`{"message": "401 Unauthorized"}`). With `webhook` set, a group or project
+ * webhook gets a Job Hook delivery (`X-Gitlab-Token`, `X-Gitlab-Event-UUID`) when a job is added
+ * (pending, created, running) or finishes (`jobHook(job)` after a status set by hand);
+ * `loseWebhooks` loses the next ones.
  */
 import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js';
 
@@ -179,7 +182,29 @@ export class GitlabEmulator extends Emulator {
   addJob(project: GlProject, status: string, tags: string[], extra: Partial<GlJob> = {}): GlJob {
     const j: GlJob = { id: this.nextId++, project_id: project.id, pipeline_id: extra.pipeline_id ?? 1, status, tag_list: tags, created_at: new Date(Date.now() - 60_000).toISOString(), started_at: status === 'running' ? new Date().toISOString() : null, runner: null, name: `job-${this.nextId}`, ...extra };
     this.jobs.push(j);
+    this.jobHook(j);
     return j;
+  }
+  /** The job's tags go in the Job Hook payload's `tags` (newer GitLab versions); false: left out, as older versions do. */
+  webhookJobTags = true;
+  /** The Job Hook delivery GitLab makes when a job's status changes (`X-Gitlab-Token`: the webhook's secret token). */
+  jobHook(j: GlJob): void {
+    const project = this.projects.find((p) => p.id === j.project_id);
+    const runner = j.runner ? this.runners.find((r) => r.id === j.runner?.id) : undefined;
+    const gitlabTime = (iso: string | null) => (iso ? `${iso.slice(0, 19).replace('T', ' ')} UTC` : null);
+    const payload = {
+      object_kind: 'build', ref: 'main', tag: false, before_sha: '0'.repeat(40), sha: 'f'.repeat(40), retries_count: 0,
+      build_id: j.id, build_name: j.name, build_stage: 'test', build_status: j.status, build_created_at: gitlabTime(j.created_at), build_started_at: gitlabTime(j.started_at), build_finished_at: null,
+      build_created_at_iso: j.created_at, build_started_at_iso: j.started_at, build_finished_at_iso: null, build_duration: null, build_queued_duration: 1.2, build_allow_failure: false, build_failure_reason: 'unknown_failure',
+      pipeline_id: j.pipeline_id, runner: runner ? { id: runner.id, description: runner.description, runner_type: runner.runner_type, active: !runner.paused, is_shared: runner.runner_type === 'instance_type', tags: runner.tag_list } : null,
+      project_id: j.project_id, project_name: project?.path_with_namespace.split('/').join(' / ') ?? '', user: { id: 3, name: 'User', username: 'user', avatar_url: null, email: '[REDACTED]' },
+      commit: { id: j.pipeline_id, name: null, sha: 'f'.repeat(40), message: 'test\n', author_name: 'User', author_email: '[REDACTED]', author_url: `${this.url}/user`, status: 'running', duration: null, started_at: null, finished_at: null },
+      repository: { name: project?.path_with_namespace.split('/').at(-1) ?? '', url: '', description: '', homepage: `${this.url}/${project?.path_with_namespace ?? ''}`, git_http_url: '', git_ssh_url: '', visibility_level: 0 },
+      project: { id: j.project_id, name: project?.path_with_namespace.split('/').at(-1) ?? '', web_url: `${this.url}/${project?.path_with_namespace ?? ''}`, path_with_namespace: project?.path_with_namespace ?? '', default_branch: 'main', ci_config_path: '' },
+      environment: null,
+      ...(this.webhookJobTags ? { tags: j.tag_list } : {}),
+    };
+    this.sendWebhook('Job Hook', payload, (_body, id, secret) => ({ 'user-agent': 'GitLab/17.6.0', 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': secret, 'x-gitlab-event-uuid': id, 'x-gitlab-webhook-uuid': '0b6a3c8e-4f0d-4c55-9a7e-2f1f4f6c7d10', 'x-gitlab-instance': this.url }));
   }
   runnerNamed(description: string): GlRunner | undefined {
     return this.runners.find((r) => r.description === description);
@@ -216,6 +241,7 @@ export class GitlabEmulator extends Emulator {
       if (typeof jobOrRunner === 'number' ? j.id !== jobOrRunner : j.runner?.description !== jobOrRunner) continue;
       j.status = status;
       this.recordEnd(j.id);
+      this.jobHook(j);
     }
   }
   /** The jobs running on the runner of that name now (from the platform's state). */
