@@ -5,7 +5,11 @@
  * binding, or on the local platform a `terraform_data` whose local-exec provisioner writes a 0600
  * file) — never `count`/`for_each` over an index, so removing a node removes exactly that node.
  * VMs are immutable (`ignore_changes = all`): a policy change reaches new nodes (rollout replaces
- * the others) and never restarts a busy one.
+ * the others) and never restarts a busy one. A node's power state (standby) is the one thing that
+ * changes in place, and only for a node this apply starts or stops (`powerChange`): AWS an
+ * `aws_ec2_instance_state` per node (`power_<name>`), GCP the instance's `desired_status`, local
+ * `input.power` on the node's `terraform_data`. A start with a fresh credential (GitHub's JIT
+ * configs are single-use) writes a new secret version (`generation`), never a new VM.
  *
  * Credentials (DESIGN "Runner credentials"): the secret of a new node reaches terraform only as the
  * ephemeral, sensitive input variable `parmanu_credentials` (a map: node → secret, given through
@@ -22,10 +26,11 @@ import { createHash } from 'node:crypto';
 import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile/index.js';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy/index.js';
+import { Ec2InstanceState } from '@cdktf/provider-aws/lib/ec2-instance-state/index.js';
 import { Instance, type InstanceConfig } from '@cdktf/provider-aws/lib/instance/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter/index.js';
-import { ComputeInstance } from '@cdktf/provider-google/lib/compute-instance/index.js';
+import { ComputeInstance, type ComputeInstanceConfig } from '@cdktf/provider-google/lib/compute-instance/index.js';
 import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
 import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-secret/index.js';
 import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
@@ -47,6 +52,8 @@ export function nodeAddress(platform: PlatformConfig['type'], node: string): str
 export const nodeLogicalId = (node: string) => `node_${node}`;
 /** The logical id of a node's credential resources (every one of them is named for its node). */
 export const credentialLogicalId = (node: string) => `credential_${node}`;
+/** The logical id of a node's power state resource (AWS `aws_ec2_instance_state`). */
+export const powerLogicalId = (node: string) => `power_${node}`;
 /** Pool-level resources (the pool's identity) are named `pool_…`. */
 export const POOL_RESOURCE_PREFIX = 'pool_';
 
@@ -59,6 +66,8 @@ export const POOL_RESOURCE_PREFIX = 'pool_';
 export function tfLiteral(s: string): string {
   return s.replace(/\$\{/g, '$$${').replace(/%\{/g, '%%{');
 }
+
+const snakeCase = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** SSM parameter name of a node's credential. */
 export const ssmParameterName = (pool: string, node: string) => `/parmanu/${pool}/${node}`;
@@ -164,23 +173,34 @@ export class PoolStack extends TerraformStack {
       for (const node of input.nodes) {
         const file = localCredentialFile(input.stateDir, pool.name, node.name);
         const source: CredentialSource = { kind: 'file', path: file };
+        const power = node.power ?? 'running';
+        // A node started or stopped by this apply gets the input its state records with only the
+        // power changed, and nothing ignored: the plan shows exactly that one change.
+        const changing = node.powerChange === true && node.recorded !== undefined;
         const r = new DataResource(this, nodeLogicalId(node.name), {
-          input: {
-            pool: pool.name,
-            node: node.name,
-            bootstrap_sha256: sha256(userData(pool, node.name, node.access, source, bootstrapOptions(node))),
-            ...(node.spec ? { spec: node.spec } : {}),
-            ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
-          },
-          lifecycle: IMMUTABLE,
+          input: changing
+            ? { ...node.recorded, power }
+            : {
+                pool: pool.name,
+                node: node.name,
+                bootstrap_sha256: sha256(userData(pool, node.name, node.access, source, bootstrapOptions(node))),
+                ...(node.spec ? { spec: node.spec } : {}),
+                ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
+                power,
+              },
+          ...(changing ? {} : { lifecycle: IMMUTABLE }),
         });
         r.overrideLogicalId(nodeLogicalId(node.name));
         // A replay node whose runner has a token gets one too: the file is how the replay sees the node up.
         if (node.credential === false || (node.access.kind === 'none' && !node.access.file && node.credential !== true)) continue;
         // Terraform itself delivers the credential: the ephemeral value reaches only the
         // provisioner's environment, which writes it to a 0600 file (never TypeScript, never argv).
-        const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file: tfLiteral(file) }, lifecycle: IMMUTABLE });
+        // A fresh credential for a node started from standby is a new delivery: its generation
+        // replaces this resource (the old file removed, the new one written), never the VM.
+        const generation = node.generation ?? 1;
+        const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file: tfLiteral(file) }, lifecycle: { ignoreChanges: ['input'] } });
         c.overrideLogicalId(credentialLogicalId(node.name));
+        if (generation > 1) c.addOverride('triggers_replace', generation);
         c.addOverride('provisioner', [
           { 'local-exec': { command: tfLiteral(`umask 077 && mkdir -p ${shq(join(input.stateDir, 'pools', pool.name, 'credentials'))} && printf '%s' "$PARMANU_CREDENTIAL" > ${shq(file)}`), interpreter: ['/bin/sh', '-c'], environment: { PARMANU_CREDENTIAL: secretOf(node.name) } } },
           { 'local-exec': { when: 'destroy', command: tfLiteral(`rm -f ${shq(file)}`), interpreter: ['/bin/sh', '-c'] } },
@@ -245,6 +265,11 @@ export class PoolStack extends TerraformStack {
   private awsNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'aws' }>, node: NodeInput, secret: string, profile: string | undefined): void {
     const vm = new Instance(this, nodeLogicalId(node.name), awsInstanceConfig(pool, node, platform.region, profile));
     vm.overrideLogicalId(nodeLogicalId(node.name));
+    // The power state: its own resource, the one thing of a node that changes in place.
+    if (node.power !== undefined) {
+      const st = new Ec2InstanceState(this, powerLogicalId(node.name), { instanceId: vm.id, state: node.power });
+      st.overrideLogicalId(powerLogicalId(node.name));
+    }
     if (node.access.kind === 'none' || node.credential === false) return;
     const p = new SsmParameter(this, credentialLogicalId(node.name), {
       name: ssmParameterName(pool.name, node.name),
@@ -252,10 +277,10 @@ export class PoolStack extends TerraformStack {
       // A GitHub JIT config is longer than a Standard parameter's 4 KB: Intelligent-Tiering picks
       // Advanced when a value needs it, Standard otherwise.
       tier: 'Intelligent-Tiering',
-      // Write-only: sent to AWS, never kept in the state or a plan. Its version never changes: a
-      // node's credential is written once, when the node is created.
+      // Write-only: sent to AWS, never kept in the state or a plan. Its version changes only when a
+      // node started from standby gets a fresh credential (an in-place update of the parameter).
       valueWo: secret,
-      valueWoVersion: 1,
+      valueWoVersion: node.generation ?? 1,
       tags: { ...tags(pool, node), 'parmanu:instance': vm.arn },
       lifecycle: { ignoreChanges: ['tags', 'tags_all'] },
     });
@@ -266,7 +291,7 @@ export class PoolStack extends TerraformStack {
     const m = pool.machine;
     const script = userData(pool, node.name, node.access, { kind: 'gcp-secret', project: platform.project, secret: gcpSecretId(node.name) }, bootstrapOptions(node));
     const zone = pickStable(node.name, m.zones ?? []) ?? platform.zone;
-    const vm = new ComputeInstance(this, nodeLogicalId(node.name), {
+    const config: ComputeInstanceConfig = {
       name: node.name,
       machineType: m.type ?? '',
       zone,
@@ -276,8 +301,11 @@ export class PoolStack extends TerraformStack {
       serviceAccount: { email, scopes: ['cloud-platform'] },
       labels: labels(pool, node),
       metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': tfLiteral(script) } : { 'user-data': tfLiteral(script) },
-      lifecycle: IMMUTABLE,
-    });
+      ...(node.power !== undefined ? { desiredStatus: node.power === 'stopped' ? 'TERMINATED' : 'RUNNING' } : {}),
+    };
+    // Started or stopped by this apply: every argument but desired_status is ignored.
+    const lifecycle = node.powerChange ? { ignoreChanges: Object.keys(config).filter((k) => k !== 'desiredStatus').map(snakeCase) } : IMMUTABLE;
+    const vm = new ComputeInstance(this, nodeLogicalId(node.name), { ...config, lifecycle });
     vm.overrideLogicalId(nodeLogicalId(node.name));
     if (node.access.kind === 'none' || node.credential === false) return;
     const s = new SecretManagerSecret(this, credentialLogicalId(node.name), {
@@ -288,7 +316,8 @@ export class PoolStack extends TerraformStack {
     });
     s.overrideLogicalId(credentialLogicalId(node.name));
     // Write-only: sent to Secret Manager, never kept in the state or a plan.
-    const v = new SecretManagerSecretVersion(this, `${credentialLogicalId(node.name)}_version`, { secret: s.id, secretDataWo: secret, secretDataWoVersion: 1 });
+    // A fresh credential at a start from standby is a new version (the old one is destroyed).
+    const v = new SecretManagerSecretVersion(this, `${credentialLogicalId(node.name)}_version`, { secret: s.id, secretDataWo: secret, secretDataWoVersion: node.generation ?? 1 });
     v.overrideLogicalId(`${credentialLogicalId(node.name)}_version`);
     // GCP cannot narrow a binding to one VM: the pool's service account reads each of its secrets.
     const b = new SecretManagerSecretIamMember(this, `${credentialLogicalId(node.name)}_access`, { secretId: s.secretId, project: platform.project, role: 'roles/secretmanager.secretAccessor', member: `serviceAccount:${email}` });

@@ -83,6 +83,26 @@ export interface NodeInput {
    * its VM and its credential, is never given a new (empty) credential.
    */
   credential?: boolean;
+  /**
+   * The VM's power state (standby: `stopped`). Undefined: running, and on AWS no power resource is
+   * rendered (a node made before power states were managed has none; new nodes get one).
+   */
+  power?: 'running' | 'stopped';
+  /**
+   * This apply starts or stops the node: its power state is the one thing its lifecycle lets change
+   * in place (local: `input.power` with the input recorded in its state, `recorded`; GCP:
+   * `desired_status`; AWS: its `aws_ec2_instance_state`). Every other node ignores every change.
+   */
+  powerChange?: boolean;
+  /** Local platform, with `powerChange`: the node's `input` as its state records it (only `power` changes). */
+  recorded?: Record<string, string>;
+  /**
+   * The credential's generation: 1 when the node was created, one more at every start from standby
+   * with a fresh credential (GitHub: a new JIT config). AWS `value_wo_version`, GCP
+   * `secret_data_wo_version` (a new secret version), local `triggers_replace` of its credential
+   * delivery (a new delivery resource; never a replacement of the VM). Default 1.
+   */
+  generation?: number;
 }
 
 /** The bootstrap options of a node: its pinned runner release, if it has one. */

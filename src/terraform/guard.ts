@@ -1,11 +1,19 @@
 /**
  * The plan guard: before apply, the saved plan may only create the intended nodes and destroy the
- * drained (or vanished) ones. A node is every resource named for it — its VM `node_<name>` and its
- * credential `credential_<name>` (with `_version` / `_access` companions on GCP) — and the guard
- * treats them as one. The pool's identity (`pool_…`: role, instance profile, service account) may
- * be created or updated, and destroyed only by a plan that leaves the pool without nodes. A
- * replacement or in-place update of a node resource, a resource that is neither a node's nor the
- * pool's, or more nodes touched than decided aborts the pool with nothing applied. Pure.
+ * drained (or vanished) ones. A node is every resource named for it — its VM `node_<name>`, its
+ * power state `power_<name>` (AWS `aws_ec2_instance_state`) and its credential `credential_<name>`
+ * (with `_version` / `_access` companions on GCP) — and the guard treats them as one. The pool's
+ * identity (`pool_…`: role, instance profile, service account) may be created or updated, and
+ * destroyed only by a plan that leaves the pool without nodes. A replacement or in-place update of
+ * a node resource, a resource that is neither a node's nor the pool's, or more nodes touched than
+ * decided aborts the pool with nothing applied. Pure.
+ *
+ * Standby: a node decided to start or stop (`power`) may change its power state in place and
+ * nothing else — local `input.power` of its `terraform_data`, GCP `desired_status`, AWS its
+ * `aws_ec2_instance_state` (created when the node had none) — checked on the plan's before and
+ * after values, not only its actions. A node started with a fresh credential (`renew`) may have
+ * its credential resources created, updated or replaced (a new secret version or delivery); its
+ * VM never.
  */
 import type { ResourceChange } from './plan.js';
 
@@ -24,15 +32,23 @@ export interface Intent {
    * nor decided (a credential left behind by a VM that vanished) may be destroyed: no VM uses them.
    */
   kept?: ReadonlySet<string>;
+  /** Nodes this apply starts or stops, with the power state each is to have. */
+  power?: ReadonlyMap<string, 'running' | 'stopped'>;
+  /** Nodes started with a fresh credential: their credential resources may be renewed. */
+  renew?: ReadonlySet<string>;
 }
 
 const NODE_PREFIX = 'node_';
 const CREDENTIAL_PREFIX = 'credential_';
 const POOL_PREFIX = 'pool_';
+const POWER_PREFIX = 'power_';
+/** The resource type of a node's power state (AWS; local and GCP keep it on the VM). */
+export const POWER_RESOURCE_TYPE = 'aws_ec2_instance_state';
 
 /** The node a resource belongs to, by its name (`node_<n>`, `credential_<n>`, `credential_<n>_version`, `credential_<n>_access`). */
 export function nodeOfResource(name: string): string | undefined {
   if (name.startsWith(NODE_PREFIX)) return name.slice(NODE_PREFIX.length) || undefined;
+  if (name.startsWith(POWER_PREFIX)) return name.slice(POWER_PREFIX.length) || undefined;
   if (name.startsWith(CREDENTIAL_PREFIX)) return name.slice(CREDENTIAL_PREFIX.length).replace(/_(version|access)$/, '') || undefined;
   return undefined;
 }
@@ -49,19 +65,73 @@ export function guardPlan(changes: readonly ResourceChange[], intent: Intent): s
     }
     const node = r.mode === 'managed' ? nodeOfResource(r.name) : undefined;
     const isVm = r.name.startsWith(NODE_PREFIX);
-    if (!node || !node.startsWith(`${intent.pool}-`) || (isVm && r.type !== intent.nodeType)) {
+    const isPower = r.name.startsWith(POWER_PREFIX);
+    if (!node || !node.startsWith(`${intent.pool}-`) || (isVm && r.type !== intent.nodeType) || (isPower && r.type !== POWER_RESOURCE_TYPE)) {
       violations.push(`${r.address}: ${actions.join('/')} of a resource that is not a node of pool ${intent.pool}`);
       continue;
     }
     touched.add(node);
-    if (actions.includes('create') && actions.includes('delete')) violations.push(`${r.address}: replacement (a node is never replaced in place)`);
-    else if (actions.includes('update')) violations.push(`${r.address}: in-place update (nodes are immutable)`);
-    else if (actions.includes('create') && !intent.mayCreate.has(node)) violations.push(`${r.address}: create was not decided`);
+    const want = intent.power?.get(node);
+    const renewed = !isVm && !isPower && intent.renew?.has(node) === true;
+    if (actions.includes('create') && actions.includes('delete')) {
+      if (!renewed) violations.push(`${r.address}: replacement (a node is never replaced in place)`);
+    } else if (actions.includes('update')) {
+      if (renewed) continue;
+      if (want === undefined || (!isVm && !isPower)) violations.push(`${r.address}: in-place update (nodes are immutable)`);
+      else {
+        const problem = powerOnly(r, want);
+        if (problem) violations.push(`${r.address}: in-place update ${problem} (a start or stop changes only the node's power state)`);
+      }
+    } else if (actions.includes('create') && !intent.mayCreate.has(node)) {
+      if (renewed) continue;
+      if (isPower && want !== undefined) {
+        const problem = powerOnly(r, want);
+        if (problem) violations.push(`${r.address}: create ${problem}`);
+      } else violations.push(`${r.address}: create was not decided`);
+    }
     else if (actions.includes('delete') && !intent.mayDestroy.has(node) && !(intent.kept && !isVm && !intent.kept.has(node) && !intent.mayCreate.has(node))) violations.push(`${r.address}: destroy of a node that was not drained and confirmed idle`);
     else if (actions.includes('forget')) violations.push(`${r.address}: forget was not decided`);
   }
   const leftovers = intent.kept ? [...touched].filter((n) => !intent.kept?.has(n) && !intent.mayCreate.has(n) && !intent.mayDestroy.has(n)).length : 0;
-  const decided = intent.mayCreate.size + intent.mayDestroy.size + leftovers;
+  const powered = [...(intent.power?.keys() ?? [])].filter((n) => !intent.mayCreate.has(n) && !intent.mayDestroy.has(n)).length;
+  const decided = intent.mayCreate.size + intent.mayDestroy.size + leftovers + powered;
   if (touched.size > decided) violations.push(`${touched.size} nodes changed, more than the ${decided} decided`);
   return violations;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * Why a change of a node resource is more than setting its power state to `want` (undefined when
+ * it is exactly that), from the plan's before and after values: local `input.power` with the rest
+ * of `input` and `triggers_replace` unchanged; GCP `desired_status` with every other known value
+ * unchanged; AWS the `aws_ec2_instance_state`'s `state`. An AWS instance never changes.
+ */
+function powerOnly(r: ResourceChange, want: 'running' | 'stopped'): string | undefined {
+  const before = r.change.before ?? null;
+  const after = r.change.after;
+  if (!isRecord(after)) return 'with no planned values';
+  const b = isRecord(before) ? before : {};
+  if (r.type === POWER_RESOURCE_TYPE) {
+    if (after.state !== want) return `to state ${JSON.stringify(after.state)}, not ${want}`;
+    return Object.keys(after).every((k) => k === 'state' || k === 'force' || !(k in b) || same(b[k], after[k])) ? undefined : 'of more than its state';
+  }
+  if (r.type === 'terraform_data') {
+    const bi = isRecord(b.input) ? b.input : {};
+    const ai = isRecord(after.input) ? after.input : {};
+    if (ai.power !== want) return `to power ${JSON.stringify(ai.power)}, not ${want}`;
+    const keys = new Set([...Object.keys(bi), ...Object.keys(ai)]);
+    keys.delete('power');
+    const changed = [...keys].filter((k) => !same(bi[k], ai[k]));
+    if (!same(b.triggers_replace, after.triggers_replace)) changed.push('triggers_replace');
+    return changed.length ? `of ${changed.map((k) => (k === 'triggers_replace' ? k : `input.${k}`)).join(', ')}` : undefined;
+  }
+  if (r.type === 'google_compute_instance') {
+    const status = want === 'stopped' ? 'TERMINATED' : 'RUNNING';
+    if (after.desired_status !== status) return `to desired_status ${JSON.stringify(after.desired_status)}, not ${status}`;
+    const changed = Object.keys(after).filter((k) => k !== 'desired_status' && !same(b[k], after[k]));
+    return changed.length ? `of ${changed.join(', ')}` : undefined;
+  }
+  return 'of a VM whose power state is a resource of its own';
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { nodeOfResource } from './guard.js';
+import { nodeOfResource, POWER_RESOURCE_TYPE } from './guard.js';
 
 const StateSchema = z.object({
   version: z.literal(4, { error: 'only Terraform state format version 4 is supported' }),
@@ -34,6 +34,20 @@ export interface StateNode {
   machine?: { type?: string; image?: string };
   /** Its credential resource (`credential_<name>`) is in the state too. */
   credential?: boolean;
+  /**
+   * Its power state as the state records it: local `input.power`, GCP `desired_status`
+   * (TERMINATED and SUSPENDED are stopped), AWS its `aws_ec2_instance_state` (`power_<name>`).
+   * Undefined: none recorded (running; on AWS the node has no power resource).
+   */
+  power?: 'running' | 'stopped';
+  /**
+   * Its credential's generation (stacks' NodeInput.generation): local the delivery's
+   * `triggers_replace` (none: 1), AWS the parameter's `value_wo_version`, GCP the secret version's
+   * `secret_data_wo_version`. Undefined without a credential resource.
+   */
+  generation?: number;
+  /** Local platform: the node's `input` as recorded (a start or stop renders it back with only `power` changed). */
+  input?: Record<string, string>;
 }
 
 export class StateError extends Error {}
@@ -54,7 +68,8 @@ const Str = z.string();
 const Tags = z.record(z.string(), z.string().nullable()).nullable().optional();
 /** Where each node type records its spec and creation time. */
 const AttrsSchema = z.object({
-  input: z.object({ value: z.object({ spec: Str.optional(), created_at: Str.optional() }).loose().nullable().optional() }).loose().nullable().optional(),
+  input: z.object({ value: z.object({ spec: Str.optional(), created_at: Str.optional(), power: Str.optional() }).loose().nullable().optional() }).loose().nullable().optional(),
+  desired_status: Str.nullable().optional(),
   tags: Tags,
   labels: Tags,
   ami: Str.nullable().optional(),
@@ -62,6 +77,12 @@ const AttrsSchema = z.object({
   machine_type: Str.nullable().optional(),
   boot_disk: z.array(z.object({ initialize_params: z.array(z.object({ image: Str.nullable().optional() }).loose()).nullable().optional() }).loose()).nullable().optional(),
 }).loose();
+
+const PowerSchema = z.object({ state: z.string() }).loose();
+const Version = z.number().int().positive().nullable().optional();
+const GenerationSchema = z.object({ value_wo_version: Version, secret_data_wo_version: Version, triggers_replace: z.object({ value: z.number().int().positive() }).loose().nullable().optional().catch(undefined) }).loose();
+/** A local node's recorded input: flat strings (what stacks/ renders for it). */
+const LocalInputSchema = z.record(z.string(), z.string());
 
 /** The nodes of a state document (format version 4), e.g. the output of `terraform state pull`. */
 export function parseStateNodes(text: string, source: string): StateNode[] {
@@ -74,7 +95,27 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) throw new StateError(`${source}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const nodes: StateNode[] = [];
-  const withCredential = new Set(parsed.data.resources.filter((r) => r.mode === 'managed' && r.name.startsWith('credential_') && r.instances.length > 0).map((r) => nodeOfResource(r.name)));
+  const managed = parsed.data.resources.filter((r) => r.mode === 'managed' && r.instances.length > 0);
+  const withCredential = new Set(managed.filter((r) => r.name.startsWith('credential_')).map((r) => nodeOfResource(r.name)));
+  // Power states (AWS) and credential generations, by node.
+  const power = new Map<string, 'running' | 'stopped'>();
+  const generation = new Map<string, number>();
+  for (const r of managed) {
+    const node = nodeOfResource(r.name);
+    const attrs = r.instances[0]?.attributes ?? {};
+    if (!node) continue;
+    if (r.type === POWER_RESOURCE_TYPE && r.name.startsWith('power_')) {
+      const st = PowerSchema.safeParse(attrs);
+      if (st.success) power.set(node, st.data.state === 'stopped' ? 'stopped' : 'running');
+    } else if (r.name.startsWith('credential_')) {
+      const g = GenerationSchema.safeParse(attrs);
+      if (!g.success) continue;
+      const v = g.data.value_wo_version ?? g.data.secret_data_wo_version ?? g.data.triggers_replace?.value;
+      // A GCP secret and its version both name the node: the version's number wins.
+      if (v !== undefined && v !== null) generation.set(node, Math.max(generation.get(node) ?? 1, v));
+      else if (!generation.has(node)) generation.set(node, 1);
+    }
+  }
   for (const r of parsed.data.resources) {
     if (r.mode !== 'managed' || !r.name.startsWith('node_') || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
     const inst = r.instances[0];
@@ -90,8 +131,18 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
       const type = d.instance_type ?? d.machine_type ?? undefined;
       const image = d.ami ?? d.boot_disk?.[0]?.initialize_params?.[0]?.image ?? undefined;
       if (type || image) node.machine = { ...(type ? { type } : {}), ...(image ? { image } : {}) };
+      const p = d.input?.value?.power ?? (d.desired_status ? (d.desired_status === 'RUNNING' ? 'running' : 'stopped') : undefined);
+      if (p === 'running' || p === 'stopped') node.power = p;
+      if (r.type === 'terraform_data' && d.input?.value) {
+        const input = LocalInputSchema.safeParse(d.input.value);
+        if (input.success) node.input = input.data;
+      }
     }
+    const p = power.get(node.name);
+    if (p) node.power = p;
     if (withCredential.has(node.name)) node.credential = true;
+    const g = generation.get(node.name);
+    if (g !== undefined) node.generation = g;
     nodes.push(node);
   }
   return nodes;

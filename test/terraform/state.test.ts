@@ -25,10 +25,39 @@ describe('readStateNodes: what each platform records on a node', () => {
       ],
     }));
     expect(readStateNodes(f)).toEqual([
-      { name: 'p-a', type: 'aws_instance', spec: 'abc', createdAt: 1_700_000_000_000, machine: { type: 'c6i.large', image: 'ami-1' }, credential: true },
-      { name: 'p-b', type: 'google_compute_instance', spec: 'def', machine: { type: 'e2-standard-4', image: 'debian-12' }, credential: true },
-      { name: 'p-c', type: 'terraform_data', spec: 'ghi', createdAt: 1_700_000_001_000 },
+      { name: 'p-a', type: 'aws_instance', spec: 'abc', createdAt: 1_700_000_000_000, machine: { type: 'c6i.large', image: 'ami-1' }, credential: true, generation: 1 },
+      { name: 'p-b', type: 'google_compute_instance', spec: 'def', machine: { type: 'e2-standard-4', image: 'debian-12' }, credential: true, generation: 1 },
+      { name: 'p-c', type: 'terraform_data', spec: 'ghi', createdAt: 1_700_000_001_000, input: { spec: 'ghi', created_at: '1700000001' } },
       { name: 'p-old', type: 'aws_instance', machine: { type: 'c5.large', image: 'ami-0' } },
+    ]);
+  });
+
+  it('reads each node\'s power state (local input.power, GCP desired_status, AWS aws_ec2_instance_state) and its credential generation', () => {
+    const f = file('power.tfstate', JSON.stringify({
+      version: 4,
+      resources: [
+        { mode: 'managed', type: 'aws_instance', name: 'node_p-a', instances: [{ attributes: { id: 'i-1' } }] },
+        { mode: 'managed', type: 'aws_ec2_instance_state', name: 'power_p-a', instances: [{ attributes: { instance_id: 'i-1', state: 'stopped' } }] },
+        { mode: 'managed', type: 'aws_ssm_parameter', name: 'credential_p-a', instances: [{ attributes: { value_wo_version: 3 } }] },
+        { mode: 'managed', type: 'aws_instance', name: 'node_p-b', instances: [{ attributes: { id: 'i-2' } }] },
+        { mode: 'managed', type: 'aws_ec2_instance_state', name: 'power_p-b', instances: [{ attributes: { instance_id: 'i-2', state: 'running' } }] },
+        { mode: 'managed', type: 'google_compute_instance', name: 'node_p-c', instances: [{ attributes: { desired_status: 'TERMINATED' } }] },
+        { mode: 'managed', type: 'google_secret_manager_secret', name: 'credential_p-c', instances: [{ attributes: {} }] },
+        { mode: 'managed', type: 'google_secret_manager_secret_version', name: 'credential_p-c_version', instances: [{ attributes: { secret_data_wo_version: 2 } }] },
+        { mode: 'managed', type: 'google_compute_instance', name: 'node_p-d', instances: [{ attributes: { desired_status: null } }] },
+        { mode: 'managed', type: 'terraform_data', name: 'node_p-e', instances: [{ attributes: { input: { value: { pool: 'p', power: 'stopped' }, type: ['object', {}] } } }] },
+        { mode: 'managed', type: 'terraform_data', name: 'credential_p-e', instances: [{ attributes: { input: { value: { node: 'p-e' } }, triggers_replace: { value: 4, type: 'number' } } }] },
+        { mode: 'managed', type: 'terraform_data', name: 'node_p-f', instances: [{ attributes: { input: { value: { pool: 'p' } }, triggers_replace: null } }] },
+        { mode: 'managed', type: 'terraform_data', name: 'credential_p-f', instances: [{ attributes: { input: { value: { node: 'p-f' } }, triggers_replace: null } }] },
+      ],
+    }));
+    expect(readStateNodes(f)).toEqual([
+      { name: 'p-a', type: 'aws_instance', power: 'stopped', credential: true, generation: 3 },
+      { name: 'p-b', type: 'aws_instance', power: 'running' },
+      { name: 'p-c', type: 'google_compute_instance', power: 'stopped', credential: true, generation: 2 },
+      { name: 'p-d', type: 'google_compute_instance' },
+      { name: 'p-e', type: 'terraform_data', power: 'stopped', input: { pool: 'p', power: 'stopped' }, credential: true, generation: 4 },
+      { name: 'p-f', type: 'terraform_data', input: { pool: 'p' }, credential: true, generation: 1 },
     ]);
   });
 });
@@ -83,8 +112,8 @@ describe('Terraform.pullState', () => {
     await tf.plan(work, 'p.bin');
     await tf.apply(work, 'p.bin');
     expect((await tf.pullState(work)).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
-      { name: 'sn-a', type: 'terraform_data', spec: 'spec-sn-a', createdAt: 1_700_000_000_000 },
-      { name: 'sn-b', type: 'terraform_data', spec: 'spec-sn-b', createdAt: 1_700_000_000_000 },
+      { name: 'sn-a', type: 'terraform_data', spec: 'spec-sn-a', createdAt: 1_700_000_000_000, power: 'running', input: expect.objectContaining({ pool: 'sn', node: 'sn-a', power: 'running' }) },
+      { name: 'sn-b', type: 'terraform_data', spec: 'spec-sn-b', createdAt: 1_700_000_000_000, power: 'running', input: expect.objectContaining({ pool: 'sn', node: 'sn-b', power: 'running' }) },
     ]);
   });
 });
