@@ -15,7 +15,7 @@ const params = { bootMs: 90_000, probeMs: 30_000 };
 
 function run(trace: TraceJob[]) {
   const r = simulate(trace, defaultPools(trace), params);
-  expect(r.invariants).toEqual({ busyDestroys: 0, maxExceeded: 0 });
+  expect(r.invariants).toEqual({ busyDestroys: 0, busyStops: 0, maxExceeded: 0 });
   return r.results;
 }
 
