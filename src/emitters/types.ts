@@ -162,6 +162,18 @@ export class RunnerBusyError extends EmitterError {
   }
 }
 
+/**
+ * Standby (DESIGN "Events, standby and services"): what a node's runner does across a stop and a
+ * start. true — GitHub (a drain removes the registration, JIT configs are single-use) and replay
+ * (its runner is its token): the registration is removed when the node stops, so the name is free
+ * again, and a start registers anew with a fresh credential that reaches the VM through the secret
+ * store. false — GitLab (the paused runner is unpaused; its root-only token stays on the VM's disk)
+ * and Jenkins (the paused agent is taken back online and reconnects with the same derived secret).
+ */
+export function freshRunnerOnStart(kind: EmitterKind): boolean {
+  return kind === 'github' || kind === 'replay';
+}
+
 /** Parmanu's ownership marker, per platform. */
 export const MARKER_PREFIX = 'parmanu-pool';
 /** GitLab `maintenance_note` / Jenkins node description text: `parmanu-pool=<pool>` on its own line. */

@@ -33,6 +33,8 @@ export const NodeRecordSchema = z.object({
   onlineAt: z.number().optional(),
   /** Since when its runner, once online, has been seen offline or absent. */
   offlineSince: z.number().optional(),
+  /** When it was last started from standby (what was seen of its runner before belongs to its previous run). */
+  startedAt: z.number().optional(),
 });
 export type NodeRecord = z.output<typeof NodeRecordSchema>;
 
@@ -51,6 +53,10 @@ export const PoolRecordSchema = z.object({
           rec: z.object({ share: z.number(), size: z.number() }),
         })
         .optional(),
+      /** Standby (decide's PoolMemory): the auto forecast, nodes booting to become standby, recent standby targets. */
+      standbyForecast: z.object({ step: z.number(), slots: z.number() }).optional(),
+      filling: z.array(z.string()).optional(),
+      standbyTargets: z.array(z.object({ at: z.number(), nodes: z.number() })).optional(),
     })
     .optional(),
   /** The node names of the last successful apply, and a hash of the stack it rendered. */
@@ -70,7 +76,7 @@ export const PoolRecordSchema = z.object({
    * Side effects on runners recorded before they are done (intent first): a crash between the act
    * and its record leaves an intent the next cycle finishes or clears.
    */
-  intents: z.array(z.object({ node: z.string(), action: z.enum(['register', 'pause', 'resume', 'deregister', 'destroy']), at: z.number() })).default([]),
+  intents: z.array(z.object({ node: z.string(), action: z.enum(['register', 'pause', 'resume', 'deregister', 'destroy', 'start', 'stop']), at: z.number() })).default([]),
   /**
    * The runner release last resolved for the pool's new nodes (`requested`: the policy's version,
    * `kind`: the emitter kind), used when the next resolution fails.

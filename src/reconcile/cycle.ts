@@ -36,6 +36,9 @@ export interface PoolOutcome {
   create: string[];
   drain: string[];
   destroy: string[];
+  /** Standby nodes started this cycle, and drained idle nodes stopped into standby. */
+  start?: string[];
+  stop?: string[];
   terraform: { ran: boolean; add: number; change: number; destroy: number };
   durationMs: number;
   /** Time spent running terraform this cycle. */
@@ -80,11 +83,11 @@ export interface ReconcileDeps {
   dryRun?: boolean;
   /** Only these pools. */
   pools?: readonly string[];
+  /** A cycle woken by a webhook event: decide may only grow pools (no drain, destroy or stop); polling does the rest. */
+  growOnly?: boolean;
   /**
    * Pools torn down on purpose this run (`parmanu destroy`): reconciled like pools removed from
    * the policy (every node drained, destroyed once idle, runners removed, record deleted when empty).
-  /** A cycle woken by a webhook event: decide may only grow pools (no drain, destroy or stop); polling does the rest. */
-  growOnly?: boolean;
    */
   teardown?: readonly string[];
   /** Pools reconciled at once. */
@@ -267,10 +270,10 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       ...(pool.scaling.predict && !removed ? { history: await demandHistory(deps.history, pool.name, now) } : {}),
       newId: deps.newId ?? (() => randomBytes(4).toString('hex').slice(0, 6)),
       removed,
+      ...(deps.growOnly ? { growOnly: true } : {}),
     });
     out.desired = plan.desired;
     out.states = plan.states;
-      ...(deps.growOnly ? { growOnly: true } : {}),
     out.reasons.push(...plan.reasons.map((r) => (teardown ? r.replace(/^pool removed from the policy:/, 'pool torn down on purpose:') : r)));
     deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
 

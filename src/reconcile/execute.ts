@@ -8,19 +8,24 @@
  *   3. drain: record the drain, then pause the runner (GitHub: remove its registration; a 422
  *      means it runs a job: it stays draining); re-pause draining runners found unpaused
  *   4. resume scale-down drains taken back
+ *   4b. start standby nodes (recorded first): GitHub and replay register anew (the old
+ *      registration removed first: the name must be free), GitLab and Jenkins unpause their runner
  *   5. register a runner for each new node (recorded first; a failure drops that node)
  *   6. render → init → plan → show → guard; a kept node the plan would create vanished in the
- *      cloud: it is forgotten and the plan redone without it
- *   7. the last idle check of every node to destroy, after its runner was paused and right
- *      before the apply; a node found busy is kept draining and the plan redone without its destroy
+ *      cloud: it is forgotten and the plan redone without it. Started and stopped nodes change
+ *      their power state in place (a fresh credential is a new secret version or delivery)
+ *   7. the last idle check of every node to destroy or stop, after its runner was paused and right
+ *      before the apply; a node found busy is kept draining and the plan redone without it
  *   8. apply
- *   9. remove destroyed nodes' runners, remove orphan runners, record (fenced), sample, events
+ *   9. remove destroyed nodes' runners (and stopped nodes' on GitHub and replay), remove orphan
+ *      runners, record (started nodes: their start, and nothing of their runner's previous run),
+ *      sample, events
  */
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolPlan } from '../decide/types.js';
-import { RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
+import { freshRunnerOnStart, RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
 import { guardPlan, nodeOfResource } from '../terraform/guard.js';
@@ -30,11 +35,11 @@ import { placeholderAccess } from '../../stacks/placeholders.js';
 import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type RunnerAccess } from '../../stacks/types.js';
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
-import type { PoolTruth } from './observe.js';
+import { restart, type PoolTruth } from './observe.js';
 import { observedWaits } from './waits.js';
 
 /** Named points of a pool's cycle where tests and the soak inject faults. */
-export type HookPoint = 'observed' | 'drain-recorded' | 'paused' | 'registered' | 'planned' | 'before-idle-check' | 'before-apply' | 'applied' | 'recorded';
+export type HookPoint = 'observed' | 'drain-recorded' | 'paused' | 'start-recorded' | 'started' | 'registered' | 'planned' | 'before-idle-check' | 'before-apply' | 'applied' | 'recorded';
 
 export interface PoolRun {
   deps: ReconcileDeps;
@@ -91,6 +96,11 @@ interface RenderNode {
   createdAt?: number;
   /** New nodes only: the runner release they download and verify. */
   release?: RunnerRelease;
+  credential?: boolean;
+  power?: 'running' | 'stopped';
+  powerChange?: boolean;
+  recorded?: Record<string, string>;
+  generation?: number;
 }
 
 /** Environment every terraform call of the pool gets: its platform's own credentials file (GCP). */
@@ -146,8 +156,22 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
 
   // 1. Intents left by an earlier cycle: a registration or destroy whose node is not in state
   //    leaves a runner no VM will ever back: it goes now, not after a grace period.
+  //    A stop that was applied (the node is stopped in state) finishes: on GitHub and replay its
+  //    runner's registration goes. A start that was not applied and is not decided again leaves
+  //    the node stopped: the runner it prepared is removed again (GitHub, replay) or re-paused.
+  //    (A start that was applied was finished by observe: the node is running in state.)
+  const fresh = freshRunnerOnStart(emitter.kind);
+  const stoppedInState = (n: string) => truth.stateNodes.get(n)?.power === 'stopped';
+  const standbyChores: Array<{ node: string; action: 'stop' | 'start'; undo: 'deregister' | 'pause' }> = [];
   const leftover = new Set<string>();
   for (const i of [...rec.intents]) {
+    if (inState.has(i.node) && (i.action === 'stop' || i.action === 'start')) {
+      const r = truth.runners.get(i.node);
+      const undone = i.action === 'stop' ? stoppedInState(i.node) && fresh && r !== undefined : stoppedInState(i.node) && !plan.start.includes(i.node) && r !== undefined && (fresh || !r.paused);
+      if (undone) standbyChores.push({ node: i.node, action: i.action, undo: fresh ? 'deregister' : 'pause' });
+      else dropIntents(i.node, [i.action]);
+      continue;
+    }
     if (inState.has(i.node)) {
       // A pause whose runner is paused (or gone) now was done; one still to do is redone below.
       const r = truth.runners.get(i.node);
@@ -175,6 +199,20 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       continue;
     }
     if (await removeRunner(name, 'no VM backs it')) dropIntents(name);
+  }
+  for (const c of standbyChores) {
+    if (dry) break;
+    if (c.undo === 'deregister') {
+      if (await removeRunner(c.node, c.action === 'stop' ? 'its node stopped' : 'its node was not started')) dropIntents(c.node, [c.action]);
+      continue;
+    }
+    run.check();
+    try {
+      await step(run, 'pause', () => emitter.pause(c.node));
+      dropIntents(c.node, [c.action]);
+    } catch (err) {
+      say(`could not pause the runner of ${c.node} (its node was not started): ${(err as Error).message}`);
+    }
   }
 
   // 3. Drains: intent first (drainingSince recorded), then pause.
@@ -221,6 +259,41 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     }
   }
 
+  // 4b. Starts from standby, each recorded before its runner is touched. GitHub and replay get a
+  //     new registration and credential (the old registration removed first: a JIT runner's name
+  //     must be free); GitLab and Jenkins unpause the runner the node kept.
+  const registerRequest = (node: string) => ({ node, pool: pool.name, labels: pool.labels, jobsPerNode: pool.runner.jobsPerNode, ephemeral: pool.runner.ephemeral, acceptUntagged: pool.acceptUntagged });
+  const starting: string[] = [];
+  const startCredentials = new Map<string, RunnerCredential>();
+  if (plan.start.length && !dry) {
+    for (const n of plan.start) if (!rec.intents.some((i) => i.node === n && i.action === 'start')) rec.intents.push({ node: n, action: 'start', at: now });
+    await save();
+    await hook('start-recorded', plan.start);
+    await run.checkpoint();
+  }
+  for (const n of plan.start) {
+    if (dry) {
+      starting.push(n);
+      continue;
+    }
+    run.check();
+    try {
+      if (fresh) {
+        await step(run, 'deregister', () => emitter.deregister(n));
+        startCredentials.set(n, await step(run, 'register', () => emitter.register(registerRequest(n))));
+      } else if (emitter.resume) {
+        const resume = emitter.resume.bind(emitter);
+        await step(run, 'register', () => resume(n));
+      }
+      starting.push(n);
+    } catch (err) {
+      say(`could not prepare the runner of ${n} to start it: ${(err as Error).message}; it stays in standby`);
+    }
+  }
+  if (starting.length && !dry) await hook('started', starting);
+  // Stops: decided for drained nodes confirmed idle; the last idle check comes right before the apply.
+  let stopping = [...plan.stop];
+
   // 5. Registrations, each recorded before it is made.
   const credentials = new Map<string, RunnerCredential>();
   if (plan.create.length && !dry) {
@@ -237,7 +310,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     }
     run.check();
     try {
-      credentials.set(name, await step(run, 'register', () => emitter.register({ node: name, pool: pool.name, labels: pool.labels, jobsPerNode: pool.runner.jobsPerNode, ephemeral: pool.runner.ephemeral, acceptUntagged: pool.acceptUntagged })));
+      credentials.set(name, await step(run, 'register', () => emitter.register(registerRequest(name))));
     } catch (err) {
       say(`could not register a runner for ${name}: ${(err as Error).message}`);
     }
@@ -247,10 +320,12 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   // New nodes' secrets reach terraform only through its environment, as the ephemeral variable
   // (supplied again to the apply of the saved plan); they are in no file Parmanu writes.
   const secrets: Record<string, string> = {};
-  for (const [name, cred] of credentials) {
+  for (const [name, cred] of [...credentials, ...startCredentials]) {
     const secret = secretOf(cred);
     if (secret !== undefined) secrets[name] = secret;
   }
+  // Started nodes whose fresh credential goes to the secret store (a new version or delivery).
+  const renew = new Set([...startCredentials.keys()].filter((n) => secrets[n] !== undefined));
   const planEnv: Record<string, string> = { ...cloudEnv(run), [`TF_VAR_${CREDENTIALS_VARIABLE}`]: JSON.stringify(secrets) };
   // New nodes download a pinned runner and verify its published checksum (kept nodes keep theirs).
   const release = created.length ? await pinRelease(run, rec, say) : undefined;
@@ -260,18 +335,38 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   let kept = rec.nodes.map((n) => n.name).filter((n) => !destroy.includes(n));
   const stateSpec = new Map(truth.views.map((v) => [v.name, v]));
   const driftDue = now - (rec.lastFullPlanAt ?? 0) >= (deps.driftCheckMs ?? 3_600_000);
-  const renderNodes = (): RenderNode[] => [
-    // A kept node keeps exactly the resources it has: one without credential resources in the
-    // state (made before they existed, or an apply that failed between its VM and its credential)
-    // is never given a new, empty one; if it cannot come online, the lifecycle finds it broken.
-    ...kept.map((name) => ({ name, access: placeholder, createdAt: byName.get(name)?.createdAt ?? now, credential: truth.withCredential.has(name), ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }) })),
-    ...created.map((name) => {
-      const cred = credentials.get(name);
-      return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, ...(release ? { release } : {}) };
-    }),
-  ];
+  /** The power state each started or stopped node is to have. */
+  const powerTo = () => new Map<string, 'running' | 'stopped'>([...starting.map((n): [string, 'running'] => [n, 'running']), ...stopping.map((n): [string, 'stopped'] => [n, 'stopped'])]);
+  const renderNodes = (): RenderNode[] => {
+    const to = powerTo();
+    return [
+      // A kept node keeps exactly the resources it has: one without credential resources in the
+      // state (made before they existed, or an apply that failed between its VM and its credential)
+      // is never given a new, empty one; if it cannot come online, the lifecycle finds it broken.
+      // Its power state is the state's, unless this apply starts or stops it.
+      ...kept.map((name) => {
+        const sn = truth.stateNodes.get(name);
+        const power = to.get(name) ?? sn?.power;
+        const renewed = renew.has(name);
+        return {
+          name,
+          access: placeholder,
+          createdAt: byName.get(name)?.createdAt ?? now,
+          credential: truth.withCredential.has(name) || renewed,
+          ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }),
+          ...(power !== undefined ? { power } : {}),
+          ...(to.has(name) ? { powerChange: true, ...(sn?.input ? { recorded: sn.input } : {}) } : {}),
+          generation: (sn?.generation ?? 1) + (renewed ? 1 : 0),
+        };
+      }),
+      ...created.map((name) => {
+        const cred = credentials.get(name);
+        return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, power: 'running' as const, ...(release ? { release } : {}) };
+      }),
+    ];
+  };
   let applied = false;
-  if (created.length || destroy.length || driftDue) {
+  if (created.length || destroy.length || starting.length || stopping.length || driftDue) {
     const tfStart = Date.now();
     for (let round = 0; ; round++) {
       if (round > 4) throw new Error('the plan kept changing while nodes vanished or picked up jobs: stopped before applying');
@@ -298,16 +393,16 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         continue;
       }
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
-      const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0 });
+      const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0, power: powerTo(), renew });
       if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
       await hook('planned', destroy);
       if (dry) break;
       // 7. The last idle check: the runners were paused in an earlier cycle; nothing may have started since.
-      if (destroy.length) {
-        await hook('before-idle-check', destroy);
+      if (destroy.length || stopping.length) {
+        await hook('before-idle-check', [...destroy, ...stopping]);
         run.check();
         const busy: string[] = [];
-        for (const n of destroy) {
+        for (const n of [...destroy, ...stopping]) {
           const idle = await step(run, 'idle-check', () => emitter.isIdle(n)).catch((err: Error) => {
             say(`cannot tell whether ${n} is idle (${err.message}): not destroyed`);
             return false;
@@ -316,10 +411,13 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         }
         if (busy.length) {
           say(`${busy.join(', ')} picked up a job after ${busy.length === 1 ? 'it was' : 'they were'} drained: kept draining`);
+          kept.push(...busy.filter((n) => destroy.includes(n)));
           destroy = destroy.filter((n) => !busy.includes(n));
-          kept.push(...busy);
-          // decide made room under max for the destroys: without them, creates beyond max wait.
-          const over = kept.length + created.length - pool.scaling.max;
+          stopping = stopping.filter((n) => !busy.includes(n));
+          // decide made room under max for the destroys and stops: without them, creates beyond max
+          // wait. Standby (stopped, staying stopped) is on top of max.
+          const to = powerTo();
+          const over = kept.filter((n) => (to.get(n) ?? truth.stateNodes.get(n)?.power) !== 'stopped').length + created.length - pool.scaling.max;
           if (over > 0) {
             const dropped = created.splice(created.length - over, over);
             say(`not creating ${dropped.join(', ')} this cycle: the nodes kept draining still count against max ${pool.scaling.max}`);
@@ -333,9 +431,10 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           continue;
         }
         for (const n of destroy) rec.intents.push({ node: n, action: 'destroy', at: now });
+        for (const n of stopping) if (!rec.intents.some((i) => i.node === n && i.action === 'stop')) rec.intents.push({ node: n, action: 'stop', at: now });
         await save();
       }
-      await hook('before-apply', destroy);
+      await hook('before-apply', [...destroy, ...starting, ...stopping]);
       await run.checkpoint();
       writePoolFile(run.dir, pool, run.platform);
       // The apply does not wait for the state lock: a long wait would put time between the last
@@ -349,14 +448,29 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   } else if (!dry && !existsSync(join(run.dir, 'parmanu-pool.json'))) writePoolFile(run.dir, pool, run.platform);
   // Nodes whose destroy was not applied stay (a dry run, or a plan with nothing to do).
   if (!applied) destroy = destroy.filter((n) => !inState.has(n) || dry);
+  // A start or stop the apply did not make (nothing to do: the state already says so) is done too.
   out.create = created;
   out.drain = plan.drain.filter((n) => !destroy.includes(n));
   out.destroy = destroy;
+  out.start = starting;
+  out.stop = stopping;
   if (dry) return;
-  await hook('applied', destroy);
+  await hook('applied', [...destroy, ...starting, ...stopping]);
 
   // 9. After the apply.
   for (const n of destroy) if (await removeRunner(n, 'its VM was destroyed')) dropIntents(n);
+  // Stopped: on GitHub and replay the registration goes (a JIT runner's name must be free for the
+  // next start); GitLab and Jenkins keep their paused runner. The drain stays recorded: its runner
+  // is paused (or gone) while the node is standby.
+  for (const n of stopping) {
+    if (!fresh || (await removeRunner(n, 'its node stopped'))) dropIntents(n, ['stop']);
+  }
+  // Started: its boot clock runs from now, and what was seen of its runner belongs to its previous run.
+  for (const n of starting) {
+    const r = byName.get(n);
+    if (r) restart(r, now);
+    dropIntents(n, ['start']);
+  }
   // The local platform's credential files of nodes that are gone (a destroy-time provisioner never
   // runs for a resource removed from the configuration).
   if (run.platform.type === 'local') for (const n of [...destroy, ...out.vanished]) rmSync(localCredentialFile(deps.stateDir, pool.name, n), { force: true });
@@ -391,6 +505,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired, ...(waits.length ? { waits } : {}) }, run.lease);
   if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}`, reasons: plan.reasons });
   if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}`, reasons: plan.reasons });
+  if (starting.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `started from standby: ${starting.join(' ')}`, reasons: plan.reasons });
+  if (stopping.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `stopped into standby: ${stopping.join(' ')}`, reasons: plan.reasons });
   if (out.vanished.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'orphan', detail: `vanished: ${out.vanished.join(' ')}` });
 }
 
@@ -447,3 +563,4 @@ async function removeOrphans(run: PoolRun, rec: PoolRecord, truth: PoolTruth, no
     }
   }
 }
+

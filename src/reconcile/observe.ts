@@ -14,6 +14,9 @@
  *   record: the node is draining from now.
  * Online tracking (onlineAt, offlineSince) moves only on a complete probe: a failed or partial
  * probe says nothing about a runner it did not list.
+ * - A stopped node (standby: its power state in Terraform state) is expected to have its runner
+ *   offline, paused or gone: nothing of its runner is tracked while it is stopped (not broken, not
+ *   draining anew, not an orphan). Its last start from standby comes from the history record.
  */
 import { assignJobs } from '../decide/match.js';
 import type { EmitterKind, Job, NodeView } from '../decide/types.js';
@@ -40,6 +43,8 @@ export interface PoolTruth {
   pausedUnrecorded: string[];
   /** Nodes whose credential resources are in the state (the others are rendered without them). */
   withCredential: Set<string>;
+  /** The nodes in state by name (power state, credential generation, local input). */
+  stateNodes: ReadonlyMap<string, StateNode>;
 }
 
 export interface ObserveInput {
@@ -72,7 +77,11 @@ export function observe(input: ObserveInput): PoolTruth {
   for (const s of input.state) {
     const r: NodeRecord = { ...(known.get(s.name) ?? { name: s.name, createdAt: s.createdAt ?? now }) };
     const runner = runners.get(s.name);
-    if (complete) {
+    const stopped = s.power === 'stopped';
+    // A start recorded as intended whose node runs: the apply was made, its record was not (a crash).
+    const start = rec?.intents.find((i) => i.node === s.name && i.action === 'start');
+    if (start && !stopped && (r.startedAt ?? -Infinity) < start.at) restart(r, start.at);
+    if (complete && !stopped) {
       if (runner?.online) {
         r.onlineAt ??= now;
         delete r.offlineSince;
@@ -97,6 +106,8 @@ export function observe(input: ObserveInput): PoolTruth {
     if (r.onlineAt !== undefined) v.onlineAt = r.onlineAt;
     if (r.offlineSince !== undefined) v.offlineSince = r.offlineSince;
     if (r.registeredAt !== undefined) v.seenRunner = true;
+    if (s.power !== undefined) v.power = s.power;
+    if (r.startedAt !== undefined) v.startedAt = r.startedAt;
     if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
     // A node made before specs were recorded: outdated when its machine type or image, as the state holds them, differ.
     else if (s.spec === undefined && s.machine && ((s.machine.type !== undefined && pool.machine.type !== undefined && s.machine.type !== pool.machine.type) || (s.machine.image !== undefined && pool.machine.image !== undefined && s.machine.image !== pool.machine.image))) v.outdated = true;
@@ -124,6 +135,7 @@ export function observe(input: ObserveInput): PoolTruth {
     orphans,
     pausedUnrecorded,
     withCredential: new Set(input.state.filter((n) => n.credential).map((n) => n.name)),
+    stateNodes: new Map(input.state.map((n) => [n.name, n])),
   };
 }
 
@@ -148,4 +160,14 @@ export function staleAfterMs(policy: Pick<Policy, 'emitters'>, pool: Pick<PoolCo
 /** `probe` as the output shows it at `now`. */
 export function probeStatus(probe: ProbeResult, now: number, staleAfter: number): ProbeStatus {
   return { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > staleAfter };
+}
+
+/** A node started from standby: started at `at`, back in service, nothing seen yet of its runner's new run. */
+export function restart(r: NodeRecord, at: number): void {
+  r.startedAt = at;
+  delete r.drainingSince;
+  delete r.drainReason;
+  delete r.onlineAt;
+  delete r.offlineSince;
+  delete r.registeredAt;
 }

@@ -159,6 +159,16 @@ export class GithubEmulator extends Emulator {
     r.status = 'online';
     return r;
   }
+  /**
+   * The runner's machine stopped (standby): `offline`. A just-in-time runner never comes back: a
+   * start gets a new one (a new JIT config under the same name, once the old one is removed).
+   */
+  disconnect(name: string): GhRunner {
+    const r = this.runners.find((x) => x.name === name);
+    if (!r) throw new Error(`github emulator: no runner ${name}`);
+    r.status = 'offline';
+    return r;
+  }
   /** A runner configured with a registration token (config.sh --labels): online at once. */
   configureRunner(name: string, labels: string[], ephemeral = false): GhRunner {
     const r: GhRunner = { id: this.nextId++, name, os: 'linux', status: 'online', busy: false, labels: ['self-hosted', ...labels], ephemeral };

@@ -217,6 +217,16 @@ export class GitlabEmulator extends Emulator {
     r.contacted_at = new Date().toISOString();
     return r;
   }
+  /**
+   * The runner's machine stopped (standby): `offline`; it keeps its registration and its paused
+   * flag, and `connect` brings the same runner back when the machine starts again.
+   */
+  disconnect(description: string): GlRunner {
+    const r = this.runnerNamed(description);
+    if (!r) throw new Error(`gitlab emulator: no runner ${description}`);
+    r.status = 'offline';
+    return r;
+  }
   /** A runner someone made by hand (no maintenance note unless given), already online. */
   addRunner(description: string, extra: Partial<GlRunner> = {}): GlRunner {
     const group = this.groups[0];

@@ -92,6 +92,12 @@ export class JenkinsEmulator extends Emulator {
     n.online = true;
     return n;
   }
+  /** The agent's machine stopped (standby): the agent is gone, the node stays (its secret too); `connect` again when it starts. */
+  disconnect(name: string): JNode {
+    const n = this.must(name);
+    n.online = false;
+    return n;
+  }
   /** A node someone made by hand (description as given, none by default), online. */
   addNode(name: string, extra: Partial<JNode> = {}): JNode {
     const n: JNode = { name, labels: [], numExecutors: 1, online: true, temporarilyOffline: false, busyExecutors: 0, secret: this.issue(createHash('sha256').update(`secret:${name}`).digest('hex')), description: '', ...extra };
