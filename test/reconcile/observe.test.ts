@@ -65,3 +65,39 @@ describe('observe', () => {
     expect(t.observed).toMatchObject({ queued: 0, running: 1 });
   });
 });
+
+describe('observe: standby', () => {
+  it('reads a stopped node\'s power from the state and tracks nothing of its runner: offline is expected, a paused runner is not a new drain', () => {
+    const history = rec([{ name: 'p-a', createdAt: T0 - 30 * MIN, onlineAt: T0 - 20 * MIN, drainingSince: T0 - 10 * MIN, drainReason: 'standby' }, { name: 'p-b', createdAt: T0 - 30 * MIN, onlineAt: T0 - 20 * MIN }]);
+    const t = run({ state: [node('p-a', { power: 'stopped' }), node('p-b', { power: 'stopped' })], rec: history, probe: probe([runner('p-a', { online: false, paused: true }), runner('p-b', { online: true, paused: true })]) });
+    expect(t.views.map((v) => v.power)).toEqual(['stopped', 'stopped']);
+    expect(t.views[0]).toMatchObject({ onlineAt: T0 - 20 * MIN, drainReason: 'standby' });
+    expect(t.views[0]?.offlineSince).toBeUndefined();
+    // GitLab lists a runner online for a while after its machine stopped: not a new onlineAt, not a drain.
+    expect(t.views[1]?.onlineAt).toBe(T0 - 20 * MIN);
+    expect(t.views[1]?.drainingSince).toBeUndefined();
+    expect(t.pausedUnrecorded).toEqual([]);
+    expect(t.orphans).toEqual([]);
+  });
+
+  it('gives decide the last start from the record; a running node keeps its power undefined', () => {
+    const t = run({ state: [node('p-a', { power: 'running' }), node('p-b')], rec: rec([{ name: 'p-a', createdAt: T0 - 30 * MIN, startedAt: T0 - 2 * MIN }]) });
+    expect(t.views[0]).toMatchObject({ power: 'running', startedAt: T0 - 2 * MIN });
+    expect(t.views[1]?.power).toBeUndefined();
+    expect(t.stateNodes.get('p-a')?.power).toBe('running');
+  });
+
+  it('finishes a start whose apply was made but not recorded (a start intent, the node running in state): started then, nothing of its previous run kept', () => {
+    const history = rec([{ name: 'p-a', createdAt: T0 - 30 * MIN, onlineAt: T0 - 20 * MIN, offlineSince: T0 - 9 * MIN, registeredAt: T0 - 25 * MIN, drainingSince: T0 - 10 * MIN, drainReason: 'standby' }], [{ node: 'p-a', action: 'start', at: T0 - MIN }]);
+    const t = run({ state: [node('p-a', { power: 'running' })], rec: history, probe: probe([]) });
+    expect(t.views[0]).toMatchObject({ startedAt: T0 - MIN });
+    expect(t.views[0]?.onlineAt).toBeUndefined();
+    expect(t.views[0]?.offlineSince).toBeUndefined();
+    expect(t.views[0]?.seenRunner).toBeUndefined();
+    expect(t.views[0]?.drainingSince).toBeUndefined();
+    // Not applied (still stopped): nothing changes.
+    const still = run({ state: [node('p-a', { power: 'stopped' })], rec: history, probe: probe([]) });
+    expect(still.views[0]).toMatchObject({ drainingSince: T0 - 10 * MIN, onlineAt: T0 - 20 * MIN });
+    expect(still.views[0]?.startedAt).toBeUndefined();
+  });
+});

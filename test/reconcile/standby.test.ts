@@ -10,13 +10,14 @@
  * Invariants checked everywhere: a stopped node is never destroyed unless decided (it stays in
  * the state), and a node leaves the state only when the emulator says its runner runs nothing.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GithubEmitter } from '../../src/emitters/github.js';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { JenkinsEmitter } from '../../src/emitters/jenkins.js';
+import { ReplayEmitter } from '../../src/emitters/replay.js';
 import type { Emitter } from '../../src/emitters/types.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import { normalize } from '../../src/policy/load.js';
@@ -351,5 +352,37 @@ describe('standby on Jenkins', () => {
     } finally {
       await emu.stop();
     }
+  });
+});
+
+describe('standby with the replay emitter on the local platform', () => {
+  it('takes a stopped node\'s runner away and starts it with a new token delivered to its credential file, where the replayed job then runs', async () => {
+    const root = suite.tempDir('parmanu-standby-replay-');
+    const trace = join(root, 'trace.csv');
+    // A job for another pool first (anchors the replay), then one for this pool half an hour later.
+    writeFileSync(trace, ['queued_at,duration_s,labels', '2025-01-06T08:00:00Z,60,other', '2025-01-06T08:30:00Z,600,linux'].join('\n'));
+    const policy = policyOf({ type: 'replay', trace });
+    const box: { w?: World } = {};
+    const w = world(policy, undefined as never, new GitlabEmulator(), () => undefined);
+    // The replay keeps its state, and sees its nodes' credential files, in the reconciler's state directory.
+    const emitter = new ReplayEmitter(policy.emitters.ci as never, { wall: () => box.w?.now.t ?? T0, stateDir: w.stateDir, localPools: new Set(['p']) });
+    w.deps.emitters.set('ci', emitter);
+    box.w = w;
+    const runnerOf = async (name: string) => (await emitter.probe()).runners.find((r) => r.name === name);
+    expect(pool(await w.cycle())?.create).toEqual(['p-n000']);
+    const token1 = w.credential('p-n000');
+    expect(await runnerOf('p-n000')).toMatchObject({ online: true });
+    await until(w, (r) => (pool(r)?.stop ?? []).length > 0);
+    expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
+    expect(await runnerOf('p-n000')).toBeUndefined();
+    w.now.t = T0 + 30 * 60_000 + 5_000;
+    const started = await w.cycle();
+    expect(pool(started)?.start).toEqual(['p-n000']);
+    expect(w.node('p-n000')).toMatchObject({ power: 'running', generation: 2 });
+    const token2 = w.credential('p-n000');
+    expect(token2).not.toBe(token1);
+    const back = await emitter.probe();
+    expect(back.runners.find((r) => r.name === 'p-n000')).toMatchObject({ online: true, paused: false });
+    expect(back.jobs.find((j) => j.status === 'running')).toMatchObject({ runner: 'p-n000' });
   });
 });
