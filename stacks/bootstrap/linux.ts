@@ -18,6 +18,9 @@
  *   (`$CREDENTIALS_DIRECTORY`, readable by the service's user), passed as `-secret @file`.
  * `parmanu-start.service` runs `parmanu-start` before the runner's unit at every later boot (a node
  * started from standby reads a fresh credential); at the first boot the bootstrap runs it itself.
+ * A registered (non-JIT) GitHub runner of a standby pool lost its registration when it stopped: a
+ * start brings a new registration token, and a token other than the one that configured it
+ * (its SHA-256 kept root-only) configures the runner again.
  *
  * On AWS and GCP (`aws-ssm` / `gcp-secret` sources) `parmanu-firewall` drops traffic to instance
  * metadata (169.254.169.254) from Docker containers (`DOCKER-USER`) and from the runner's job user
@@ -209,8 +212,21 @@ function startScript(pool: PoolConfig, node: string, access: RunnerAccess): stri
           '# Configured once (again after an ephemeral runner removed its configuration); the token is passed in',
           '# the environment (ACTIONS_RUNNER_INPUT_TOKEN = --token; runuser keeps the environment, sudo would not).',
           'cd "$R/opt/actions-runner"',
+          // Standby: a node stopped into standby lost its registration (GitHub has no pause); its
+          // start brings a new registration token: a token other than the one that configured the
+          // runner means configuring it again. Only in standby pools (it is part of the node spec).
+          ...(pool.scaling.standby !== 0
+            ? [
+                'TOKEN_SUM="$(sha256sum <' + CRED + ' | sed \'s/ .*//\')"',
+                'if [ -e .runner ] && [ "$(cat "$R/var/lib/parmanu/registered-with" 2>/dev/null)" != "$TOKEN_SUM" ]; then',
+                '  echo "parmanu: started from standby with a new registration token: configuring the runner again"',
+                '  rm -f .runner .credentials .credentials_rsaparams',
+                'fi',
+              ]
+            : []),
           'if [ ! -e .runner ]; then',
           `  ACTIONS_RUNNER_INPUT_TOKEN="$(<${CRED})" runuser -u runner -- ./config.sh --unattended --replace --url ${shq(access.url)} --name ${shq(node)} --labels ${shq(runnerLabels(pool).join(','))}${r.ephemeral ? ' --ephemeral' : ''}`,
+          ...(pool.scaling.standby !== 0 ? ['  mkdir -p "$R/var/lib/parmanu"', '  printf \'%s\' "$TOKEN_SUM" >"$R/var/lib/parmanu/registered-with"'] : []),
           'fi',
         );
       break;

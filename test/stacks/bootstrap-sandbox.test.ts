@@ -320,6 +320,40 @@ describe('Linux bootstrap scripts', () => {
     }
   });
 
+  it('a registered GitHub runner of a standby pool is configured again when a start brings a new registration token (its registration was removed when it stopped)', () => {
+    const standbyPool = testPool({ labels: ['linux'], runner: { ephemeral: false }, scaling: { standby: 1 } }, 'p');
+    const dir = mkdtempSync(join(tmpdir(), 'parmanu-sc-'));
+    for (const f of scripts(linuxFiles(standbyPool, 'p-node1', registration, aws))) {
+      const p = join(dir, f.path.replace(/\//g, '_'));
+      writeFileSync(p, f.content);
+      expect(spawnSync('bash', ['-n', p], { encoding: 'utf8' }).stderr, f.path).toBe('');
+      if (haveShellcheck) expect(spawnSync('shellcheck', ['-S', 'warning', '-s', 'bash', p], { encoding: 'utf8' }).stdout, f.path).toBe('');
+    }
+    const run = boot({ name: 'standby registration', pool: standbyPool, access: registration, source: aws });
+    expect(run.status, run.output).toBe(0);
+    expect(run.calls.filter((x) => x.argv[0] === 'config.sh')).toHaveLength(1);
+    // A reboot with the same token (no standby cycle): nothing to configure.
+    const reboot = (secret: string) => {
+      rmSync(run.sb.log, { recursive: true });
+      mkdirSync(run.sb.log);
+      rmSync(join(run.root, 'run'), { recursive: true });
+      writeFileSync(join(run.sb.state, 'secret'), secret);
+      const r = runScript(run.sb, 'usr/local/sbin/parmanu-start');
+      expect(r.status, r.output).toBe(0);
+      return { ...r, calls: calls(run.sb.log) };
+    };
+    expect(reboot(SECRET).calls.filter((x) => x.argv[0] === 'config.sh')).toEqual([]);
+    // A start from standby: a new token, the runner configured again with it.
+    const fresh = 'AREGfreshTOKEN0123456789';
+    const started = reboot(fresh);
+    expect(started.output).toContain('configuring the runner again');
+    const config = started.calls.filter((x) => x.argv[0] === 'config.sh');
+    expect(config).toHaveLength(1);
+    expect(config[0]?.env).toBe(`ACTIONS_RUNNER_INPUT_TOKEN=${fresh}\n`);
+    for (const call of started.calls) expect(words(call)).not.toContain(fresh);
+    expect(reboot(fresh).calls.filter((x) => x.argv[0] === 'config.sh')).toEqual([]);
+  });
+
   it('waits for the secret to exist (terraform creates it right after the instance)', () => {
     const preinstalled = testPool({ runner: { install: 'preinstalled' } }, 'p');
     for (const source of [aws, gcp]) {
