@@ -353,24 +353,60 @@ export class FileHistoryStore implements HistoryStore {
   /**
    * `history/deliveries-<emitter>.json` (id → expiry), read and replaced under its own mutex
    * (`leases/_deliveries-<emitter>.mutex`, a name no pool can have): expired claims are pruned on
-   * every claim, and past DELIVERY_LIMIT the claims expiring first go. A file that does not parse
-   * starts afresh (a duplicate may then pass once; the probe stays the truth).
+   * every write, and past DELIVERY_LIMIT the claims expiring first go. Claims made in this process
+   * while one is being written wait and go together (one read and one write for the batch). A file
+   * that does not parse starts afresh (a duplicate may then pass once; the probe stays the truth).
    */
   async claimDelivery(emitter: string, id: string, ttlMs: number): Promise<boolean> {
     if (id.length === 0 || id.length > DELIVERY_ID_MAX) throw new HistoryError(`a webhook delivery id has 1 to ${DELIVERY_ID_MAX} characters, not ${id.length}`);
-    const file = join(this.dir, `deliveries-${safe(emitter)}.json`);
-    return this.withPoolMutex(`@deliveries-${emitter}`, (stillHeld) => {
-      const now = this.leaseClock();
-      const text = this.readText(file);
-      const parsed = text === undefined ? undefined : DeliveriesSchema.safeParse(parseQuiet(text));
-      const kept = Object.entries(parsed?.success ? parsed.data : {}).filter(([, exp]) => exp > now);
-      if (kept.some(([k]) => k === id)) return false;
-      kept.push([id, now + ttlMs]);
-      if (kept.length > DELIVERY_LIMIT) kept.sort((a, b) => b[1] - a[1]).splice(DELIVERY_LIMIT);
-      stillHeld();
-      this.writeAtomic(file, JSON.stringify(Object.fromEntries(kept)));
-      return true;
+    return new Promise<boolean>((resolve, reject) => {
+      const q = this.claims.get(emitter) ?? [];
+      q.push({ id, ttlMs, resolve, reject });
+      this.claims.set(emitter, q);
+      if (q.length === 1 && !this.claiming.has(emitter)) void this.writeClaims(emitter);
     });
+  }
+
+  private readonly claims = new Map<string, Array<{ id: string; ttlMs: number; resolve: (first: boolean) => void; reject: (err: Error) => void }>>();
+  private readonly claiming = new Set<string>();
+
+  private async nextClaims(emitter: string): Promise<Array<{ id: string; ttlMs: number; resolve: (first: boolean) => void; reject: (err: Error) => void }>> {
+    await new Promise<void>((r) => setImmediate(r));
+    return this.claims.get(emitter)?.splice(0) ?? [];
+  }
+
+  /** Writes the waiting claims of an emitter, batch after batch, until none waits. */
+  private async writeClaims(emitter: string): Promise<void> {
+    this.claiming.add(emitter);
+    const file = join(this.dir, `deliveries-${safe(emitter)}.json`);
+    try {
+      // Each batch waits for the I/O at hand, so that deliveries arriving together are written together.
+      for (let batch = await this.nextClaims(emitter); batch.length; batch = await this.nextClaims(emitter)) {
+        try {
+          const results = await this.withPoolMutex(`@deliveries-${emitter}`, (stillHeld) => {
+            const now = this.leaseClock();
+            const text = this.readText(file);
+            const parsed = text === undefined ? undefined : DeliveriesSchema.safeParse(parseQuiet(text));
+            const kept = new Map(Object.entries(parsed?.success ? parsed.data : {}).filter(([, exp]) => exp > now));
+            const out = batch.map((c) => {
+              if (kept.has(c.id)) return false;
+              kept.set(c.id, now + c.ttlMs);
+              return true;
+            });
+            let entries = [...kept];
+            if (entries.length > DELIVERY_LIMIT) entries = entries.sort((a, b) => b[1] - a[1]).slice(0, DELIVERY_LIMIT);
+            stillHeld();
+            this.writeAtomic(file, JSON.stringify(Object.fromEntries(entries)));
+            return out;
+          });
+          batch.forEach((c, i) => c.resolve(results[i] === true));
+        } catch (err) {
+          for (const c of batch) c.reject(err instanceof Error ? err : new HistoryError(String(err)));
+        }
+      }
+    } finally {
+      this.claiming.delete(emitter);
+    }
   }
 
   // ------------------------------------------------------------------ leases
