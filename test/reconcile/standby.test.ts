@@ -239,6 +239,27 @@ describe('standby on GitLab', () => {
     }
   });
 
+  it('undoes a start that crashed before its apply when the job is gone by the next cycle: the runner is paused again, the node stays standby', async () => {
+    const { emu, project, w } = await gitlab();
+    try {
+      await until(w, (r) => (pool(r)?.stop ?? []).length > 0);
+      queue(emu, project, 1);
+      const crashed = await w.cycle({ hook: (p, info) => { if (p === 'started' && info.nodes.includes('p-n000')) throw new Error('crash after the unpause'); } });
+      expect(pool(crashed)?.error).toMatch(/crash after the unpause/);
+      expect(emu.runnerNamed('p-n000')?.paused).toBe(false);
+      expect(w.node('p-n000')?.power).toBe('stopped');
+      emu.jobs.splice(0, emu.jobs.length); // the job was cancelled meanwhile
+      const r = await w.cycle();
+      expect(pool(r)?.error).toBeUndefined();
+      expect(pool(r)?.start ?? []).toEqual([]);
+      expect(emu.runnerNamed('p-n000')?.paused).toBe(true);
+      expect(w.node('p-n000')?.power).toBe('stopped');
+      expect((await w.history.getPool('p'))?.intents.filter((i) => i.node === 'p-n000')).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
   it('never starts or stops a node when the stop is not confirmed idle: a job that lands after the drain keeps it running', async () => {
     const { emu, w } = await gitlab();
     try {
