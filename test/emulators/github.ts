@@ -224,6 +224,7 @@ export class GithubEmulator extends Emulator {
 
   /** The `workflow_job` delivery GitHub makes when a job is queued, starts or completes (`X-Hub-Signature-256`: HMAC-SHA256 of the body). */
   private workflowJobHook(action: 'queued' | 'in_progress' | 'completed', j: GhJob): void {
+    if (!this.webhook) return;
     const repo = this.runs.find((r) => r.id === j.run_id)?.repo ?? this.repos[0] ?? 'api';
     const runner = j.runner_name ? this.runners.find((r) => r.name === j.runner_name) : undefined;
     const payload = {

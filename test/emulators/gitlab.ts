@@ -189,6 +189,7 @@ export class GitlabEmulator extends Emulator {
   webhookJobTags = true;
   /** The Job Hook delivery GitLab makes when a job's status changes (`X-Gitlab-Token`: the webhook's secret token). */
   jobHook(j: GlJob): void {
+    if (!this.webhook) return;
     const project = this.projects.find((p) => p.id === j.project_id);
     const runner = j.runner ? this.runners.find((r) => r.id === j.runner?.id) : undefined;
     const gitlabTime = (iso: string | null) => (iso ? `${iso.slice(0, 19).replace('T', ' ')} UTC` : null);
