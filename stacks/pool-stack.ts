@@ -265,12 +265,14 @@ export class PoolStack extends TerraformStack {
   private awsNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'aws' }>, node: NodeInput, secret: string, profile: string | undefined): void {
     const vm = new Instance(this, nodeLogicalId(node.name), awsInstanceConfig(pool, node, platform.region, profile));
     vm.overrideLogicalId(nodeLogicalId(node.name));
-    // The power state: its own resource, the one thing of a node that changes in place.
-    if (node.power !== undefined) {
-      const st = new Ec2InstanceState(this, powerLogicalId(node.name), { instanceId: vm.id, state: node.power });
+    // The power state: its own resource, the one thing of a node that changes in place. A start
+    // waits for the node's credential: a fresh one is written before the VM boots and reads it.
+    const power = (after: SsmParameter | undefined) => {
+      if (node.power === undefined) return;
+      const st = new Ec2InstanceState(this, powerLogicalId(node.name), { instanceId: vm.id, state: node.power, ...(after ? { dependsOn: [after] } : {}) });
       st.overrideLogicalId(powerLogicalId(node.name));
-    }
-    if (node.access.kind === 'none' || node.credential === false) return;
+    };
+    if (node.access.kind === 'none' || node.credential === false) return power(undefined);
     const p = new SsmParameter(this, credentialLogicalId(node.name), {
       name: ssmParameterName(pool.name, node.name),
       type: 'SecureString',
@@ -285,6 +287,7 @@ export class PoolStack extends TerraformStack {
       lifecycle: { ignoreChanges: ['tags', 'tags_all'] },
     });
     p.overrideLogicalId(credentialLogicalId(node.name));
+    power(p);
   }
 
   private gcpNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'gcp' }>, node: NodeInput, secret: string, email: string): void {
@@ -322,5 +325,8 @@ export class PoolStack extends TerraformStack {
     // GCP cannot narrow a binding to one VM: the pool's service account reads each of its secrets.
     const b = new SecretManagerSecretIamMember(this, `${credentialLogicalId(node.name)}_access`, { secretId: s.secretId, project: platform.project, role: 'roles/secretmanager.secretAccessor', member: `serviceAccount:${email}` });
     b.overrideLogicalId(`${credentialLogicalId(node.name)}_access`);
+    // The VM boots (or starts from standby) once its credential's version is written: a fresh
+    // credential is in place before the node reads it.
+    vm.addOverride('depends_on', [`google_secret_manager_secret_version.${credentialLogicalId(node.name)}_version`]);
   }
 }

@@ -45,6 +45,8 @@ describe('AWS', () => {
   it('writes a fresh credential as the next value_wo_version of the node\'s parameter', () => {
     const r = render([{ name: 'sb-a', access: gh, power: 'running', powerChange: true, generation: 3 }]);
     expect(r.aws_ssm_parameter?.['credential_sb-a']).toMatchObject({ value_wo: '${lookup(var.parmanu_credentials, "sb-a", "")}', value_wo_version: 3 });
+    // The instance starts once the new value is written (it reads the credential at boot).
+    expect(r.aws_ec2_instance_state?.['power_sb-a']?.depends_on).toEqual(['aws_ssm_parameter.credential_sb-a']);
     expect(render([{ name: 'sb-a', access: gh }]).aws_ssm_parameter?.['credential_sb-a']?.value_wo_version).toBe(1);
   });
 });
@@ -59,7 +61,7 @@ describe('GCP', () => {
     const ignored = (a.lifecycle as { ignore_changes: string[] }).ignore_changes;
     expect(ignored).not.toContain('desired_status');
     // Every argument the instance is configured with, except its power, is ignored.
-    expect([...ignored].sort()).toEqual(Object.keys(a).filter((k) => !['desired_status', 'lifecycle', '//'].includes(k)).sort());
+    expect([...ignored].sort()).toEqual(Object.keys(a).filter((k) => !['desired_status', 'lifecycle', 'depends_on', '//'].includes(k)).sort());
     expect(ignored).toEqual(expect.arrayContaining(['machine_type', 'boot_disk', 'metadata', 'zone', 'name', 'scheduling', 'service_account', 'network_interface', 'labels']));
     expect(r.google_compute_instance?.['node_sb-b']).toMatchObject({ desired_status: 'RUNNING', lifecycle: { ignore_changes: 'all' } });
     expect(r.google_compute_instance?.['node_sb-c']?.desired_status).toBeUndefined();
@@ -68,6 +70,8 @@ describe('GCP', () => {
   it('writes a fresh credential as a new secret version (secret_data_wo_version)', () => {
     const r = render([{ name: 'sb-a', access: gh, power: 'running', powerChange: true, generation: 2 }]);
     expect(r.google_secret_manager_secret_version?.['credential_sb-a_version']).toMatchObject({ secret_data_wo: '${lookup(var.parmanu_credentials, "sb-a", "")}', secret_data_wo_version: 2 });
+    // The instance starts once the new version is written (it reads the credential at boot).
+    expect(r.google_compute_instance?.['node_sb-a']?.depends_on).toEqual(['google_secret_manager_secret_version.credential_sb-a_version']);
   });
 });
 
