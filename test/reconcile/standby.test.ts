@@ -138,13 +138,21 @@ async function gitlab(scaling: Record<string, unknown> = {}) {
   return { emu, project, w, policyWith };
 }
 
-async function github() {
+async function github(pool: Record<string, unknown> = {}) {
   const emu = await new GithubEmulator().start();
   emu.repos = ['api'];
-  const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url });
+  const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url }, {}, pool);
   const emitter = new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, fastHttp());
+  const registered = policy.pools[0]?.runner.ephemeral === false;
+  /** Registration tokens a node's config.sh has used (registered runners). */
+  const configuredWith = new Map<string, string>();
   const w = world(policy, emitter, emu, (x) => {
     for (const n of x.state()) {
+      // A registered runner's node runs config.sh at boot with the token it reads, when it has not with that token yet.
+      if (registered && n.power !== 'stopped' && configuredWith.get(n.name) !== x.credential(n.name) && !emu.runners.some((r) => r.name === n.name)) {
+        emu.configureRunner(n.name, ['linux', 'parmanu-pool-p']);
+        configuredWith.set(n.name, x.credential(n.name));
+      }
       if (!emu.runners.some((r) => r.name === n.name)) continue;
       if (n.power === 'stopped') emu.disconnect(n.name);
       else emu.connect(n.name);
@@ -310,6 +318,29 @@ describe('standby on GitHub (just-in-time runners)', () => {
       const r = await w.cycle();
       expect(pool(r)?.states['p-n000']).toMatch(/ready|busy/);
       expect(w.busyDestroyed).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('starts a registered (non-JIT) runner\'s node with a new registration token; its machine configures a new runner with it', async () => {
+    const { emu, w, policy } = await github({ runner: { ephemeral: false } });
+    try {
+      expect(policy.pools[0]?.runner.ephemeral).toBe(false);
+      await w.cycle();
+      const token1 = w.credential('p-n000');
+      expect(emu.runners.filter((r) => r.name === 'p-n000')).toHaveLength(1);
+      await until(w, (r) => (pool(r)?.stop ?? []).length > 0);
+      expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
+      expect(emu.runners.some((r) => r.name === 'p-n000')).toBe(false);
+      emu.addRun('api', [{ labels: ['linux'] }]);
+      const started = await w.cycle();
+      expect(pool(started)?.start).toEqual(['p-n000']);
+      expect(emu.count('POST', /registration-token$/)).toBe(2);
+      expect(emu.count('POST', /generate-jitconfig$/)).toBe(0);
+      expect(w.credential('p-n000')).not.toBe(token1);
+      expect(emu.runners.filter((r) => r.name === 'p-n000')).toHaveLength(1);
+      expect(pool(await w.cycle())?.states['p-n000']).toMatch(/ready|busy/);
     } finally {
       await emu.stop();
     }
