@@ -5,13 +5,14 @@ import { parse } from '../src/cli/args.js';
 import { UsageError, type Io } from '../src/cli/errors.js';
 import { coldStart, validate200 } from './cases/foundation.js';
 import { simulateBitcoin } from './cases/simulate.js';
+import { simulateGoals } from './cases/goals.js';
 import { synth1000 } from './cases/synth.js';
 import { probeGitlab500, probeGithubEtag } from './cases/probe.js';
 import { noopCycle50, reconcileVsTerraform200, redisRoundTrips } from './cases/reconcile.js';
 import { webhookLatency, webhookThroughput } from './cases/webhooks.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200, webhookLatency, webhookThroughput];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, simulateGoals, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200, webhookLatency, webhookThroughput];
 
 const HELP = `Usage: npm run bench -- [--json | --markdown] [--only NAME[,NAME…]]
 

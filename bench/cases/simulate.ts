@@ -20,7 +20,7 @@ export const simulateBitcoin: BenchCase = {
     const p = r.results.parmanu;
     const re = r.results.reactive;
     return [
-      { name: 'simulate-bitcoin', value: round(ms / 1000, 2), unit: 's', note: `${trace.length} jobs, 42 days, 5 strategies (target ≤ 10 s)` },
+      { name: 'simulate-bitcoin', value: round(ms / 1000, 2), unit: 's', note: `${trace.length} jobs, 42 days, 6 strategies (target ≤ 10 s)` },
       { name: 'simulate-bitcoin-wait-mean', value: p.waitMeanS, unit: 's', baseline: { name: 'reactive', value: re.waitMeanS }, ratio: round(p.waitMeanS / re.waitMeanS) },
       { name: 'simulate-bitcoin-node-minutes', value: p.nodeMinutes, unit: 'node-min', baseline: { name: 'reactive', value: re.nodeMinutes }, ratio: round(p.nodeMinutes / re.nodeMinutes), note: `${p.costVsOracle}× oracle` },
     ];

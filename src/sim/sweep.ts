@@ -6,7 +6,7 @@
  */
 import type { PoolConfig } from '../policy/types.js';
 import type { TraceJob } from '../policy/trace.js';
-import { costMinutes, DEFAULT_STOPPED_COST, matchTrace, oracleMinutesOf, runReactive, type SimParams } from './simulate.js';
+import { costMinutes, DEFAULT_STOPPED_COST, matchTrace, oracleMinutesOf, runParmanu, runReactive, type Invariants, type SimParams } from './simulate.js';
 
 export interface Tuning {
   spare: number;
@@ -59,4 +59,80 @@ export function sweepReactive(trace: readonly TraceJob[], pools: readonly PoolCo
 /** The rows that beat `ref` on both axes: strictly lower mean wait and strictly lower cost. */
 export function dominating(rows: readonly SweepRow[], ref: { waitMeanS: number; costVsOracle: number }): SweepRow[] {
   return rows.filter((r) => r.waitMeanS < ref.waitMeanS && r.costVsOracle < ref.costVsOracle);
+}
+
+export interface Totals {
+  waitMeanS: number;
+  costVsOracle: number;
+  nodeMinutes: number;
+  standbyMinutes: number;
+}
+
+/** Parmanu's decide on every pool of a trace, totalled like the sweep's rows. */
+export function parmanuTotals(trace: readonly TraceJob[], pools: readonly PoolConfig[], params: SimParams, invariants: Invariants): Totals {
+  const { byPool } = matchTrace(trace, pools);
+  const stoppedCost = params.stoppedCost ?? DEFAULT_STOPPED_COST;
+  let oracle = 0;
+  let waitSum = 0;
+  let jobs = 0;
+  let nodeMinutes = 0;
+  let standbyMinutes = 0;
+  for (const pool of pools) {
+    const own = byPool.get(pool.name) ?? [];
+    oracle += oracleMinutesOf(pool, own);
+    const e = runParmanu(pool, own, params, invariants);
+    for (const w of e.waitsS) waitSum += w;
+    jobs += own.length;
+    nodeMinutes += e.nodeMinutes;
+    standbyMinutes += e.standbyMinutes;
+  }
+  return {
+    waitMeanS: Math.round((jobs ? waitSum / jobs : 0) * 10) / 10,
+    costVsOracle: oracle > 0 ? Math.round((costMinutes(nodeMinutes, standbyMinutes, stoppedCost) / oracle) * 100) / 100 : 0,
+    nodeMinutes: Math.round(nodeMinutes),
+    standbyMinutes: Math.round(standbyMinutes),
+  };
+}
+
+/** Issue #15's goals on a trace (the shared bitcoin one): Parmanu with webhooks and standby, and with polling alone. */
+export const GOALS = {
+  /** Parmanu's mean wait with webhooks and `standby: auto`, at most (s). */
+  waitMeanS: 20,
+  /** …at this cost at most (× oracle, standby counted at the stopped fraction). */
+  costVsOracle: 2.0,
+  webhook: { bootMs: 90_000, probeMs: 30_000, signal: 'webhook', resumeMs: 40_000, stoppedCost: 0.05, standby: 'auto' } satisfies SimParams,
+  poll: { bootMs: 90_000, probeMs: 30_000, signal: 'poll', resumeMs: 40_000, stoppedCost: 0.05 } satisfies SimParams,
+  spares: [0, 1, 2],
+  /** Every whole minute from 2 to 20. */
+  scaleDownMinutes: Array.from({ length: 19 }, (_, i) => i + 2),
+  /** Fixed standby of the reactive tunings with webhooks (with polling alone: none). */
+  standbys: [0, 4, 8],
+} as const;
+
+export interface GoalCheck {
+  webhook: { parmanu: Totals; sweep: SweepRow[]; beaten: SweepRow[] };
+  poll: { parmanu: Totals; sweep: SweepRow[]; beaten: SweepRow[] };
+  invariants: Invariants;
+  /** Each goal, met or not. */
+  met: { wait: boolean; cost: boolean; webhookUnbeaten: boolean; pollUnbeaten: boolean };
+}
+
+/** Runs Parmanu and every reactive tuning of the goals (or the scale-down minutes given) on the trace's default pools. */
+export function checkGoals(trace: readonly TraceJob[], pools: readonly PoolConfig[], scaleDownMinutes: readonly number[] = GOALS.scaleDownMinutes, progress?: (line: string) => void): GoalCheck {
+  const invariants: Invariants = { busyDestroys: 0, busyStops: 0, maxExceeded: 0 };
+  const side = (params: SimParams, standbys: readonly number[]) => {
+    progress?.(`goals: parmanu, signal ${params.signal}`);
+    const parmanu = parmanuTotals(trace, pools, params, invariants);
+    progress?.(`goals: ${GOALS.spares.length * scaleDownMinutes.length * standbys.length} reactive tunings, signal ${params.signal}`);
+    const sweep = sweepReactive(trace, pools, params, grid(GOALS.spares, scaleDownMinutes, standbys));
+    return { parmanu, sweep, beaten: dominating(sweep, parmanu) };
+  };
+  const webhook = side(GOALS.webhook, GOALS.standbys);
+  const poll = side(GOALS.poll, [0]);
+  return {
+    webhook,
+    poll,
+    invariants,
+    met: { wait: webhook.parmanu.waitMeanS <= GOALS.waitMeanS, cost: webhook.parmanu.costVsOracle <= GOALS.costVsOracle, webhookUnbeaten: webhook.beaten.length === 0, pollUnbeaten: poll.beaten.length === 0 },
+  };
 }
