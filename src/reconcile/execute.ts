@@ -156,20 +156,22 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
 
   // 1. Intents left by an earlier cycle: a registration or destroy whose node is not in state
   //    leaves a runner no VM will ever back: it goes now, not after a grace period.
-  //    A stop that was applied (the node is stopped in state) finishes: on GitHub and replay its
-  //    runner's registration goes. A start that was not applied and is not decided again leaves
-  //    the node stopped: the runner it prepared is removed again (GitHub, replay) or re-paused.
+  //    A stopped node that is not started now has no registration (GitHub, replay) or a paused
+  //    runner (GitLab, Jenkins): a stop applied before a crash is finished, a start that crashed
+  //    before its apply is undone, whatever the intents say (a lost history loses none of it).
   //    (A start that was applied was finished by observe: the node is running in state.)
   const fresh = freshRunnerOnStart(emitter.kind);
-  const stoppedInState = (n: string) => truth.stateNodes.get(n)?.power === 'stopped';
-  const standbyChores: Array<{ node: string; action: 'stop' | 'start'; undo: 'deregister' | 'pause' }> = [];
+  const standbyChores: Array<{ node: string; undo: 'deregister' | 'pause' }> = [];
+  for (const sn of truth.stateNodes.values()) {
+    const r = truth.runners.get(sn.name);
+    if (sn.power !== 'stopped' || plan.start.includes(sn.name) || !r || r.busy) continue;
+    if (fresh) standbyChores.push({ node: sn.name, undo: 'deregister' });
+    else if (!r.paused) standbyChores.push({ node: sn.name, undo: 'pause' });
+  }
   const leftover = new Set<string>();
   for (const i of [...rec.intents]) {
     if (inState.has(i.node) && (i.action === 'stop' || i.action === 'start')) {
-      const r = truth.runners.get(i.node);
-      const undone = i.action === 'stop' ? stoppedInState(i.node) && fresh && r !== undefined : stoppedInState(i.node) && !plan.start.includes(i.node) && r !== undefined && (fresh || !r.paused);
-      if (undone) standbyChores.push({ node: i.node, action: i.action, undo: fresh ? 'deregister' : 'pause' });
-      else dropIntents(i.node, [i.action]);
+      if (!standbyChores.some((c) => c.node === i.node)) dropIntents(i.node, [i.action]);
       continue;
     }
     if (inState.has(i.node)) {
@@ -203,15 +205,15 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   for (const c of standbyChores) {
     if (dry) break;
     if (c.undo === 'deregister') {
-      if (await removeRunner(c.node, c.action === 'stop' ? 'its node stopped' : 'its node was not started')) dropIntents(c.node, [c.action]);
+      if (await removeRunner(c.node, 'its node is stopped')) dropIntents(c.node, ['start', 'stop']);
       continue;
     }
     run.check();
     try {
       await step(run, 'pause', () => emitter.pause(c.node));
-      dropIntents(c.node, [c.action]);
+      dropIntents(c.node, ['start', 'stop']);
     } catch (err) {
-      say(`could not pause the runner of ${c.node} (its node was not started): ${(err as Error).message}`);
+      say(`could not pause the runner of ${c.node} (its node is stopped): ${(err as Error).message}`);
     }
   }
 

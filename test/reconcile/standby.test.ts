@@ -366,6 +366,30 @@ describe('standby on GitHub (just-in-time runners)', () => {
     }
   });
 
+  it('removes the registration a crashed start left on a stopped node even when the history that recorded the start is lost', async () => {
+    const { emu, w } = await github();
+    try {
+      await w.cycle();
+      await until(w, (r) => (pool(r)?.stop ?? []).length > 0);
+      const run = emu.addRun('api', [{ labels: ['linux'] }]);
+      const crashed = await w.cycle({ hook: (p, info) => { if (p === 'started' && info.nodes.includes('p-n000')) throw new Error('crash after the registration'); } });
+      expect(pool(crashed)?.error).toMatch(/crash after the registration/);
+      expect(emu.runners.filter((r) => r.name === 'p-n000')).toHaveLength(1);
+      for (const j of emu.jobs) if (j.run_id === run.id) emu.finishJob(j.id); // the job was cancelled meanwhile
+      const lease = await w.history.acquireLease('p', 'wipe', 60_000);
+      if (!lease) throw new Error('no lease');
+      await w.history.deletePool('p', lease);
+      await w.history.releaseLease(lease);
+      const r = await w.cycle();
+      expect(pool(r)?.error).toBeUndefined();
+      expect(pool(r)?.start ?? []).toEqual([]);
+      expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
+      expect(emu.runners.some((x) => x.name === 'p-n000')).toBe(false);
+    } finally {
+      await emu.stop();
+    }
+  });
+
   it('converges after a crash between a stop\'s apply and its record: the stop finishes, the node stays standby', async () => {
     const { emu, w } = await github();
     try {
