@@ -129,7 +129,7 @@ export function withStandby(pool: PoolConfig, standby: number | 'auto' | undefin
   return standby === undefined ? pool : { ...pool, scaling: { ...pool.scaling, standby } };
 }
 
-function parmanuController(pool: PoolConfig, params: SimParams, invariants: Invariants, options: DecideOptions): Controller {
+export function parmanuController(pool: PoolConfig, params: SimParams, invariants: Invariants, options: DecideOptions): Controller {
   const arrivals = new Map<number, number>();
   let since: number | undefined;
   let memory: PoolMemory | undefined;

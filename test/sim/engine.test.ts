@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { peakConcurrency, reactiveController } from '../../src/sim/baselines.js';
 import { runEngine, type Actions, type Controller, type ProbeState } from '../../src/sim/engine.js';
-import { simulatePool, type Invariants } from '../../src/sim/simulate.js';
+import { parmanuController, simulatePool, type Invariants } from '../../src/sim/simulate.js';
+import { dominating, grid } from '../../src/sim/sweep.js';
+import type { NodeView } from '../../src/decide/types.js';
 import { testPool } from '../helpers.js';
 
 const S = 1000;
@@ -125,6 +127,36 @@ describe('engine', () => {
     expect(r.stops).toBeGreaterThanOrEqual(4);
   });
 
+  it('a webhook (growOnly) cycle never shrinks: reactive and Parmanu alike', () => {
+    const node = (name: string, busy: boolean): NodeView => ({ name, createdAt: 0, power: 'running', onlineAt: 60 * S, runner: { online: true, busy, paused: false, jobsStarted: 1 }, lastBusyAt: 60 * S });
+    // Two nodes busy at 60 s, both idle from then on; scale-down after 1 minute.
+    const at = (now: number, growOnly: boolean) => {
+      const busy = now <= 60 * S;
+      return { now, queued: 0, running: busy ? 2 : 0, arrived: 0, nodes: [node('a', busy), node('b', busy)], ...(growOnly ? { growOnly } : {}) };
+    };
+    const reactive = reactiveController(1, 'p', { spare: 0, scaleDownAfterMs: 60 * S });
+    expect(reactive.probe(at(60 * S, false)).destroy).toEqual([]);
+    expect(reactive.probe(at(150 * S, true)).destroy).toEqual([]);
+    expect(reactive.probe(at(150 * S, false)).destroy).toEqual(['a', 'b']);
+    const pool = testPool({ scaling: { predict: false, spare: 0, scaleDownAfter: '1m', minLifetime: '0s' } });
+    const inv: Invariants = { busyDestroys: 0, busyStops: 0, maxExceeded: 0 };
+    const parmanu = parmanuController(pool, { bootMs: 60 * S, probeMs: 30 * S }, inv, {});
+    expect(parmanu.probe(at(60 * S, false)).drain).toEqual([]);
+    expect(parmanu.probe(at(150 * S, true)).drain).toEqual([]);
+    expect([...parmanu.probe(at(150 * S, false)).drain].sort()).toEqual(['a', 'b']);
+  });
+
+  it('reactiveStandby stops an idle node it scales down while its standby is short, and destroys the rest', () => {
+    const idle = (name: string, lastBusyAt: number): NodeView => ({ name, createdAt: 0, power: 'running', onlineAt: 60 * S, runner: { online: true, busy: false, paused: false, jobsStarted: 1 }, lastBusyAt });
+    const ctl = reactiveController(1, 'p', { spare: 0, scaleDownAfterMs: 60 * S, standby: 1 });
+    const out = ctl.probe({ now: 300 * S, queued: 0, running: 0, arrived: 0, nodes: [idle('a', 100 * S), idle('b', 200 * S)] });
+    // The longest idle goes first: a fills the standby (no new node needed for it), b is destroyed.
+    expect(out).toMatchObject({ stop: ['a'], destroy: ['b'], create: [], start: [] });
+    // A demand of one starts it instead of booting a node for the job; one node boots to refill the standby.
+    const next = ctl.probe({ now: 330 * S, queued: 1, running: 0, arrived: 1, nodes: [{ ...idle('a', 100 * S), power: 'stopped', runner: { online: false, busy: false, paused: true } }] });
+    expect(next).toMatchObject({ start: ['a'], create: ['p-s0'], stop: [], destroy: [] });
+  });
+
   it('reactive keeps one spare and removes idle nodes after 10 minutes', () => {
     const r = runEngine([{ queuedAt: 0, durationMs: 60 * S }], reactiveController(1, 'p'), { jobsPerNode: 1, ephemeral: false, bootMs: 90 * S, probeMs: 30 * S });
     expect(r.peakNodes).toBe(2);
@@ -181,5 +213,16 @@ describe('simulatePool', () => {
     // 5 start at 60 s; 3 more at 360 s when the first ones finish.
     expect(Array.from(run.waits.parmanu).slice(0, 8).sort((a, b) => a - b)).toEqual([60, 60, 60, 60, 60, 360, 360, 360]);
     expect(inv).toEqual({ busyDestroys: 0, busyStops: 0, maxExceeded: 0 });
+  });
+});
+
+describe('sweep', () => {
+  it('grids every combination and finds the tunings that beat a result on both axes only', () => {
+    const g = grid([0, 1], [2, 10], [0, 4]);
+    expect(g).toHaveLength(8);
+    expect(g[0]).toEqual({ spare: 0, scaleDownAfterMs: 120 * S, standby: 0 });
+    const row = (waitMeanS: number, costVsOracle: number) => ({ spare: 0, scaleDownAfterMs: 120 * S, standby: 0, waitMeanS, costVsOracle, nodeMinutes: 0, standbyMinutes: 0 });
+    const rows = [row(10, 1.5), row(10, 3), row(30, 1.5), row(20, 2), row(19.9, 1.99)];
+    expect(dominating(rows, { waitMeanS: 20, costVsOracle: 2 })).toEqual([row(10, 1.5), row(19.9, 1.99)]);
   });
 });
