@@ -42,8 +42,9 @@ Options:
                   (e.g. 0.0.0.0:9464, or behind a TLS proxy).
   --metrics-listen HOST:PORT|none
                   the same as --listen (its older name)
-  --json          print one object a cycle: {"ok", "dryRun", "pools": [{pool, observed, desired,
-                  create, drain, destroy, terraform, durationMs, reasons, states, vanished,
+  --json          print one object a cycle: {"ok", "dryRun", "trigger"?, "pools": [{pool, observed,
+                  desired, create, drain, destroy, start, stop (standby nodes started and
+                  stopped), terraform, durationMs, reasons, states, vanished,
                   probe: {ok, partial, reason, ageS, stale} (null: not probed), removed?, error?, skipped?}]}
                   (a failed or stale probe: the pool holds, prints "probe failed: REASON, holding")
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
@@ -203,14 +204,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
 function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string>; webhook?: boolean }): void {
   if (o.json) {
-    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, start: p.start ?? [], stop: p.stop ?? [], terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');
   for (const p of result.pools) {
     const uncounted = o.credentialFiles.has(p.pool) && p.create.length ? ` (+${p.create.length} runner credential file${p.create.length === 1 ? '' : 's'} not counted: a dry run registers no runner)` : '';
     const tf = !p.terraform.ran ? 'terraform not run' : o.dryRun ? `terraform plan +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}, not applied${uncounted}` : `terraform +${p.terraform.add} ~${p.terraform.change} -${p.terraform.destroy}`;
-    const nodes = o.dryRun ? `${p.observed.nodes} → ${p.desired} nodes, would create ${p.create.length}, drain ${p.drain.length}, destroy ${p.destroy.length}; ${tf}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}), ${tf}`;
+    const starts = p.start?.length ?? 0;
+    const stops = p.stop?.length ?? 0;
+    const standby = o.dryRun ? `${starts ? `, start ${starts}` : ''}${stops ? `, stop ${stops}` : ''}` : `${starts ? ` start ${starts}` : ''}${stops ? ` stop ${stops}` : ''}`;
+    const nodes = o.dryRun ? `${p.observed.nodes} → ${p.desired} nodes, would create ${p.create.length}, drain ${p.drain.length}, destroy ${p.destroy.length}${standby}; ${tf}` : `${p.observed.nodes} → ${p.desired} nodes (+${p.create.length} drain ${p.drain.length} -${p.destroy.length}${standby}), ${tf}`;
     const state = p.error ? `FAILED: ${p.error}` : p.skipped ? `skipped: ${p.skipped}` : nodes;
     // A pool whose probe failed or is stale holds: its zero jobs are not a reading.
     const probe = p.probe;

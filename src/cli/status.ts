@@ -16,7 +16,8 @@ const HELP = `Usage: parmanu status [--policy PATH] [--pool NAME] [--json]
 Each pool's nodes — from its Terraform state, joined with the runners that carry the pool's
 ownership marker and with the history — and each node's lifecycle state: booting, ready, busy,
 outdated (its spec differs from the policy), broken (its runner never came online, or has been
-offline longer than bootTimeout), draining. Pools removed from the policy that still have nodes
+offline longer than bootTimeout), spent (an ephemeral node that ran its job), draining, standby
+(stopped, kept ready to start: scaling.standby). Pools removed from the policy that still have nodes
 are listed too (the next reconcile drains and destroys them). Reads only: runs no terraform for
 local backends, and \`terraform state pull\` for remote ones that reconcile has initialized.
 

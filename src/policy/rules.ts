@@ -207,6 +207,9 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     if (pool.scaling.standby !== 0 && platform?.type === 'aws' && pool.machine.spot) {
       at(id, ['scaling', 'standby'], `standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool`);
     }
+    if (pool.scaling.standby !== 0 && kind === 'github' && pool.machine.os === 'windows') {
+      at(id, ['scaling', 'standby'], 'is not supported on Windows GitHub pools: a node started from standby needs a fresh runner registration, and the Windows bootstrap registers its runner only at first boot; remove scaling.standby for this pool');
+    }
     if (kind === 'github' && pool.runner.jobsPerNode > 1) {
       at(id, ['runner', 'jobsPerNode'], `a GitHub runner runs one job at a time: with jobsPerNode: ${pool.runner.jobsPerNode} the pool would start one node for every ${pool.runner.jobsPerNode} jobs and the others would wait; remove it (1 is the default) and raise scaling.max for more jobs at once`);
     }

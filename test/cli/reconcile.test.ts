@@ -35,7 +35,7 @@ describe('parmanu reconcile', () => {
     expect(a.ok).toBe(true);
     expect(a.dryRun).toBe(false);
     const linux = a.pools.find((p) => p.pool === 'demo-linux') as { probe: unknown; create: string[]; terraform: { ran: boolean; add: number }; observed: Record<string, number>; durationMs: number; reasons: string[] };
-    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'probe', 'reasons', 'states', 'terraform', 'vanished']);
+    expect(Object.keys(linux).sort()).toEqual(['create', 'desired', 'destroy', 'drain', 'durationMs', 'observed', 'pool', 'probe', 'reasons', 'start', 'states', 'stop', 'terraform', 'vanished']);
     expect(linux.probe).toEqual({ ok: true, partial: false, reason: null, ageS: expect.any(Number) as number, stale: false });
     expect(Object.keys(linux.observed).sort()).toEqual(['busy', 'nodes', 'queued', 'running']);
     expect(linux.create.length).toBeGreaterThan(0);

@@ -62,6 +62,11 @@ describe('scaling.standby', () => {
       '  a: { emitter: gl, platform: aws, machine: { type: c6i.large, image: ami-0123456789abcdef0, spot: true }, scaling: { standby: auto } }',
       'x.yaml:9:128: pools.a.scaling.standby: standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool',
     ],
+    [
+      'standby on a Windows GitHub pool',
+      '  a: { emitter: gh, platform: lab, machine: { os: windows }, scaling: { standby: 1 } }',
+      'x.yaml:9:82: pools.a.scaling.standby: is not supported on Windows GitHub pools: a node started from standby needs a fresh runner registration, and the Windows bootstrap registers its runner only at first boot; remove scaling.standby for this pool',
+    ],
     ['standby above max (a warning)', '  a: { emitter: gl, platform: lab, scaling: { max: 2, standby: 3 } }', 'x.yaml:9:64: warning: pools.a.scaling.standby: standby (3) is greater than max (2): no more than max nodes could ever start from it'],
   ])('%s', (_name, pool, line) => {
     const r = load(policy({ pool }));
