@@ -131,7 +131,10 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
         }
       }
       if (input.history) {
-        const fopts: ForecastOptions = { ...DEFAULT_FORECAST, ...options.forecast };
+        const base: ForecastOptions = { ...DEFAULT_FORECAST, ...options.forecast };
+        // With standby, a job that finds no warm node waits for a start, not a boot: warm nodes
+        // are kept for likelier bursts only.
+        const fopts: ForecastOptions = s.standby !== 0 ? { ...base, threshold: Math.max(base.threshold, STANDBY_WARM_THRESHOLD) } : base;
         // The rate model moves with the time of day: recomputed every FORECAST_STEP_MS. The
         // recurring check looks only a few minutes ahead: recomputed every history bucket.
         const rateStep = Math.floor(now / FORECAST_STEP_MS);
@@ -380,6 +383,9 @@ function isBroken(n: NodeView, now: number, bootTimeoutMs: number): boolean {
   if (onlineAt === undefined) return now - Math.max(n.createdAt, n.startedAt ?? -Infinity) >= bootTimeoutMs;
   return n.offlineSince !== undefined && n.offlineSince >= onlineAt && now - n.offlineSince >= bootTimeoutMs;
 }
+
+/** The warm-node threshold (ForecastOptions.threshold) of a pool with standby. */
+export const STANDBY_WARM_THRESHOLD = 0.2;
 
 /** A fresh node's boot, when neither the caller nor the pool's nodes tell it. */
 export const DEFAULT_BOOT_MS = 90_000;

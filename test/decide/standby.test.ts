@@ -331,10 +331,11 @@ describe('decide: standby auto (sized from history)', () => {
     expect(plan.standby).toBe(12);
   });
 
-  it('uses the forecast options it is given (threshold)', () => {
-    const h = officeHistory(1, 60);
-    expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.99 })).toBe(0);
-    expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.01 })).toBe(1);
+  it('is not gated on the likelihood of a burst (a rare burst still gets its standby), and uses the options it is given', () => {
+    const h = officeHistory(3, 60);
+    expect(standbyForecast(h, T0, 90_000, { ...DEFAULT_FORECAST, threshold: 0.99 })).toBe(3);
+    // The neighbourhood looked at: the hour ahead (spreadMs) on comparable days.
+    expect(standbyForecast(h, T0 + 10 * MIN, 90_000, { ...DEFAULT_FORECAST, spreadMs: 30 * MIN, recentMs: 5 * MIN })).toBe(0);
   });
 });
 
@@ -354,3 +355,32 @@ describe('observedBootMs', () => {
     expect(plan.standby).toBe(12);
   });
 });
+
+describe('warm nodes of a pool with standby', () => {
+  /** 12 bursts of 4 in the hour ahead over 10 past weekdays, and one in today's last hour: a burst in the next 10 minutes is about 17% likely. */
+  function history(): DemandHistory {
+    const arrivals = new Map<number, number>();
+    const day = 86_400_000;
+    let since = Math.floor(T0 / MIN);
+    for (let d = 1, n = 0; n < 10; d++) {
+      const t = T0 - d * day;
+      const wd = new Date(t).getUTCDay();
+      if (wd === 0 || wd === 6) continue;
+      for (const m of n < 2 ? [10, 40] : [30]) arrivals.set(Math.floor((t + m * MIN) / MIN), 4);
+      n++;
+      since = Math.floor((t - (t % day)) / MIN);
+    }
+    arrivals.set(Math.floor((T0 - 30 * MIN) / MIN), 4);
+    return { bucketMs: MIN, arrivals, since };
+  }
+
+  it('are kept for likelier bursts only: a miss waits for a start, not a boot', () => {
+    const without = run({ predict: true }, [], obs(0, 0), { history: history() });
+    expect(without.desired).toBe(4);
+    expect(without.reasons.join('\n')).toMatch(/predict: a burst in the next 10m is 17% likely .* keeping 4 warm/);
+    const withStandby = run({ predict: true, standby: 2 }, [], obs(0, 0), { history: history() });
+    expect(withStandby.desired).toBe(0);
+    expect(withStandby.reasons.join('\n')).not.toMatch(/keeping \d+ warm/);
+  });
+});
+
