@@ -34,7 +34,7 @@ export const simulateGoals: BenchCase = {
     const w = g.webhook;
     return [
       { name: 'simulate-goals', value: round(s, 1), unit: 's', note: `Parmanu twice and ${w.sweep.length + g.poll.sweep.length} reactive tunings on 16376 jobs` },
-      ...figures('simulate-webhook-standby', w.parmanu, w.sweep, `goal ≤ ${GOALS.waitMeanS} s at ≤ ${GOALS.costVsOracle}×: ${g.met.wait && g.met.cost ? 'met' : 'missed'}; reactive tunings that beat it on both axes: ${w.beaten.length}`),
+      ...figures('simulate-webhook-standby', w.parmanu, w.sweep, `goal ≤ ${GOALS.waitMeanS} s at ≤ ${GOALS.costVsOracle}×: ${g.met.wait && g.met.cost ? 'met' : g.met.wait ? 'the wait met, the cost missed' : g.met.cost ? 'the cost met, the wait missed' : 'missed'}; reactive tunings that beat it on both axes: ${w.beaten.length}`),
       ...figures('simulate-poll', g.poll.parmanu, g.poll.sweep, `reactive tunings that beat it on both axes: ${g.poll.beaten.length}`),
     ];
   },
