@@ -60,6 +60,13 @@ export interface NodeView {
    * run: execute resets them on start.
    */
   startedAt?: number;
+  /**
+   * Starts from standby that failed in a row (an apply that tried to start it failed: no capacity
+   * in the zone, a quota), and when the last one did. decide starts it again only after a pause,
+   * and destroys it after `MAX_START_FAILURES`.
+   */
+  startFailures?: number;
+  startFailedAt?: number;
 }
 
 /** Why a node drains. */
