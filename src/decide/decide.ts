@@ -95,6 +95,8 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const partial = !hold && obs.partial;
   // A webhook-driven cycle only grows: the polls that follow do the rest.
   const growOnly = input.growOnly === true;
+  // A removed pool's nodes all go, but only on a complete observation and never in a webhook cycle.
+  const retiring = input.removed === true && !hold && !partial && !growOnly;
   if (hold) {
     reasons.push(
       obs === undefined
@@ -210,7 +212,8 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     const window = (input.memory?.standbyTargets ?? []).filter((t) => t.at > now - s.scaleDownAfterMs && t.at <= now);
     if (!hold && !growOnly) window.push({ at: now, nodes: raw });
     memory.standbyTargets = window;
-    standby = Math.max(raw, ...window.map((t) => t.nodes));
+    // No more than max could ever start from it.
+    standby = Math.min(s.max, Math.max(raw, ...window.map((t) => t.nodes)));
     if (s.standby === 'auto') reasons.push(input.history ? `standby auto: ${standby} (the burst expected within one boot at this time${standby > raw ? `, held for ${fmt(s.scaleDownAfterMs)}` : ''})` : `standby auto: ${standby} (no load history yet)`);
   }
 
@@ -236,18 +239,24 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     for (const n of spent) newDrain(n, 'spent');
     if (spent.length) reasons.push(`replacing ${spent.length} ephemeral node${spent.length === 1 ? '' : 's'} that finished ${spent.length === 1 ? 'its job' : 'their jobs'}`);
   }
-  if (input.removed && !hold) {
+  if (retiring) {
     // Pausing a busy runner lets its job finish and gives it no other: every node drains.
     for (const n of [...inService, ...filling]) newDrain(n, 'removed');
   }
   // Standby that is outdated (or too old) goes first: it serves nothing, so it is free to replace;
   // a removed pool's all go. Stopped runners are paused: nothing can land on them.
   const standbyOutdated = input.removed ? stopped : stopped.filter(isOutdated);
-  if ((mayShrink || (input.removed && !hold)) && standbyOutdated.length) {
+  // A standby node whose starts keep failing (no capacity in its zone, a quota) goes too.
+  const unstartable = input.removed ? [] : stopped.filter((n) => !isOutdated(n) && (n.startFailures ?? 0) >= MAX_START_FAILURES);
+  if ((mayShrink || retiring) && standbyOutdated.length) {
     destroy.push(...standbyOutdated.map((n) => n.name));
     if (!input.removed) reasons.push(`replacing ${standbyOutdated.length} outdated standby node${standbyOutdated.length === 1 ? '' : 's'}`);
   }
-  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !standbyOutdated.includes(n));
+  if (mayShrink && unstartable.length) {
+    destroy.push(...unstartable.map((n) => n.name));
+    reasons.push(`replacing ${unstartable.length} standby node${unstartable.length === 1 ? '' : 's'} that failed to start ${MAX_START_FAILURES} times`);
+  }
+  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !standbyOutdated.includes(n) && !unstartable.includes(n));
   // Nodes that have booted once to become standby are drained (paused) now, stopped once idle.
   const filled = mayShrink && !input.removed ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
   for (const n of filled) newDrain(n, 'standby');
@@ -269,14 +278,16 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     else reasons.push(`rollout: ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} wait${outdated.length === 1 ? 's' : ''} (${inFlight} already draining or booting, maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
   }
   const rolled = new Set(rollout.map((n) => n.name));
-  const serving = input.removed && !hold ? [] : inService.filter((n) => !rolled.has(n.name));
+  const serving = retiring ? [] : inService.filter((n) => !rolled.has(n.name));
 
   // Nodes drained in an earlier cycle: resume scale-down drains if capacity is short, else destroy when idle.
   let short = desired - serving.length;
   // Standby is refilled only while demand is met: after a burst, its drained nodes become standby.
   const growing = short > 0;
+  // Drained for scale-down or to become standby, and not an ephemeral node that ran its job: fit to serve again.
+  const reusable = (n: NodeView) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1);
   const resumable = draining
-    .filter((n) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && isRegistered(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1))
+    .filter((n) => reusable(n) && isRegistered(n))
     .sort((a, b) => b.createdAt - a.createdAt);
   for (const n of resumable) {
     if (short <= 0 || hold) break;
@@ -287,8 +298,11 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // Then standby, newest first: a start is faster than a fresh boot. Within max (standby is on top of it).
   const runningAfterResume = running.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
   if (!input.removed) {
-    const room = Math.max(0, s.max - runningAfterResume);
-    for (const n of [...standbyOk].sort((a, b) => b.createdAt - a.createdAt)) {
+    const room = Math.max(0, Math.min(s.max - runningAfterResume, s.maxStep));
+    // A node whose last start failed waits START_RETRY_MS before it is tried again: creates take its place.
+    const startable = standbyOk.filter((n) => n.startFailedAt === undefined || now - n.startFailedAt >= START_RETRY_MS);
+    if (short > 0 && startable.length < standbyOk.length) reasons.push(`${standbyOk.length - startable.length} standby node${standbyOk.length - startable.length === 1 ? '' : 's'} failed to start recently: not started again before ${fmt(START_RETRY_MS)}`);
+    for (const n of [...startable].sort((a, b) => b.createdAt - a.createdAt)) {
       if (short <= 0 || start.length >= room) break;
       start.push(n.name);
       short--;
@@ -298,14 +312,14 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   let standbyNow = standbyOk.length - start.length;
   // Drained nodes that will be idle standby material: booted (online since their last start), not
   // outdated, not an ephemeral node that ran its job, drained for scale-down or to become standby.
-  const mayStandby = (n: NodeView) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && onlineSinceStart(n) !== undefined && !isOutdated(n) && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1);
+  const mayStandby = (n: NodeView) => reusable(n) && onlineSinceStart(n) !== undefined && !isOutdated(n);
   // Destroyed (or stopped) only once its runner is seen paused (or its registration gone): a runner
   // that a crash or a failed call left unpaused could take a job after the last idle check.
   const pausedNow = (n: NodeView) => n.runner === undefined || n.runner.paused;
   const firstDestroy = destroy.length;
   for (const n of draining) {
     if (resume.includes(n.name)) continue;
-    if ((mayShrink || (input.removed && !hold)) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) {
+    if ((mayShrink || retiring) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) {
       if (!input.removed && standbyNow < standby && mayStandby(n)) {
         stop.push(n.name);
         standbyNow++;
@@ -328,9 +342,10 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   if (short > 0 && !input.removed) {
     const existingAfter = running.length + start.length - stop.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
     const room = Math.max(0, s.max - existingAfter);
-    const n = Math.min(short, s.maxStep, room);
+    const step = s.maxStep - start.length;
+    const n = Math.min(short, step, room);
     for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
-    if (n < short) reasons.push(n === s.maxStep ? `adding ${n} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and max is ${s.max}`);
+    if (n < short) reasons.push(n === step ? `adding ${n + start.length} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and max is ${s.max}`);
   } else if (short < 0 && mayShrink && !input.removed) {
     const want = -short;
     const victims = serving
@@ -383,6 +398,11 @@ function isBroken(n: NodeView, now: number, bootTimeoutMs: number): boolean {
   if (onlineAt === undefined) return now - Math.max(n.createdAt, n.startedAt ?? -Infinity) >= bootTimeoutMs;
   return n.offlineSince !== undefined && n.offlineSince >= onlineAt && now - n.offlineSince >= bootTimeoutMs;
 }
+
+/** Failed starts from standby after which the stopped node is replaced. */
+export const MAX_START_FAILURES = 3;
+/** How long after a failed start a standby node is not started again. */
+export const START_RETRY_MS = 5 * 60_000;
 
 /** The warm-node threshold (ForecastOptions.threshold) of a pool with standby. */
 export const STANDBY_WARM_THRESHOLD = 0.2;

@@ -58,6 +58,7 @@ const inputArb = fc
     held: fc.array(fc.record({ agoS: fc.integer({ min: 1, max: 1200 }), nodes: fc.integer({ min: 0, max: 30 }) }), { maxLength: 5 }),
     standby: fc.integer({ min: 0, max: 4 }),
     growOnly: fc.boolean(),
+    removed: fc.integer({ min: 0, max: 4 }),
     filling: fc.array(fc.integer({ min: 0, max: 24 }), { maxLength: 4 }),
   })
   .chain((r) => fc.tuple(fc.constant(r), fc.tuple(...Array.from({ length: r.nodeCount }, (_, i) => nodeArb(i)))));
@@ -80,6 +81,7 @@ function build([r, nodes]: Generated): DecideInput {
     memory: { targets: r.held.map((h) => ({ at: T0 - h.agoS * 1000, nodes: h.nodes })), filling: r.filling.map((i) => `p-${i}`) },
     newId: (i) => `new${i}`,
     ...(r.growOnly ? { growOnly: true } : {}),
+    ...(r.removed === 0 ? { removed: true } : {}),
   };
 }
 
@@ -99,7 +101,8 @@ describe('decide invariants', () => {
         if (plan.create.length - fill + plan.start.length > 0) expect(runningAfter).toBeLessThanOrEqual(input.pool.scaling.max);
         expect(fill).toBeLessThanOrEqual(plan.standby);
         expect(plan.desired).toBeLessThanOrEqual(input.pool.scaling.max);
-        expect(plan.create.length).toBeLessThanOrEqual(input.pool.scaling.maxStep);
+        expect(plan.create.length + plan.start.length).toBeLessThanOrEqual(input.pool.scaling.maxStep);
+        expect(plan.standby).toBeLessThanOrEqual(input.pool.scaling.max);
       }),
       RUNS,
     );

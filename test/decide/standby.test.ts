@@ -240,6 +240,42 @@ const TABLE: Row[] = [
     want: { desired: 2, drain: ['p-c'], stop: [], destroy: [], create: 0, keep: ['p-a', 'p-b', 'p-x'] },
   },
   {
+    name: 'starts within maxStep, with creates sharing it',
+    scaling: { standby: 8, maxStep: 2, max: 50 },
+    nodes: Array.from({ length: 8 }, (_, i) => stopped(`p-s${i}`, 60 + i)),
+    observation: obs(30, 0),
+    want: { start: ['p-s0', 'p-s1'], create: 0, reason: /adding 2 this cycle \(maxStep 2\)/ },
+  },
+  {
+    name: 'a standby node whose start failed recently is not started again: a node is created instead',
+    scaling: { standby: 2 },
+    nodes: [stopped('p-f', 30, { startFailures: 1, startFailedAt: T0 - 2 * MIN }), stopped('p-ok', 90)],
+    observation: obs(2, 0),
+    want: { start: ['p-ok'], create: 1, keep: ['p-f'], reason: /1 standby node failed to start recently: not started again before 5m/ },
+  },
+  {
+    name: '… and is tried again after the pause',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-f', 30, { startFailures: 2, startFailedAt: T0 - 6 * MIN })],
+    observation: obs(1, 0),
+    want: { start: ['p-f'], create: 0 },
+  },
+  {
+    name: 'a standby node that failed to start 3 times is replaced',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-f', 30, { startFailures: 3, startFailedAt: T0 - 20 * MIN })],
+    observation: obs(0, 0),
+    want: { destroy: ['p-f'], start: [], create: 1, filling: ['p-n0'], reason: /replacing 1 standby node that failed to start 3 times/ },
+  },
+  {
+    name: 'a growOnly cycle of a removed pool drains and destroys nothing',
+    scaling: { standby: 1 },
+    growOnly: true,
+    nodes: [idle('p-a'), drained(idle('p-b')), stopped('p-s')],
+    observation: obs(0, 0),
+    want: { drain: ['p-b'], destroy: [], stop: [], keep: ['p-a', 'p-s'] },
+  },
+  {
     name: 'a removed pool destroys its standby with the rest',
     scaling: { standby: 2 },
     nodes: [stopped('p-s'), idle('p-a')],
@@ -250,7 +286,7 @@ const TABLE: Row[] = [
 
 describe('decide: standby', () => {
   it.each(TABLE)('$name', (row) => {
-    const removed = row.name.startsWith('a removed pool');
+    const removed = row.name.startsWith('a removed pool') || row.name.includes('of a removed pool');
     const plan = run(row.scaling ?? {}, row.nodes, row.observation, { runner: row.runner, ...(row.memory ? { memory: row.memory } : {}), ...(row.growOnly ? { growOnly: true } : {}), ...(removed ? { removed: true } : {}) });
     const w = row.want;
     if (w.desired !== undefined) expect(plan.desired).toBe(w.desired);
@@ -347,6 +383,12 @@ describe('observedBootMs', () => {
     expect(observedBootMs([n('a', 60), n('b', 200), n('c', 90)])).toBe(90_000);
     // A started node's online time measures its start, not a boot; a booting node has none.
     expect(observedBootMs([n('a', 60), n('b', 5, { startedAt: T0 - MIN }), { name: 'c', createdAt: T0 }])).toBe(60_000);
+  });
+
+  it('is never more than max: no more could ever start', () => {
+    const plan = run({ standby: 'auto', max: 5, maxStep: 50 }, [], obs(0, 0), { history: officeHistory(60, 1) });
+    expect(plan.standby).toBe(5);
+    expect(plan.create).toHaveLength(5);
   });
 
   it('sizes standby auto when the caller gives no boot time', () => {
