@@ -6,7 +6,8 @@
  *
  * - GitHub `workflow_job` (`X-GitHub-Event`): `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of
  *   the raw body with the webhook's secret. `action` is `queued`, `in_progress`, `completed` (also
- *   `waiting`); `workflow_job.labels` are the job's `runs-on` labels; `ping` is GitHub's test
+ *   `waiting`: held by a deployment protection rule); only `queued` and `in_progress` are read into
+ *   a Job, the others are ignored; `workflow_job.labels` are the job's `runs-on` labels; `ping` is GitHub's test
  *   delivery. The delivery id is `X-GitHub-Delivery`.
  * - GitLab job events (`X-Gitlab-Event: Job Hook`, `object_kind: build`): `X-Gitlab-Token` is the
  *   webhook's secret token itself. `build_status` is `created`, `pending` (queued), `running`, then
@@ -47,9 +48,20 @@ function sameSecret(a: string | Buffer, b: string | Buffer): boolean {
   return timingSafeEqual(ha, hb);
 }
 
+const SIGNATURE = /^sha256=([0-9a-fA-F]{64})$/;
+
+/**
+ * Whether a delivery's credential header can be right before its body is read: GitLab's token is
+ * the secret itself (checked in full here), GitHub's signature must at least be `sha256=<64 hex>`.
+ * A delivery failing this is refused without reading its body.
+ */
+export function credentialPlausible(kind: WebhookKind, secret: string, headers: Headers): boolean {
+  return kind === 'github' ? SIGNATURE.test(one(headers, 'x-hub-signature-256')?.trim() ?? '') : verifyGitlabToken(secret, one(headers, 'x-gitlab-token'));
+}
+
 /** GitHub: `sha256=<64 hex>` is the HMAC-SHA256 of the raw body with the secret. */
 export function verifyGithubSignature(secret: string, body: Buffer, header: string | undefined): boolean {
-  const m = /^sha256=([0-9a-fA-F]{64})$/.exec(header?.trim() ?? '');
+  const m = SIGNATURE.exec(header?.trim() ?? '');
   const expected = createHmac('sha256', secret).update(body).digest();
   // A missing or misshapen header is compared too (with a value that cannot match), so that it costs the same.
   const given = m ? Buffer.from(m[1] as string, 'hex') : Buffer.alloc(32);
@@ -147,6 +159,11 @@ export function readDelivery(emitter: EmitterConfig, headers: Headers, body: Buf
       if (repository.owner.login.toLowerCase() !== emitter.owner.toLowerCase()) return { type: 'ignored', delivery, reason: 'a repository of another owner' };
       if (emitter.repos && !emitter.repos.some((r) => r.toLowerCase() === repository.name.toLowerCase())) return { type: 'ignored', delivery, reason: 'a repository the emitter does not read' };
     }
+    // `queued`: waits for a runner; `in_progress`: a runner has it. `completed` is a finished job and
+    // `waiting` one held by a deployment protection rule (not yet runnable): neither is a Job to act on.
+    if (action === 'completed') return { type: 'ignored', delivery, reason: 'the job completed' };
+    if (action === 'waiting') return { type: 'ignored', delivery, reason: 'the job waits for a deployment approval' };
+    if (action !== 'queued' && action !== 'in_progress') return { type: 'ignored', delivery, reason: `action ${action} is not queued or in_progress` };
     const status: Job['status'] = action === 'queued' ? 'queued' : 'running';
     const job: Job = { id: String(wj.id), labels: wj.labels, status, queuedAt: parseTime(wj.created_at, now), ...(wj.started_at ? { startedAt: parseTime(wj.started_at, now) } : {}), ...(wj.runner_name ? { runner: wj.runner_name } : {}) };
     return { type: 'job', delivery: delivery ?? `job-${wj.id}-${action}`, job, labelsKnown: true, action };

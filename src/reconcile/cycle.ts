@@ -112,7 +112,7 @@ export interface CycleEvent {
   msg: string;
   pool?: string;
   emitter?: string;
-  step?: 'probe' | 'observe' | 'decide' | 'pause' | 'register' | 'idle-check' | 'terraform-init' | 'terraform-state' | 'terraform-plan' | 'terraform-show' | 'terraform-apply' | 'deregister';
+  step?: 'probe' | 'observe' | 'decide' | 'pause' | 'register' | 'idle-check' | 'terraform-init' | 'terraform-state' | 'terraform-plan' | 'terraform-show' | 'terraform-apply' | 'terraform-refresh' | 'deregister';
   durationMs?: number;
   [key: string]: unknown;
 }

@@ -390,7 +390,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         // Saved to the state now, so that the next cycle's state pull no longer lists them.
         if (!dry) {
           await run.checkpoint();
-          await step(run, 'terraform-apply', () => deps.terraform.refreshOnly(run.dir, planEnv));
+          await step(run, 'terraform-refresh', () => deps.terraform.refreshOnly(run.dir, planEnv));
         }
         continue;
       }

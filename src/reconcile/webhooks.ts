@@ -4,19 +4,25 @@
  * `webhook: { secret }`; and the watch loop, which polls at the probe interval and, between two
  * polls, runs a grow-only cycle for the pools a verified event for a queued job matches.
  *
- * A delivery is answered before any cycle runs: 202 once verified, read and its delivery id
- * claimed in the history store (a repeated id does nothing twice); 401 for a bad signature or token
- * (no detail), 413 past 1 MiB (nothing more is read), 400 for a body that is not the event, 404 for
- * an emitter without webhooks, 405 for anything but POST. Events are collected for `debounceMs`
- * after the last one (at most `maxWaitMs` after the first), so a burst makes one cycle. The event
+ * A delivery is answered before any cycle runs: 202 once verified, read and both its delivery id
+ * and its body's SHA-256 claimed in the history store (a repeated id does nothing twice, and neither
+ * does a signed body resent under a new id: the signature covers the body, not the id); 401 for a
+ * bad signature or token (no detail; a wrong GitLab token or a GitHub signature header that is not
+ * `sha256=<64 hex>` is refused before any of the body is read), 413 past 1 MiB (nothing more is
+ * read), 400 for a body that is not the event, 404 for an emitter without webhooks, 405 for anything
+ * but POST. The listener takes at most MAX_CONNECTIONS connections at once and gives a request 10 s.
+ * Events are collected for `debounceMs` after the last one (at most `maxWaitMs` after the first),
+ * so a burst makes one cycle, and a pool's webhook cycles start at least `minGapMs` after its
+ * previous one ended, so a flood of distinct valid events cannot run probes back to back. The event
  * only wakes the loop early: its cycle still probes the emitter, and what the probe sees decides.
  * A webhook cycle only grows pools (`growOnly`); polling stays the backstop for lost deliveries
  * and the only way a pool shrinks.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { assignJobs } from '../decide/match.js';
-import { readDelivery, verifyDelivery, type WebhookKind } from '../emitters/webhooks.js';
+import { credentialPlausible, readDelivery, verifyDelivery, type WebhookKind } from '../emitters/webhooks.js';
 import type { HistoryStore } from '../history/types.js';
 import type { EmitterConfig, Policy } from '../policy/types.js';
 import { reconcileOnce, type CycleEvent, type CycleResult, type ReconcileDeps } from './cycle.js';
@@ -24,8 +30,12 @@ import type { ReconcileMetrics, WebhookResult } from './metrics.js';
 
 /** The largest body accepted (GitHub caps its payloads at 25 MB; job events are a few KiB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
-/** How long a claimed delivery id is kept. */
+/** How long a claimed delivery id (and body digest) is kept. */
 export const DELIVERY_TTL_MS = 24 * 3_600_000;
+/** Connections the listener holds at once (more are closed as they arrive). */
+export const MAX_CONNECTIONS = 256;
+/** The least time between the end of a pool's webhook cycle and the start of its next one. */
+export const MIN_WEBHOOK_GAP_MS = 2000;
 
 export interface WebhookTarget {
   emitter: EmitterConfig & { type: WebhookKind };
@@ -42,14 +52,28 @@ export interface WakeEvent {
 
 /**
  * Collects events until a cycle is due: `debounceMs` after the last one, or `maxWaitMs` after
- * the first, whichever comes first.
+ * the first, whichever comes first; and, per pool, no sooner than `minGapMs` after the end of
+ * that pool's previous webhook cycle (`ran`).
  */
 export class WakeQueue {
   private events: WakeEvent[] = [];
+  /** When each pool's last webhook cycle ended (wall clock). */
+  private readonly ended = new Map<string, number>();
   constructor(
     readonly debounceMs = 300,
     readonly maxWaitMs = 2000,
+    readonly minGapMs = MIN_WEBHOOK_GAP_MS,
   ) {}
+
+  /** A webhook cycle for `pools` ended at `at`. */
+  ran(pools: readonly string[], at: number): void {
+    for (const p of pools) this.ended.set(p, at);
+  }
+
+  /** When a webhook cycle for the pool may start. */
+  private readyAt(pool: string): number {
+    return (this.ended.get(pool) ?? -Infinity) + this.minGapMs;
+  }
 
   add(e: WakeEvent): void {
     this.events.push(e);
@@ -64,13 +88,29 @@ export class WakeQueue {
     const first = this.events[0];
     const last = this.events.at(-1);
     if (!first || !last) return undefined;
-    return Math.min(last.at + this.debounceMs, first.at + this.maxWaitMs);
+    const ready = Math.min(...this.events.flatMap((e) => e.pools.map((p) => this.readyAt(p))));
+    return Math.max(Math.min(last.at + this.debounceMs, first.at + this.maxWaitMs), ready);
   }
 
-  /** Every event collected so far, and forgets them. */
-  take(): WakeEvent[] {
-    const out = this.events;
-    this.events = [];
+  /**
+   * The events collected so far, for the pools whose gap has passed at `now` (every pool without
+   * `now`: a polling cycle covers them all), and forgets them; the rest wait for their pools' gap.
+   */
+  take(now?: number): WakeEvent[] {
+    if (now === undefined) {
+      const out = this.events;
+      this.events = [];
+      return out;
+    }
+    const out: WakeEvent[] = [];
+    const keep: WakeEvent[] = [];
+    for (const e of this.events) {
+      const ready = e.pools.filter((p) => this.readyAt(p) <= now);
+      const later = e.pools.filter((p) => this.readyAt(p) > now);
+      if (ready.length) out.push({ ...e, pools: ready });
+      if (later.length) keep.push({ ...e, pools: later });
+    }
+    this.events = keep;
     return out;
   }
 }
@@ -104,6 +144,8 @@ export class WebhookReceiver {
       drain(req);
       return void reply(res, 405, 'POST only\n', { allow: 'POST' });
     }
+    // A credential that cannot be right is refused before any of the body is read (nothing buffered for it).
+    if (!credentialPlausible(target.emitter.type, target.secret, req.headers)) return this.unauthorized(req, res, target, true);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BODY_BYTES) return this.tooLarge(req, res, name);
     const chunks: Buffer[] = [];
@@ -140,13 +182,20 @@ export class WebhookReceiver {
     res.end('body too large\n', () => req.socket.destroy());
   }
 
+  /** 401, without detail; `unread`: the body was not read, the connection closes once the answer is out. */
+  private unauthorized(req: IncomingMessage, res: ServerResponse, target: WebhookTarget, unread: boolean): void {
+    const name = target.emitter.name;
+    this.count(name, 'bad_signature');
+    this.o.log?.({ level: 'warn', msg: `webhook ${name}: a delivery with a bad ${target.emitter.type === 'github' ? 'signature' : 'token'} refused`, emitter: name });
+    if (!unread) return void reply(res, 401, 'unauthorized\n');
+    req.pause();
+    res.writeHead(401, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('unauthorized\n', () => req.socket.destroy());
+  }
+
   private async delivered(target: WebhookTarget, body: Buffer, req: IncomingMessage, res: ServerResponse, at: number): Promise<void> {
     const name = target.emitter.name;
-    if (!verifyDelivery(target.emitter.type, target.secret, req.headers, body)) {
-      this.count(name, 'bad_signature');
-      this.o.log?.({ level: 'warn', msg: `webhook ${name}: a delivery with a bad ${target.emitter.type === 'github' ? 'signature' : 'token'} refused`, emitter: name });
-      return void reply(res, 401, 'unauthorized\n');
-    }
+    if (!verifyDelivery(target.emitter.type, target.secret, req.headers, body)) return this.unauthorized(req, res, target, false);
     const event = readDelivery(target.emitter, req.headers, body, at);
     if (event.type === 'malformed') {
       this.count(name, 'malformed');
@@ -173,7 +222,13 @@ export class WebhookReceiver {
     }
     let first: boolean;
     try {
-      first = await this.o.history.claimDelivery(name, event.delivery, this.o.deliveryTtlMs ?? DELIVERY_TTL_MS);
+      // The id and the body both: a signed body resent under a fresh id (the signature does not cover
+      // the id) is a repeat too. GitHub's and GitLab's own redeliveries carry the identical body.
+      const ttl = this.o.deliveryTtlMs ?? DELIVERY_TTL_MS;
+      // (The space keeps a digest's key apart from every delivery id: ids are printable ASCII without spaces.)
+      const digest = `body sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const claims = await Promise.all([this.o.history.claimDelivery(name, event.delivery, ttl), this.o.history.claimDelivery(name, digest, ttl)]);
+      first = claims.every(Boolean);
     } catch (err) {
       // Without the history a repeat cannot be told: the platform sees a failure, polling takes over.
       this.o.log?.({ level: 'warn', msg: `webhook ${name}: cannot record the delivery (${(err as Error).message}); refused with 503, the next probe sees the job`, emitter: name });
@@ -215,14 +270,16 @@ export class Listener {
   constructor(
     private readonly metrics: ReconcileMetrics,
     private readonly receiver?: WebhookReceiver,
+    private readonly limits: { maxConnections?: number } = {},
   ) {}
 
   /** Listens on host:port (port 0: any free port); resolves the base URL (`http://ADDRESS:PORT`). */
   async listen(host: string, port: number): Promise<string> {
     const server = createServer((req, res) => this.route(req, res));
-    // A slow client cannot hold a connection for long (slowloris).
+    // A slow client cannot hold a connection for long (slowloris), nor can many hold many.
     server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+    server.requestTimeout = 10_000;
+    server.maxConnections = this.limits.maxConnections ?? MAX_CONNECTIONS;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -295,10 +352,11 @@ export async function watchLoop(o: WatchOptions): Promise<{ code: number; cycles
     const due = o.wakes?.dueAt();
     const poll = now >= nextPoll;
     if (poll || (due !== undefined && now >= due)) {
-      const events = o.wakes?.take() ?? [];
+      const events = (poll ? o.wakes?.take() : o.wakes?.take(now)) ?? [];
       const pools = poll ? undefined : [...new Set(events.flatMap((e) => e.pools))];
       if (poll) nextPoll = now + o.intervalMs;
       const r = await runCycle(o, events, pools);
+      if (pools) o.wakes?.ran(pools, Date.now());
       code = r.ok ? 0 : 1;
       cycles++;
       o.onCycle?.(r, { webhook: !poll, events: events.length });
@@ -310,7 +368,10 @@ export async function watchLoop(o: WatchOptions): Promise<{ code: number; cycles
   return { code, cycles };
 }
 
-/** One cycle: every pool (`pools` undefined) or a webhook's pools, grow-only; the event → apply latencies recorded. */
+/**
+ * One cycle: every pool (`pools` undefined) or a webhook's pools, grow-only; the event → apply
+ * latencies recorded (the apply of the plan: not the refresh-only apply that forgets vanished nodes).
+ */
 async function runCycle(o: WatchOptions, events: WakeEvent[], pools: string[] | undefined): Promise<CycleResult> {
   const started = Date.now();
   const applied = new Map<string, number>();

@@ -1,7 +1,7 @@
 /** Webhook verification (GitHub HMAC signatures, GitLab tokens) and payload reading, as tables. */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { githubSignature, readDelivery, verifyDelivery, verifyGithubSignature, verifyGitlabToken } from '../../src/emitters/webhooks.js';
+import { credentialPlausible, githubSignature, readDelivery, verifyDelivery, verifyGithubSignature, verifyGitlabToken } from '../../src/emitters/webhooks.js';
 import { EmitterSchema } from '../../src/policy/schema.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
 
@@ -53,6 +53,22 @@ describe('GitLab tokens (X-Gitlab-Token)', () => {
   });
 });
 
+describe('the credential header, before the body is read', () => {
+  it.each<[string, 'github' | 'gitlab', Record<string, string>, boolean]>([
+    ['a GitHub signature header of the right form (whatever body it signs)', 'github', { 'x-hub-signature-256': GITHUB_EXAMPLE.replace(/7$/, '8') }, true],
+    ['a GitHub signature header in upper-case hex', 'github', { 'x-hub-signature-256': GITHUB_EXAMPLE.toUpperCase().replace('SHA256=', 'sha256=') }, true],
+    ['no GitHub signature header', 'github', {}, false],
+    ['only the sha1 header', 'github', { 'x-hub-signature': `sha1=${'0'.repeat(40)}` }, false],
+    ['a GitHub signature too short', 'github', { 'x-hub-signature-256': GITHUB_EXAMPLE.slice(0, -1) }, false],
+    ['a GitHub signature that is not hex', 'github', { 'x-hub-signature-256': `sha256=${'g'.repeat(64)}` }, false],
+    ['the GitLab token', 'gitlab', { 'x-gitlab-token': SECRET }, true],
+    ['a wrong GitLab token', 'gitlab', { 'x-gitlab-token': `${SECRET}x` }, false],
+    ['no GitLab token', 'gitlab', {}, false],
+  ])('%s → %s', (_what, kind, headers, ok) => {
+    expect(credentialPlausible(kind, SECRET, headers)).toBe(ok);
+  });
+});
+
 const emitter = (e: Record<string, unknown>): EmitterConfig => ({ ...EmitterSchema.parse(e), name: 'ci', concurrency: 4, probeIntervalMs: 30_000, requestTimeoutMs: 10_000 }) as EmitterConfig;
 const github = emitter({ type: 'github', owner: 'acme', repos: ['api', 'web'], token: '${env:T}', webhook: { secret: '${env:S}' } });
 const gitlab = emitter({ type: 'gitlab', url: 'https://gitlab.example.com', token: '${env:T}', projects: ['platform/api', '1234'], groups: ['tools'], runnerOwner: 'instance', webhook: { secret: '${env:S}' } });
@@ -91,7 +107,10 @@ describe('reading GitHub deliveries', () => {
   it.each<[string, { headers: Record<string, string>; body: Buffer }, Record<string, unknown>]>([
     ['a queued job', gh('workflow_job', workflowJob('queued')), { type: 'job', delivery: '72d3162e-cc78-11e3-81ab-4c9367dc0958', labelsKnown: true, action: 'queued', job: { id: '29679449', labels: ['self-hosted', 'linux'], status: 'queued', queuedAt: Date.parse('2026-11-30T09:59:50Z') } }],
     ['a job in progress', gh('workflow_job', workflowJob('in_progress', {}, { runner_name: 'p-n000' })), { type: 'job', action: 'in_progress', job: { status: 'running', runner: 'p-n000' } }],
-    ['a completed job', gh('workflow_job', workflowJob('completed')), { type: 'job', action: 'completed', job: { status: 'running' } }],
+    // Neither a finished job nor one held for a deployment approval is a Job to act on (never `running`).
+    ['a completed job', gh('workflow_job', workflowJob('completed', {}, { conclusion: 'success', runner_name: 'p-n000' })), { type: 'ignored', reason: 'the job completed' }],
+    ['a job waiting for a deployment approval', gh('workflow_job', workflowJob('waiting')), { type: 'ignored', reason: 'the job waits for a deployment approval' }],
+    ['an action GitHub may add later', gh('workflow_job', workflowJob('requeued')), { type: 'ignored', reason: 'action requeued is not queued or in_progress' }],
     ['a ping', gh('ping', { zen: 'Design for failure.', hook_id: 1 }), { type: 'ignored', ping: true }],
     ['another event', gh('push', { ref: 'refs/heads/main' }), { type: 'ignored', reason: 'event push is not workflow_job' }],
     ['no event header', { headers: {}, body: Buffer.from('{}') }, { type: 'ignored' }],

@@ -4,7 +4,9 @@
  * Redis (or the file store). The probe interval is 10 minutes unless a test says otherwise, so a
  * node that appears within seconds was brought by the webhook.
  */
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GithubEmitter } from '../../src/emitters/github.js';
@@ -17,9 +19,9 @@ import type { HistoryStore } from '../../src/history/types.js';
 import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
-import { poolDir, reconcileOnce, type CycleResult, type ReconcileDeps } from '../../src/reconcile/cycle.js';
+import { poolDir, reconcileOnce, type CycleEvent, type CycleResult, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { ReconcileMetrics } from '../../src/reconcile/metrics.js';
-import { Listener, WakeQueue, WebhookReceiver, watchLoop, type WebhookTarget } from '../../src/reconcile/webhooks.js';
+import { Listener, MIN_WEBHOOK_GAP_MS, WakeQueue, WebhookReceiver, watchLoop, type WebhookTarget } from '../../src/reconcile/webhooks.js';
 import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import type { Emulator } from '../emulators/base.js';
@@ -46,11 +48,15 @@ interface Cycle {
   result: CycleResult;
   webhook: boolean;
   events: number;
+  /** When the loop reported it (wall clock). */
+  endedAt: number;
 }
 
 interface Service {
   url: string;
   cycles: Cycle[];
+  /** Every cycle's log events, in order. */
+  logs: CycleEvent[];
   metrics: ReconcileMetrics;
   deps: ReconcileDeps;
   history: HistoryStore;
@@ -69,6 +75,7 @@ async function service(policy: Policy, emitterOn: (clock: () => number) => Emitt
   const clock = () => Date.now() + offset.ms;
   const history: HistoryStore = o.store === 'file' ? new FileHistoryStore(stateDir, clock, undefined, Date.now) : new RedisHistoryStore(suite.url, clock, `parmanu:wh${Math.random().toString(36).slice(2)}:`);
   let id = 0;
+  const logs: CycleEvent[] = [];
   const deps: ReconcileDeps = {
     policy,
     emitters: new Map([['ci', emitterOn(clock)]]),
@@ -78,7 +85,10 @@ async function service(policy: Policy, emitterOn: (clock: () => number) => Emitt
     clock,
     owner: 'test',
     newId: () => `n${(id++).toString().padStart(3, '0')}`,
-    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
+    log: (e) => {
+      logs.push(e);
+      capture('a reconcile log event', JSON.stringify(e));
+    },
   };
   const metrics = new ReconcileMetrics();
   const wakes = new WakeQueue();
@@ -90,12 +100,13 @@ async function service(policy: Policy, emitterOn: (clock: () => number) => Emitt
   let stopping = false;
   const loop = watchLoop({ deps, intervalMs: o.intervalMs ?? TEN_MIN, stopping: () => stopping, wakes, metrics, onCycle: (result, info) => {
     capture('a reconcile result', JSON.stringify(result));
-    cycles.push({ result, ...info });
+    cycles.push({ result, ...info, endedAt: Date.now() });
   } });
   await until(() => cycles.length >= 1, 'the first polling cycle');
   return {
     url: `${base}/webhooks/ci`,
     cycles,
+    logs,
     metrics,
     deps,
     history,
@@ -138,6 +149,27 @@ function post(url: string, headers: Record<string, string>, body: Buffer | strin
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/**
+ * Announces a body of 64 KiB and sends 16 bytes of it: the answer's status, or 'no answer' if none
+ * came within `waitMs` (a server waiting for the rest of the body).
+ */
+function unsent(url: string, headers: Record<string, string>, waitMs = 5000): Promise<number | 'no answer'> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(64 * 1024), ...headers } }, (res) => {
+      res.resume();
+      clearTimeout(timer);
+      req.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      resolve('no answer');
+    }, waitMs);
+    req.on('error', () => undefined);
+    req.write('{"object_kind": ');
   });
 }
 
@@ -228,6 +260,114 @@ describe('webhooks on GitHub', () => {
       await s.stop();
     }
   });
+
+  it('a captured signed body resent under a fresh delivery id is a duplicate: it wakes no second cycle', async () => {
+    const emu = await new GithubEmulator().start();
+    emu.repos = ['api'];
+    const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url });
+    const s = await service(policy, (clock) => new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, fastHttp(), clock), emu);
+    try {
+      const { githubSignature } = await import('../../src/emitters/webhooks.js');
+      emu.webhook = undefined;
+      emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }]);
+      const job = emu.jobs[0];
+      if (!job) throw new Error('no job');
+      const body = JSON.stringify({ action: 'queued', workflow_job: { id: job.id, run_id: job.run_id, labels: job.labels, created_at: job.created_at }, repository: { name: 'api', owner: { login: emu.org } } });
+      const signed = { 'x-github-event': 'workflow_job', 'x-hub-signature-256': githubSignature(SECRET, body) };
+      expect(await post(s.url, { ...signed, 'x-github-delivery': '6a4c5e10-0000-4000-8000-000000000001' }, body)).toEqual({ status: 202, text: 'accepted\n' });
+      await until(() => s.cycles.length === 2, 'the webhook cycle to end');
+      // The signature covers the body, not X-GitHub-Delivery: the same body under new ids is a replay.
+      for (let i = 2; i <= 4; i++) expect(await post(s.url, { ...signed, 'x-github-delivery': `6a4c5e10-0000-4000-8000-00000000000${i}` }, body)).toEqual({ status: 202, text: 'duplicate\n' });
+      await sleep(MIN_WEBHOOK_GAP_MS + 1000);
+      expect(webhookCycles(s)).toHaveLength(1);
+      const m = await s.metricsText();
+      expect(m).toMatch(/^parmanu_webhook_events_total\{emitter="ci",result="accepted"\} 1$/m);
+      expect(m).toMatch(/^parmanu_webhook_events_total\{emitter="ci",result="duplicate"\} 3$/m);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('refuses a delivery without a well-formed signature header before reading its body', async () => {
+    const emu = await new GithubEmulator().start();
+    emu.repos = ['api'];
+    const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url });
+    const s = await service(policy, (clock) => new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, fastHttp(), clock), emu);
+    try {
+      // The body is announced but never sent: only a server that does not wait for it can answer.
+      for (const sig of [undefined, 'sha256=abc', `sha1=${'0'.repeat(40)}`]) expect(await unsent(s.url, { 'x-github-event': 'workflow_job', ...(sig ? { 'x-hub-signature-256': sig } : {}) })).toBe(401);
+      // A well-formed signature is checked against the body, so that one is read (and then refused).
+      expect(await unsent(s.url, { 'x-github-event': 'workflow_job', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }, 1500)).toBe('no answer');
+      expect(await s.metricsText()).toMatch(/^parmanu_webhook_events_total\{emitter="ci",result="bad_signature"\} 3$/m);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('a vanished node is forgotten with its own step (terraform-refresh): only the plan\'s apply ends the event latency', async () => {
+    const emu = await new GithubEmulator().start();
+    emu.repos = ['api'];
+    const policy = policyOf({ type: 'github', owner: emu.org, repos: ['api'], token: '${env:T}', runnerOwner: 'org', apiUrl: emu.url });
+    const s = await service(policy, (clock) => new GithubEmitter(policy.emitters.ci as never, { token: emu.token }, fastHttp(), clock), emu);
+    try {
+      emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }]);
+      await until(() => s.cycles.length === 2, 'the first webhook cycle to end');
+      expect(s.nodes()).toEqual(['p-n000']);
+      // The VM vanishes after the cycle read the state and before it plans: the plan would re-create it.
+      let armed = true;
+      s.deps.hook = (point) => {
+        if (point !== 'observed' || !armed) return;
+        armed = false;
+        execFileSync(process.env.PARMANU_TERRAFORM ?? 'terraform', ['state', 'rm', 'terraform_data.node_p-n000'], { cwd: poolDir(s.deps.stateDir, 'p'), stdio: 'ignore' });
+      };
+      const from = s.logs.length;
+      emu.addRun('api', [{ labels: ['self-hosted', 'linux'] }]);
+      await until(() => s.cycles.length === 3, 'the second webhook cycle to end');
+      expect(s.cycles[2]).toMatchObject({ webhook: true, result: { pools: [{ pool: 'p', vanished: ['p-n000'] }] } });
+      const done = s.logs.slice(from).filter((e) => e.durationMs !== undefined).map((e) => e.step);
+      expect(done.filter((st) => st === 'terraform-refresh')).toHaveLength(1);
+      // One apply: the plan's, after the refresh that forgot the vanished node.
+      expect(done.filter((st) => st === 'terraform-apply')).toHaveLength(1);
+      expect(done.indexOf('terraform-refresh')).toBeLessThan(done.indexOf('terraform-apply'));
+      expect(await s.metricsText()).toMatch(/^parmanu_webhook_apply_latency_seconds_count\{pool="p"\} 2$/m);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('the listener', () => {
+  it('holds at most maxConnections connections: one more is closed unanswered', async () => {
+    const metrics = new ReconcileMetrics();
+    const listener = new Listener(metrics, undefined, { maxConnections: 2 });
+    const base = new URL(await listener.listen('127.0.0.1', 0));
+    const open = () => new Promise<Socket>((resolve, reject) => {
+      const c = connect(Number(base.port), base.hostname, () => resolve(c));
+      c.on('error', reject);
+    });
+    const held = [await open(), await open()];
+    try {
+      await sleep(100);
+      const third = await open().catch(() => undefined);
+      const answer = await new Promise<string>((resolve) => {
+        if (!third) return resolve('closed');
+        let text = '';
+        third.on('data', (d: Buffer) => (text += d.toString()));
+        third.on('error', () => undefined);
+        third.on('close', () => resolve(text === '' ? 'closed' : text));
+        third.write('GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+        setTimeout(() => resolve(text === '' ? 'no answer' : text), 3000);
+      });
+      expect(answer).toBe('closed');
+      // Once one closes, a new connection is served.
+      held.shift()?.destroy();
+      await sleep(100);
+      expect((await fetch(`${base.origin}/metrics`)).status).toBe(200);
+    } finally {
+      for (const c of held) c.destroy();
+      await listener.close();
+    }
+  });
 });
 
 describe('webhooks on GitLab', () => {
@@ -262,11 +402,47 @@ describe('webhooks on GitLab', () => {
       await until(() => s.cycles.length === 2, 'the webhook cycle to end');
       // The same delivery again: nothing twice.
       expect(await post(s.url, { ...headers, 'x-gitlab-token': SECRET }, body)).toEqual({ status: 202, text: 'duplicate\n' });
-      await sleep(1000);
+      // The same body under a fresh event UUID: a replay, not a new event.
+      expect(await post(s.url, { ...headers, 'x-gitlab-event-uuid': 'd6a1c0de-0000-4000-8000-000000000002', 'x-gitlab-token': SECRET }, body)).toEqual({ status: 202, text: 'duplicate\n' });
+      await sleep(MIN_WEBHOOK_GAP_MS + 500);
       expect(s.cycles).toHaveLength(2);
       expect(s.nodes()).toHaveLength(1);
       const m = await s.metricsText();
-      for (const [result, n] of [['bad_signature', 2], ['too_large', 2], ['malformed', 2], ['accepted', 1], ['duplicate', 1]] as const) expect(m).toMatch(new RegExp(`^parmanu_webhook_events_total\\{emitter="ci",result="${result}"\\} ${n}$`, 'm'));
+      for (const [result, n] of [['bad_signature', 2], ['too_large', 2], ['malformed', 2], ['accepted', 1], ['duplicate', 2]] as const) expect(m).toMatch(new RegExp(`^parmanu_webhook_events_total\\{emitter="ci",result="${result}"\\} ${n}$`, 'm'));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('a wrong token is refused before the body is read', async () => {
+    const { s } = await gitlabService();
+    try {
+      expect(await unsent(s.url, { 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': 'not-the-secret' })).toBe(401);
+      expect(await unsent(s.url, { 'x-gitlab-event': 'Job Hook' })).toBe(401);
+      // The right token: the body is awaited.
+      expect(await unsent(s.url, { 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': SECRET }, 1500)).toBe('no answer');
+      expect(await s.metricsText()).toMatch(/^parmanu_webhook_events_total\{emitter="ci",result="bad_signature"\} 2$/m);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('a flood of distinct valid events runs a pool\'s webhook cycles at least the minimum gap apart, and answers every event', async () => {
+    const { emu, project, s } = await gitlabService({ max: 1, maxStep: 1 });
+    try {
+      // An event every 400 ms: past the 300 ms debounce each time, so without the gap every one would run a cycle.
+      for (let i = 0; i < 12; i++) {
+        emu.addJob(project, 'pending', ['linux']);
+        await sleep(400);
+      }
+      await emu.webhooksSettled();
+      expect(emu.deliveries.map((d) => d.status)).toEqual(Array<number>(12).fill(202));
+      await until(() => webhookCycles(s).reduce((n, c) => n + c.events, 0) === 12, 'every event answered');
+      const ends = webhookCycles(s).map((c) => c.endedAt);
+      expect(ends.length).toBeGreaterThan(1);
+      // Each webhook cycle starts at least the gap after the previous one ended, so it also ends at least that later.
+      for (let i = 1; i < ends.length; i++) expect((ends[i] as number) - (ends[i - 1] as number)).toBeGreaterThanOrEqual(MIN_WEBHOOK_GAP_MS - 50);
+      expect(s.nodes()).toEqual(['p-n000']);
     } finally {
       await s.stop();
     }
