@@ -7,7 +7,7 @@
  * VMs are immutable (`ignore_changes = all`): a policy change reaches new nodes (rollout replaces
  * the others) and never restarts a busy one. A node's power state (standby) is the one thing that
  * changes in place, and only for a node this apply starts or stops (`powerChange`): AWS an
- * `aws_ec2_instance_state` per node (`power_<name>`), GCP the instance's `desired_status`, local
+ * `aws_ec2_instance_state` per node of a pool with standby (`power_<name>`), GCP the instance's `desired_status`, local
  * `input.power` on the node's `terraform_data`. A start with a fresh credential (GitHub's JIT
  * configs are single-use) writes a new secret version (`generation`), never a new VM.
  *
@@ -36,6 +36,7 @@ import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-s
 import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
 import { SecretManagerSecretVersion } from '@cdktf/provider-google/lib/secret-manager-secret-version/index.js';
 import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index.js';
+import { CREDENTIAL_PREFIX, gcpStatus, NODE_PREFIX, POOL_RESOURCE_PREFIX, POWER_PREFIX } from '../src/policy/resources.js';
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 import { sha256, shq, userData } from './bootstrap.js';
 import { pickStable } from './spread.js';
@@ -49,13 +50,13 @@ export function nodeAddress(platform: PlatformConfig['type'], node: string): str
   const type = platform === 'aws' ? 'aws_instance' : platform === 'gcp' ? 'google_compute_instance' : 'terraform_data';
   return `${type}.${nodeLogicalId(node)}`;
 }
-export const nodeLogicalId = (node: string) => `node_${node}`;
+export const nodeLogicalId = (node: string) => `${NODE_PREFIX}${node}`;
 /** The logical id of a node's credential resources (every one of them is named for its node). */
-export const credentialLogicalId = (node: string) => `credential_${node}`;
+export const credentialLogicalId = (node: string) => `${CREDENTIAL_PREFIX}${node}`;
 /** The logical id of a node's power state resource (AWS `aws_ec2_instance_state`). */
-export const powerLogicalId = (node: string) => `power_${node}`;
+export const powerLogicalId = (node: string) => `${POWER_PREFIX}${node}`;
 /** Pool-level resources (the pool's identity) are named `pool_…`. */
-export const POOL_RESOURCE_PREFIX = 'pool_';
+export { POOL_RESOURCE_PREFIX } from '../src/policy/resources.js';
 
 /**
  * A literal string for Terraform JSON, where every string is a template: `${…}` and `%{…}` in a
@@ -201,6 +202,9 @@ export class PoolStack extends TerraformStack {
         const c = new DataResource(this, credentialLogicalId(node.name), { input: { node: node.name, file: tfLiteral(file) }, lifecycle: { ignoreChanges: ['input'] } });
         c.overrideLogicalId(credentialLogicalId(node.name));
         if (generation > 1) c.addOverride('triggers_replace', generation);
+        // Like AWS and GCP, a start or stop waits for the node's credential: a start whose fresh
+        // credential cannot be delivered is no start (the node stays stopped in the state).
+        if (changing) r.addOverride('depends_on', [`terraform_data.${credentialLogicalId(node.name)}`]);
         c.addOverride('provisioner', [
           { 'local-exec': { command: tfLiteral(`umask 077 && mkdir -p ${shq(join(input.stateDir, 'pools', pool.name, 'credentials'))} && printf '%s' "$PARMANU_CREDENTIAL" > ${shq(file)}`), interpreter: ['/bin/sh', '-c'], environment: { PARMANU_CREDENTIAL: secretOf(node.name) } } },
           { 'local-exec': { when: 'destroy', command: tfLiteral(`rm -f ${shq(file)}`), interpreter: ['/bin/sh', '-c'] } },
@@ -267,9 +271,19 @@ export class PoolStack extends TerraformStack {
     vm.overrideLogicalId(nodeLogicalId(node.name));
     // The power state: its own resource, the one thing of a node that changes in place. A start
     // waits for the node's credential: a fresh one is written before the VM boots and reads it.
+    // Only in a pool with standby, or for a node that has one in its state (removing standby
+    // neither destroys nor recreates anything), or that this apply starts or stops. Its `state` is
+    // ignored unless this apply starts or stops the node: an instance stopped outside Parmanu (AWS
+    // maintenance, by hand, a job's `poweroff`) is no plan change, which the guard would refuse
+    // and hold the whole pool for.
     const power = (after: SsmParameter | undefined) => {
-      if (node.power === undefined) return;
-      const st = new Ec2InstanceState(this, powerLogicalId(node.name), { instanceId: vm.id, state: node.power, ...(after ? { dependsOn: [after] } : {}) });
+      if (node.power === undefined || (pool.scaling.standby === 0 && node.powerChange !== true && node.powerResource !== true)) return;
+      const st = new Ec2InstanceState(this, powerLogicalId(node.name), {
+        instanceId: vm.id,
+        state: node.power,
+        ...(after ? { dependsOn: [after] } : {}),
+        ...(node.powerChange === true ? {} : { lifecycle: { ignoreChanges: ['state'] } }),
+      });
       st.overrideLogicalId(powerLogicalId(node.name));
     };
     if (node.access.kind === 'none' || node.credential === false) return power(undefined);
@@ -304,7 +318,7 @@ export class PoolStack extends TerraformStack {
       serviceAccount: { email, scopes: ['cloud-platform'] },
       labels: labels(pool, node),
       metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': tfLiteral(script) } : { 'user-data': tfLiteral(script) },
-      ...(node.power !== undefined ? { desiredStatus: node.power === 'stopped' ? 'TERMINATED' : 'RUNNING' } : {}),
+      ...(node.power !== undefined ? { desiredStatus: gcpStatus(node.power) } : {}),
     };
     // Started or stopped by this apply: every argument but desired_status is ignored.
     const lifecycle = node.powerChange ? { ignoreChanges: Object.keys(config).filter((k) => k !== 'desiredStatus').map(snakeCase) } : IMMUTABLE;

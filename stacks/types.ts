@@ -85,9 +85,15 @@ export interface NodeInput {
   credential?: boolean;
   /**
    * The VM's power state (standby: `stopped`). Undefined: running, and on AWS no power resource is
-   * rendered (a node made before power states were managed has none; new nodes get one).
+   * rendered (a node made before power states were managed has none; new nodes of a pool with
+   * standby get one).
    */
   power?: 'running' | 'stopped';
+  /**
+   * AWS: the node's state holds its power resource (`power_<name>`): it is rendered even when the
+   * pool has no standby (any more). Otherwise a node gets one only in a pool with standby.
+   */
+  powerResource?: boolean;
   /**
    * This apply starts or stops the node: its power state is the one thing its lifecycle lets change
    * in place (local: `input.power` with the input recorded in its state, `recorded`; GCP:

@@ -15,7 +15,10 @@
  * its credential resources created, updated or replaced (a new secret version or delivery); its
  * VM never.
  */
+import { CREDENTIAL_PREFIX, gcpStatus, NODE_PREFIX, POOL_RESOURCE_PREFIX as POOL_PREFIX, POWER_PREFIX, POWER_RESOURCE_TYPE } from '../policy/resources.js';
 import type { ResourceChange } from './plan.js';
+
+export { CREDENTIAL_PREFIX, NODE_PREFIX, POWER_PREFIX, POWER_RESOURCE_TYPE } from '../policy/resources.js';
 
 export interface Intent {
   pool: string;
@@ -37,13 +40,6 @@ export interface Intent {
   /** Nodes started with a fresh credential: their credential resources may be renewed. */
   renew?: ReadonlySet<string>;
 }
-
-const NODE_PREFIX = 'node_';
-const CREDENTIAL_PREFIX = 'credential_';
-const POOL_PREFIX = 'pool_';
-const POWER_PREFIX = 'power_';
-/** The resource type of a node's power state (AWS; local and GCP keep it on the VM). */
-export const POWER_RESOURCE_TYPE = 'aws_ec2_instance_state';
 
 /** The node a resource belongs to, by its name (`node_<n>`, `credential_<n>`, `credential_<n>_version`, `credential_<n>_access`). */
 export function nodeOfResource(name: string): string | undefined {
@@ -103,6 +99,23 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
 /**
+ * `before` and `after` agree on every value the plan knows: a value terraform computes only at
+ * apply (`after_unknown`: GCP's `current_status`, a nested computed attribute) is omitted from
+ * `after` (an unknown list element is null) and never counts as a change.
+ */
+function sameKnown(before: unknown, after: unknown, unknown: unknown): boolean {
+  if (unknown === true) return true;
+  if (Array.isArray(unknown) && Array.isArray(after) && Array.isArray(before)) {
+    return before.length === after.length && after.every((a, i) => sameKnown(before[i], a, unknown[i]));
+  }
+  if (isRecord(unknown) && isRecord(after) && isRecord(before)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return [...keys].every((k) => (!(k in after) && k in unknown) || sameKnown(before[k], after[k], unknown[k]));
+  }
+  return same(before, after);
+}
+
+/**
  * Why a change of a node resource is more than setting its power state to `want` (undefined when
  * it is exactly that), from the plan's before and after values: local `input.power` with the rest
  * of `input` and `triggers_replace` unchanged; GCP `desired_status` with every other known value
@@ -111,11 +124,12 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stri
 function powerOnly(r: ResourceChange, want: 'running' | 'stopped'): string | undefined {
   const before = r.change.before ?? null;
   const after = r.change.after;
+  const unknown = isRecord(r.change.after_unknown) ? r.change.after_unknown : {};
   if (!isRecord(after)) return 'with no planned values';
   const b = isRecord(before) ? before : {};
   if (r.type === POWER_RESOURCE_TYPE) {
     if (after.state !== want) return `to state ${JSON.stringify(after.state)}, not ${want}`;
-    return Object.keys(after).every((k) => k === 'state' || k === 'force' || !(k in b) || same(b[k], after[k])) ? undefined : 'of more than its state';
+    return Object.keys(after).every((k) => k === 'state' || k === 'force' || !(k in b) || sameKnown(b[k], after[k], unknown[k])) ? undefined : 'of more than its state';
   }
   if (r.type === 'terraform_data') {
     const bi = isRecord(b.input) ? b.input : {};
@@ -128,9 +142,9 @@ function powerOnly(r: ResourceChange, want: 'running' | 'stopped'): string | und
     return changed.length ? `of ${changed.map((k) => (k === 'triggers_replace' ? k : `input.${k}`)).join(', ')}` : undefined;
   }
   if (r.type === 'google_compute_instance') {
-    const status = want === 'stopped' ? 'TERMINATED' : 'RUNNING';
+    const status = gcpStatus(want);
     if (after.desired_status !== status) return `to desired_status ${JSON.stringify(after.desired_status)}, not ${status}`;
-    const changed = Object.keys(after).filter((k) => k !== 'desired_status' && !same(b[k], after[k]));
+    const changed = Object.keys(after).filter((k) => k !== 'desired_status' && !sameKnown(b[k], after[k], unknown[k]));
     return changed.length ? `of ${changed.join(', ')}` : undefined;
   }
   return 'of a VM whose power state is a resource of its own';

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { nodeOfResource, POWER_RESOURCE_TYPE } from './guard.js';
+import { CREDENTIAL_PREFIX, NODE_PREFIX, POWER_PREFIX, POWER_RESOURCE_TYPE, powerOfGcpStatus } from '../policy/resources.js';
+import { nodeOfResource } from './guard.js';
 
 const StateSchema = z.object({
   version: z.literal(4, { error: 'only Terraform state format version 4 is supported' }),
@@ -96,7 +97,7 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
   if (!parsed.success) throw new StateError(`${source}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const nodes: StateNode[] = [];
   const managed = parsed.data.resources.filter((r) => r.mode === 'managed' && r.instances.length > 0);
-  const withCredential = new Set(managed.filter((r) => r.name.startsWith('credential_')).map((r) => nodeOfResource(r.name)));
+  const withCredential = new Set(managed.filter((r) => r.name.startsWith(CREDENTIAL_PREFIX)).map((r) => nodeOfResource(r.name)));
   // Power states (AWS) and credential generations, by node.
   const power = new Map<string, 'running' | 'stopped'>();
   const generation = new Map<string, number>();
@@ -104,10 +105,10 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
     const node = nodeOfResource(r.name);
     const attrs = r.instances[0]?.attributes ?? {};
     if (!node) continue;
-    if (r.type === POWER_RESOURCE_TYPE && r.name.startsWith('power_')) {
+    if (r.type === POWER_RESOURCE_TYPE && r.name.startsWith(POWER_PREFIX)) {
       const st = PowerSchema.safeParse(attrs);
       if (st.success) power.set(node, st.data.state === 'stopped' ? 'stopped' : 'running');
-    } else if (r.name.startsWith('credential_')) {
+    } else if (r.name.startsWith(CREDENTIAL_PREFIX)) {
       const g = GenerationSchema.safeParse(attrs);
       if (!g.success) continue;
       const v = g.data.value_wo_version ?? g.data.secret_data_wo_version ?? g.data.triggers_replace?.value;
@@ -117,10 +118,10 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
     }
   }
   for (const r of parsed.data.resources) {
-    if (r.mode !== 'managed' || !r.name.startsWith('node_') || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
+    if (r.mode !== 'managed' || !r.name.startsWith(NODE_PREFIX) || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
     const inst = r.instances[0];
     if (!inst) continue;
-    const node: StateNode = { name: r.name.slice('node_'.length), type: r.type as StateNode['type'] };
+    const node: StateNode = { name: r.name.slice(NODE_PREFIX.length), type: r.type as StateNode['type'] };
     const a = AttrsSchema.safeParse(inst.attributes ?? {});
     if (a.success) {
       const d = a.data;
@@ -131,7 +132,7 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
       const type = d.instance_type ?? d.machine_type ?? undefined;
       const image = d.ami ?? d.boot_disk?.[0]?.initialize_params?.[0]?.image ?? undefined;
       if (type || image) node.machine = { ...(type ? { type } : {}), ...(image ? { image } : {}) };
-      const p = d.input?.value?.power ?? (d.desired_status ? (d.desired_status === 'RUNNING' ? 'running' : 'stopped') : undefined);
+      const p = d.input?.value?.power ?? (d.desired_status ? powerOfGcpStatus(d.desired_status) : undefined);
       if (p === 'running' || p === 'stopped') node.power = p;
       if (r.type === 'terraform_data' && d.input?.value) {
         const input = LocalInputSchema.safeParse(d.input.value);

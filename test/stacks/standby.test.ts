@@ -24,7 +24,8 @@ type Res = Record<string, Record<string, Record<string, unknown>>>;
 const resources = (json: TerraformJson) => json.resource as Res;
 const aws: PlatformConfig = { name: 'aws', type: 'aws', region: 'eu-central-1' };
 const gcp: PlatformConfig = { name: 'gcp', type: 'gcp', project: 'acme-ci', region: 'europe-west1', zone: 'europe-west1-b', network: 'default' };
-const pool = testPool({ machine: { type: 'c6i.large', image: 'ami-1' } }, 'sb');
+const pool = testPool({ machine: { type: 'c6i.large', image: 'ami-1' }, scaling: { standby: 1 } }, 'sb');
+const noStandby = testPool({ machine: { type: 'c6i.large', image: 'ami-1' } }, 'sb');
 const gh = { kind: 'github', mode: 'jit' } as const;
 
 describe('AWS', () => {
@@ -33,9 +34,29 @@ describe('AWS', () => {
   it('gives a node with a power state an aws_ec2_instance_state on its instance; its instance stays immutable', () => {
     const r = render([{ name: 'sb-a', access: gh, power: 'stopped', powerChange: true }, { name: 'sb-b', access: gh, power: 'running' }]);
     expect(r.aws_ec2_instance_state?.['power_sb-a']).toMatchObject({ instance_id: '${aws_instance.node_sb-a.id}', state: 'stopped' });
+    // Stopped by this apply: its state is the one thing that changes.
     expect(r.aws_ec2_instance_state?.['power_sb-a']?.lifecycle).toBeUndefined();
     expect(r.aws_ec2_instance_state?.['power_sb-b']).toMatchObject({ instance_id: '${aws_instance.node_sb-b.id}', state: 'running' });
     expect(r.aws_instance?.['node_sb-a']?.lifecycle).toEqual({ ignore_changes: 'all' });
+  });
+
+  it('ignores the power state of a node this apply neither starts nor stops: an instance stopped outside Parmanu is no plan change (the guard would refuse it and hold the pool)', () => {
+    const r = render([{ name: 'sb-a', access: gh, power: 'running' }, { name: 'sb-b', access: gh, power: 'stopped', powerResource: true }]);
+    expect(r.aws_ec2_instance_state?.['power_sb-a']).toMatchObject({ state: 'running', lifecycle: { ignore_changes: ['state'] } });
+    expect(r.aws_ec2_instance_state?.['power_sb-b']).toMatchObject({ state: 'stopped', lifecycle: { ignore_changes: ['state'] } });
+  });
+
+  it('renders no power resource in a pool without standby, except for a node whose state has one or that this apply starts or stops', () => {
+    const r = resources(renderPool({ pool: noStandby, platform: aws, stateDir: '/s', nodes: [
+      { name: 'sb-new', access: gh, power: 'running' },
+      { name: 'sb-had', access: gh, power: 'running', powerResource: true },
+      { name: 'sb-start', access: gh, power: 'running', powerChange: true, powerResource: true },
+    ] }));
+    expect(Object.keys(r.aws_ec2_instance_state ?? {}).sort()).toEqual(['power_sb-had', 'power_sb-start']);
+    // Removing standby neither destroys nor recreates a node's power resource; it keeps ignoring drift.
+    expect(r.aws_ec2_instance_state?.['power_sb-had']).toMatchObject({ state: 'running', lifecycle: { ignore_changes: ['state'] } });
+    expect(r.aws_ec2_instance_state?.['power_sb-start']?.lifecycle).toBeUndefined();
+    expect(r.aws_instance?.['node_sb-new']).toBeDefined();
   });
 
   it('renders no power resource for a node without a power state (made before power states were managed)', () => {

@@ -49,7 +49,7 @@ describe('guardPlan: resources a vanished VM left behind', () => {
 });
 
 describe('guardPlan: standby (a start or stop changes only the node\'s power state)', () => {
-  const upd = (type: string, name: string, before: unknown, after: unknown, actions: ResourceChange['change']['actions'] = ['update']): ResourceChange => ({ address: `${type}.${name}`, mode: 'managed', type, name, change: { actions, before, after } });
+  const upd = (type: string, name: string, before: unknown, after: unknown, actions: ResourceChange['change']['actions'] = ['update'], unknown?: unknown): ResourceChange => ({ address: `${type}.${name}`, mode: 'managed', type, name, change: { actions, before, after, ...(unknown !== undefined ? { after_unknown: unknown } : {}) } });
   const local: Intent = { pool: 'p', nodeType: 'terraform_data', mayCreate: new Set(), mayDestroy: new Set(), kept: new Set(['p-a', 'p-b']), power: new Map([['p-a', 'stopped']]) };
   const input = (power: string, extra: Record<string, string> = {}) => ({ id: 'x', input: { pool: 'p', node: 'p-a', spec: 's', power, ...extra }, triggers_replace: null });
   it.each<[string, ResourceChange[], Intent, RegExp[]]>([
@@ -75,6 +75,11 @@ describe('guardPlan: standby (a start or stop changes only the node\'s power sta
     ['GCP: desired_status and the machine type', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED'), vm('RUNNING', { machine_type: 'e2-standard-8' }))], gcp, [/of machine_type/]],
     ['GCP: TERMINATED for a start', [upd('google_compute_instance', 'node_p-a', vm('RUNNING'), vm('TERMINATED'))], gcp, [/to desired_status "TERMINATED", not RUNNING/]],
     ['GCP: a credential renewed without a start with a fresh credential', [upd('google_secret_manager_secret_version', 'credential_p-a_version', {}, {}, ['delete', 'create'])], { ...gcp, renew: new Set() }, [/replacement/]],
+    // Values computed at apply are unknown in the plan: omitted from `after`, flagged in `after_unknown`.
+    ['GCP: current_status unknown until the start is applied', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED', { current_status: 'TERMINATED' }), vm('RUNNING'), ['update'], { current_status: true })], gcp, []],
+    ['GCP: a nested computed value unknown', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED', { network_interface: [{ name: 'nic0', network_ip: '10.0.0.2' }] }), vm('RUNNING', { network_interface: [{ name: 'nic0' }] }), ['update'], { network_interface: [{ network_ip: true }] })], gcp, []],
+    ['GCP: a known nested change beside an unknown value', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED', { network_interface: [{ name: 'nic0', network_ip: '10.0.0.2' }] }), vm('RUNNING', { network_interface: [{ name: 'nic1' }] }), ['update'], { network_interface: [{ network_ip: true }] })], gcp, [/of network_interface/]],
+    ['GCP: a value omitted from after that is not unknown', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED', { network_interface: [{ name: 'nic0', network_ip: '10.0.0.2' }] }), vm('RUNNING', { network_interface: [{ name: 'nic0' }] }), ['update'], {})], gcp, [/of network_interface/]],
     ['GCP: a VM replaced although its credential may be renewed', [upd('google_compute_instance', 'node_p-a', vm('TERMINATED'), vm('RUNNING'), ['delete', 'create'])], gcp, [/replacement/]],
   ])('%s', (_n, changes, i, want) => {
     const v = guardPlan(changes, i);
@@ -93,6 +98,9 @@ describe('guardPlan: standby (a start or stop changes only the node\'s power sta
     ['AWS: the instance itself never changes', [upd('aws_instance', 'node_p-a', {}, {})], aws, [/power state is a resource of its own/]],
     ['AWS: the parameter of a node stopped (no fresh credential)', [upd('aws_ssm_parameter', 'credential_p-a', { value_wo_version: 1 }, { value_wo_version: 2 })], aws, [/credential_p-a: in-place update \(nodes are immutable\)/]],
     ['AWS: the power of a node not decided', [upd('aws_ec2_instance_state', 'power_p-c', st('running'), st('stopped'))], aws, [/power_p-c: in-place update \(nodes are immutable\)/]],
+    // Why a power resource ignores its state unless the apply starts or stops its node: an
+    // instance stopped outside Parmanu would otherwise be planned back to running, and refused.
+    ['AWS: a kept node\'s power drift back to running', [upd('aws_ec2_instance_state', 'power_p-c', st('stopped'), st('running'))], aws, [/power_p-c: in-place update \(nodes are immutable\)/]],
     ['a power resource of another type', [upd('aws_instance', 'power_p-a', st('running'), st('stopped'))], aws, [/not a node of pool p/]],
   ])('%s', (_n, changes, i, want) => {
     const v = guardPlan(changes, i);
