@@ -35,6 +35,9 @@ export const NodeRecordSchema = z.object({
   offlineSince: z.number().optional(),
   /** When it was last started from standby (what was seen of its runner before belongs to its previous run). */
   startedAt: z.number().optional(),
+  /** Starts from standby that failed in a row (their apply failed: no capacity, a quota), and when the last did; cleared by a start. */
+  startFailures: z.number().int().positive().optional(),
+  startFailedAt: z.number().optional(),
 });
 export type NodeRecord = z.output<typeof NodeRecordSchema>;
 

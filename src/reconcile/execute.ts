@@ -28,7 +28,7 @@ import type { PoolPlan } from '../decide/types.js';
 import { freshRunnerOnStart, RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
-import { guardPlan, nodeOfResource } from '../terraform/guard.js';
+import { guardPlan, NODE_PREFIX, nodeOfResource, POWER_PREFIX } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
@@ -98,6 +98,7 @@ interface RenderNode {
   release?: RunnerRelease;
   credential?: boolean;
   power?: 'running' | 'stopped';
+  powerResource?: boolean;
   powerChange?: boolean;
   recorded?: Record<string, string>;
   generation?: number;
@@ -357,6 +358,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           credential: truth.withCredential.has(name) || renewed,
           ...(stateSpec.get(name)?.outdated ? {} : { spec: run.spec }),
           ...(power !== undefined ? { power } : {}),
+          // A power state in the state (AWS: its power resource) stays rendered, standby or not.
+          ...(sn?.power !== undefined ? { powerResource: true } : {}),
           ...(to.has(name) ? { powerChange: true, ...(sn?.input ? { recorded: sn.input } : {}) } : {}),
           generation: (sn?.generation ?? 1) + (renewed ? 1 : 0),
         };
@@ -368,6 +371,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     ];
   };
   let applied = false;
+  /** The changes of the plan that passed the guard (none when terraform planned nothing). */
+  let planned: readonly ResourceChange[] | undefined;
   if (created.length || destroy.length || starting.length || stopping.length || driftDue) {
     const tfStart = Date.now();
     for (let round = 0; ; round++) {
@@ -375,6 +380,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       await renderTo(run, renderNodes());
       const changed = await step(run, 'terraform-plan', () => deps.terraform.plan(run.dir, 'parmanu.tfplan', planEnv));
       out.terraform.ran = true;
+      planned = undefined;
       if (!changed) break;
       const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
       // A kept node the refreshed plan would create is gone from the cloud: never re-created under its old name.
@@ -397,6 +403,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
       const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0, power: powerTo(), renew });
       if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
+      planned = shown.resource_changes;
       await hook('planned', destroy);
       if (dry) break;
       // 7. The last idle check: the runners were paused in an earlier cycle; nothing may have started since.
@@ -441,7 +448,25 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       writePoolFile(run.dir, pool, run.platform);
       // The apply does not wait for the state lock: a long wait would put time between the last
       // idle check and the destroy. Held by someone else, it fails now and the next cycle checks again.
-      await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s', env: planEnv }));
+      try {
+        await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s', env: planEnv }));
+      } catch (err) {
+        // A start that failed (no capacity in the zone, a quota): recorded on its node, so that
+        // decide pauses before trying it again and gives up on it after a few. Its runner is undone
+        // by the start intent next cycle, if the node is not started then; a node the apply did
+        // start anyway is found running by observe, whose restart clears the count.
+        if (starting.length) {
+          for (const n of starting) {
+            const r = byName.get(n);
+            if (!r) continue;
+            r.startFailures = (r.startFailures ?? 0) + 1;
+            r.startFailedAt = now;
+          }
+          // The apply's error is the one reported.
+          await save().catch(() => undefined);
+        }
+        throw err;
+      }
       applied = true;
       break;
     }
@@ -450,7 +475,17 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   } else if (!dry && !existsSync(join(run.dir, 'parmanu-pool.json'))) writePoolFile(run.dir, pool, run.platform);
   // Nodes whose destroy was not applied stay (a dry run, or a plan with nothing to do).
   if (!applied) destroy = destroy.filter((n) => !inState.has(n) || dry);
-  // A start or stop the apply did not make (nothing to do: the state already says so) is done too.
+  // A start or stop is done when the state already has the node's power so (nothing to do), or
+  // the plan changed its power (its VM's or its power resource). One the plan left alone otherwise
+  // is not done: never recorded as started or stopped, its runner not touched after the apply (a
+  // start's intent undoes its runner next cycle); the next cycle decides again.
+  const moved = (n: string) => (applied || dry) && (planned ?? []).some((r) => r.mode === 'managed' && nodeOfResource(r.name) === n && (r.name.startsWith(NODE_PREFIX) || r.name.startsWith(POWER_PREFIX)) && r.change.actions.some((a) => a === 'update' || a === 'create'));
+  const unmoved = [...powerTo()].filter(([n, p]) => (truth.stateNodes.get(n)?.power ?? 'running') !== p && !moved(n)).map(([n]) => n);
+  if (unmoved.length) {
+    say(`the plan did not change the power state of ${unmoved.join(', ')}: not ${unmoved.length === 1 ? 'its' : 'their'} start or stop, decided again next cycle`);
+    starting.splice(0, starting.length, ...starting.filter((n) => !unmoved.includes(n)));
+    stopping = stopping.filter((n) => !unmoved.includes(n));
+  }
   out.create = created;
   out.drain = plan.drain.filter((n) => !destroy.includes(n));
   out.destroy = destroy;

@@ -108,6 +108,8 @@ export function observe(input: ObserveInput): PoolTruth {
     if (r.registeredAt !== undefined) v.seenRunner = true;
     if (s.power !== undefined) v.power = s.power;
     if (r.startedAt !== undefined) v.startedAt = r.startedAt;
+    if (r.startFailures !== undefined) v.startFailures = r.startFailures;
+    if (r.startFailedAt !== undefined) v.startFailedAt = r.startFailedAt;
     if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
     // A node made before specs were recorded: outdated when its machine type or image, as the state holds them, differ.
     else if (s.spec === undefined && s.machine && ((s.machine.type !== undefined && pool.machine.type !== undefined && s.machine.type !== pool.machine.type) || (s.machine.image !== undefined && pool.machine.image !== undefined && s.machine.image !== pool.machine.image))) v.outdated = true;
@@ -162,9 +164,11 @@ export function probeStatus(probe: ProbeResult, now: number, staleAfter: number)
   return { ok: probe.ok, partial: probe.partial, reason: probe.reason ?? null, ageS: Math.max(0, Math.round((now - probe.at) / 100) / 10), stale: now - probe.at > staleAfter };
 }
 
-/** A node started from standby: started at `at`, back in service, nothing seen yet of its runner's new run. */
+/** A node started from standby: started at `at`, back in service, nothing seen yet of its runner's new run, no failed start counted. */
 export function restart(r: NodeRecord, at: number): void {
   r.startedAt = at;
+  delete r.startFailures;
+  delete r.startFailedAt;
   delete r.drainingSince;
   delete r.drainReason;
   delete r.onlineAt;

@@ -100,4 +100,15 @@ describe('observe: standby', () => {
     expect(still.views[0]).toMatchObject({ drainingSince: T0 - 10 * MIN, onlineAt: T0 - 20 * MIN });
     expect(still.views[0]?.startedAt).toBeUndefined();
   });
+
+  it('gives decide a stopped node\'s failed starts; a start found applied (the node running in state) clears them', () => {
+    const history = rec([{ name: 'p-a', createdAt: T0 - 30 * MIN, startFailures: 2, startFailedAt: T0 - 3 * MIN }], [{ node: 'p-a', action: 'start', at: T0 - MIN }]);
+    const stopped = run({ state: [node('p-a', { power: 'stopped' })], rec: history });
+    expect(stopped.views[0]).toMatchObject({ power: 'stopped', startFailures: 2, startFailedAt: T0 - 3 * MIN });
+    const started = run({ state: [node('p-a', { power: 'running' })], rec: history });
+    expect(started.views[0]).toMatchObject({ startedAt: T0 - MIN });
+    expect(started.views[0]?.startFailures).toBeUndefined();
+    expect(started.records[0]?.startFailures).toBeUndefined();
+    expect(started.records[0]?.startFailedAt).toBeUndefined();
+  });
 });

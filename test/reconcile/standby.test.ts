@@ -10,7 +10,7 @@
  * Invariants checked everywhere: a stopped node is never destroyed unless decided (it stays in
  * the state), and a node leaves the state only when the emulator says its runner runs nothing.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GithubEmitter } from '../../src/emitters/github.js';
@@ -288,6 +288,33 @@ describe('standby on GitLab', () => {
       await emu.stop();
     }
   });
+
+  it('does not record a stop the plan does not make: a node whose recorded input cannot be rendered back keeps running, its stop is not reported', async () => {
+    const { emu, w } = await gitlab();
+    try {
+      await w.cycle(); // creates p-n000
+      expect(pool(await w.cycle())?.drain).toEqual(['p-n000']); // online: drained to become standby
+      // The state's input of the node is no longer flat strings (stacks render it with one more
+      // key): the stop cannot be rendered as a change of input.power alone, and the plan is empty.
+      const file = join(poolDir(w.stateDir, 'p'), 'terraform.tfstate');
+      const state = JSON.parse(readFileSync(file, 'utf8')) as { serial: number; resources: Array<{ name: string; instances: Array<{ attributes: { input: { value: Record<string, unknown>; type: [string, Record<string, string>] } } }> }> };
+      const input = state.resources.find((r) => r.name === 'node_p-n000')?.instances[0]?.attributes.input;
+      if (!input) throw new Error('no input in state');
+      input.value.extra = 1;
+      input.type[1].extra = 'number';
+      state.serial += 1;
+      writeFileSync(file, JSON.stringify(state));
+      expect(w.node('p-n000')?.input).toBeUndefined();
+      const r = await w.cycle();
+      expect(pool(r)?.error).toBeUndefined();
+      expect(pool(r)?.stop).toEqual([]);
+      expect(pool(r)?.reasons.join('\n')).toMatch(/the plan did not change the power state of p-n000/);
+      expect(w.node('p-n000')?.power).toBe('running');
+      expect(pool(await w.cycle())?.states['p-n000']).not.toBe('standby');
+    } finally {
+      await emu.stop();
+    }
+  });
 });
 
 describe('standby on GitHub (just-in-time runners)', () => {
@@ -385,6 +412,40 @@ describe('standby on GitHub (just-in-time runners)', () => {
       expect(pool(r)?.start ?? []).toEqual([]);
       expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
       expect(emu.runners.some((x) => x.name === 'p-n000')).toBe(false);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('records a start whose apply failed on its node, and next cycle creates a node instead of starting it again; its new registration is removed', async () => {
+    const { emu, w } = await github();
+    try {
+      await w.cycle();
+      await until(w, (r) => (pool(r)?.stop ?? []).length > 0);
+      // The node's fresh credential cannot be delivered (where its file goes is a directory): the
+      // apply of the start fails, as a start without capacity would (AWS
+      // InsufficientInstanceCapacity, GCP ZONE_RESOURCE_POOL_EXHAUSTED).
+      const file = localCredentialFile(w.stateDir, 'p', 'p-n000');
+      rmSync(file, { force: true });
+      mkdirSync(join(file, 'blocked'), { recursive: true });
+      emu.addRun('api', [{ labels: ['linux'] }]);
+      const failed = await w.cycle();
+      expect(pool(failed)?.error).toMatch(/apply/i);
+      expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
+      const at = w.now.t - 30_000;
+      const rec = await w.history.getPool('p');
+      expect(rec?.nodes.find((n) => n.name === 'p-n000')).toMatchObject({ startFailures: 1, startFailedAt: at });
+      expect(rec?.nodes.find((n) => n.name === 'p-n000')?.startedAt).toBeUndefined();
+      // Next cycle: not started again (decide pauses after a failed start); a new node boots for the job.
+      const next = await w.cycle();
+      expect(pool(next)?.error).toBeUndefined();
+      expect(pool(next)?.start).toEqual([]);
+      expect(pool(next)?.create).toHaveLength(1);
+      expect(w.node('p-n000')).toMatchObject({ power: 'stopped' });
+      // The registration the failed start made is gone: the stopped node has none.
+      expect(emu.runners.some((x) => x.name === 'p-n000')).toBe(false);
+      expect((await w.history.getPool('p'))?.nodes.find((n) => n.name === 'p-n000')).toMatchObject({ startFailures: 1, startFailedAt: at });
+      rmSync(file, { recursive: true, force: true });
     } finally {
       await emu.stop();
     }
