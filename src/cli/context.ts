@@ -59,7 +59,7 @@ const secretEnvs = new WeakMap<Io, SecretEnv>();
  * One per command run: `loadFleet` checks the references and `openEmitters` resolves them, and a
  * `${file:}` is read once for both.
  */
-function secretEnv(io: Io): SecretEnv {
+export function secretEnv(io: Io): SecretEnv {
   let s = secretEnvs.get(io);
   if (!s) {
     const files = new Map<string, string>();

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -12,7 +11,7 @@ import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
-import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
+import { fleetClock, loadFleet, openEmitters, openHistoryFor, secretEnv } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
@@ -116,7 +115,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const cfg = policy.emitters[name];
     if (!cfg || (cfg.type !== 'github' && cfg.type !== 'gitlab') || !cfg.webhook) continue;
     try {
-      targets.set(name, { emitter: cfg, secret: resolveSecret(cfg.webhook.secret, { env: io.env, readFile: (p) => readFileSync(resolve(io.cwd, p), 'utf8') }) });
+      targets.set(name, { emitter: cfg, secret: resolveSecret(cfg.webhook.secret, secretEnv(io)) });
     } catch (err) {
       if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: emitter ${name}: webhook.secret: ${err.message}`);
       throw err;
