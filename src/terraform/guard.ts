@@ -110,7 +110,7 @@ function sameKnown(before: unknown, after: unknown, unknown: unknown): boolean {
   }
   if (isRecord(unknown) && isRecord(after) && isRecord(before)) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-    return [...keys].every((k) => (!(k in after) && k in unknown) || sameKnown(before[k], after[k], unknown[k]));
+    return [...keys].every((k) => sameKnown(before[k], after[k], unknown[k]));
   }
   return same(before, after);
 }

@@ -289,6 +289,22 @@ describe('standby on GitLab', () => {
     }
   });
 
+  it('reports a stop in a dry run (the plan makes it) and changes nothing', async () => {
+    const { emu, w } = await gitlab();
+    try {
+      await w.cycle(); // creates p-n000
+      expect(pool(await w.cycle())?.drain).toEqual(['p-n000']); // online: drained to become standby
+      const dry = await w.cycle({ dryRun: true });
+      expect(pool(dry)?.error).toBeUndefined();
+      expect(pool(dry)?.stop).toEqual(['p-n000']);
+      expect(w.node('p-n000')?.power).toBe('running');
+      expect(pool(await w.cycle())?.stop).toEqual(['p-n000']);
+      expect(w.node('p-n000')?.power).toBe('stopped');
+    } finally {
+      await emu.stop();
+    }
+  });
+
   it('does not record a stop the plan does not make: a node whose recorded input cannot be rendered back keeps running, its stop is not reported', async () => {
     const { emu, w } = await gitlab();
     try {
