@@ -353,6 +353,11 @@ export async function watchLoop(o: WatchOptions): Promise<{ code: number; cycles
     const poll = now >= nextPoll;
     if (poll || (due !== undefined && now >= due)) {
       const events = (poll ? o.wakes?.take() : o.wakes?.take(now)) ?? [];
+      // (Never empty when due: dueAt waits for a pool's gap. Defensive: no cycle for no pool.)
+      if (!poll && events.length === 0) {
+        await sleep(25);
+        continue;
+      }
       const pools = poll ? undefined : [...new Set(events.flatMap((e) => e.pools))];
       if (poll) nextPoll = now + o.intervalMs;
       const r = await runCycle(o, events, pools);

@@ -336,6 +336,30 @@ describe('webhooks on GitHub', () => {
   });
 });
 
+describe('the wake queue', () => {
+  it('debounces a burst, then holds each pool to its gap after its last webhook cycle, without delaying the other pools', () => {
+    const q = new WakeQueue(300, 2000, 2000);
+    q.add({ at: 1000, emitter: 'ci', pools: ['a'] });
+    q.add({ at: 1100, emitter: 'ci', pools: ['a', 'b'] });
+    expect(q.dueAt()).toBe(1400);
+    expect(q.take(1400)).toEqual([{ at: 1000, emitter: 'ci', pools: ['a'] }, { at: 1100, emitter: 'ci', pools: ['a', 'b'] }]);
+    q.ran(['a', 'b'], 3000);
+    // New events for a and c: c never ran, so it is due after the debounce; a only 2 s after its cycle ended.
+    q.add({ at: 3100, emitter: 'ci', pools: ['a', 'c'] });
+    expect(q.dueAt()).toBe(3400);
+    expect(q.take(3400)).toEqual([{ at: 3100, emitter: 'ci', pools: ['c'] }]);
+    q.ran(['c'], 3600);
+    expect(q.size).toBe(1);
+    expect(q.dueAt()).toBe(5000);
+    expect(q.take(4999)).toEqual([]);
+    expect(q.take(5000)).toEqual([{ at: 3100, emitter: 'ci', pools: ['a'] }]);
+    expect(q.dueAt()).toBeUndefined();
+    // A polling cycle takes everything, gap or not.
+    q.add({ at: 5100, emitter: 'ci', pools: ['c'] });
+    expect(q.take()).toHaveLength(1);
+  });
+});
+
 describe('the listener', () => {
   it('holds at most maxConnections connections: one more is closed unanswered', async () => {
     const metrics = new ReconcileMetrics();
