@@ -32,6 +32,8 @@ import type { ReconcileMetrics, WebhookResult } from './metrics.js';
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** How long a claimed delivery id (and body digest) is kept. */
 export const DELIVERY_TTL_MS = 24 * 3_600_000;
+/** How long a request may take to arrive, headers and body (then 408 and the connection closes). */
+export const REQUEST_TIMEOUT_MS = 10_000;
 /** Connections the listener holds at once (more are closed as they arrive). */
 export const MAX_CONNECTIONS = 256;
 /** The least time between the end of a pool's webhook cycle and the start of its next one. */
@@ -270,15 +272,17 @@ export class Listener {
   constructor(
     private readonly metrics: ReconcileMetrics,
     private readonly receiver?: WebhookReceiver,
-    private readonly limits: { maxConnections?: number } = {},
+    private readonly limits: { maxConnections?: number; requestTimeoutMs?: number } = {},
   ) {}
 
   /** Listens on host:port (port 0: any free port); resolves the base URL (`http://ADDRESS:PORT`). */
   async listen(host: string, port: number): Promise<string> {
-    const server = createServer((req, res) => this.route(req, res));
+    // Timeouts are checked every second (Node's default is 30 s, which would let 10 s become 40).
+    const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => this.route(req, res));
     // A slow client cannot hold a connection for long (slowloris), nor can many hold many.
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 10_000;
+    const timeout = this.limits.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    server.headersTimeout = timeout;
+    server.requestTimeout = timeout;
     server.maxConnections = this.limits.maxConnections ?? MAX_CONNECTIONS;
     this.server = server;
     await new Promise<void>((resolve, reject) => {

@@ -361,6 +361,29 @@ describe('the wake queue', () => {
 });
 
 describe('the listener', () => {
+  it('closes a connection whose request has not arrived within the request timeout', async () => {
+    const listener = new Listener(new ReconcileMetrics(), undefined, { requestTimeoutMs: 1000 });
+    const base = new URL(await listener.listen('127.0.0.1', 0));
+    try {
+      const c = connect(Number(base.port), base.hostname);
+      c.on('error', () => undefined);
+      // Headers begun, never finished.
+      c.write('POST /webhooks/ci HTTP/1.1\r\nhost: x\r\n');
+      const t0 = Date.now();
+      const outcome = await new Promise<string>((resolve) => {
+        let text = '';
+        c.on('data', (d: Buffer) => (text += d.toString()));
+        c.on('close', () => resolve(`closed ${text.split('\r\n')[0] ?? ''}`));
+        setTimeout(() => resolve('still open'), 5000);
+      });
+      c.destroy();
+      expect(outcome).toBe('closed HTTP/1.1 408 Request Timeout');
+      expect(Date.now() - t0).toBeLessThan(4000);
+    } finally {
+      await listener.close();
+    }
+  });
+
   it('holds at most maxConnections connections: one more is closed unanswered', async () => {
     const metrics = new ReconcileMetrics();
     const listener = new Listener(metrics, undefined, { maxConnections: 2 });
