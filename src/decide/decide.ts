@@ -245,18 +245,28 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   }
   // Standby that is outdated (or too old) goes first: it serves nothing, so it is free to replace;
   // a removed pool's all go. Stopped runners are paused: nothing can land on them.
-  const standbyOutdated = input.removed ? stopped : stopped.filter(isOutdated);
-  // A standby node whose starts keep failing (no capacity in its zone, a quota) goes too.
-  const unstartable = input.removed ? [] : stopped.filter((n) => !isOutdated(n) && (n.startFailures ?? 0) >= MAX_START_FAILURES);
+  // A stopped node whose runner still says busy (stopped outside Parmanu mid-job, or the
+  // platform's flag lagging) waits until the platform says idle, like any other.
+  const standbyOutdated = (input.removed ? stopped : stopped.filter(isOutdated)).filter(isIdle);
+  // A standby node whose starts keep failing (no capacity in its zone, a quota) goes too, and so
+  // does a node stopped outside Parmanu: no drain recorded (Parmanu keeps the drain on the nodes it
+  // stops) although it was seen online, or its runner still registered and not paused. Its runner
+  // was never drained, and an ephemeral node may have run a job on that disk. (A node Parmanu
+  // stopped whose history was lost has neither: its runner is paused or gone.)
+  const stray = (n: NodeView) => n.drainingSince === undefined && (n.onlineAt !== undefined || (n.runner !== undefined && !n.runner.paused));
+  const unstartable = input.removed ? [] : stopped.filter((n) => !isOutdated(n) && isIdle(n) && ((n.startFailures ?? 0) >= MAX_START_FAILURES || stray(n)));
   if ((mayShrink || retiring) && standbyOutdated.length) {
     destroy.push(...standbyOutdated.map((n) => n.name));
     if (!input.removed) reasons.push(`replacing ${standbyOutdated.length} outdated standby node${standbyOutdated.length === 1 ? '' : 's'}`);
   }
   if (mayShrink && unstartable.length) {
     destroy.push(...unstartable.map((n) => n.name));
-    reasons.push(`replacing ${unstartable.length} standby node${unstartable.length === 1 ? '' : 's'} that failed to start ${MAX_START_FAILURES} times`);
+    const strays = unstartable.filter(stray).length;
+    if (strays) reasons.push(`destroying ${strays} node${strays === 1 ? '' : 's'} stopped outside Parmanu (never drained: not standby)`);
+    if (unstartable.length > strays) reasons.push(`replacing ${unstartable.length - strays} standby node${unstartable.length - strays === 1 ? '' : 's'} that failed to start ${MAX_START_FAILURES} times`);
   }
-  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !standbyOutdated.includes(n) && !unstartable.includes(n));
+  // Standby: stopped by Parmanu (its drain recorded), idle, not outdated, not given up on.
+  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !isOutdated(n) && !stray(n) && isIdle(n) && (n.startFailures ?? 0) < MAX_START_FAILURES && !input.removed);
   // Nodes that have booted once to become standby are drained (paused) now, stopped once idle.
   const filled = mayShrink && !input.removed ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
   for (const n of filled) newDrain(n, 'standby');
@@ -312,7 +322,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   let standbyNow = standbyOk.length - start.length;
   // Drained nodes that will be idle standby material: booted (online since their last start), not
   // outdated, not an ephemeral node that ran its job, drained for scale-down or to become standby.
-  const mayStandby = (n: NodeView) => reusable(n) && onlineSinceStart(n) !== undefined && !isOutdated(n);
+  const mayStandby = (n: NodeView) => reusable(n) && onlineSinceStart(n) !== undefined && !isOutdated(n) && n.stopFailedAt === undefined;
   // Destroyed (or stopped) only once its runner is seen paused (or its registration gone): a runner
   // that a crash or a failed call left unpaused could take a job after the last idle check.
   const pausedNow = (n: NodeView) => n.runner === undefined || n.runner.paused;

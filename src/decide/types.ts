@@ -67,6 +67,8 @@ export interface NodeView {
    */
   startFailures?: number;
   startFailedAt?: number;
+  /** A stop decided earlier that the plan did not make: the node is destroyed rather than stopped again. */
+  stopFailedAt?: number;
 }
 
 /** Why a node drains. */

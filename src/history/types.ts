@@ -38,6 +38,8 @@ export const NodeRecordSchema = z.object({
   /** Starts from standby that failed in a row (their apply failed: no capacity, a quota), and when the last did; cleared by a start. */
   startFailures: z.number().int().positive().optional(),
   startFailedAt: z.number().optional(),
+  /** A stop decided for it that the plan did not make: decide destroys it instead of stopping it again. */
+  stopFailedAt: z.number().optional(),
 });
 export type NodeRecord = z.output<typeof NodeRecordSchema>;
 

@@ -19,5 +19,10 @@ export type Power = 'running' | 'stopped';
 
 /** A GCP instance's `desired_status` for a power state. */
 export const gcpStatus = (power: Power): 'RUNNING' | 'TERMINATED' => (power === 'stopped' ? 'TERMINATED' : 'RUNNING');
-/** The power state a GCP status means: RUNNING is running; TERMINATED and SUSPENDED are stopped. */
-export const powerOfGcpStatus = (status: string): Power => (status === 'RUNNING' ? 'running' : 'stopped');
+/**
+ * The power state a GCP status means: only a settled stop (TERMINATED, SUSPENDED, STOPPED) is
+ * stopped; RUNNING and the statuses on the way (PROVISIONING, STAGING, REPAIRING, and STOPPING or
+ * SUSPENDING, which have not settled) read as running, so a refresh taken mid-way never makes a
+ * running VM standby.
+ */
+export const powerOfGcpStatus = (status: string): Power => (['TERMINATED', 'SUSPENDED', 'STOPPED'].includes(status) ? 'stopped' : 'running');

@@ -132,6 +132,13 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     config: savedConfig(pool, run.platform),
   };
   const byName = new Map(rec.nodes.map((n) => [n.name, n]));
+  /** A start from standby that did not happen: decide pauses before the next and gives up after a few. */
+  const startFailed = (n: string) => {
+    const r = byName.get(n);
+    if (!r) return;
+    r.startFailures = (r.startFailures ?? 0) + 1;
+    r.startFailedAt = now;
+  };
   const inState = new Set(rec.nodes.map((n) => n.name));
   const save = async () => {
     if (dry) return;
@@ -455,13 +462,14 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         // decide pauses before trying it again and gives up on it after a few. Its runner is undone
         // by the start intent next cycle, if the node is not started then; a node the apply did
         // start anyway is found running by observe, whose restart clears the count.
-        if (starting.length) {
-          for (const n of starting) {
-            const r = byName.get(n);
-            if (!r) continue;
-            r.startFailures = (r.startFailures ?? 0) + 1;
-            r.startFailedAt = now;
-          }
+        // Only the starts the error names (terraform names the failing resource: node_<name>,
+        // power_<name>), or all of them when it names none; never for a held state lock, which
+        // says nothing about the nodes.
+        const message = (err as Error).message;
+        const named = starting.filter((n) => message.includes(n));
+        const blamed = /state lock|acquiring the state lock/i.test(message) ? [] : named.length ? named : starting;
+        if (blamed.length) {
+          for (const n of blamed) startFailed(n);
           // The apply's error is the one reported.
           await save().catch(() => undefined);
         }
@@ -482,7 +490,18 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   const moved = (n: string) => (applied || dry) && (planned ?? []).some((r) => r.mode === 'managed' && nodeOfResource(r.name) === n && (r.name.startsWith(NODE_PREFIX) || r.name.startsWith(POWER_PREFIX)) && r.change.actions.some((a) => a === 'update' || a === 'create'));
   const unmoved = [...powerTo()].filter(([n, p]) => (truth.stateNodes.get(n)?.power ?? 'running') !== p && !moved(n)).map(([n]) => n);
   if (unmoved.length) {
-    say(`the plan did not change the power state of ${unmoved.join(', ')}: not ${unmoved.length === 1 ? 'its' : 'their'} start or stop, decided again next cycle`);
+    // Never decided the same way again and again: a start the plan did not make counts as a failed
+    // start (decide pauses, then replaces the node), a stop makes decide destroy the node instead.
+    say(`the plan did not change the power state of ${unmoved.join(', ')}: not ${unmoved.length === 1 ? 'its' : 'their'} start or stop (a start counts as a failed one; a node that would not stop is destroyed instead)`);
+    if (!dry) {
+      for (const n of unmoved) {
+        if (starting.includes(n)) startFailed(n);
+        else {
+          const r = byName.get(n);
+          if (r) r.stopFailedAt = now;
+        }
+      }
+    }
     starting.splice(0, starting.length, ...starting.filter((n) => !unmoved.includes(n)));
     stopping = stopping.filter((n) => !unmoved.includes(n));
   }

@@ -110,6 +110,7 @@ export function observe(input: ObserveInput): PoolTruth {
     if (r.startedAt !== undefined) v.startedAt = r.startedAt;
     if (r.startFailures !== undefined) v.startFailures = r.startFailures;
     if (r.startFailedAt !== undefined) v.startFailedAt = r.startFailedAt;
+    if (r.stopFailedAt !== undefined) v.stopFailedAt = r.stopFailedAt;
     if (s.spec !== undefined && s.spec !== input.spec) v.outdated = true;
     // A node made before specs were recorded: outdated when its machine type or image, as the state holds them, differ.
     else if (s.spec === undefined && s.machine && ((s.machine.type !== undefined && pool.machine.type !== undefined && s.machine.type !== pool.machine.type) || (s.machine.image !== undefined && pool.machine.image !== undefined && s.machine.image !== pool.machine.image))) v.outdated = true;

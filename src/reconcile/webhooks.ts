@@ -90,7 +90,9 @@ export class WakeQueue {
     const first = this.events[0];
     const last = this.events.at(-1);
     if (!first || !last) return undefined;
-    const ready = Math.min(...this.events.flatMap((e) => e.pools.map((p) => this.readyAt(p))));
+    // A loop, not Math.min(...spread): a long cycle can leave more events waiting than a call takes arguments.
+    let ready = Infinity;
+    for (const e of this.events) for (const p of e.pools) ready = Math.min(ready, this.readyAt(p));
     return Math.max(Math.min(last.at + this.debounceMs, first.at + this.maxWaitMs), ready);
   }
 

@@ -29,7 +29,13 @@ const nodeArb = (i: number) =>
     if (r.stopped === 0) {
       // A stopped node (one in four): its runner paused and offline, or gone.
       n.power = 'stopped';
-      if (r.registered) n.runner = { online: false, busy: false, paused: true };
+      // Stopped by Parmanu (drained first, runner paused), or outside it (no drain, any runner state).
+      if (r.draining !== undefined) n.drainingSince = T0 - r.draining * MIN;
+      if (r.registered) n.runner = { online: false, busy: r.draining === undefined && r.busy, paused: r.draining !== undefined };
+      if (r.jobsStarted === 2) {
+        n.startFailures = r.idleMin === undefined ? 3 : 1;
+        n.startFailedAt = T0 - (r.idleMin ?? 1) * MIN;
+      }
       return n;
     }
     if (r.registered) n.runner = { online: true, busy: r.busy, paused: r.draining !== undefined, jobsStarted: r.jobsStarted };

@@ -17,8 +17,8 @@ const idle = (name: string, ageMin = 30, extra: Partial<NodeView> = {}): NodeVie
 const busy = (name: string, ageMin = 30): NodeView => ({ ...idle(name, ageMin), runner: { online: true, busy: true, paused: false }, lastBusyAt: T0 });
 const booting = (name: string, ageMin = 1): NodeView => ({ name, createdAt: T0 - ageMin * MIN });
 const drained = (n: NodeView, minAgo = 1, why: NodeView['drainReason'] = 'scale-down'): NodeView => ({ ...n, drainingSince: T0 - minAgo * MIN, drainReason: why, runner: n.runner ? { ...n.runner, paused: true } : undefined });
-/** A stopped node: its runner paused and offline since it was stopped. */
-const stopped = (name: string, ageMin = 60, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, onlineAt: T0 - (ageMin - 1) * MIN, offlineSince: T0 - 10 * MIN, power: 'stopped', runner: { online: false, busy: false, paused: true }, ...extra });
+/** A node Parmanu stopped: drained first (the drain stays recorded), its runner paused and offline since. */
+const stopped = (name: string, ageMin = 60, extra: Partial<NodeView> = {}): NodeView => ({ name, createdAt: T0 - ageMin * MIN, onlineAt: T0 - (ageMin - 1) * MIN, offlineSince: T0 - 10 * MIN, drainingSince: T0 - 11 * MIN, drainReason: 'scale-down', power: 'stopped', runner: { online: false, busy: false, paused: true }, ...extra });
 
 function run(scaling: Record<string, unknown>, nodes: NodeView[], observation: PoolObservation | undefined, extra: Partial<DecideInput> & { runner?: Record<string, unknown> } = {}) {
   const { runner, ...rest } = extra;
@@ -266,6 +266,27 @@ const TABLE: Row[] = [
     nodes: [stopped('p-f', 30, { startFailures: 3, startFailedAt: T0 - 20 * MIN })],
     observation: obs(0, 0),
     want: { destroy: ['p-f'], start: [], create: 1, filling: ['p-n0'], reason: /replacing 1 standby node that failed to start 3 times/ },
+  },
+  {
+    name: 'a node stopped outside Parmanu (never drained) is no standby: destroyed, not started',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-x', 60, { drainingSince: undefined, drainReason: undefined, runner: { online: false, busy: false, paused: false } })],
+    observation: obs(1, 0),
+    want: { destroy: ['p-x'], start: [], create: 1, reason: /destroying 1 node stopped outside Parmanu \(never drained: not standby\)/ },
+  },
+  {
+    name: 'a stopped node with no drain record whose runner is paused (its history lost) is still standby',
+    scaling: { standby: 1 },
+    nodes: [stopped('p-s', 60, { drainingSince: undefined, drainReason: undefined, onlineAt: undefined, offlineSince: undefined })],
+    observation: obs(1, 0),
+    want: { start: ['p-s'], destroy: [], create: 0 },
+  },
+  {
+    name: 'a drained node whose stop the plan did not make is destroyed, not stopped again',
+    scaling: { standby: 1 },
+    nodes: [drained(idle('p-a'), 1, 'scale-down')].map((n) => ({ ...n, stopFailedAt: T0 - MIN })),
+    observation: obs(0, 0),
+    want: { stop: [], destroy: ['p-a'] },
   },
   {
     name: 'a growOnly cycle of a removed pool drains and destroys nothing',

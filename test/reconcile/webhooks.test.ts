@@ -358,6 +358,12 @@ describe('the wake queue', () => {
     q.add({ at: 5100, emitter: 'ci', pools: ['c'] });
     expect(q.take()).toHaveLength(1);
   });
+
+  it('tells when its events are due with more of them waiting than a function call takes arguments', () => {
+    const q = new WakeQueue(300, 2000, 2000);
+    for (let i = 0; i < 300_000; i++) q.add({ at: 1000, emitter: 'ci', pools: ['a'] });
+    expect(q.dueAt()).toBe(1300);
+  });
 });
 
 describe('the listener', () => {
