@@ -179,8 +179,9 @@ export class PoolStack extends TerraformStack {
         // power changed, and nothing ignored: the plan shows exactly that one change.
         const changing = node.powerChange === true && node.recorded !== undefined;
         const r = new DataResource(this, nodeLogicalId(node.name), {
+          // The recorded values come from Terraform state (external input): literal, like every string rendered here.
           input: changing
-            ? { ...node.recorded, power }
+            ? { ...Object.fromEntries(Object.entries(node.recorded ?? {}).map(([k, v]) => [k, tfLiteral(v)])), power }
             : {
                 pool: pool.name,
                 node: node.name,

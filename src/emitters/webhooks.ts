@@ -176,6 +176,9 @@ export function readDelivery(emitter: EmitterConfig, headers: Headers, body: Buf
   if (!p.success) return { type: 'malformed', reason: `not a job event (${issue(p.error)})` };
   const e = p.data;
   if (emitter.type === 'gitlab' && !gitlabInScope(emitter, e.project_id, e.project?.path_with_namespace)) return { type: 'ignored', delivery, reason: 'a project the emitter does not read' };
+  // `pending`: waits for a runner; `created`: waits on earlier stages; `running`: a runner has it.
+  // Every other status (success, failed, canceled, skipped, manual, …) is no Job to act on.
+  if (!['pending', 'created', 'running'].includes(e.build_status)) return { type: 'ignored', delivery, reason: `the job is ${e.build_status}` };
   const status: Job['status'] = e.build_status === 'pending' ? 'queued' : e.build_status === 'created' ? 'upcoming' : 'running';
   const job: Job = { id: String(e.build_id), labels: e.tags ?? [], status, queuedAt: parseTime(e.build_created_at, now), ...(e.build_started_at ? { startedAt: parseTime(e.build_started_at, now) } : {}) };
   return { type: 'job', delivery: delivery ?? `job-${e.build_id}-${e.build_status}`, job, labelsKnown: e.tags !== undefined, action: e.build_status };

@@ -20,9 +20,8 @@ export type Power = 'running' | 'stopped';
 /** A GCP instance's `desired_status` for a power state. */
 export const gcpStatus = (power: Power): 'RUNNING' | 'TERMINATED' => (power === 'stopped' ? 'TERMINATED' : 'RUNNING');
 /**
- * The power state a GCP status means: only a settled stop (TERMINATED, SUSPENDED, STOPPED) is
- * stopped; RUNNING and the statuses on the way (PROVISIONING, STAGING, REPAIRING, and STOPPING or
- * SUSPENDING, which have not settled) read as running, so a refresh taken mid-way never makes a
- * running VM standby.
+ * The power state a GCP instance's `desired_status` (RUNNING, SUSPENDED, TERMINATED) means:
+ * SUSPENDED and TERMINATED are stopped. Any other value (an instance status on the way, such as
+ * STAGING or STOPPING, should one ever be read here) is running: only a settled stop is standby.
  */
-export const powerOfGcpStatus = (status: string): Power => (['TERMINATED', 'SUSPENDED', 'STOPPED'].includes(status) ? 'stopped' : 'running');
+export const powerOfGcpStatus = (status: string): Power => (['TERMINATED', 'SUSPENDED'].includes(status) ? 'stopped' : 'running');

@@ -237,6 +237,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   for (const n of plan.resume) {
     const r = byName.get(n) as NodeRecord;
     delete r.drainingSince;
+    delete r.stopFailedAt;
     delete r.drainReason;
     rec.intents.push({ node: n, action: 'resume', at: now });
   }

@@ -50,6 +50,9 @@ export class ReconcileMetrics {
 
   /** Answers a GET /metrics. */
   serve(res: ServerResponse): void {
-    void this.registry.metrics().then((body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body));
+    this.registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+    );
   }
 }

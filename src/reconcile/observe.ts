@@ -171,6 +171,7 @@ export function restart(r: NodeRecord, at: number): void {
   delete r.startFailures;
   delete r.startFailedAt;
   delete r.drainingSince;
+  delete r.stopFailedAt;
   delete r.drainReason;
   delete r.onlineAt;
   delete r.offlineSince;

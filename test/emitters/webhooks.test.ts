@@ -134,7 +134,9 @@ describe('reading GitLab deliveries', () => {
     ['an untagged job', gl('Job Hook', jobHook('pending', { tags: [] })), { type: 'job', labelsKnown: true, job: { labels: [] } }],
     ['a created job (upcoming)', gl('Job Hook', jobHook('created')), { type: 'job', job: { status: 'upcoming' } }],
     ['a running job', gl('Job Hook', jobHook('running', { build_started_at: '2026-11-30T10:00:00.000Z' })), { type: 'job', job: { status: 'running', startedAt: NOW } }],
-    ['a finished job', gl('Job Hook', jobHook('success')), { type: 'job', job: { status: 'running' } }],
+    // A finished (or canceled, skipped, manual) job is no Job to act on (never `running`).
+    ['a finished job', gl('Job Hook', jobHook('success')), { type: 'ignored', reason: 'the job is success' }],
+    ['a canceled job', gl('Job Hook', jobHook('canceled')), { type: 'ignored', reason: 'the job is canceled' }],
     ['a project given by id', gl('Job Hook', jobHook('pending', { project_id: 1234, project: { path_with_namespace: 'other/thing' } })), { type: 'job' }],
     ['a project below a group', gl('Job Hook', jobHook('pending', { project_id: 9, project: { path_with_namespace: 'tools/sub/x' } })), { type: 'job' }],
     ['a project the emitter does not read', gl('Job Hook', jobHook('pending', { project_id: 9, project: { path_with_namespace: 'toolsmith/x' } })), { type: 'ignored', reason: 'a project the emitter does not read' }],

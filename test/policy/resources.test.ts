@@ -6,7 +6,7 @@ describe('power ↔ GCP status', () => {
     ['RUNNING', 'running'],
     ['TERMINATED', 'stopped'],
     ['SUSPENDED', 'stopped'],
-    ['STOPPED', 'stopped'],
+    ['STOPPED', 'running'], // not a GCP status: never read as a stop
     // On the way somewhere: never read as a settled stop (a refresh mid-way must not make a running VM standby).
     ['PROVISIONING', 'running'],
     ['STAGING', 'running'],
