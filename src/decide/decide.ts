@@ -243,30 +243,29 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     // Pausing a busy runner lets its job finish and gives it no other: every node drains.
     for (const n of [...inService, ...filling]) newDrain(n, 'removed');
   }
-  // Standby that is outdated (or too old) goes first: it serves nothing, so it is free to replace;
-  // a removed pool's all go. Stopped runners are paused: nothing can land on them.
-  // A stopped node whose runner still says busy (stopped outside Parmanu mid-job, or the
-  // platform's flag lagging) waits until the platform says idle, like any other.
-  const standbyOutdated = (input.removed ? stopped : stopped.filter(isOutdated)).filter(isIdle);
-  // A standby node whose starts keep failing (no capacity in its zone, a quota) goes too, and so
-  // does a node stopped outside Parmanu: no drain recorded (Parmanu keeps the drain on the nodes it
-  // stops) although it was seen online, or its runner still registered and not paused. Its runner
-  // was never drained, and an ephemeral node may have run a job on that disk. (A node Parmanu
-  // stopped whose history was lost has neither: its runner is paused or gone.)
+  // A stopped node is standby when Parmanu stopped it and can start it again: not outdated (or too
+  // old), not given up on after MAX_START_FAILURES failed starts, and not stopped outside Parmanu —
+  // no drain recorded (Parmanu keeps the drain on the nodes it stops) although it was seen online,
+  // or its runner still registered and not paused: never drained, and an ephemeral node may have
+  // run a job on that disk. (A node Parmanu stopped whose history was lost has neither: its runner
+  // is paused or gone.) A removed pool has none.
   const stray = (n: NodeView) => n.drainingSince === undefined && (n.onlineAt !== undefined || (n.runner !== undefined && !n.runner.paused));
-  const unstartable = input.removed ? [] : stopped.filter((n) => !isOutdated(n) && isIdle(n) && ((n.startFailures ?? 0) >= MAX_START_FAILURES || stray(n)));
-  if ((mayShrink || retiring) && standbyOutdated.length) {
-    destroy.push(...standbyOutdated.map((n) => n.name));
-    if (!input.removed) reasons.push(`replacing ${standbyOutdated.length} outdated standby node${standbyOutdated.length === 1 ? '' : 's'}`);
+  const usable = (n: NodeView) => !input.removed && !isOutdated(n) && (n.startFailures ?? 0) < MAX_START_FAILURES && !stray(n);
+  // The others go, outdated ones first (they serve nothing, so they are free to replace). A stopped
+  // node whose runner still says busy (stopped outside Parmanu mid-job, or the platform's flag
+  // lagging) waits until the platform says idle, like any other.
+  const unusable = stopped.filter((n) => !usable(n) && isIdle(n));
+  if (mayShrink || retiring) {
+    destroy.push(...unusable.map((n) => n.name));
+    const outdatedN = input.removed ? 0 : unusable.filter(isOutdated).length;
+    const strays = unusable.filter((n) => !isOutdated(n) && stray(n)).length;
+    const failed = input.removed ? 0 : unusable.length - outdatedN - strays;
+    if (outdatedN) reasons.push(`replacing ${outdatedN} outdated standby node${outdatedN === 1 ? '' : 's'}`);
+    if (strays && !input.removed) reasons.push(`destroying ${strays} node${strays === 1 ? '' : 's'} stopped outside Parmanu (never drained: not standby)`);
+    if (failed) reasons.push(`replacing ${failed} standby node${failed === 1 ? '' : 's'} that failed to start ${MAX_START_FAILURES} times`);
   }
-  if (mayShrink && unstartable.length) {
-    destroy.push(...unstartable.map((n) => n.name));
-    const strays = unstartable.filter(stray).length;
-    if (strays) reasons.push(`destroying ${strays} node${strays === 1 ? '' : 's'} stopped outside Parmanu (never drained: not standby)`);
-    if (unstartable.length > strays) reasons.push(`replacing ${unstartable.length - strays} standby node${unstartable.length - strays === 1 ? '' : 's'} that failed to start ${MAX_START_FAILURES} times`);
-  }
-  // Standby: stopped by Parmanu (its drain recorded), idle, not outdated, not given up on.
-  const standbyOk = stopped.filter((n) => !destroy.includes(n.name) && !isOutdated(n) && !stray(n) && isIdle(n) && (n.startFailures ?? 0) < MAX_START_FAILURES && !input.removed);
+  // Standby: usable and idle.
+  const standbyOk = stopped.filter((n) => usable(n) && isIdle(n));
   // Nodes that have booted once to become standby are drained (paused) now, stopped once idle.
   const filled = mayShrink && !input.removed ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
   for (const n of filled) newDrain(n, 'standby');

@@ -32,7 +32,7 @@ import { guardPlan, NODE_PREFIX, nodeOfResource, POWER_PREFIX } from '../terrafo
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
-import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type RunnerAccess } from '../../stacks/types.js';
+import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type NodeInput } from '../../stacks/types.js';
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import { restart, type PoolTruth } from './observe.js';
@@ -89,20 +89,8 @@ export async function pullState(run: PoolRun): Promise<StateNode[]> {
   return nodes;
 }
 
-interface RenderNode {
-  name: string;
-  access: RunnerAccess;
-  spec?: string;
-  createdAt?: number;
-  /** New nodes only: the runner release they download and verify. */
-  release?: RunnerRelease;
-  credential?: boolean;
-  power?: 'running' | 'stopped';
-  powerResource?: boolean;
-  powerChange?: boolean;
-  recorded?: Record<string, string>;
-  generation?: number;
-}
+/** A node as the pool's stack renders it: stacks' own input type (a type import, nothing loaded). */
+type RenderNode = NodeInput;
 
 /** Environment every terraform call of the pool gets: its platform's own credentials file (GCP). */
 function cloudEnv(run: PoolRun): Record<string, string> {

@@ -176,6 +176,9 @@ class EventHeap {
 const COMPLETE = 0;
 const READY = 1;
 
+/** Delay from a job being queued to its webhook cycle, when none is given. */
+export const DEFAULT_WEBHOOK_LATENCY_MS = 2000;
+
 export function runEngine(jobs: readonly SimJob[], controller: Controller | undefined, opts: EngineOptions): EngineResult {
   const n = jobs.length;
   const waitsS = new Float64Array(n);
@@ -183,7 +186,7 @@ export function runEngine(jobs: readonly SimJob[], controller: Controller | unde
   const J = opts.ephemeral ? 1 : opts.jobsPerNode;
   const resumeMs = opts.resumeMs ?? opts.bootMs;
   const webhook = controller !== undefined && opts.signal === 'webhook';
-  const latencyMs = opts.webhookLatencyMs ?? 2000;
+  const latencyMs = opts.webhookLatencyMs ?? DEFAULT_WEBHOOK_LATENCY_MS;
   const startAt = (jobs[0] as SimJob).queuedAt;
   const heap = new EventHeap();
   const nodes: SimNode[] = [];

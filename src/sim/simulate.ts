@@ -9,7 +9,7 @@ import { normalize } from '../policy/load.js';
 import { PoolSchema, type PoolInput } from '../policy/schema.js';
 import type { PoolConfig } from '../policy/types.js';
 import { peakConcurrency, reactiveController, REACTIVE_STANDBY, type ReactiveTuning } from './baselines.js';
-import { runEngine, type Actions, type Controller, type EngineOptions, type EngineResult, type Signal, type SimJob } from './engine.js';
+import { DEFAULT_WEBHOOK_LATENCY_MS, runEngine, type Actions, type Controller, type EngineOptions, type EngineResult, type Signal, type SimJob } from './engine.js';
 import type { TraceJob } from '../policy/trace.js';
 
 export const BASELINES = ['parmanu', 'oracle', 'perJob', 'reactive', 'reactiveStandby', 'staticPeak'] as const;
@@ -77,7 +77,7 @@ export interface SimParams {
 
 export const DEFAULT_RESUME_MS = 40_000;
 export const DEFAULT_STOPPED_COST = 0.05;
-export const DEFAULT_WEBHOOK_LATENCY_MS = 2000;
+export { DEFAULT_WEBHOOK_LATENCY_MS } from './engine.js';
 
 export interface PoolResult {
   pool: string;

@@ -7,6 +7,7 @@
 import type { PoolConfig } from '../policy/types.js';
 import type { TraceJob } from '../policy/trace.js';
 import { costMinutes, DEFAULT_STOPPED_COST, matchTrace, oracleMinutesOf, runParmanu, runReactive, type Invariants, type SimParams } from './simulate.js';
+import type { EngineResult } from './engine.js';
 
 export interface Tuning {
   spare: number;
@@ -28,32 +29,34 @@ export function grid(spares: readonly number[], scaleDownMinutes: readonly numbe
   return out;
 }
 
-export function sweepReactive(trace: readonly TraceJob[], pools: readonly PoolConfig[], params: SimParams, tunings: readonly Tuning[]): SweepRow[] {
-  const { byPool } = matchTrace(trace, pools);
+/** One strategy run on every pool of a trace, totalled like `simulate` (waits weighted by jobs). */
+function totalled(byPool: ReadonlyMap<string, TraceJob[]>, pools: readonly PoolConfig[], params: SimParams, run: (pool: PoolConfig, jobs: TraceJob[]) => EngineResult): Totals {
   const stoppedCost = params.stoppedCost ?? DEFAULT_STOPPED_COST;
   let oracle = 0;
-  for (const pool of pools) oracle += oracleMinutesOf(pool, byPool.get(pool.name) ?? []);
-  return tunings.map((t) => {
-    let waitSum = 0;
-    let jobs = 0;
-    let nodeMinutes = 0;
-    let standbyMinutes = 0;
-    for (const pool of pools) {
-      const own = byPool.get(pool.name) ?? [];
-      const e = runReactive(pool, own, params, t);
-      for (const w of e.waitsS) waitSum += w;
-      jobs += own.length;
-      nodeMinutes += e.nodeMinutes;
-      standbyMinutes += e.standbyMinutes;
-    }
-    return {
-      ...t,
-      waitMeanS: Math.round((jobs ? waitSum / jobs : 0) * 10) / 10,
-      costVsOracle: oracle > 0 ? Math.round((costMinutes(nodeMinutes, standbyMinutes, stoppedCost) / oracle) * 100) / 100 : 0,
-      nodeMinutes: Math.round(nodeMinutes),
-      standbyMinutes: Math.round(standbyMinutes),
-    };
-  });
+  let waitSum = 0;
+  let jobs = 0;
+  let nodeMinutes = 0;
+  let standbyMinutes = 0;
+  for (const pool of pools) {
+    const own = byPool.get(pool.name) ?? [];
+    oracle += oracleMinutesOf(pool, own);
+    const e = run(pool, own);
+    for (const w of e.waitsS) waitSum += w;
+    jobs += own.length;
+    nodeMinutes += e.nodeMinutes;
+    standbyMinutes += e.standbyMinutes;
+  }
+  return {
+    waitMeanS: Math.round((jobs ? waitSum / jobs : 0) * 10) / 10,
+    costVsOracle: oracle > 0 ? Math.round((costMinutes(nodeMinutes, standbyMinutes, stoppedCost) / oracle) * 100) / 100 : 0,
+    nodeMinutes: Math.round(nodeMinutes),
+    standbyMinutes: Math.round(standbyMinutes),
+  };
+}
+
+export function sweepReactive(trace: readonly TraceJob[], pools: readonly PoolConfig[], params: SimParams, tunings: readonly Tuning[]): SweepRow[] {
+  const { byPool } = matchTrace(trace, pools);
+  return tunings.map((t) => ({ ...t, ...totalled(byPool, pools, params, (pool, own) => runReactive(pool, own, params, t)) }));
 }
 
 /** The rows that beat `ref` on both axes: strictly lower mean wait and strictly lower cost. */
@@ -70,28 +73,7 @@ export interface Totals {
 
 /** Parmanu's decide on every pool of a trace, totalled like the sweep's rows. */
 export function parmanuTotals(trace: readonly TraceJob[], pools: readonly PoolConfig[], params: SimParams, invariants: Invariants): Totals {
-  const { byPool } = matchTrace(trace, pools);
-  const stoppedCost = params.stoppedCost ?? DEFAULT_STOPPED_COST;
-  let oracle = 0;
-  let waitSum = 0;
-  let jobs = 0;
-  let nodeMinutes = 0;
-  let standbyMinutes = 0;
-  for (const pool of pools) {
-    const own = byPool.get(pool.name) ?? [];
-    oracle += oracleMinutesOf(pool, own);
-    const e = runParmanu(pool, own, params, invariants);
-    for (const w of e.waitsS) waitSum += w;
-    jobs += own.length;
-    nodeMinutes += e.nodeMinutes;
-    standbyMinutes += e.standbyMinutes;
-  }
-  return {
-    waitMeanS: Math.round((jobs ? waitSum / jobs : 0) * 10) / 10,
-    costVsOracle: oracle > 0 ? Math.round((costMinutes(nodeMinutes, standbyMinutes, stoppedCost) / oracle) * 100) / 100 : 0,
-    nodeMinutes: Math.round(nodeMinutes),
-    standbyMinutes: Math.round(standbyMinutes),
-  };
+  return totalled(matchTrace(trace, pools).byPool, pools, params, (pool, own) => runParmanu(pool, own, params, invariants));
 }
 
 /** Issue #15's goals on a trace (the shared bitcoin one): Parmanu with webhooks and standby, and with polling alone. */

@@ -20,7 +20,7 @@ import { poolDir, reconcileOnce, type ReconcileDeps } from '../../src/reconcile/
 import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
-import { useRedisSuite } from './suite.js';
+import { reconcileDeps, useRedisSuite } from './suite.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 
 const suite = useRedisSuite();
@@ -48,19 +48,7 @@ function world(policy: Policy, emitter: Emitter, history: HistoryStore, extra: P
   const root = suite.tempDir('parmanu-e2e-');
   const stateDir = join(root, 'state');
   const now = { t: T0 };
-  let id = 0;
-  const deps: ReconcileDeps = {
-    policy,
-    emitters: new Map([['ci', emitter]]),
-    history,
-    terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }),
-    stateDir,
-    clock: () => now.t,
-    owner: 'test',
-    newId: () => `n${(id++).toString().padStart(3, '0')}`,
-    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
-    ...extra,
-  };
+  const deps = reconcileDeps(policy, emitter, history, stateDir, now, extra);
   return {
     deps,
     now,

@@ -23,13 +23,12 @@ import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type CycleResult, type ReconcileDeps } from '../../src/reconcile/cycle.js';
-import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes, type StateNode } from '../../src/terraform/state.js';
 import type { Emulator } from '../emulators/base.js';
 import { GithubEmulator } from '../emulators/github.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { JenkinsEmulator } from '../emulators/jenkins.js';
-import { useRedisSuite } from './suite.js';
+import { reconcileDeps, useRedisSuite } from './suite.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 
 const suite = useRedisSuite();
@@ -65,23 +64,11 @@ function world(policy: Policy, emitter: Emitter, emu: Emulator, extra: Partial<R
   const now = { t: T0 };
   const prefix = `parmanu:life${Math.random().toString(36).slice(2)}:`;
   const history = new RedisHistoryStore(suite.url, () => now.t, prefix);
-  let id = 0;
   const state = (pool = 'p') => readStateNodes(join(poolDir(stateDir, pool), 'terraform.tfstate'));
   const names = (pool = 'p') => state(pool).map((n) => n.name).sort();
   const busyDestroyed: string[] = [];
   const running = () => new Set(emu.jobRecords.filter((j) => j.end === undefined).map((j) => j.runner));
-  const deps: ReconcileDeps = {
-    policy,
-    emitters: new Map([['ci', emitter]]),
-    history,
-    terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }),
-    stateDir,
-    clock: () => now.t,
-    owner: 'test',
-    newId: () => `n${(id++).toString().padStart(3, '0')}`,
-    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
-    ...extra,
-  };
+  const deps = reconcileDeps(policy, emitter, history, stateDir, now, extra);
   return {
     deps,
     now,

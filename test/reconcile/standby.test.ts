@@ -24,7 +24,6 @@ import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type CycleResult, type HookPoint, type ReconcileDeps } from '../../src/reconcile/cycle.js';
-import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes, type StateNode } from '../../src/terraform/state.js';
 import { localCredentialFile } from '../../stacks/types.js';
 import type { Emulator } from '../emulators/base.js';
@@ -32,7 +31,7 @@ import { GithubEmulator } from '../emulators/github.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { JenkinsEmulator } from '../emulators/jenkins.js';
 import { capture, scanStateDir } from '../secret-scan.js';
-import { useRedisSuite } from './suite.js';
+import { reconcileDeps, useRedisSuite } from './suite.js';
 
 const suite = useRedisSuite();
 
@@ -67,20 +66,9 @@ function world(policy: Policy, emitter: Emitter, emu: Emulator, machines: (w: Wo
   const stateDir = join(root, 'state');
   const now = { t: T0 };
   const history = new RedisHistoryStore(suite.url, () => now.t, `parmanu:standby${Math.random().toString(36).slice(2)}:`);
-  let id = 0;
   const state = () => readStateNodes(join(poolDir(stateDir, 'p'), 'terraform.tfstate'));
   const running = () => new Set(emu.jobRecords.filter((j) => j.end === undefined).map((j) => j.runner));
-  const deps: ReconcileDeps = {
-    policy,
-    emitters: new Map([['ci', emitter]]),
-    history,
-    terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }),
-    stateDir,
-    clock: () => now.t,
-    owner: 'test',
-    newId: () => `n${(id++).toString().padStart(3, '0')}`,
-    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
-  };
+  const deps = reconcileDeps(policy, emitter, history, stateDir, now);
   const w: World = {
     deps,
     now,

@@ -1,12 +1,18 @@
 /**
  * What the reconcile end-to-end files share: a real redis-server started before a file's tests and
- * stopped after them, and temporary directories removed after them.
+ * stopped after them, temporary directories removed after them, and the cycle's dependencies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import type { Emitter } from '../../src/emitters/types.js';
+import type { HistoryStore } from '../../src/history/types.js';
+import type { Policy } from '../../src/policy/types.js';
+import type { ReconcileDeps } from '../../src/reconcile/cycle.js';
+import { Terraform } from '../../src/terraform/runner.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
+import { capture } from '../secret-scan.js';
 
 export interface Suite {
   /** The Redis URL (valid inside the file's tests). */
@@ -35,5 +41,25 @@ export function useRedisSuite(): Suite {
       roots.push(root);
       return root;
     },
+  };
+}
+
+/**
+ * The cycle's dependencies as the reconcile end-to-end files give them: the one emitter `ci`, real
+ * terraform, the test's clock, ids n000, n001, … and every log event captured for the secret scan.
+ */
+export function reconcileDeps(policy: Policy, emitter: Emitter, history: HistoryStore, stateDir: string, now: { t: number }, extra: Partial<ReconcileDeps> = {}): ReconcileDeps {
+  let id = 0;
+  return {
+    policy,
+    emitters: new Map([['ci', emitter]]),
+    history,
+    terraform: new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' }),
+    stateDir,
+    clock: () => now.t,
+    owner: 'test',
+    newId: () => `n${(id++).toString().padStart(3, '0')}`,
+    log: (e) => capture('a reconcile log event', JSON.stringify(e)),
+    ...extra,
   };
 }
