@@ -23,16 +23,18 @@
  * look-ups by name read every page of the runner list and never return an unmarked runner.
  * Busy truth: the runner's `busy` flag lags the job by minutes, so isIdle() also reads, without
  * ETags, the in-progress runs of the watched repositories and their jobs' `runner_name`.
- * The ETag cache is bounded (least recently used out past ETAG_CACHE_MAX entries).
+ * The ETag cache is bounded (least recently used out past ETAG_CACHE_MAX entries); each entry
+ * remembers the credential that read it (GitHub's ETags are specific to the token).
+ * Credentials: one token, one GitHub App installation, or several of either (`credentials`), each
+ * with its own client; calls spread across them by remaining rate limit, installation tokens are
+ * replaced before they expire and once on a 401 (github-auth.ts). The sticky comment is written and
+ * recognised with the first credential only, so that its author is one identity.
  */
-import { createAppAuth } from '@octokit/auth-app';
-import { retry } from '@octokit/plugin-retry';
-import { throttling } from '@octokit/plugin-throttling';
-import { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import type { Job } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import { githubRunnerUrl, type EmitterConfig, type RunnerCredential } from '../policy/types.js';
+import { Credential, CredentialPool, credentialId, InstallationTokens, isAppPath, privateKeyProblem, REFRESH_MARGIN_MS, ThrottledOctokit, type GithubCredentialSecret } from './github-auth.js';
 import { beginProbe, HttpClient, LruCache, ProbeProblems } from './http.js';
 import { GITHUB_ASSETS, parseGithubChecksums, ReleaseCache, releaseVersion } from './release.js';
 import { EmitterError, markerLabel, poolFromLabels, RunnerBusyError, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo, type RunnerRelease } from './types.js';
@@ -69,21 +71,37 @@ export interface GithubSecrets {
    */
   botLogin?: string;
   app?: { appId: number | string; installationId: number | string; privateKey: string };
+  /** Several credentials (the policy's `credentials`), instead of `token` or `app`. */
+  credentials?: GithubCredentialSecret[];
 }
 
-const ThrottledOctokit = Octokit.plugin(throttling, retry);
-type Client = InstanceType<typeof ThrottledOctokit>;
+export interface GithubOptions {
+  /** An installation token expiring within this is replaced before use (default REFRESH_MARGIN_MS; capped at half the token's lifetime). */
+  refreshMarginMs?: number;
+}
+
+/** The refusal GitHub gives a spent credential, for a call not sent because its credential is known to be spent. */
+function spentResponse(c: Credential): Response {
+  const headers = { 'content-type': 'application/json', 'x-ratelimit-remaining': '0', ...(c.limit !== undefined ? { 'x-ratelimit-limit': String(c.limit) } : {}), ...(c.resetAt !== undefined ? { 'x-ratelimit-reset': String(Math.ceil(c.resetAt / 1000)) } : {}) };
+  return new Response(JSON.stringify({ message: `API rate limit spent for ${c.id} (not sent)` }), { status: 403, headers });
+}
+
+/** Whether an Octokit error is GitHub refusing for a spent primary rate limit (403 or 429 with x-ratelimit-remaining: 0). */
+function primaryLimited(err: unknown): boolean {
+  const e = err as { status?: number; response?: { headers?: Record<string, string | number | undefined> } };
+  return (e.status === 403 || e.status === 429) && String(e.response?.headers?.['x-ratelimit-remaining'] ?? '') === '0';
+}
 
 export class GithubEmitter implements Emitter {
   readonly kind = 'github' as const;
   readonly name: string;
   readonly http: HttpClient;
-  private readonly octokit: Client;
-  /** Conditional GETs' ETags and pages, bounded. */
-  readonly etags = new LruCache<string, { etag: string; data: unknown }>(ETAG_CACHE_MAX);
+  /** The emitter's credentials, each with its own client. */
+  readonly pool: CredentialPool;
+  /** Conditional GETs' ETags and pages, bounded, with the id of the credential that read them. */
+  readonly etags = new LruCache<string, { etag: string; data: unknown; credential: string }>(ETAG_CACHE_MAX);
   private problems = new ProbeProblems((e) => this.reason(e));
-  private readonly secret: string;
-  private readonly app: boolean;
+  private readonly secrets: string[];
   private readonly botLogin: string | undefined;
   /** runnerRelease resolutions, reused for an hour. */
   readonly releases: ReleaseCache;
@@ -93,28 +111,117 @@ export class GithubEmitter implements Emitter {
     secrets: GithubSecrets,
     http?: HttpClient,
     private readonly clock: () => number = Date.now,
+    opts: GithubOptions = {},
   ) {
     this.name = cfg.name;
-    this.secret = secrets.token ?? secrets.app?.privateKey ?? '';
-    this.app = secrets.app !== undefined;
+    const list: GithubCredentialSecret[] = secrets.credentials ?? (secrets.app ? [{ app: secrets.app }] : [{ token: secrets.token ?? '' }]);
+    this.secrets = list.map((c) => ('token' in c ? c.token : c.app.privateKey));
     this.botLogin = secrets.botLogin;
     this.http = http ?? HttpClient.forEmitter(cfg);
     this.releases = new ReleaseCache(clock);
-    const retries = cfg.retries;
+    this.pool = new CredentialPool(list.map((c, i) => this.credential(c, credentialId(c, i), opts)));
+  }
+
+  /** One credential with its own client: its answers' rate-limit headers are its own. */
+  private credential(c: GithubCredentialSecret, id: string, opts: GithubOptions): Credential {
+    const retries = this.cfg.retries;
+    const maxWaitS = (this.http.policy.maxRetryAfterMs ?? 60_000) / 1000;
     const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-    this.octokit = new ThrottledOctokit({
-      ...(secrets.app ? { authStrategy: createAppAuth, auth: { appId: secrets.app.appId, privateKey: secrets.app.privateKey, installationId: secrets.app.installationId } } : { auth: secrets.token }),
-      baseUrl: cfg.apiUrl.replace(/\/$/, ''),
+    let self: Credential | undefined;
+    const octokit = new ThrottledOctokit({
+      baseUrl: this.cfg.apiUrl.replace(/\/$/, ''),
       userAgent: 'parmanu',
       log: quiet,
       // Retries belong to the plugins here; the HTTP client only times out, limits and counts.
-      request: { fetch: (input: string | URL | Request, init?: RequestInit) => this.http.fetch(input, init, false) },
+      request: {
+        fetch: async (input: string | URL | Request, init?: RequestInit) => {
+          // A call picked before its credential was found spent (calls are picked as they are queued) is not sent:
+          // GitHub asks for no requests while the limit is spent. It gets the refusal GitHub would give, and moves.
+          const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
+          if (self?.exhausted(Date.now()) && !isAppPath(path)) return spentResponse(self);
+          const res = await this.http.fetch(input, init, false);
+          self?.observe(path, res.status, res.headers);
+          return res;
+        },
+      },
       throttle: {
-        onRateLimit: (_after: number, _options: unknown, _o: unknown, retryCount: number) => retryCount < retries,
+        // A spent primary limit: another credential takes the call; with none, wait only for a reset within maxRetryAfterMs.
+        onRateLimit: (after: number, _options: unknown, _o: unknown, retryCount: number) => retryCount < retries && after <= maxWaitS && !(self && this.pool.hasOther(self)),
         onSecondaryRateLimit: (_after: number, _options: unknown, _o: unknown, retryCount: number) => retryCount < retries,
       },
-      retry: { retries, retryAfterBaseValue: this.http.policy.backoffMs ?? 1000 },
+      // GitHub's 429s are rate limits, the throttling plugin's to handle (secondary: wait; primary: another credential).
+      retry: { retries, retryAfterBaseValue: this.http.policy.backoffMs ?? 1000, doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451] },
     });
+    if ('token' in c) self = new Credential(id, octokit, c.token, undefined, undefined);
+    else {
+      const problem = privateKeyProblem(c.app.privateKey);
+      const tokens = new InstallationTokens(c.app.appId, c.app.installationId, c.app.privateKey, octokit.request, opts.refreshMarginMs ?? REFRESH_MARGIN_MS);
+      self = new Credential(id, octokit, undefined, tokens, problem);
+    }
+    return self;
+  }
+
+  /** A private key that cannot sign is a configuration problem no probe mends. */
+  preflight(): string[] {
+    return this.pool.all.filter((c) => c.keyProblem).map((c) => `${c.id}: ${c.keyProblem as string}`);
+  }
+
+  /**
+   * One REST call through the pool: the credential with the most remaining (or `sticky`'s, or
+   * `pinned`), its installation token refreshed first. A 401 on an installation token drops it and
+   * retries once with a fresh one; a spent primary limit moves the call to the next credential
+   * (pinned: no move). Octokit's errors are rethrown as they are, tagged with the credential's id.
+   */
+  private async send(what: string, route: string, params: Record<string, unknown> = {}, o: { sticky?: Credential; pinned?: Credential; headers?: (c: Credential) => Record<string, string> } = {}): Promise<{ res: { data: unknown; headers: Record<string, string | number | undefined> }; cred: Credential }> {
+    const spent = new Set<Credential>();
+    let renewed = false;
+    let cred = o.pinned ?? this.pickOrFail(what, spent, o.sticky);
+    for (;;) {
+      const c = cred;
+      const auth = await c.authorization().catch((err: unknown) => {
+        throw this.exchangeError(err, what, c);
+      });
+      c.inFlight++;
+      try {
+        const res = await c.octokit.request(route, { ...params, headers: { ...(o.headers?.(c) ?? {}), authorization: auth.header } });
+        return { res: res as { data: unknown; headers: Record<string, string | number | undefined> }, cred: c };
+      } catch (err) {
+        const status = (err as { status?: number }).status;
+        if (status === 401 && c.app && !renewed) {
+          c.app.invalidate(auth.token);
+          renewed = true;
+          continue;
+        }
+        if (primaryLimited(err) && !o.pinned) {
+          c.spend(undefined);
+          spent.add(c);
+          cred = this.pickOrFail(what, spent);
+          continue;
+        }
+        if (err && typeof err === 'object') (err as { credential?: string }).credential = c.id;
+        throw err;
+      } finally {
+        c.inFlight--;
+      }
+    }
+  }
+
+  private pickOrFail(what: string, spent: ReadonlySet<Credential>, sticky?: Credential): Credential {
+    try {
+      return this.pool.pick(spent, sticky);
+    } catch (err) {
+      throw err instanceof EmitterError ? new EmitterError(`${what}: ${err.message}`, err.status) : err;
+    }
+  }
+
+  /** An installation token that could not be had: the exchange's answer, naming the credential, never a key or token. */
+  private exchangeError(err: unknown, what: string, c: Credential): EmitterError {
+    if (err instanceof EmitterError) return new EmitterError(`${what}: ${err.message}`, err.status);
+    const app = c.app as InstallationTokens;
+    const inner = this.asError(err, `POST /app/installations/${app.installationId}/access_tokens`);
+    const hint = inner.status === 401 ? ' (check the app id and that the private key is the app\'s current one)' : inner.status === 404 ? ' (the app is not installed there: check installationId)' : '';
+    const message = hint ? inner.message.replace(/ \((?:check the token|the token|not found, or the token)[^()]*\)$/, '') : inner.message;
+    return new EmitterError(`${what}: ${c.id}: no installation token: ${message}${hint}`, inner.status);
   }
 
   private get runnerScope(): string {
@@ -123,15 +230,18 @@ export class GithubEmitter implements Emitter {
 
   /** The web URL runners register against (GitHub Enterprise: the host of apiUrl). */
   // ---------------------------------------------------------------- conditional GETs
-  private async get(path: string, query: Record<string, string | number> = {}, conditional = true): Promise<{ data: unknown; link: string | undefined }> {
+  private async get(path: string, query: Record<string, string | number> = {}, conditional = true, pinned?: Credential): Promise<{ data: unknown; link: string | undefined }> {
     const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
     const key = `${path}?${qs}`;
     const cached = conditional ? this.etags.get(key) : undefined;
+    // An ETag is good only with the token that read it: the request goes back to that credential, and sends it only there.
+    const sticky = cached ? this.pool.all.find((c) => c.id === cached.credential) : undefined;
     try {
-      const res = await this.octokit.request(`GET ${path}${qs ? `?${qs}` : ''}`, { headers: cached ? { 'if-none-match': cached.etag } : {} });
-      const etag = res.headers.etag;
-      if (conditional && etag) this.etags.set(key, { etag, data: { data: res.data, link: res.headers.link } });
-      return { data: res.data, link: res.headers.link };
+      const { res, cred } = await this.send(`GET ${path}`, `GET ${path}${qs ? `?${qs}` : ''}`, {}, { ...(sticky ? { sticky } : {}), ...(pinned ? { pinned } : {}), headers: (c): Record<string, string> => (cached && c.id === cached.credential ? { 'if-none-match': cached.etag } : {}) });
+      const etag = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
+      const link = typeof res.headers.link === 'string' ? res.headers.link : undefined;
+      if (conditional && etag) this.etags.set(key, { etag, data: { data: res.data, link }, credential: cred.id });
+      return { data: res.data, link };
     } catch (err) {
       const status = (err as { status?: number }).status;
       if (status === 304 && cached) return cached.data as { data: unknown; link: string | undefined };
@@ -144,11 +254,11 @@ export class GithubEmitter implements Emitter {
    * list marks the probe partial, or with `fresh` (unconditional requests, for the look-ups that
    * decide on a runner) is an error: what is missing cannot be known.
    */
-  private async all<T extends z.ZodType>(path: string, item: T, key?: string, query: Record<string, string | number> = {}, fresh = false): Promise<Array<z.output<T>>> {
+  private async all<T extends z.ZodType>(path: string, item: T, key?: string, query: Record<string, string | number> = {}, fresh = false, pinned?: Credential): Promise<Array<z.output<T>>> {
     const out: Array<z.output<T>> = [];
     let total: number | undefined;
     for (let page = 1; page <= 100; page++) {
-      const { data, link } = await this.get(path, { ...query, per_page: 100, page }, !fresh);
+      const { data, link } = await this.get(path, { ...query, per_page: 100, page }, !fresh, pinned);
       let items: unknown;
       if (key) {
         const obj = z.object({ total_count: z.number() }).loose().parse(data);
@@ -173,9 +283,10 @@ export class GithubEmitter implements Emitter {
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof EmitterError) return cause;
     if (err instanceof z.ZodError) return new EmitterError(`${what}: unexpected response shape: ${err.issues[0]?.path.join('.') ?? ''} ${err.issues[0]?.message ?? ''}`.trim());
-    const e = err as { status?: number; message?: string; response?: { data?: unknown } };
-    const msg = redact((e.message ?? String(err)).split(' - ')[0] ?? '', [this.secret]);
-    const hint = e.status === 401 ? ' (check the token)' : e.status === 403 ? ' (the token lacks a permission)' : e.status === 404 ? ' (not found, or the token cannot see it)' : '';
+    const e = err as { status?: number; message?: string; response?: { data?: unknown }; credential?: string };
+    const msg = redact((e.message ?? String(err)).split(' - ')[0] ?? '', this.pool.secrets(this.secrets));
+    const who = e.credential && this.pool.all.length > 1 ? ` ${e.credential}` : '';
+    const hint = e.status === 401 ? ` (check the token${who})` : primaryLimited(err) ? ` (rate limit spent${who})` : e.status === 403 ? ` (the token${who} lacks a permission)` : e.status === 404 ? ` (not found, or the token${who} cannot see it)` : '';
     return new EmitterError(`${what}: HTTP ${e.status ?? '?'} ${msg}${hint}`.trim(), e.status);
   }
 
@@ -186,7 +297,14 @@ export class GithubEmitter implements Emitter {
   // ---------------------------------------------------------------- probe
   async probe(): Promise<ProbeResult> {
     const begun = beginProbe(this.name, this.clock, this.http, (e) => this.reason(e));
-    const done = begun.done;
+    this.pool.resetCounters();
+    // The rate-limit budget: what this probe spent, and what each credential has left.
+    const done: typeof begun.done = (r) => {
+      const out = begun.done(r);
+      const rateLimit = this.pool.meta();
+      if (rateLimit) out.meta.rateLimit = rateLimit;
+      return out;
+    };
     this.problems = begun.problems;
     try {
       const repos = this.cfg.repos ?? (await this.all(`/orgs/${this.cfg.owner}/repos`, RepoSchema)).filter((r) => !r.archived).map((r) => r.name);
@@ -235,7 +353,7 @@ export class GithubEmitter implements Emitter {
   async register(req: RegisterRequest): Promise<RunnerCredential> {
     try {
       if (req.ephemeral) {
-        const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/generate-jitconfig`, {
+        const { res } = await this.send(`POST ${this.runnerScope}/actions/runners/generate-jitconfig`, `POST ${this.runnerScope}/actions/runners/generate-jitconfig`, {
           name: req.node,
           runner_group_id: this.cfg.runnerGroupId,
           // The marker is one more label: jobs match labels as a subset, so it takes nothing away.
@@ -245,7 +363,7 @@ export class GithubEmitter implements Emitter {
         const jit = JitSchema.parse(res.data);
         return { kind: 'github', jitConfig: jit.encoded_jit_config };
       }
-      const res = await this.octokit.request(`POST ${this.runnerScope}/actions/runners/registration-token`);
+      const { res } = await this.send(`POST ${this.runnerScope}/actions/runners/registration-token`, `POST ${this.runnerScope}/actions/runners/registration-token`);
       return { kind: 'github', url: githubRunnerUrl(this.cfg), registrationToken: RegTokenSchema.parse(res.data).token };
     } catch (err) {
       throw this.asError(err, `POST ${this.runnerScope}/actions/runners/${req.ephemeral ? 'generate-jitconfig' : 'registration-token'}`);
@@ -270,7 +388,7 @@ export class GithubEmitter implements Emitter {
     if (!r) return;
     const what = `DELETE ${this.runnerScope}/actions/runners/${r.id}`;
     try {
-      await this.octokit.request(`DELETE ${this.runnerScope}/actions/runners/${r.id}`);
+      await this.send(what, what);
     } catch (err) {
       const status = (err as { status?: number }).status;
       if (status === 404) return;
@@ -319,16 +437,19 @@ export class GithubEmitter implements Emitter {
   // ---------------------------------------------------------------- comments
   /** Who the credentials are: a user (GET /user, matched on id) or a bot login (app credentials, installation token). */
   private async whoAmI(): Promise<{ id?: number; login: string }> {
-    if (this.app) {
+    const first = this.pool.first;
+    if (first.app) {
+      if (first.keyProblem) throw new EmitterError(`GET /app: ${first.id}: ${first.keyProblem}`);
       try {
-        const res = await this.octokit.request('GET /app');
+        const jwt = await first.app.jwt();
+        const res = await first.octokit.request('GET /app', { headers: { authorization: `bearer ${jwt}` } });
         return { login: `${AppSchema.parse(res.data).slug}[bot]` };
       } catch (err) {
         throw this.asError(err, 'GET /app');
       }
     }
     try {
-      const res = await this.octokit.request('GET /user');
+      const { res } = await this.send('GET /user', 'GET /user', {}, { pinned: first });
       const u = UserSchema.parse(res.data);
       return { id: u.id, login: u.login };
     } catch (err) {
@@ -349,17 +470,18 @@ export class GithubEmitter implements Emitter {
     const [owner, repo] = target.project.includes('/') ? (target.project.split('/', 2) as [string, string]) : [this.cfg.owner, target.project];
     const base = `/repos/${owner}/${repo}/issues`;
     const me = await this.whoAmI();
-    const comments = await this.all(`${base}/${target.number}/comments`, CommentSchema, undefined, {}, true).catch((err: unknown) => {
+    const first = this.pool.first;
+    const comments = await this.all(`${base}/${target.number}/comments`, CommentSchema, undefined, {}, true, first).catch((err: unknown) => {
       throw this.asError(err, `GET ${base}/${target.number}/comments`);
     });
     const mine = comments.find((c) => c.user && (me.id !== undefined ? c.user.id === me.id : c.user.login === me.login) && (c.body ?? '').includes(marker));
     try {
       if (mine) {
         if (mine.body === body) return { action: 'unchanged', id: mine.id };
-        await this.octokit.request(`PATCH ${base}/comments/${mine.id}`, { body });
+        await this.send(`PATCH ${base}/comments/${mine.id}`, `PATCH ${base}/comments/${mine.id}`, { body }, { pinned: first });
         return { action: 'updated', id: mine.id };
       }
-      const res = await this.octokit.request(`POST ${base}/${target.number}/comments`, { body });
+      const { res } = await this.send(`POST ${base}/${target.number}/comments`, `POST ${base}/${target.number}/comments`, { body }, { pinned: first });
       return { action: 'created', id: z.object({ id: z.number() }).loose().parse(res.data).id };
     } catch (err) {
       throw this.asError(err, mine ? `PATCH ${base}/comments/${mine.id}` : `POST ${base}/${target.number}/comments`);
@@ -377,7 +499,7 @@ export class GithubEmitter implements Emitter {
       const path = v === 'latest' ? '/repos/actions/runner/releases/latest' : `/repos/actions/runner/releases/tags/v${releaseVersion(v, 'runner version')}`;
       let data: unknown;
       try {
-        data = (await this.octokit.request(`GET ${path}`)).data;
+        data = (await this.send(`GET ${path}`, `GET ${path}`)).res.data;
       } catch (err) {
         throw this.asError(err, `GET ${path}`);
       }

@@ -27,7 +27,7 @@ export function createEmitter(cfg: EmitterConfig, secrets: SecretEnv = defaultSe
     case 'gitlab':
       return new GitlabEmitter(cfg, secret(cfg.token), undefined, clock);
     case 'github':
-      return new GithubEmitter(cfg, cfg.app ? { app: { appId: cfg.app.appId, installationId: cfg.app.installationId, privateKey: secret(cfg.app.privateKey) } } : { token: secret(cfg.token ?? '') }, undefined, clock);
+      return new GithubEmitter(cfg, { credentials: (cfg.credentials ?? [cfg.app ? { app: cfg.app } : { token: cfg.token }]).map((c) => (c.app ? { app: { appId: c.app.appId, installationId: c.app.installationId, privateKey: secret(c.app.privateKey) } } : { token: secret(c.token ?? '') })) }, undefined, clock);
     case 'jenkins':
       return new JenkinsEmitter(cfg, cfg.user.startsWith('${') ? secret(cfg.user) : cfg.user, secret(cfg.token), undefined, clock);
     case 'replay':

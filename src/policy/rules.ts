@@ -122,8 +122,19 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     const id = `emitters/${e.name}`;
     if (e.type === 'gitlab' && !(e.projects?.length || e.groups?.length)) at(id, [], 'a gitlab emitter needs `projects` or `groups` (or both): where its jobs are read');
     if (e.type === 'github') {
-      if (!e.token && !e.app) at(id, [], 'a github emitter needs `token` or `app` credentials');
+      if (!e.token && !e.app && !e.credentials) at(id, [], 'a github emitter needs `token` or `app` credentials (or a `credentials` list)');
       if (e.token && e.app) at(id, ['app'], 'give `token` or `app`, not both');
+      if (e.credentials && (e.token || e.app)) at(id, ['credentials'], `give \`credentials\` or \`${e.token ? 'token' : 'app'}\`, not both: put every token and app in the list`, 'error', true);
+      const seen = new Map<string, number>();
+      (e.credentials ?? []).forEach((c, i) => {
+        if (!c.token && !c.app) at(id, ['credentials', i], 'a credential is `{ token: ${env:NAME} }` or `{ app: { appId, installationId, privateKey } }`');
+        if (c.token && c.app) at(id, ['credentials', i, 'app'], 'one credential per item: give `token` or `app`, not both (make them two items)', 'error', true);
+        const key = c.app ? `app ${String(c.app.appId)}/${String(c.app.installationId)}` : c.token ? `token ${c.token}` : undefined;
+        if (key === undefined) return;
+        const first = seen.get(key);
+        if (first !== undefined) at(id, ['credentials', i], `the same ${c.app ? 'app installation' : 'token reference'} as credentials[${first}]: each credential is listed once`);
+        else seen.set(key, i);
+      });
     }
   }
 

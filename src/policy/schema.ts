@@ -78,29 +78,45 @@ export const GitlabEmitterSchema = z
   })
   .describe('A GitLab instance: jobs of the listed projects and groups; one runner per node.');
 
+/** A GitHub App installation: `app:` of a github emitter, or an item of its `credentials`. */
+const githubApp = z
+  .strictObject({
+    appId: z
+      .union([z.number(), z.string()])
+      .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : GITHUB_APP_ID.test(v)), {
+        error: (iss) => `must be the GitHub App's App ID (a positive whole number such as 123456, shown on the app's settings page) or its client ID (Iv1.… or Iv23…), not ${shown(iss.input)}`,
+      })
+      .describe('The GitHub App\'s App ID (a number such as 123456) or its client ID (`Iv1.…`/`Iv23…`), both on the app\'s settings page.'),
+    installationId: z
+      .union([z.number(), z.string()])
+      .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : /^[1-9]\d*$/.test(v)), {
+        error: (iss) => `must be the installation's id, a positive whole number (the end of the installation's settings URL, …/installations/12345678), not ${shown(iss.input)}`,
+      })
+      .describe('Installation id of the app on the owner (a number: the end of the installation\'s settings URL).'),
+    privateKey: secret('The app private key (PEM), usually `${file:/run/secrets/app.pem}`.'),
+  })
+  .describe('GitHub App authentication: the app\'s id, its installation on the owner, and its private key.');
+
 export const GithubEmitterSchema = z
   .strictObject({
     type: z.literal('github').describe('GitHub Actions (github.com or GitHub Enterprise Server).'),
     owner: githubOwner.describe('Organization (or user) that owns the repositories.'),
     repos: z.array(githubRepo).describe('Repositories whose workflow jobs are read; omitted: every repository of the owner.').optional(),
     token: secret('Token with `actions:read` on the repositories and `organization_self_hosted_runners:write` (org runners) or `administration:write` (repo runners).').optional(),
-    app: z
-      .strictObject({
-        appId: z
-          .union([z.number(), z.string()])
-          .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : GITHUB_APP_ID.test(v)), {
-            error: (iss) => `must be the GitHub App's App ID (a positive whole number such as 123456, shown on the app's settings page) or its client ID (Iv1.… or Iv23…), not ${shown(iss.input)}`,
+    app: githubApp.describe('GitHub App authentication instead of `token`.').optional(),
+    credentials: z
+      .array(
+        z
+          .strictObject({
+            token: secret('A token, as `token` above.').optional(),
+            app: githubApp.describe('A GitHub App installation, as `app` above.').optional(),
           })
-          .describe('The GitHub App\'s App ID (a number such as 123456) or its client ID (`Iv1.…`/`Iv23…`), both on the app\'s settings page.'),
-        installationId: z
-          .union([z.number(), z.string()])
-          .refine((v) => (typeof v === 'number' ? Number.isSafeInteger(v) && v > 0 : /^[1-9]\d*$/.test(v)), {
-            error: (iss) => `must be the installation's id, a positive whole number (the end of the installation's settings URL, …/installations/12345678), not ${shown(iss.input)}`,
-          })
-          .describe('Installation id of the app on the owner (a number: the end of the installation\'s settings URL).'),
-        privateKey: secret('The app private key (PEM), usually `${file:/run/secrets/app.pem}`.'),
-      })
-      .describe('GitHub App authentication instead of `token`.')
+          .describe('One credential: `{ token: ${env:NAME} }` or `{ app: { appId, installationId, privateKey } }`.'),
+      )
+      .min(1)
+      .describe(
+        'Several credentials instead of `token` or `app`: each call goes to the one with the most rate limit left (a conditional GET to the one whose ETag it holds), one at 0 is skipped until its reset. Tokens of one user share that user\'s limit; each App installation has its own.',
+      )
       .optional(),
     runnerOwner: z
       .union([z.literal('org'), z.strictObject({ repo: githubRepo.describe('Repository (name under `owner`) that owns node runners.') })])

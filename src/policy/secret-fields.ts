@@ -6,7 +6,7 @@ import type { Policy, Problem } from './types.js';
 export interface SecretField {
   section: 'emitters' | 'platforms';
   name: string;
-  path: string[];
+  path: Array<string | number>;
   ref: string;
 }
 
@@ -14,7 +14,7 @@ export interface SecretField {
 export function secretFields(policy: Policy): SecretField[] {
   const out: SecretField[] = [];
   for (const e of Object.values(policy.emitters)) {
-    const add = (path: string[], v: string | undefined) => {
+    const add = (path: Array<string | number>, v: string | undefined) => {
       if (v && v.startsWith('${')) out.push({ section: 'emitters', name: e.name, path, ref: v });
     };
     if (e.type === 'gitlab') {
@@ -25,6 +25,10 @@ export function secretFields(policy: Policy): SecretField[] {
       add(['token'], e.token);
       add(['webhook', 'secret'], e.webhook?.secret);
       add(['app', 'privateKey'], e.app?.privateKey);
+      (e.credentials ?? []).forEach((c, i) => {
+        add(['credentials', i, 'token'], c.token);
+        add(['credentials', i, 'app', 'privateKey'], c.app?.privateKey);
+      });
     }
     if (e.type === 'jenkins') {
       add(['user'], e.user);

@@ -22,9 +22,28 @@
  * `workflow_job` delivery (queued, in_progress, completed) with GitHub's headers and signature
  * whenever a job is added, starts or completes; `loseWebhooks` loses the next ones. GitHub's API cannot tell a runner that never came
  * online from one that went offline: so neither can this one.
+ *
+ * Credentials, as GitHub's docs describe them: personal access tokens (`token` and any `addToken`),
+ * each of a user, and GitHub Apps (`addApp`: the app id, optional client id, its RSA public key and
+ * its installations). `POST /app/installations/{installation_id}/access_tokens` and `GET /app` take
+ * `Authorization: Bearer <JWT>` (RS256, signed with the app's private key; `iss` the app id or client
+ * id; `exp` in the future and at most 10 minutes after `iat`; `iat` not in the future beyond 60 s of
+ * drift) and answer 401 with GitHub's messages otherwise; the exchange answers 201 with an
+ * installation token (`ghs_…`, `expires_at` after `tokenLifetimeMs`, default one hour), which is 401
+ * "Bad credentials" past its expiry or once revoked (`revokeInstallationTokens`); a JWT is refused
+ * on every other endpoint and an installation token on the /app ones.
+ * Primary rate limits per budget: a user's (every token of the same user shares it, as on GitHub)
+ * or an installation's (every installation token of it shares it), with `x-ratelimit-limit`,
+ * `-remaining`, `-used`, `-reset` and `-resource` on each answer; each authorized request counts
+ * except a 304, and at 0 remaining GitHub answers 403 (or 429: `rateLimitStatus`) "API rate limit
+ * exceeded for user ID N." / "… for installation ID N." with `x-ratelimit-remaining: 0` until the
+ * reset (`setRateLimit` sets a credential's limit, remaining and reset). ETags are specific to the
+ * token that read them, as GitHub support confirms (eclipse-csi/otterdog#201, github/docs#34689): an
+ * ETag read with one token gets a 200, not a 304, with another (a refreshed installation token too).
+ * `callsBy` counts the requests per credential (a PAT's label, or `installation:<id>`).
  */
-import { createHash, createHmac } from 'node:crypto';
-import { Emulator, type EmuRequest, type EmuResponse } from './base.js';
+import { createHash, createHmac, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { Emulator, issuedSecrets, type EmuRequest, type EmuResponse } from './base.js';
 
 export interface GhRun { id: number; repo: string; status: 'queued' | 'in_progress' | 'completed' }
 export interface GhJob { id: number; run_id: number; status: 'queued' | 'in_progress' | 'completed'; labels: string[]; runner_name: string | null; created_at: string; started_at: string | null }
@@ -36,6 +55,16 @@ export interface GhRunner { id: number; name: string; os: string; status: 'onlin
 export interface GhRunnerRelease { version: string; sha256: Record<string, string>; prerelease?: boolean }
 
 const DOCS = 'https://docs.github.com/rest';
+const RATE_DOCS = 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api';
+
+/** A GitHub App: its id, client id, public key (PEM or KeyObject) and the installations it has. */
+export interface GhApp { appId: number; clientId?: string; slug: string; publicKey: KeyObject; installations: number[]; permissions: Record<string, string> }
+/** A primary rate-limit budget (a user's or an installation's) in its current one-hour window. */
+export interface GhBudget { limit: number; remaining: number; /** Epoch seconds. */ reset: number }
+/** One installation token exchange the emulator answered. */
+export interface GhExchange { appId: number; installationId: number; at: number; expiresAt: number; token: string }
+/** Who a request's credential is: a PAT of a user or an installation token. */
+type Caller = { kind: 'pat'; label: string; user: GhUser } | { kind: 'installation'; installationId: number; app: GhApp; token: string };
 
 export class GithubEmulator extends Emulator {
   token = 'emulated-github-token-0000000000000000';
@@ -44,7 +73,6 @@ export class GithubEmulator extends Emulator {
   runs: GhRun[] = [];
   jobs: GhJob[] = [];
   runners: GhRunner[] = [];
-  rateLimitRemaining = 5000;
   /** The user the token belongs to (GET /user; the author of the comments it writes). */
   user: GhUser = { login: 'parmanu-bot', id: 1001, type: 'User' };
   /** The token is an installation token (GitHub Actions' GITHUB_TOKEN): GET /user refuses it, it writes as github-actions[bot]. */
@@ -59,10 +87,49 @@ export class GithubEmulator extends Emulator {
   ephemeralLeaves = true;
   /** actions/runner releases, oldest first (`latest`: the last one not a pre-release). */
   runnerReleases: GhRunnerRelease[] = [];
+  /** GitHub Apps (`addApp`). */
+  readonly apps: GhApp[] = [];
+  /** How long an installation token lives (GitHub: one hour). */
+  tokenLifetimeMs = 3_600_000;
+  /** The status of a primary rate-limit refusal: GitHub documents 403 or 429. */
+  rateLimitStatus: 403 | 429 = 403;
+  /** Every installation token exchange answered, in order. */
+  readonly exchanges: GhExchange[] = [];
+  /** Requests per credential: a PAT's label (`pat` for `token`), or `installation:<id>`; 304s and rate-limit refusals included, /app routes not. */
+  readonly callsBy = new Map<string, number>();
+  /** Requests refused 401 "Bad credentials" (an unknown, expired or revoked token). */
+  badCredentials = 0;
+  /** Requests refused for a spent primary rate limit, per credential label. */
+  readonly rateLimitedBy = new Map<string, number>();
+  /** Requests answered 304 per credential label. */
+  readonly notModifiedBy = new Map<string, number>();
+  /** Personal access tokens by value: their label and user (`token` is `pat`, of `user`). */
+  private readonly pats = new Map<string, { label: string; user: GhUser }>();
+  /** Installation tokens by value. */
+  private readonly installationTokens = new Map<string, { installationId: number; appId: number; expiresAt: number; revoked: boolean }>();
+  /** Budgets by key: `user:<id>` or `installation:<id>`. */
+  private readonly budgets = new Map<string, GhBudget>();
+  private readonly callers = new WeakMap<EmuRequest, Caller>();
   private nextId = 5000;
 
   constructor() {
     super();
+    this.route('GET', /^\/app$/, (r) => {
+      const app = this.jwtApp.get(r) as GhApp;
+      return { status: 200, body: { id: app.appId, slug: app.slug, node_id: `A_${app.appId}`, client_id: app.clientId ?? `Iv23${String(app.appId).padStart(16, '0')}`, owner: { login: this.org, id: this.hash(this.org), type: 'Organization' }, name: app.slug, permissions: app.permissions, events: ['workflow_job'], installations_count: app.installations.length } };
+    });
+    this.route('POST', /^\/app\/installations\/(\d+)\/access_tokens$/, (r) => {
+      const app = this.jwtApp.get(r) as GhApp;
+      const installationId = Number(r.params[0]);
+      if (!app.installations.includes(installationId)) return this.notFound();
+      const now = Date.now();
+      // GitHub's expires_at is whole seconds; the token expires then.
+      const expiresAt = Math.floor((now + this.tokenLifetimeMs) / 1000) * 1000;
+      const token = this.issue(`ghs_${randomBytes(27).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x').slice(0, 36)}`);
+      this.installationTokens.set(token, { installationId, appId: app.appId, expiresAt, revoked: false });
+      this.exchanges.push({ appId: app.appId, installationId, at: now, expiresAt, token });
+      return { status: 201, body: { token, expires_at: new Date(expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z'), permissions: app.permissions, repository_selection: 'all' } };
+    });
     this.route('GET', /^\/orgs\/([^/]+)\/repos$/, (r) => this.orgOnly(r, () => this.list(r, this.repos.map((name) => ({ id: this.hash(name), name, full_name: `${this.org}/${name}`, archived: false })))));
     this.route('GET', /^\/repos\/([^/]+)\/([^/]+)\/actions\/runs$/, (r) => this.repoOnly(r, (repo) => {
       const status = r.query.get('status');
@@ -100,19 +167,21 @@ export class GithubEmulator extends Emulator {
     this.route('POST', /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/, (r) => this.repoOnly(r, () => {
       const body = (r.body as { body?: string } | undefined)?.body;
       if (!body) return { status: 422, body: { message: 'Validation Failed', documentation_url: DOCS } };
-      const c = { id: this.nextId++, issue: Number(r.params[2]), body, user: { ...this.author() } };
+      const c = { id: this.nextId++, issue: Number(r.params[2]), body, user: { ...this.author(r) } };
       this.comments.push(c);
       return { status: 201, body: this.commentBody(c) };
     }));
     this.route('PATCH', /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)$/, (r) => this.repoOnly(r, () => {
       const c = this.comments.find((x) => x.id === Number(r.params[2]));
       if (!c) return this.notFound();
-      if (c.user.id !== this.author().id) return { status: 403, body: { message: 'Must have admin rights to Repository.', documentation_url: `${DOCS}/issues/comments#update-an-issue-comment` } };
+      if (c.user.id !== this.author(r).id) return { status: 403, body: { message: 'Must have admin rights to Repository.', documentation_url: `${DOCS}/issues/comments#update-an-issue-comment` } };
       c.body = (r.body as { body?: string } | undefined)?.body ?? c.body;
       return { status: 200, body: this.commentBody(c) };
     }));
-    this.route('GET', /^\/user$/, () =>
-      this.installationToken ? { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '403' } } : { status: 200, body: { ...this.user, node_id: `U_${this.user.id}`, site_admin: false } },
+    this.route('GET', /^\/user$/, (r) => {
+      const me = this.author(r);
+      return me.type === 'Bot' ? { status: 403, body: { message: 'Resource not accessible by integration', documentation_url: `${DOCS}/users/users#get-the-authenticated-user`, status: '403' } } : { status: 200, body: { ...me, node_id: `U_${me.id}`, site_admin: false } };
+    },
     );
     this.route('GET', /^\/repos\/actions\/runner\/releases\/latest$/, (r) => {
       const rel = this.runnerReleases.filter((x) => !x.prerelease).at(-1);
@@ -125,14 +194,175 @@ export class GithubEmulator extends Emulator {
     this.route('POST', /^\/orgs\/([^/]+)\/actions\/runners\/registration-token$/, (r) => this.orgOnly(r, () => ({ status: 201, body: { token: this.issue(`AREG${this.nextId++}EMULATED`), expires_at: new Date(Date.now() + 3_600_000).toISOString() } })));
   }
 
+  /** The app whose JWT authorized a request to an /app route. */
+  private readonly jwtApp = new WeakMap<EmuRequest, GhApp>();
+
   protected authorize(req: EmuRequest): EmuResponse | undefined {
     const auth = String(req.headers.authorization ?? '');
-    if (auth !== `token ${this.token}` && auth !== `Bearer ${this.token}`) return { status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } };
+    const m = /^(token|bearer) (\S+)$/i.exec(auth);
+    if (!m) return { status: 401, body: { message: 'Requires authentication', documentation_url: DOCS, status: '401' } };
+    const cred = m[2] as string;
+    if (/^\/app(?:\/|$)/.test(req.path)) {
+      if (!/^bearer$/i.test(m[1] as string)) return { status: 401, body: { message: 'A JSON web token could not be decoded', documentation_url: DOCS, status: '401' } };
+      const v = this.verifyJwt(cred);
+      if (typeof v === 'string') return { status: 401, body: { message: v, documentation_url: DOCS, status: '401' } };
+      this.jwtApp.set(req, v);
+      return undefined;
+    }
+    const caller = this.caller(cred);
+    if (!caller) {
+      this.badCredentials++;
+      return { status: 401, body: { message: 'Bad credentials', documentation_url: DOCS, status: '401' } };
+    }
+    this.callers.set(req, caller);
+    const budget = this.budgetOf(caller);
+    if (budget.remaining <= 0) {
+      const label = this.labelOf(caller);
+      this.rateLimitedBy.set(label, (this.rateLimitedBy.get(label) ?? 0) + 1);
+      this.callsBy.set(label, (this.callsBy.get(label) ?? 0) + 1);
+      const who = caller.kind === 'pat' ? `user ID ${caller.user.id}` : `installation ID ${caller.installationId}`;
+      return { status: this.rateLimitStatus, headers: this.rateHeaders(budget), body: { message: `API rate limit exceeded for ${who}. If you reach out to GitHub Support for help, please include the request ID.`, documentation_url: `${RATE_DOCS}#about-primary-rate-limits`, status: String(this.rateLimitStatus) } };
+    }
     return undefined;
   }
 
+  /** Every answer of a route carries its caller's budget; each authorized request but a 304 spends one. */
+  protected override route(method: string, re: RegExp, handler: (req: EmuRequest) => EmuResponse | Promise<EmuResponse>): void {
+    super.route(method, re, async (req) => {
+      const out = await handler(req);
+      const caller = this.callers.get(req);
+      if (!caller) return out;
+      const label = this.labelOf(caller);
+      this.callsBy.set(label, (this.callsBy.get(label) ?? 0) + 1);
+      const budget = this.budgetOf(caller);
+      if (out.status === 304) this.notModifiedBy.set(label, (this.notModifiedBy.get(label) ?? 0) + 1);
+      else budget.remaining = Math.max(0, budget.remaining - 1);
+      return { ...out, headers: { ...this.rateHeaders(budget), ...(out.headers ?? {}) } };
+    });
+  }
+
   protected override commonHeaders(): Record<string, string> {
-    return { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': String(this.rateLimitRemaining), 'x-ratelimit-used': String(5000 - this.rateLimitRemaining), 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600), 'x-ratelimit-resource': 'core', 'x-github-api-version-selected': '2022-11-28' };
+    return { 'x-github-api-version-selected': '2022-11-28' };
+  }
+
+  private rateHeaders(b: GhBudget): Record<string, string> {
+    return { 'x-ratelimit-limit': String(b.limit), 'x-ratelimit-remaining': String(b.remaining), 'x-ratelimit-used': String(b.limit - b.remaining), 'x-ratelimit-reset': String(b.reset), 'x-ratelimit-resource': 'core' };
+  }
+
+  /** A JWT's app, or GitHub's message for what is wrong with it. */
+  private verifyJwt(jwt: string): GhApp | string {
+    const undecodable = 'A JSON web token could not be decoded';
+    const parts = jwt.split('.');
+    if (parts.length !== 3) return undecodable;
+    const [h, p, sig] = parts as [string, string, string];
+    let header: { alg?: unknown };
+    let payload: { iss?: unknown; iat?: unknown; exp?: unknown };
+    try {
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as typeof header;
+      payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as typeof payload;
+    } catch {
+      return undecodable;
+    }
+    if (header.alg !== 'RS256') return undecodable;
+    const app = this.apps.find((a) => (typeof payload.iss === 'number' || (typeof payload.iss === 'string' && /^\d+$/.test(payload.iss)) ? a.appId === Number(payload.iss) : a.clientId !== undefined && a.clientId === payload.iss));
+    if (!app) return typeof payload.iss === 'number' || typeof payload.iss === 'string' ? 'Integration not found' : "'Issuer' claim ('iss') must be an Integer";
+    if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), app.publicKey, Buffer.from(sig, 'base64url'))) return undecodable;
+    const now = Math.floor(Date.now() / 1000);
+    if (!Number.isInteger(payload.iat) || (payload.iat as number) > now + 60) return "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
+    if (!Number.isInteger(payload.exp) || (payload.exp as number) <= now) return "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
+    if ((payload.exp as number) - (payload.iat as number) > 600 || (payload.exp as number) > now + 600 + 60) return "'Expiration time' claim ('exp') is too far in the future";
+    return app;
+  }
+
+  private caller(cred: string): Caller | undefined {
+    if (cred === this.token) return { kind: 'pat', label: 'pat', user: this.user };
+    const pat = this.pats.get(cred);
+    if (pat) return { kind: 'pat', ...pat };
+    const it = this.installationTokens.get(cred);
+    if (!it || it.revoked || Date.now() >= it.expiresAt) return undefined;
+    const app = this.apps.find((a) => a.appId === it.appId) as GhApp;
+    return { kind: 'installation', installationId: it.installationId, app, token: cred };
+  }
+
+  private labelOf(c: Caller): string {
+    return c.kind === 'pat' ? c.label : `installation:${c.installationId}`;
+  }
+
+  /** The caller's budget in its current window (a window past its reset starts anew). */
+  private budgetOf(c: Caller): GhBudget {
+    return this.budget(c.kind === 'pat' ? `user:${c.user.id}` : `installation:${c.installationId}`);
+  }
+
+  private budget(key: string): GhBudget {
+    const now = Math.floor(Date.now() / 1000);
+    let b = this.budgets.get(key);
+    if (!b) {
+      b = { limit: 5000, remaining: 5000, reset: now + 3600 };
+      this.budgets.set(key, b);
+    }
+    if (now >= b.reset) Object.assign(b, { remaining: b.limit, reset: now + 3600 });
+    return b;
+  }
+
+  /** The budget key of a credential label: a PAT's label or `installation:<id>`. */
+  private budgetKey(label: string): string {
+    if (label.startsWith('installation:')) return label;
+    if (label === 'pat') return `user:${this.user.id}`;
+    const pat = [...this.pats.values()].find((x) => x.label === label);
+    if (!pat) throw new Error(`github emulator: no credential ${label}`);
+    return `user:${pat.user.id}`;
+  }
+
+  // ------------------------------------------------------------------ credentials for tests
+  /** What is left of the default token's (its user's) budget; setting it sets the remaining count. */
+  get rateLimitRemaining(): number {
+    return this.budget(`user:${this.user.id}`).remaining;
+  }
+  set rateLimitRemaining(n: number) {
+    this.budget(`user:${this.user.id}`).remaining = n;
+  }
+
+  /**
+   * Another personal access token, of `user` (default: a user of its own, so a budget of its own;
+   * give the same user to two tokens and they share it, as on GitHub). Returns the token.
+   */
+  addToken(label: string, user?: GhUser): string {
+    const token = `ghp_${createHash('sha256').update(`${label}-${this.nextId++}`).digest('hex').slice(0, 36)}`;
+    issuedSecrets.add(token);
+    this.pats.set(token, { label, user: user ?? { login: `${label}-user`, id: this.nextId++, type: 'User' } });
+    return token;
+  }
+
+  /** A GitHub App installed on the org: `publicKey` a PEM (SPKI or PKCS#1) or a KeyObject. */
+  addApp(o: { appId: number; publicKey: string | KeyObject; installations: number[]; clientId?: string; slug?: string; permissions?: Record<string, string> }): GhApp {
+    const app: GhApp = { appId: o.appId, slug: o.slug ?? `app-${o.appId}`, publicKey: typeof o.publicKey === 'string' ? createPublicKey(o.publicKey) : o.publicKey, installations: o.installations, permissions: o.permissions ?? { actions: 'read', organization_self_hosted_runners: 'write', metadata: 'read' }, ...(o.clientId ? { clientId: o.clientId } : {}) };
+    this.apps.push(app);
+    return app;
+  }
+
+  /** Sets a credential's budget (a PAT's label, or `installation:<id>`): its limit, what remains, and the reset in seconds from now. */
+  setRateLimit(label: string, o: { limit?: number; remaining?: number; resetInS?: number }): GhBudget {
+    const b = this.budget(this.budgetKey(label));
+    if (o.limit !== undefined) b.limit = o.limit;
+    if (o.remaining !== undefined) b.remaining = o.remaining;
+    if (o.resetInS !== undefined) b.reset = Math.floor(Date.now() / 1000) + o.resetInS;
+    return b;
+  }
+
+  /** A credential's budget now (a PAT's label, or `installation:<id>`). */
+  rateLimit(label: string): GhBudget {
+    return { ...this.budget(this.budgetKey(label)) };
+  }
+
+  /** Revokes the installation tokens issued so far (of one installation, or all): they answer 401 from now on. */
+  revokeInstallationTokens(installationId?: number): number {
+    let n = 0;
+    for (const t of this.installationTokens.values()) {
+      if (installationId !== undefined && t.installationId !== installationId) continue;
+      if (!t.revoked) n++;
+      t.revoked = true;
+    }
+    return n;
   }
 
   protected override faultResponse(out: EmuResponse): EmuResponse {
@@ -274,8 +504,11 @@ export class GithubEmulator extends Emulator {
     };
   }
 
-  /** Who writes with the token: its user, or github-actions[bot] for an installation token. */
-  private author(): GhUser {
+  /** Who writes with the request's token: its user, the app's bot for an installation token, github-actions[bot] for `installationToken`. */
+  private author(r: EmuRequest): GhUser {
+    const c = this.callers.get(r);
+    if (c?.kind === 'installation') return { login: `${c.app.slug}[bot]`, id: 100_000 + c.app.appId, type: 'Bot' };
+    if (c?.kind === 'pat' && c.label !== 'pat') return c.user;
     return this.installationToken ? GITHUB_ACTIONS_BOT : this.user;
   }
   private commentBody(c: { id: number; issue: number; body: string; user: GhUser }) {
@@ -296,14 +529,16 @@ export class GithubEmulator extends Emulator {
   private runnerBody(x: GhRunner) {
     return { id: x.id, name: x.name, os: x.os, status: x.status, busy: this.shownBusy(x), ephemeral: x.ephemeral, labels: x.labels.map((name, i) => ({ id: i + 1, name, type: i === 0 ? 'read-only' : 'custom' })) };
   }
-  /** A JSON answer with an ETag; a matching If-None-Match gets 304 and costs no rate limit. */
+  /**
+   * A JSON answer with an ETag; a matching If-None-Match gets 304 and costs no rate limit (route).
+   * The ETag is specific to the token that reads it, as GitHub's are.
+   */
   private json(r: EmuRequest, body: unknown, headers: Record<string, string> = {}): EmuResponse {
-    const etag = `W/"${createHash('sha1').update(JSON.stringify(body)).digest('hex')}"`;
+    const etag = `W/"${createHash('sha1').update(JSON.stringify(body)).update(`\n${String(r.headers.authorization ?? '').replace(/^\S+ /, '')}`).digest('hex')}"`;
     if (r.headers['if-none-match'] === etag) {
       this.notModified++;
       return { status: 304, headers: { etag, ...headers } };
     }
-    this.rateLimitRemaining = Math.max(0, this.rateLimitRemaining - 1);
     return { status: 200, body, headers: { etag, ...headers } };
   }
   /** GitHub pagination: `per_page` (max 100), `page`, a Link header; objects carry total_count. */
