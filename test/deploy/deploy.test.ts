@@ -736,8 +736,10 @@ describe('deploy/kubernetes', () => {
 
   it('the ConfigMap\'s policy (S3 and GCS backends) passes the real `parmanu validate`, mounted as the kubelet mounts it', () => {
     const cm = byName('ConfigMap', 'parmanu-policy') as Manifest;
-    const backends = Object.values(cm.data ?? {}).flatMap((t) => Object.values((parse(t) as { platforms: Record<string, { backend?: { type: string } }> }).platforms).map((p) => p.backend?.type));
-    expect(backends).toEqual(expect.arrayContaining(['s3', 'gcs']));
+    const platforms = Object.values(cm.data ?? {}).flatMap((t) => Object.values((parse(t) as { platforms: Record<string, { type: string; backend?: { type: string } }> }).platforms));
+    // The state must outlive the pod: never the local backend (an emptyDir) in a cluster.
+    expect(platforms.map((p) => p.backend?.type).sort()).toEqual(['gcs', 's3']);
+    expect(platforms.map((p) => p.type).sort()).toEqual(['aws', 'gcp']);
     // A ConfigMap volume: each key a symlink into ..data, itself a symlink to a timestamped directory.
     const dir = join(scratch, 'etc-parmanu-policies');
     const stamp = '..2026_11_30_05_00_00.000000001';
