@@ -135,13 +135,14 @@ export class GithubEmitter implements Emitter {
       // Retries belong to the plugins here; the HTTP client only times out, limits and counts.
       request: {
         fetch: async (input: string | URL | Request, init?: RequestInit) => {
-          // A call picked before its credential was found spent (calls are picked as they are queued) is not sent:
-          // GitHub asks for no requests while the limit is spent. It gets the refusal GitHub would give, and moves.
+          // A call picked before its credential was found spent (calls are picked as they are queued) is not sent
+          // when its turn comes: GitHub asks for no requests while the limit is spent. It gets the refusal GitHub
+          // would give, and moves to another credential.
           const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
-          if (self?.exhausted(Date.now()) && !isAppPath(path)) return spentResponse(self);
-          const res = await this.http.fetch(input, init, false);
-          self?.observe(path, res.status, res.headers);
-          return res;
+          return this.http.fetch(input, init, false, {
+            gate: () => (self?.exhausted(Date.now()) && !isAppPath(path) ? spentResponse(self) : undefined),
+            seen: (res) => self?.observe(path, res.status, res.headers),
+          });
         },
       },
       throttle: {

@@ -50,8 +50,20 @@ export class HttpClient {
     this.stats.rateLimitRemaining = undefined;
   }
 
-  /** A fetch with the policy applied. `retry: false` leaves retries to the caller (octokit's plugins). */
-  fetch = (input: string | URL | Request, init: RequestInit = {}, retry = true): Promise<Response> => this.limit(() => this.attempt(input, init, retry));
+  /**
+   * A fetch with the policy applied. `retry: false` leaves retries to the caller (octokit's plugins).
+   * Within the request's turn under the concurrency limit, `hooks.gate` may answer it instead,
+   * unsent, and `hooks.seen` sees the answer before the next request's turn (GitHub: a credential
+   * found spent is not used by the requests that waited behind the one that found it).
+   */
+  fetch = (input: string | URL | Request, init: RequestInit = {}, retry = true, hooks: { gate?: () => Response | undefined; seen?: (res: Response) => void } = {}): Promise<Response> =>
+    this.limit(async () => {
+      const answer = hooks.gate?.();
+      if (answer) return answer;
+      const res = await this.attempt(input, init, retry);
+      hooks.seen?.(res);
+      return res;
+    });
 
   private async attempt(input: string | URL | Request, init: RequestInit, retry: boolean): Promise<Response> {
     const req = input instanceof Request ? input : undefined;
