@@ -71,6 +71,14 @@ export interface ProbeMeta {
   notModified: number;
   /** The lowest remaining rate limit the platform reported during the probe. */
   rateLimitRemaining?: number;
+  /**
+   * The rate-limit budget of the probe (GitHub): `used` requests that counted against the limit
+   * (304s are free), `remaining`/`limit` summed over the emitter's credentials, and per credential
+   * (`id` a label such as `app:<appId>/<installationId>` or `token:<n>`, never the credential):
+   * what it has left, its limit, when its window resets (`resetAt`, epoch ms) and the requests the
+   * probe sent with it (`calls`, 304s included). Absent until some credential's limit is known.
+   */
+  rateLimit?: { used: number; remaining: number; limit: number; credentials: Array<{ id: string; remaining?: number; limit?: number; resetAt?: number; calls: number }> };
 }
 
 export interface ProbeResult {
