@@ -16,15 +16,17 @@
  *   a ConfigMap (symlinks into a hidden `..data` directory), and its ${env:…} references against
  *   the Deployments' secretKeyRefs.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import AdmZip from 'adm-zip';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenAddress } from '../../src/cli/service.js';
 import { parseDuration } from '../../src/policy/duration.js';
+import { startRedis } from '../redis-server.js';
 import { expectNoSecrets } from '../secret-scan.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
@@ -760,6 +762,67 @@ describe('deploy/kubernetes', () => {
     const missing = image(['validate', '--check-env', dir], { ...env, GITHUB_TOKEN: '' });
     expect(missing.code).toBe(2);
   });
+
+  it('the prober, run as prober.yaml runs it, answers /healthz and /readyz (503 while Redis is away) and exits 0 on SIGTERM within its grace period', async () => {
+    const cm = byName('ConfigMap', 'parmanu-policy') as Manifest;
+    // The example policy with its CI platforms on a closed loopback port: probes fail at once, nothing leaves the machine.
+    const policy = parse(cm.data?.['fleet.yaml'] ?? '') as { emitters: Record<string, Record<string, unknown>> };
+    for (const e of Object.values(policy.emitters)) {
+      if (e.type === 'gitlab') e.url = 'http://127.0.0.1:1';
+      if (e.type === 'github') e.apiUrl = 'http://127.0.0.1:1';
+    }
+    const dir = join(scratch, 'prober-policy');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'fleet.yaml'), stringify(policy));
+    const port = await new Promise<number>((done) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const a = s.address();
+        s.close(() => done(typeof a === 'object' && a ? a.port : 0));
+      });
+    });
+    const c = container(prober);
+    const args = (c.args ?? []).map((a, i, all) => (all[i - 1] === '--listen' ? `127.0.0.1:${port}` : all[i - 1] === '--policy' ? dir : a));
+    const redis = await startRedis();
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, PARMANU_STATE_DIR: join(scratch, 'prober-state') };
+    for (const e of c.env ?? []) if (e.name !== 'REDIS_URL' && e.name !== 'PARMANU_STATE_DIR') env[e.name] = e.value ?? 'example-value-not-a-token';
+    const entry = jsonArray(inStage(lastStage, 'ENTRYPOINT').at(-1)?.args ?? '[]');
+    const child = spawn(process.execPath, [join(scratch, 'image', entry[1] ?? ''), ...args], { cwd: scratch, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const status = async (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.status, () => 0);
+    const until = async (path: string, want: number, ms: number) => {
+      const end = Date.now() + ms;
+      let got = await status(path);
+      while (got !== want && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 200));
+        got = await status(path);
+      }
+      return got;
+    };
+    // The paths the Deployment's probes ask.
+    const live = c.livenessProbe?.httpGet?.path ?? '';
+    const ready = c.readinessProbe?.httpGet?.path ?? '';
+    try {
+      expect(await until(ready, 200, 20_000), out).toBe(200);
+      expect(await status(live)).toBe(200);
+      await redis.stop();
+      expect(await until(ready, 503, 20_000), out).toBe(503);
+      expect(await status(live)).toBe(200);
+      await redis.restart();
+      expect(await until(ready, 200, 20_000), out).toBe(200);
+      child.kill('SIGTERM');
+      const grace = (prober.spec?.template?.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+      const code = await Promise.race([exited, new Promise<'still running'>((done) => setTimeout(() => done('still running'), grace))]);
+      expect(code, `exit after SIGTERM within ${grace / 1000} s: ${out.slice(-600)}`).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      await redis.stop();
+      expectNoSecrets('parmanu probe (prober.yaml)', out);
+    }
+  }, 150_000);
 
   it.skipIf(spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status !== 0)('the Deployments survive kubectl\'s typed decoding without a dropped field (where kubectl is installed)', () => {
     for (const d of deployments) {
