@@ -15,7 +15,8 @@ interface CommandEntry {
 
 const COMMANDS: Record<string, CommandEntry> = {
   validate: { summary: 'load and check policies (default policies/); FILE:LINE:COL: path: message per problem', load: async () => (await import('./validate.js')).run },
-  reconcile: { summary: 'one reconcile cycle, or a loop with --watch', load: async () => (await import('./reconcile.js')).run },
+  reconcile: { summary: 'one reconcile cycle, or a loop with --watch (--from-redis: a scaler replica of services mode)', load: async () => (await import('./reconcile.js')).run },
+  probe: { summary: 'services mode: probe the CI platforms into Redis for the scalers (--watch: the prober)', load: async () => (await import('./probe.js')).run },
   plan: { summary: 'what a policy change would do, per pool', load: async () => (await import('./plan.js')).run },
   simulate: { summary: 'replay a job trace through decide and the baselines', load: async () => (await import('./simulate.js')).run },
   synth: { summary: "render each pool's Terraform stack without running terraform", load: async () => (await import('./synth.js')).run },

@@ -1,20 +1,19 @@
 import { resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { parseDuration } from '../policy/duration.js';
-import { reconcileOnce, type CycleResult } from '../reconcile/cycle.js';
+import { reconcileOnce, type CycleResult, type ReconcileDeps } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
-import { Listener, WakeQueue, WebhookReceiver, watchLoop, type WebhookTarget } from '../reconcile/webhooks.js';
-import { resolveSecret, SecretResolutionError } from '../policy/secrets.js';
+import { CycleQueue, fromStored, Scaler } from '../reconcile/services.js';
+import { Listener, WakeQueue, WebhookReceiver, watchLoop } from '../reconcile/webhooks.js';
 import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
+import type { CycleEvent } from '../reconcile/cycle.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
-import { fleetClock, loadFleet, openEmitters, openHistoryFor, secretEnv } from './context.js';
+import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
+import { deadlineOf, leaseTtl, listenAddress, onSignals, ownerId, redisUrlFor, webhookTargets } from './service.js';
 
-const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
+const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--from-redis [--concurrency N]] [--listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
 
 One reconcile cycle: probe the CI platforms; for each pool read its nodes from Terraform state
 (terraform state pull) joined with the runners that carry its ownership marker; decide; pause
@@ -27,7 +26,8 @@ Options:
   --pool NAME     only these pools (comma-separated)
   --dry-run       plan, never apply, never register or pause runners; the output says so
                   ("dry run: …" first, each pool "(dry run)", "would create"; --json: "dryRun": true)
-  --watch         loop at the shortest probe interval; SIGTERM/SIGINT finish the cycle and exit 0
+  --watch         loop at the shortest probe interval; SIGTERM/SIGINT: each pool's cycle stops
+                  before its next step (the step running finishes), leases are released, exit 0
   --for DURATION  with --watch, stop after this long (e.g. 55m, for a scheduled pipeline): the cycle
                   in progress finishes, no cycle starts after it; exit 0 if the last cycle was ok,
                   else 1 (also when a signal stops it first)
@@ -39,8 +39,19 @@ Options:
                   a repeated delivery id does nothing twice); polling continues as the backstop.
                   To take webhooks from GitHub or GitLab, listen on an address they reach
                   (e.g. 0.0.0.0:9464, or behind a TLS proxy).
+                  /healthz answers 200 while the process serves; /readyz 200 when the history
+                  store answers (Redis reachable) and the policy is loaded, else 503.
   --metrics-listen HOST:PORT|none
                   the same as --listen (its older name)
+  --from-redis    services mode (a scaler): never probe; read each emitter's latest observation
+                  from Redis (written by \`parmanu probe --watch\`; an observation older than twice
+                  its probe interval holds the pool). With --watch, take pool cycles from the
+                  BullMQ queue on the same Redis, any number of replicas: a Job Scheduler per
+                  pool at its probe interval, a changed observation at once; each pool's cycle on
+                  one replica at a time (its fenced lease); a dead replica's pools taken over
+                  within PARMANU_LEASE_TTL (30s by default in this mode). Needs REDIS_URL. Webhooks
+                  are the prober's in this mode. Not with --pool: every replica serves every pool.
+  --concurrency N with --from-redis --watch, pool cycles this replica runs at once (default 4)
   --json          print one object a cycle: {"ok", "dryRun", "trigger"?, "pools": [{pool, observed,
                   desired, create, drain, destroy, start, stop (standby nodes started and
                   stopped), terraform, durationMs, reasons, states, vanished,
@@ -54,12 +65,13 @@ Logs go to stderr: JSON lines (pino) when stderr is not a terminal or with --jso
 
 Environment: REDIS_URL (history in Redis; default: files under PARMANU_STATE_DIR),
 PARMANU_STATE_DIR (default .parmanu/), PARMANU_TERRAFORM (default terraform),
-PARMANU_LEASE_TTL (default 10m: how long a pool stays locked by a reconciler that died).
+PARMANU_LEASE_TTL (default 10m, 30s with --from-redis: how long a pool stays locked by a
+reconciler that died; renewed every third of it while a cycle runs).
 Exit: 0 ok, 1 a pool failed or a CI platform could not be read (its pools held), 2 bad input;
 --watch: 0 when a signal stops it; --watch --for: the last cycle's (0 ok, 1 failed).`;
 
 export async function run(argv: string[], io: Io): Promise<number> {
-  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, listen: { type: 'string' }, for: { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
+  const { values } = parse('reconcile', argv, { policy: { type: 'string' }, pool: { type: 'string' }, 'dry-run': { type: 'boolean' }, watch: { type: 'boolean' }, json: { type: 'boolean' }, now: { type: 'string' }, 'metrics-listen': { type: 'string' }, listen: { type: 'string' }, for: { type: 'string' }, 'from-redis': { type: 'boolean' }, concurrency: { type: 'string' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } });
   if (values.help) {
     io.out(HELP);
     return 0;
@@ -83,13 +95,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // as an absolute path: terraform runs in the pool's working directory.
   for (const p of Object.values(policy.platforms)) if (p.type === 'gcp' && p.credentialsFile) p.credentialsFile = resolve(io.cwd, p.credentialsFile);
   // --watch --for: a bounded watch, on the wall clock from here (whatever clock decide runs on).
-  let deadline: number | undefined;
-  if (values.for !== undefined) {
-    const ms = parseDuration(values.for);
-    if (ms === undefined || ms <= 0) throw new UsageError(`reconcile: --for must be a duration such as 55m, not "${values.for}"`);
-    if (!values.watch) throw new UsageError('reconcile: --for needs --watch (reconcile --watch --for 55m: a bounded watch)');
-    deadline = Date.now() + ms;
-  }
+  const deadline = deadlineOf('reconcile', values);
+  const fromRedis = values['from-redis'] ?? false;
+  if (fromRedis && values.pool !== undefined) throw new UsageError('reconcile: --pool cannot go with --from-redis (every replica serves every pool; the queue spreads them)');
+  if (values.concurrency !== undefined && !(fromRedis && values.watch)) throw new UsageError('reconcile: --concurrency goes with --from-redis --watch');
+  const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`reconcile: --concurrency must be a whole number from 1 to 64, not "${values.concurrency ?? ''}"`);
+  const redisUrl = fromRedis ? redisUrlFor('reconcile', io, '--from-redis') : undefined;
   const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform' });
   try {
     await terraform.version();
@@ -98,36 +110,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
     throw err;
   }
   const emitters = openEmitters('reconcile', io, fleet, clock);
-  // --metrics-listen is --listen's older name; both at once must agree.
-  if (values.listen !== undefined && values['metrics-listen'] !== undefined && values.listen !== values['metrics-listen']) throw new UsageError(`reconcile: --listen and --metrics-listen are the same option; give one (got "${values.listen}" and "${values['metrics-listen']}")`);
-  const flag = values.listen !== undefined ? '--listen' : '--metrics-listen';
-  let listen: { host: string; port: number } | undefined;
-  const ml = values.listen ?? values['metrics-listen'] ?? (values.watch ? '127.0.0.1:9464' : 'off');
-  if (ml !== 'off' && ml !== 'none') {
-    const m = /^(.*):(\d{1,5})$/.exec(ml);
-    if (!m || Number(m[2]) > 65535) throw new UsageError(`reconcile: ${flag} must be HOST:PORT, or none (no metrics server), not "${ml}"`);
-    if (!values.watch) throw new UsageError(`reconcile: ${flag} needs --watch`);
-    listen = { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(m[2]) };
-  }
-  // Emitters that take webhooks (of the pools selected), their secrets resolved like tokens; never printed.
-  const targets = new Map<string, WebhookTarget>();
-  for (const name of emitters.keys()) {
-    const cfg = policy.emitters[name];
-    if (!cfg || (cfg.type !== 'github' && cfg.type !== 'gitlab') || !cfg.webhook) continue;
-    try {
-      targets.set(name, { emitter: cfg, secret: resolveSecret(cfg.webhook.secret, secretEnv(io)) });
-    } catch (err) {
-      if (err instanceof SecretResolutionError) throw new UsageError(`reconcile: emitter ${name}: webhook.secret: ${err.message}`);
-      throw err;
-    }
-  }
+  const listen = listenAddress('reconcile', values);
+  const ml = listen?.text ?? 'none';
+  // In services mode the prober serves the webhooks.
+  const targets = fromRedis ? new Map() : webhookTargets('reconcile', io, policy, emitters);
   if (targets.size && values.watch && !listen) warn(`${ml}: no listener, so no webhooks for ${[...targets.keys()].join(', ')}: polling only`);
-  const leaseTtlMs = io.env.PARMANU_LEASE_TTL ? parseDuration(io.env.PARMANU_LEASE_TTL) : 10 * 60_000;
-  if (leaseTtlMs === undefined) throw new UsageError(`reconcile: PARMANU_LEASE_TTL must be a duration such as 10m, not "${io.env.PARMANU_LEASE_TTL}"`);
+  const leaseTtlMs = leaseTtl('reconcile', io, fromRedis ? 30_000 : 10 * 60_000);
   const history = openHistoryFor('reconcile', io, stateDir, clock, (msg) => warn(`history: ${msg}`));
   const metrics = listen ? new ReconcileMetrics() : undefined;
   const wakes = listen && targets.size ? new WakeQueue() : undefined;
-  const listener = metrics ? new Listener(metrics, wakes ? new WebhookReceiver({ policy, targets, history, wakes, metrics, log, ...(wanted ? { pools: wanted } : {}) }) : undefined) : undefined;
+  const listener = metrics ? new Listener(metrics, wakes ? new WebhookReceiver({ policy, targets, history, wakes, metrics, log, ...(wanted ? { pools: wanted } : {}) }) : undefined, {}, async () => history.ping().then(() => undefined)) : undefined;
   if (listener && listen) {
     try {
       const base = await listener.listen(listen.host, listen.port);
@@ -149,19 +141,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       log({ level: 'warn', pool: k.pool.name, msg: `removed from the policy; its emitter ${k.pool.emitter} cannot be used (${(err as Error).message}): it is not drained this cycle` });
     }
   }
-  const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  let stopping = false;
-  // The first signal finishes the cycle in progress; a second one stops at once. The listeners stay
-  // registered (not `once`): execa's cleanup (signal-exit) re-raises a signal that it believes no
-  // one else handles, which would kill the process in the middle of a terraform run.
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143);
-    stopping = true;
-  };
-  if (values.watch) {
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }
+  const owner = ownerId();
+  const signals = values.watch ? onSignals() : undefined;
+  const stopping = () => signals?.stopping() ?? false;
   // Probe intervals are on the clock decide runs on: a replay's virtual clock runs `rate` times faster.
   const interval = Math.min(...policy.pools.map((p) => policy.emitters[p.emitter]?.probeIntervalMs ?? 30_000)) / clock.rate;
   let code = 0;
@@ -169,10 +151,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // A replay pool on the local platform gets a credential file resource per node once its runner is
   // registered; a dry run registers none, so its plan does not have them.
   const credentialFiles = new Set(policy.pools.filter((p) => policy.emitters[p.emitter]?.type === 'replay' && policy.platforms[p.platform]?.type === 'local').map((p) => p.name));
-  const deps = { policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun, ...(wanted ? { pools: wanted } : {}) };
+  const deps: ReconcileDeps = { policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun, stopping, ...(wanted ? { pools: wanted } : {}), ...(metrics ? { onLease: (pool: string, held: boolean, from?: string) => metrics.lease(pool, held, from) } : {}) };
   try {
-    if (!values.watch) {
-      const result = await reconcileOnce(deps);
+    if (fromRedis && redisUrl !== undefined && values.watch) {
+      code = await runScaler({ io, deps, redisUrl, concurrency, leaseTtlMs, interval: (emitter) => (policy.emitters[emitter]?.probeIntervalMs ?? 30_000) / clock.rate, stopping, ...(deadline !== undefined ? { deadline } : {}), ...(metrics ? { metrics } : {}), json: values.json ?? false, dryRun, credentialFiles, log });
+    } else if (!values.watch) {
+      const result = await reconcileOnce(fromRedis ? { ...deps, observe: async (emitter) => fromStored(emitter, await history.getObservation(emitter), clock()) } : deps);
       code = result.ok ? 0 : 1;
       print(io, result, { json: values.json ?? false, dryRun, first: true, credentialFiles });
     } else {
@@ -182,7 +166,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
         deps,
         intervalMs: interval,
         ...(deadline !== undefined ? { deadline } : {}),
-        stopping: () => stopping,
+        stopping,
         ...(wakes ? { wakes } : {}),
         ...(metrics ? { metrics } : {}),
         onCycle: (result, info) => {
@@ -191,9 +175,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
         },
       });
       code = r.code;
-      if (deadline !== undefined) log({ level: 'info', msg: `${stopping ? 'stopped by a signal' : `--for ${values.for ?? ''} is up`} after ${r.cycles} cycle${r.cycles === 1 ? '' : 's'}; the last one ${code === 0 ? 'was ok' : 'failed'}` });
+      if (deadline !== undefined) log({ level: 'info', msg: `${stopping() ? 'stopped by a signal' : `--for ${values.for ?? ''} is up`} after ${r.cycles} cycle${r.cycles === 1 ? '' : 's'}; the last one ${code === 0 ? 'was ok' : 'failed'}` });
     }
   } finally {
+    signals?.dispose();
     await listener?.close();
     await history.close();
   }
@@ -201,9 +186,79 @@ export async function run(argv: string[], io: Io): Promise<number> {
   return values.watch && deadline === undefined ? 0 : code;
 }
 
-function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string>; webhook?: boolean }): void {
+interface ScalerRun {
+  io: Io;
+  deps: ReconcileDeps;
+  redisUrl: string;
+  concurrency: number;
+  leaseTtlMs: number;
+  /** A pool's interval on the wall clock, from its emitter's probe interval. */
+  interval: (emitter: string) => number;
+  stopping: () => boolean;
+  deadline?: number;
+  metrics?: ReconcileMetrics;
+  json: boolean;
+  dryRun: boolean;
+  credentialFiles: ReadonlySet<string>;
+  log: (e: CycleEvent) => void;
+}
+
+/**
+ * `reconcile --watch --from-redis`: one scaler replica. Keeps a Job Scheduler per pool (the
+ * policy's and those removed from it that still have nodes; refreshed every minute) and runs the
+ * queue's pool cycles until a signal (or --for); then the running cycles stop before their next
+ * step, their leases are released, and the worker closes. Exit 0 (a signal), or --for's last cycle.
+ */
+async function runScaler(o: ScalerRun): Promise<number> {
+  const { deps, log } = o;
+  const queue = new CycleQueue({ redisUrl: o.redisUrl });
+  let last = 0;
+  let cycles = 0;
+  const scaler = new Scaler({
+    queue,
+    redisUrl: o.redisUrl,
+    deps,
+    history: deps.history,
+    concurrency: o.concurrency,
+    lockMs: o.leaseTtlMs,
+    onCycle: (result, job, ms) => {
+      const p = result.pools[0];
+      if (p?.skipped && !o.json) return void log({ level: 'debug', msg: `${p.pool}: skipped (${p.skipped})`, pool: p.pool });
+      if (p) o.metrics?.poolCycled(p.pool, job.trigger, ms / 1000);
+      o.metrics?.record(result, ms);
+      if (job.at !== undefined && p?.terraform.ran) o.metrics?.webhookApplied(p.pool, (Date.now() - job.at) / 1000);
+      last = result.ok ? 0 : 1;
+      print(o.io, result, { json: o.json, dryRun: o.dryRun, first: cycles++ === 0, credentialFiles: o.credentialFiles, webhook: job.trigger === 'webhook', trigger: job.trigger });
+    },
+    onError: (pool, err) => log({ level: 'error', msg: `pool ${pool}: ${err.message}`, pool }),
+  });
+  const schedule = async () => {
+    const removed = await removedPools(deps.policy, deps.stateDir, deps.history).catch(() => []);
+    const pools = [...deps.policy.pools.map((p) => ({ pool: p.name, emitter: p.emitter })), ...removed.flatMap((k) => ('problem' in k ? [] : [{ pool: k.pool.name, emitter: k.pool.emitter }]))];
+    await queue.schedule(pools.map((p) => ({ pool: p.pool, intervalMs: o.interval(p.emitter) })));
+  };
+  try {
+    await schedule();
+  } catch (err) {
+    await queue.close();
+    throw new UsageError(`reconcile: cannot reach the work queue in Redis: ${(err as Error).message.split('\n')[0]}`);
+  }
+  log({ level: 'info', msg: `scaler ${deps.owner}: taking pool cycles from the queue (${o.concurrency} at once, lease TTL ${Math.round(o.leaseTtlMs / 1000)}s)` });
+  const running = scaler.run();
+  const timer = setInterval(() => void schedule().catch((err: Error) => log({ level: 'warn', msg: `cannot refresh the pools' schedules: ${err.message}` })), 60_000);
+  timer.unref();
+  while (!o.stopping() && (o.deadline === undefined || Date.now() < o.deadline)) await new Promise<void>((r) => setTimeout(r, 50));
+  clearInterval(timer);
+  log({ level: 'info', msg: o.stopping() ? 'stopping: the running steps finish, leases are released' : '--for is up: the running cycles finish' });
+  await scaler.close();
+  await running.catch(() => undefined);
+  await queue.close();
+  return o.deadline !== undefined && !o.stopping() ? last : 0;
+}
+
+function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string>; webhook?: boolean; trigger?: string }): void {
   if (o.json) {
-    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, start: p.start ?? [], stop: p.stop ?? [], terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.trigger ? { trigger: o.trigger } : o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, start: p.start ?? [], stop: p.stop ?? [], terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');

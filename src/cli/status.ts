@@ -18,15 +18,20 @@ ownership marker and with the history — and each node's lifecycle state: booti
 outdated (its spec differs from the policy), broken (its runner never came online, or has been
 offline longer than bootTimeout), spent (an ephemeral node that ran its job), draining, standby
 (stopped, kept ready to start: scaling.standby). Pools removed from the policy that still have nodes
-are listed too (the next reconcile drains and destroys them). Reads only: runs no terraform for
+are listed too (the next reconcile drains and destroys them). In services mode (REDIS_URL) it also
+shows which replica holds each pool now and the age of the observation the scalers read. Reads only: runs no terraform for
 local backends, and \`terraform state pull\` for remote ones that reconcile has initialized.
 
 Options:
   --policy PATH   policy file or directory (default policies/)
   --pool NAME     only these pools (comma-separated)
-  --json          print {"pools": [{"pool", "removed", "probe", "probeStatus", "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
+  --json          print {"pools": [{"pool", "removed", "probe", "probeStatus", "heldBy", "observation",
+                  "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
                   (probe: "ok", "partial: REASON", "failed: REASON" or "not probed"; probeStatus: as in
-                  reconcile --json, {ok, partial, reason, ageS, stale}, or null when not probed)
+                  reconcile --json, {ok, partial, reason, ageS, stale}, or null when not probed;
+                  heldBy: the reconciler (replica) whose lease holds the pool now — HOST:PID:ID —
+                  or null; observation: the prober's latest observation of the pool's emitter in
+                  services mode, {version, ageS, stale, prober}, or null when there is none)
   -h, --help      this help
 
 Exit: 0; 2 bad input.`;
@@ -49,7 +54,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (!fleet) return 2;
   const { policy, pools, stateDir, wanted } = fleet;
   const history = openHistoryFor('status', io, stateDir);
-  const out: Array<{ pool: string; removed: boolean; probe: string; probeStatus: ProbeStatus | null; nodes: StatusNode[] }> = [];
+  const out: Array<{ pool: string; removed: boolean; probe: string; probeStatus: ProbeStatus | null; heldBy: string | null; observation: { version: number; ageS: number; stale: boolean; prober: string } | null; nodes: StatusNode[] }> = [];
   try {
     const targets: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = pools.map((p) => ({ pool: p, platform: policy.platforms[p.platform], removed: false }));
     for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {
@@ -71,11 +76,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const kind = emitters.get(pool.emitter)?.kind ?? 'replay';
       const truth = observe({ policy, pool, kind, probe, rec, state, spec: nodeSpec(pool, policy.emitters[pool.emitter]), now, poolsOfEmitter: policy.pools.filter((p) => p.emitter === pool.emitter), removed });
       const plan = decide({ pool, now, observation: undefined, staleAfterMs: Infinity, nodes: truth.views, memory: rec?.memory, newId: (i) => String(i), removed });
+      // Services mode: the replica holding the pool, and the observation the scalers read.
+      const holder = await history.leaseHolder(pool.name).catch(() => undefined);
+      const stored = await history.getObservation(pool.emitter).catch(() => undefined);
       out.push({
         pool: pool.name,
         removed,
         probe: probe ? (probe.ok ? (probe.partial ? `partial: ${probe.reason}` : 'ok') : `failed: ${probe.reason}`) : 'not probed',
         probeStatus: probe ? probeStatus(probe, now, staleAfterMs(policy, pool)) : null,
+        heldBy: holder?.owner ?? null,
+        observation: stored ? { version: stored.version, ageS: Math.max(0, Math.round((now - stored.observation.at) / 100) / 10), stale: now - stored.observation.at > staleAfterMs(policy, pool), prober: stored.prober } : null,
         nodes: truth.views.map((v) => {
           const r = truth.runners.get(v.name);
           const runner = !probe?.ok ? 'unknown' : r ? [r.online ? 'online' : r.contacted === false ? 'never contacted' : 'offline', r.busy ? 'busy' : 'idle', ...(r.paused ? ['paused'] : [])].join(', ') : 'no runner';
@@ -90,7 +100,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   else
     for (const p of out) {
       // Probe errors and runner names come from the CI platforms: no control characters reach the terminal.
-      io.out(forTerminal(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe})${p.removed ? ' — removed from the policy: draining and destroying' : ''}`));
+      const services = `${p.heldBy ? `; held by ${p.heldBy}` : ''}${p.observation ? `; observation ${p.observation.ageS}s old${p.observation.stale ? ' (stale: the scalers hold the pool)' : ''}` : ''}`;
+      io.out(forTerminal(`${p.pool}: ${p.nodes.length} node${p.nodes.length === 1 ? '' : 's'} (probe ${p.probe}${services})${p.removed ? ' — removed from the policy: draining and destroying' : ''}`));
       for (const n of p.nodes) io.out(forTerminal(`  ${n.name}  ${n.state}  runner: ${n.runner}`));
     }
   return 0;

@@ -145,7 +145,8 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
         series: series(samples, since, until),
         scaleUps: own.filter((e) => e.kind === 'scale-up').length,
         scaleDowns: own.filter((e) => e.kind === 'scale-down').length,
-        events: own.filter((e) => e.kind !== 'error'),
+        // (The fencing record of each apply is for audits, not a scale event.)
+        events: own.filter((e) => e.kind !== 'error' && e.kind !== 'apply'),
         failedCycles: own.filter((e) => e.kind === 'error').map((e) => ({ at: e.at, detail: e.detail })),
       };
     }),

@@ -41,6 +41,7 @@ import {
   HistoryError,
   JobLabelsSchema,
   LeaseLostError,
+  ObservationSchema,
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
@@ -50,13 +51,18 @@ import {
   type HistoryWarn,
   type JobLabels,
   type Lease,
+  type LeaseHolder,
+  type Observation,
   type PoolRecord,
   type Sample,
+  type StoredObservation,
 } from './types.js';
 
 /** A lock file; `token` is absent in lock files written before fencing tokens existed. */
 const LockSchema = z.object({ owner: z.string(), pid: z.number(), host: z.string(), expiresAt: z.number(), token: z.number().int().positive().optional() });
 type Lock = z.output<typeof LockSchema>;
+/** `observations/<emitter>.json`: an emitter's latest observation (services mode). */
+const StoredObservationSchema = z.object({ version: z.number().int().positive(), digest: z.string(), prober: z.string(), observation: ObservationSchema });
 const MutexOwnerSchema = z.object({ pid: z.number(), host: z.string(), at: z.number() });
 /** An emitter's claimed webhook deliveries: id → when the claim expires (wall clock, ms). */
 const DeliveriesSchema = z.record(z.string(), z.number());
@@ -433,13 +439,55 @@ export class FileHistoryStore implements HistoryStore {
       // An unreadable lock file is stale (as before): a lease is only ever written whole (rename).
       if (held && held.owner !== owner && held.expiresAt > now && !(held.host === hostname() && !alive(held.pid))) return undefined;
       const token = Math.max((this.lastToken(pool) ?? 0) + 1, (held?.token ?? 0) + 1, wallMicros());
+      // A lock file left behind (release removes it) by another owner: its lease expired unreleased.
+      const takenOverFrom = held && held.owner !== owner ? held.owner : undefined;
       stillHeld();
       // The counter first: a crash between the two writes leaves a lock whose token is behind
       // the counter, which fences nothing.
       this.writeAtomic(this.leaseFile(pool, 'token'), String(token));
       this.writeAtomic(this.leaseFile(pool, 'lock'), JSON.stringify({ owner, pid: process.pid, host: hostname(), token, expiresAt: now + ttlMs } satisfies Lock));
-      return { pool, owner, token };
+      return { pool, owner, token, ...(takenOverFrom !== undefined ? { takenOverFrom } : {}) };
     });
+  }
+
+  async leaseHolder(pool: string): Promise<LeaseHolder | undefined> {
+    const held = this.readLock(pool);
+    const left = held ? held.expiresAt - this.leaseClock() : 0;
+    if (!held || left <= 0 || held.token === undefined || (held.host === hostname() && !alive(held.pid))) return undefined;
+    return { owner: held.owner, token: held.token, expiresInMs: left };
+  }
+
+  private observationFile(emitter: string): string {
+    return join(this.dir, 'observations', `${safe(emitter)}.json`);
+  }
+
+  async putObservation(o: { observation: Observation; digest: string; prober: string }): Promise<{ version: number; changed: boolean; written: boolean }> {
+    const observation = ObservationSchema.parse(o.observation);
+    const file = this.observationFile(observation.emitter);
+    mkdirSync(join(this.dir, 'observations'), { recursive: true, mode: 0o700 });
+    return this.withPoolMutex(`@observation-${observation.emitter}`, (stillHeld) => {
+      const text = this.readText(file);
+      const cur = text === undefined ? undefined : StoredObservationSchema.safeParse(parseQuiet(text));
+      const prev = cur?.success ? cur.data : undefined;
+      if (prev && prev.observation.at >= observation.at) return { version: prev.version, changed: false, written: false };
+      const changed = prev?.digest !== o.digest;
+      const version = changed ? Math.max((prev?.version ?? 0) + 1, wallMicros()) : (prev?.version ?? wallMicros());
+      stillHeld();
+      this.writeAtomic(file, JSON.stringify({ version, digest: o.digest, prober: o.prober, observation } satisfies StoredObservation));
+      return { version, changed, written: true };
+    });
+  }
+
+  async getObservation(emitter: string): Promise<StoredObservation | undefined> {
+    return this.readDoc(this.observationFile(emitter), StoredObservationSchema, `the observation of emitter ${emitter}`, 'the next probe writes it again', `@observation-${emitter}`);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      statSync(join(this.dir, 'leases'));
+    } catch (err) {
+      throw new HistoryError(`cannot read ${this.dir}: ${code(err) ?? (err as Error).message}`);
+    }
   }
 
   async renewLease(lease: Lease, ttlMs: number): Promise<boolean> {
@@ -586,7 +634,7 @@ export class FileHistoryStore implements HistoryStore {
 
   async clear(): Promise<void> {
     // Leases and their token counters stay: tokens must keep growing across a reset.
-    for (const d of ['pools', 'samples']) {
+    for (const d of ['pools', 'samples', 'observations']) {
       rmSync(join(this.dir, d), { recursive: true, force: true });
       mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
     }

@@ -3,8 +3,10 @@
  * Keys under `parmanu:`: `pool:<name>` (JSON record), `samples:<name>` (sorted set by time,
  * trimmed to the retention), `events` (a stream capped at EVENT_LIMIT), `labels:<emitter>`,
  * `delivery:<emitter>:<id>` (a claimed webhook delivery, with its TTL),
- * `lease:<name>` (`<token>:<owner>`, with the lease's TTL) and `fence:<name>` (the pool's last
- * fencing token; never expires, and clear() keeps it). Payloads and script replies are validated
+ * `lease:<name>` (`<token>:<owner>`, with the lease's TTL), `holder:<name>` (the owner of the last
+ * lease not released, to tell a takeover) and `fence:<name>` (the pool's last fencing token; never
+ * expires, and clear() keeps these three), `observation:<emitter>` (a hash: at, version, digest,
+ * and the JSON doc of the emitter's latest observation, written by the prober). Payloads and script replies are validated
  * with zod. A payload that does not parse or validate does not fail the store: a bad sample or
  * event is skipped with a warning, a bad pool record or label set is moved aside to
  * `corrupt:<key>:<time>` (only if unchanged since it was read) with a warning and read as absent.
@@ -30,6 +32,7 @@ import {
   HistoryError,
   JobLabelsSchema,
   LeaseLostError,
+  ObservationSchema,
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
@@ -39,20 +42,33 @@ import {
   type HistoryWarn,
   type JobLabels,
   type Lease,
+  type LeaseHolder,
+  type Observation,
   type PoolRecord,
+  type StoredObservation,
   type Sample,
 } from './types.js';
 
-/** KEYS: lease, fence. ARGV: owner, ttl ms. The new token, or nil when another owner holds the lease. */
+/**
+ * KEYS: lease, fence, holder. ARGV: owner, ttl ms. {the new token, the owner of an earlier lease that
+ * expired unreleased ('' when none)}, or nil when another owner holds the lease. `holder` names the
+ * last owner and is deleted on release, so a lease that merely expired still names its owner.
+ */
 const ACQUIRE = `
 local cur = redis.call('get', KEYS[1])
 if cur and string.match(cur, '^%d+:(.*)$') ~= ARGV[1] then return false end
+local prev = ''
+if not cur then
+  local h = redis.call('get', KEYS[3])
+  if h and h ~= ARGV[1] then prev = h end
+end
 local t = redis.call('incr', KEYS[2])
 local now = redis.call('time')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 if us > t then t = redis.call('incrby', KEYS[2], us - t) end
 redis.call('set', KEYS[1], string.format('%d:%s', t, ARGV[1]), 'PX', ARGV[2])
-return t`;
+redis.call('set', KEYS[3], ARGV[1])
+return {t, prev}`;
 /** KEYS: lease, fence. ARGV: token, owner, ttl ms. 1 when renewed (re-set if it had expired untaken), 0 when lost. */
 const RENEW = `
 if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -62,16 +78,36 @@ if cur and cur ~= mine then return 0 end
 redis.call('set', KEYS[1], mine, 'PX', ARGV[3])
 return 1`;
 /**
- * KEYS: lease, fence. ARGV: token, owner. When the pool's latest lease is this one (and the lease
- * key, unless it expired, names the same owner): deletes it and advances the token past it.
+ * KEYS: lease, fence, holder. ARGV: token, owner. When the pool's latest lease is this one (and the
+ * lease key, unless it expired, names the same owner): deletes it (and its holder) and advances the
+ * token past it.
  */
 const RELEASE = `
 if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end
 local cur = redis.call('get', KEYS[1])
 if cur and cur ~= ARGV[1] .. ':' .. ARGV[2] then return 0 end
 redis.call('del', KEYS[1])
+redis.call('del', KEYS[3])
 redis.call('incr', KEYS[2])
 return 1`;
+/**
+ * KEYS: observation (a hash: at, version, digest, doc). ARGV: at, digest, doc. Writes unless the
+ * stored `at` is as recent; the version grows when the digest changed, to at least Redis' clock in
+ * microseconds. {version, changed, written}.
+ */
+const OBSERVE = `
+local at = tonumber(redis.call('hget', KEYS[1], 'at') or '-1')
+local v = tonumber(redis.call('hget', KEYS[1], 'version') or '0')
+if at >= tonumber(ARGV[1]) then return {v, 0, 0} end
+local changed = 0
+if redis.call('hget', KEYS[1], 'digest') ~= ARGV[2] then
+  changed = 1
+  local now = redis.call('time')
+  local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  v = math.max(v + 1, us)
+end
+redis.call('hset', KEYS[1], 'at', ARGV[1], 'version', string.format('%d', v), 'digest', ARGV[2], 'doc', ARGV[3])
+return {v, changed, 1}`;
 /**
  * KEYS: fence, target. ARGV: token, op, then op's arguments: 'set' value | 'del' | 'zadd' score
  * member cutoff. 1 when written; otherwise the pool's latest token (or 0 when there is none).
@@ -93,14 +129,21 @@ if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('rename', KEYS[1], KEYS[2])
 return 1`;
 
-const AcquireReply = z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable();
-const FlagReply = z.union([z.literal(0), z.literal(1)]);
+const AcquireReply = z.tuple([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.string()]).nullable();
+const ObserveReply = z.tuple([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), FlagOf(), FlagOf()]);
+const ObservationHash = z.object({ at: z.string(), version: z.string().regex(/^[0-9]+$/).transform(Number), digest: z.string(), doc: z.string() });
+const ObservationDoc = z.object({ prober: z.string(), observation: ObservationSchema });
+function FlagOf() {
+  return z.union([z.literal(0), z.literal(1)]);
+}
+const FlagReply = FlagOf();
 const FencedReply = z.tuple([FlagReply, z.string()]);
 
 interface Scripts {
-  parmanuAcquire(lease: string, fence: string, owner: string, ttlMs: string): Promise<unknown>;
+  parmanuAcquire(lease: string, fence: string, holder: string, owner: string, ttlMs: string): Promise<unknown>;
   parmanuRenew(lease: string, fence: string, token: string, owner: string, ttlMs: string): Promise<unknown>;
-  parmanuRelease(lease: string, fence: string, token: string, owner: string): Promise<unknown>;
+  parmanuRelease(lease: string, fence: string, holder: string, token: string, owner: string): Promise<unknown>;
+  parmanuObserve(key: string, at: string, digest: string, doc: string): Promise<unknown>;
   parmanuFenced(fence: string, target: string, token: string, ...args: string[]): Promise<unknown>;
   parmanuSetAside(key: string, aside: string, value: string): Promise<unknown>;
 }
@@ -149,9 +192,10 @@ export class RedisHistoryStore implements HistoryStore {
     this.where = `${u.hostname}:${u.port || 6379}`;
     this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: false, retryStrategy: () => null });
     this.redis.on('error', () => undefined);
-    this.redis.defineCommand('parmanuAcquire', { numberOfKeys: 2, lua: ACQUIRE });
+    this.redis.defineCommand('parmanuAcquire', { numberOfKeys: 3, lua: ACQUIRE });
     this.redis.defineCommand('parmanuRenew', { numberOfKeys: 2, lua: RENEW });
-    this.redis.defineCommand('parmanuRelease', { numberOfKeys: 2, lua: RELEASE });
+    this.redis.defineCommand('parmanuRelease', { numberOfKeys: 3, lua: RELEASE });
+    this.redis.defineCommand('parmanuObserve', { numberOfKeys: 1, lua: OBSERVE });
     this.redis.defineCommand('parmanuFenced', { numberOfKeys: 2, lua: FENCED });
     this.redis.defineCommand('parmanuSetAside', { numberOfKeys: 2, lua: SET_ASIDE });
   }
@@ -160,7 +204,7 @@ export class RedisHistoryStore implements HistoryStore {
     return this.redis as unknown as Scripts;
   }
 
-  private key(kind: 'pool' | 'samples' | 'lease' | 'fence', pool: string): string {
+  private key(kind: 'pool' | 'samples' | 'lease' | 'fence' | 'holder' | 'observation', pool: string): string {
     return `${this.prefix}${kind}:${pool}`;
   }
 
@@ -295,9 +339,9 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async acquireLease(pool: string, owner: string, ttlMs: number): Promise<Lease | undefined> {
-    const raw = await this.run('lease', () => this.scripts.parmanuAcquire(this.key('lease', pool), this.key('fence', pool), owner, String(Math.max(1, Math.ceil(ttlMs)))));
-    const token = reply(AcquireReply, raw, 'lease');
-    return token === null ? undefined : { pool, owner, token };
+    const raw = await this.run('lease', () => this.scripts.parmanuAcquire(this.key('lease', pool), this.key('fence', pool), this.key('holder', pool), owner, String(Math.max(1, Math.ceil(ttlMs)))));
+    const r = reply(AcquireReply, raw, 'lease');
+    return r === null ? undefined : { pool, owner, token: r[0], ...(r[1] ? { takenOverFrom: r[1] } : {}) };
   }
 
   async renewLease(lease: Lease, ttlMs: number): Promise<boolean> {
@@ -308,8 +352,49 @@ export class RedisHistoryStore implements HistoryStore {
 
   async releaseLease(lease: Lease): Promise<void> {
     const l = checkLease(lease);
-    const raw = await this.run('lease release', () => this.scripts.parmanuRelease(this.key('lease', l.pool), this.key('fence', l.pool), String(l.token), l.owner));
+    const raw = await this.run('lease release', () => this.scripts.parmanuRelease(this.key('lease', l.pool), this.key('fence', l.pool), this.key('holder', l.pool), String(l.token), l.owner));
     reply(FlagReply, raw, 'lease release');
+  }
+
+  async leaseHolder(pool: string): Promise<LeaseHolder | undefined> {
+    const [value, ttl] = await this.run('lease holder', async () => {
+      const r = await this.redis.multi().get(this.key('lease', pool)).pttl(this.key('lease', pool)).exec();
+      return [r?.[0]?.[1], r?.[1]?.[1]] as const;
+    });
+    const m = typeof value === 'string' ? /^(\d+):(.*)$/s.exec(value) : null;
+    if (!m || typeof ttl !== 'number' || ttl < 0) return undefined;
+    return { owner: m[2] as string, token: Number(m[1]), expiresInMs: ttl };
+  }
+
+  async putObservation(o: { observation: Observation; digest: string; prober: string }): Promise<{ version: number; changed: boolean; written: boolean }> {
+    const observation = ObservationSchema.parse(o.observation);
+    const doc = JSON.stringify({ prober: o.prober, observation });
+    const raw = await this.run('observation', () => this.scripts.parmanuObserve(this.key('observation', observation.emitter), String(observation.at), o.digest, doc));
+    const [version, changed, written] = reply(ObserveReply, raw, 'observation');
+    return { version, changed: changed === 1, written: written === 1 };
+  }
+
+  async getObservation(emitter: string): Promise<StoredObservation | undefined> {
+    const key = this.key('observation', emitter);
+    const raw = await this.run('HGETALL', () => this.redis.hgetall(key));
+    if (Object.keys(raw).length === 0) return undefined;
+    const h = ObservationHash.safeParse(raw);
+    const doc = h.success ? ObservationDoc.safeParse(parseQuiet(h.data.doc)) : undefined;
+    if (h.success && doc?.success) return { version: h.data.version, digest: h.data.digest, prober: doc.data.prober, observation: doc.data.observation };
+    // Set aside like a bad record (iff unchanged: a prober may just have written a good one).
+    const to = `${this.prefix}corrupt:observation:${emitter}:${new Date(this.clock()).toISOString()}`;
+    const moved = await this.run('set aside', async () => {
+      const again = await this.redis.hgetall(key);
+      if (JSON.stringify(again) !== JSON.stringify(raw)) return 0;
+      await this.redis.rename(key, to);
+      return 1;
+    });
+    if (moved === 1) this.warnings.warn(`the observation of emitter ${emitter} (redis ${key}) is invalid: set aside as ${to}, the next probe writes it again`);
+    return undefined;
+  }
+
+  async ping(): Promise<void> {
+    await this.run('PING', () => this.redis.ping());
   }
 
   async clear(): Promise<void> {
@@ -319,7 +404,7 @@ export class RedisHistoryStore implements HistoryStore {
         const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
         cursor = next;
         // Leases and fencing tokens stay: tokens must keep growing across a reset.
-        const own = keys.filter((k) => !k.startsWith(`${this.prefix}lease:`) && !k.startsWith(`${this.prefix}fence:`));
+        const own = keys.filter((k) => !k.startsWith(`${this.prefix}lease:`) && !k.startsWith(`${this.prefix}fence:`) && !k.startsWith(`${this.prefix}holder:`));
         if (own.length) await this.redis.del(...own);
       } while (cursor !== '0');
     });

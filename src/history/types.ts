@@ -114,8 +114,59 @@ export const EventSchema = z.object({
   detail: z.string(),
   /** Why (decide's reasons for a scale-up or scale-down). */
   reasons: z.array(z.string()).optional(),
+  /**
+   * The fencing record of an `apply` event: the lease it ran under (owner and fencing token) and
+   * when the terraform apply ran, on the wall clock — two replicas' applies of a pool never overlap.
+   */
+  lease: z.object({ owner: z.string(), token: z.number(), from: z.number(), to: z.number() }).optional(),
 });
 export type HistoryEvent = z.output<typeof EventSchema>;
+
+/**
+ * One emitter's probe as the prober wrote it (services mode: `probe --watch` writes, `reconcile
+ * --from-redis` reads): the ProbeResult of src/emitters, checked again when read back.
+ */
+export const ObservationSchema = z.object({
+  emitter: z.string(),
+  at: z.number(),
+  ok: z.boolean(),
+  partial: z.boolean(),
+  reason: z.string().optional(),
+  jobs: z.array(
+    z.object({
+      id: z.string(),
+      labels: z.array(z.string()),
+      labelExpression: z.string().optional(),
+      status: z.enum(['queued', 'running', 'upcoming']),
+      queuedAt: z.number(),
+      startedAt: z.number().optional(),
+      runner: z.string().optional(),
+    }),
+  ),
+  runners: z.array(z.object({ id: z.string(), name: z.string(), labels: z.array(z.string()), pool: z.string(), online: z.boolean(), busy: z.boolean(), paused: z.boolean(), contacted: z.boolean().optional() })),
+  meta: z.object({ durationMs: z.number(), apiCalls: z.number(), notModified: z.number(), rateLimitRemaining: z.number().optional() }),
+});
+export type Observation = z.output<typeof ObservationSchema>;
+
+/**
+ * The latest observation of an emitter with its version: the version grows (by at least one) only
+ * when the observation's `digest` differs from the one before (what was seen changed), so scalers
+ * can tell whether a pool's cycle saw the latest change; `at` moves with every write.
+ */
+export interface StoredObservation {
+  version: number;
+  digest: string;
+  /** The prober that wrote it. */
+  prober: string;
+  observation: Observation;
+}
+
+/** Who holds a pool's (or any named) lease now, and for how much longer unless renewed. */
+export interface LeaseHolder {
+  owner: string;
+  token: number;
+  expiresInMs: number;
+}
 
 /** The label sets of an emitter's recent jobs (the latest probe), for re-matching in `plan`. */
 export const JobLabelsSchema = z.object({ at: z.number(), kind: z.enum(['gitlab', 'github', 'jenkins', 'replay']), sets: z.array(z.object({ labels: z.array(z.string()), labelExpression: z.string().optional(), jobs: z.number() })) });
@@ -146,6 +197,8 @@ export interface Lease {
   pool: string;
   owner: string;
   token: number;
+  /** Set by acquireLease when the lease before this one expired in another owner's hands (it was not released): that owner. */
+  takenOverFrom?: string;
 }
 
 /** Checks a Lease handed to a store method (a token is a positive safe integer). */
@@ -207,6 +260,19 @@ export interface HistoryStore {
    * are untrusted: the store keeps at most DELIVERY_ID_MAX characters of one (callers refuse longer).
    */
   claimDelivery(emitter: string, id: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Writes an emitter's latest observation, unless the stored one is as recent or newer (`at`):
+   * then nothing is written (`written: false`). The version grows when `digest` differs from the
+   * stored one's (`changed`), to at least the store's clock in microseconds (it keeps growing
+   * across a clear()); otherwise it stays.
+   */
+  putObservation(o: { observation: Observation; digest: string; prober: string }): Promise<{ version: number; changed: boolean; written: boolean }>;
+  /** The emitter's latest observation; undefined when none was written (or it does not validate: set aside with a warning). */
+  getObservation(emitter: string): Promise<StoredObservation | undefined>;
+  /** Who holds the lease named `pool` now; undefined when nobody does (never taken, released or expired). */
+  leaseHolder(pool: string): Promise<LeaseHolder | undefined>;
+  /** Resolves when the store answers (readiness); rejects with HistoryError when it cannot be reached. */
+  ping(): Promise<void>;
   /** Forget everything (tests, `--reset`). */
   clear(): Promise<void>;
   close(): Promise<void>;

@@ -56,8 +56,10 @@ export interface PoolOutcome {
   busyNodes?: string[];
   /** Set when the pool failed this cycle: nothing after the failing step was done. */
   error?: string;
-  /** Set when another reconciler held the pool's lease. */
+  /** Set when another reconciler held the pool's lease, or the process was shutting down. */
   skipped?: string;
+  /** Set when this cycle took the pool's lease from an owner whose lease expired unreleased (a dead replica). */
+  takenOverFrom?: string;
   /** The probe this pool's plan rests on (absent when its emitter was not probed). */
   probe?: ProbeStatus;
 }
@@ -92,6 +94,20 @@ export interface ReconcileDeps {
   teardown?: readonly string[];
   /** Pools reconciled at once. */
   parallel?: number;
+  /**
+   * Where each emitter's observation comes from; absent: the emitter is probed (`emitter.probe()`).
+   * Services mode (`reconcile --from-redis`) reads the prober's latest observation instead: the
+   * scaler never probes, and an observation older than twice its probe interval holds the pool.
+   */
+  observe?: (emitter: string) => Promise<ProbeResult>;
+  /**
+   * True once the process is shutting down (SIGTERM): a pool's cycle stops before its next step
+   * (the step running finishes; nothing is left that the next cycle does not finish) and its lease
+   * is released.
+   */
+  stopping?: () => boolean;
+  /** A pool's lease was taken (`takenOverFrom`: from an owner whose lease expired unreleased) or released. */
+  onLease?: (pool: string, held: boolean, takenOverFrom?: string) => void;
   /** How often a full plan runs even when nothing changed (drift check). */
   driftCheckMs?: number;
   /** A marked runner that no VM backs, and that no crash of ours explains, is removed after this long. */
@@ -142,12 +158,13 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
     [...used].map(async (name) => {
       const e = deps.emitters.get(name);
       if (!e) return;
-      const p = await e.probe();
+      const p = deps.observe ? await deps.observe(name) : await e.probe();
       probes.set(name, p);
       deps.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
     }),
   );
-  if (!deps.dryRun) await recordJobLabels(deps, probes);
+  // (From Redis, the prober records them.)
+  if (!deps.dryRun && !deps.observe) await recordJobLabels(deps.history, probes, deps.emitters);
   const limit = pLimit(deps.parallel ?? 4);
   const outcomes = await Promise.all(pools.map((p) => limit(() => reconcilePool(deps, p, probes.get(p.pool.emitter)))));
   outcomes.push(...problems);
@@ -157,7 +174,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
 }
 
 /** The label sets of each emitter's jobs, so that `plan` can tell which jobs a new policy leaves behind. */
-async function recordJobLabels(deps: ReconcileDeps, probes: Map<string, ProbeResult>): Promise<void> {
+export async function recordJobLabels(history: HistoryStore, probes: ReadonlyMap<string, ProbeResult>, emitters: ReadonlyMap<string, Pick<Emitter, 'kind'>>): Promise<void> {
   for (const [name, probe] of probes) {
     if (!probe.ok) continue;
     const sets = new Map<string, { labels: string[]; labelExpression?: string; jobs: number }>();
@@ -167,8 +184,8 @@ async function recordJobLabels(deps: ReconcileDeps, probes: Map<string, ProbeRes
       e.jobs++;
       sets.set(key, e);
     }
-    const kind = deps.emitters.get(name)?.kind;
-    if (kind) await deps.history.putJobLabels(name, { at: probe.at, kind, sets: [...sets.values()] }).catch(() => undefined);
+    const kind = emitters.get(name)?.kind;
+    if (kind) await history.putJobLabels(name, { at: probe.at, kind, sets: [...sets.values()] }).catch(() => undefined);
   }
 }
 
@@ -191,6 +208,7 @@ class LeaseKeeper {
     private readonly history: HistoryStore,
     readonly lease: Lease,
     private readonly ttlMs: number,
+    private readonly stopping: () => boolean = () => false,
   ) {
     this.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
     this.timer.unref();
@@ -201,6 +219,7 @@ class LeaseKeeper {
     else this.lost = true;
   }
   check(): void {
+    if (this.stopping()) throw new ShuttingDown(`shutting down: pool ${this.lease.pool} stopped before its next step (the next cycle goes on from there)`);
     if (this.lost) throw new LeaseLostError(`lost the lease of pool ${this.lease.pool} (another reconciler took it over): stopped before the next step`);
     // Leases run on the wall clock, whatever clock decide is given.
     if (Date.now() - this.renewedAt > (this.ttlMs * 2) / 3) throw new LeaseLostError(`the lease of pool ${this.lease.pool} could not be renewed for ${Math.round((Date.now() - this.renewedAt) / 1000)}s (TTL ${Math.round(this.ttlMs / 1000)}s): stopped before the next step`);
@@ -214,6 +233,14 @@ class LeaseKeeper {
   async release(): Promise<void> {
     clearInterval(this.timer);
     await this.history.releaseLease(this.lease).catch(() => undefined);
+  }
+}
+
+/** The process is shutting down: a pool's cycle stops before its next step. */
+export class ShuttingDown extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShuttingDown';
   }
 }
 
@@ -235,7 +262,10 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       out.skipped = "another reconciler holds this pool's lease";
       return finish();
     }
-    keeper = new LeaseKeeper(deps.history, lease, ttl);
+    keeper = new LeaseKeeper(deps.history, lease, ttl, deps.stopping);
+    deps.onLease?.(pool.name, true, lease.takenOverFrom);
+    if (lease.takenOverFrom !== undefined) out.takenOverFrom = lease.takenOverFrom;
+    keeper.check();
     const emitter = deps.emitters.get(pool.emitter);
     if (!platform) throw new Error(`pool ${pool.name}: platform ${pool.platform} is not in the policy`);
     if (!emitter) throw new Error(removed ? `pool ${pool.name} was removed from the policy, but its emitter ${pool.emitter} is gone too: its nodes cannot be drained safely (put the emitter back until the pool is empty)` : `pool ${pool.name}: emitter ${pool.emitter} is not in the policy`);
@@ -281,12 +311,20 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     await executePlan(run, plan, truth, rec, probe);
     return finish();
   } catch (err) {
+    if (err instanceof ShuttingDown) {
+      out.skipped = err.message;
+      deps.log?.({ level: 'info', msg: err.message, pool: pool.name });
+      return finish();
+    }
     out.error = (err as Error).message;
     deps.log?.({ level: 'error', msg: out.error, pool: pool.name });
     await deps.history.addEvent({ at: now, pool: pool.name, kind: 'error', detail: out.error }).catch(() => undefined);
     return finish();
   } finally {
-    await keeper?.release();
+    if (keeper) {
+      await keeper.release();
+      deps.onLease?.(pool.name, false);
+    }
   }
 }
 

@@ -444,8 +444,11 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       writePoolFile(run.dir, pool, run.platform);
       // The apply does not wait for the state lock: a long wait would put time between the last
       // idle check and the destroy. Held by someone else, it fails now and the next cycle checks again.
+      const applyFrom = Date.now();
       try {
         await step(run, 'terraform-apply', () => deps.terraform.apply(run.dir, 'parmanu.tfplan', { lockTimeout: '0s', env: planEnv }));
+        // The fencing record: which lease this apply ran under, and when (wall clock).
+        await deps.history.addEvent({ at: now, pool: pool.name, kind: 'apply', detail: `applied under lease ${run.lease.token} of ${run.lease.owner}`, lease: { owner: run.lease.owner, token: run.lease.token, from: applyFrom, to: Date.now() } }).catch(() => undefined);
       } catch (err) {
         // A start that failed (no capacity in the zone, a quota): recorded on its node, so that
         // decide pauses before trying it again and gives up on it after a few. Its runner is undone

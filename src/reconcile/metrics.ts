@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ProbeResult } from '../emitters/types.js';
 import type { CycleResult } from './cycle.js';
 
 /** What became of a webhook delivery. */
@@ -23,6 +24,56 @@ export class ReconcileMetrics {
   private readonly terraform = new Histogram({ name: 'parmanu_terraform_duration_seconds', help: 'Time a pool spent in terraform (init, plan, show, apply) in a cycle that ran it', labelNames: ['pool'], buckets: [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
   private readonly webhooks = new Counter({ name: 'parmanu_webhook_events_total', help: 'Webhook deliveries by emitter and result (accepted, duplicate, bad_signature, too_large, malformed, ignored, unknown_emitter)', labelNames: ['emitter', 'result'], registers: [this.registry] });
   private readonly webhookLatency = new Histogram({ name: 'parmanu_webhook_apply_latency_seconds', help: 'Time from a webhook delivery to the end of the terraform apply of the cycle it woke, per pool', labelNames: ['pool'], buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120], registers: [this.registry] });
+
+  // Services mode (per replica): the prober's emitters and probes, the scaler's pools and cycles.
+  private readonly emittersHeld = new Gauge({ name: 'parmanu_prober_emitters_held', help: 'Emitters whose probe lease this prober holds (1) or not (0)', labelNames: ['emitter'], registers: [this.registry] });
+  private readonly observationVersion = new Gauge({ name: 'parmanu_observation_changes_total', help: 'Observations written by this prober that changed what was seen, per emitter', labelNames: ['emitter'], registers: [this.registry] });
+  private readonly poolsHeld = new Gauge({ name: 'parmanu_scaler_pools_held', help: 'Pools whose lease this replica holds now (cycles running)', registers: [this.registry] });
+  private readonly poolCycle = new Histogram({ name: 'parmanu_pool_cycle_duration_seconds', help: "Duration of one pool's cycle on this replica, per pool", labelNames: ['pool'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
+  private readonly takeovers = new Counter({ name: 'parmanu_lease_takeovers_total', help: 'Leases this replica took from an owner whose lease expired unreleased (a dead replica), per pool (or @probe-<emitter>)', labelNames: ['pool'], registers: [this.registry] });
+  private readonly cycles = new Counter({ name: 'parmanu_pool_cycles_total', help: 'Pool cycles this replica ran, per pool and trigger (interval, change, webhook, takeover)', labelNames: ['pool', 'trigger'], registers: [this.registry] });
+  private readonly rateRemaining = new Gauge({ name: 'parmanu_probe_rate_limit_remaining', help: "The CI platform's remaining rate limit after the last probe, per emitter and credential (a label, never the credential)", labelNames: ['emitter', 'credential'], registers: [this.registry] });
+  private readonly rateUsed = new Gauge({ name: 'parmanu_probe_rate_limit_used', help: 'Rate-limited requests the last probe of the emitter spent (its budget per probe; 304s are free)', labelNames: ['emitter'], registers: [this.registry] });
+  private readonly apiCalls = new Gauge({ name: 'parmanu_probe_api_calls', help: 'API requests of the last probe of the emitter', labelNames: ['emitter'], registers: [this.registry] });
+
+  emitterHeld(emitter: string, held: boolean): void {
+    this.emittersHeld.set({ emitter }, held ? 1 : 0);
+  }
+
+  /** One probe (the prober's, or a cycle's own). */
+  probed(p: ProbeResult): void {
+    this.probe.observe({ emitter: p.emitter, ok: String(p.ok) }, p.meta.durationMs / 1000);
+    this.apiCalls.set({ emitter: p.emitter }, p.meta.apiCalls);
+    const rl = p.meta.rateLimit;
+    if (rl) {
+      this.rateUsed.set({ emitter: p.emitter }, rl.used);
+      for (const c of rl.credentials) if (c.remaining !== undefined) this.rateRemaining.set({ emitter: p.emitter, credential: c.id }, c.remaining);
+    } else {
+      this.rateUsed.set({ emitter: p.emitter }, Math.max(0, p.meta.apiCalls - p.meta.notModified));
+      if (p.meta.rateLimitRemaining !== undefined) this.rateRemaining.set({ emitter: p.emitter, credential: '' }, p.meta.rateLimitRemaining);
+    }
+  }
+
+  observationChanged(emitter: string): void {
+    this.observationVersion.inc({ emitter });
+  }
+
+  /** A pool's lease taken (from a dead owner when `takenOverFrom`) or let go by this replica. */
+  lease(pool: string, held: boolean, takenOverFrom?: string): void {
+    if (held) this.poolsHeld.inc();
+    else this.poolsHeld.dec();
+    if (takenOverFrom !== undefined) this.takeovers.inc({ pool });
+  }
+
+  takeover(pool: string): void {
+    this.takeovers.inc({ pool });
+  }
+
+  /** One pool cycle on this replica (services mode). */
+  poolCycled(pool: string, trigger: string, seconds: number): void {
+    this.poolCycle.observe({ pool }, seconds);
+    this.cycles.inc({ pool, trigger });
+  }
 
   record(result: CycleResult, cycleMs: number): void {
     this.cycle.observe(cycleMs / 1000);

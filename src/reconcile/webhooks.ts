@@ -268,13 +268,19 @@ function drain(req: IncomingMessage): void {
   req.on('error', () => undefined);
 }
 
-/** The service's one HTTP listener: `/metrics` and, with a receiver, `/webhooks/<emitter>`. */
+/**
+ * The service's one HTTP listener: `/metrics`, `/healthz` (200 while the process serves),
+ * `/readyz` (200 when `ready` finds nothing wrong — the history store answers, the policy is
+ * loaded — else 503 with the reason) and, with a receiver, `/webhooks/<emitter>`.
+ */
 export class Listener {
   private server: Server | undefined;
   constructor(
     private readonly metrics: ReconcileMetrics,
     private readonly receiver?: WebhookReceiver,
     private readonly limits: { maxConnections?: number; requestTimeoutMs?: number } = {},
+    /** Why the service is not ready, or undefined when it is. */
+    private readonly ready: () => Promise<string | undefined> = async () => undefined,
   ) {}
 
   /** Listens on host:port (port 0: any free port); resolves the base URL (`http://ADDRESS:PORT`). */
@@ -301,10 +307,26 @@ export class Listener {
       drain(req);
       return this.metrics.serve(res);
     }
+    if (path === '/healthz') {
+      drain(req);
+      return void reply(res, 200, 'ok\n');
+    }
+    if (path === '/readyz') {
+      drain(req);
+      // A check that hangs (an unreachable Redis) answers 503 within 2 s, never holds the probe.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((r) => (timer = setTimeout(() => r('readiness check timed out'), 2000)));
+      void Promise.race([this.ready().catch((err: Error) => err.message), late]).then((why) => {
+        clearTimeout(timer);
+        if (why === undefined) reply(res, 200, 'ready\n');
+        else reply(res, 503, `not ready: ${why.replace(/[\r\n]+/g, ' ')}\n`);
+      });
+      return;
+    }
     const m = /^\/webhooks\/([^/]+)\/?$/.exec(path);
     if (m && this.receiver) return this.receiver.handle(req, res, decodeURIComponentSafe(m[1] as string));
     drain(req);
-    reply(res, 404, this.receiver ? 'not found: try /metrics or POST /webhooks/<emitter>\n' : 'not found: try /metrics\n');
+    reply(res, 404, this.receiver ? 'not found: try /metrics, /healthz, /readyz or POST /webhooks/<emitter>\n' : 'not found: try /metrics, /healthz or /readyz\n');
   }
 
   async close(): Promise<void> {

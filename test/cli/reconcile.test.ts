@@ -215,7 +215,7 @@ describe('parmanu reconcile', () => {
     [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: 'no-such-terraform' }, /no-such-terraform not found on PATH: install Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0, or set PARMANU_TERRAFORM/],
     [['reconcile', '--policy', join(root, 'policies')], {}, /\$\{env:GITLAB_TOKEN\}: environment variable GITLAB_TOKEN is not set/],
     [['reconcile', '--policy', 'examples/demo'], { PARMANU_TERRAFORM: join(dir, 'old-terraform') }, /old-terraform 1\.2\.9 is too old: Parmanu needs Terraform ≥ 1\.11\.0 or OpenTofu ≥ 1\.11\.0/],
-    [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT, or none \(no metrics server\), not "nowhere"/],
+    [['reconcile', '--policy', 'examples/demo', '--metrics-listen', 'nowhere'], {}, /--metrics-listen must be HOST:PORT, or none \(no listener\), not "nowhere"/],
     [['reconcile', '--policy', 'examples/demo', '--for', '55m'], {}, /--for needs --watch/],
     [['reconcile', '--policy', 'examples/demo', '--watch', '--for', 'soon'], {}, /--for must be a duration such as 55m, not "soon"/],
     [['reconcile', '--policy', 'examples/demo', '--watch', '--for', '0s'], {}, /--for must be a duration such as 55m, not "0s"/],

@@ -60,7 +60,7 @@ describe('reconcile --watch --listen', () => {
 
   it.each([
     [['--listen', '127.0.0.1:1', '--metrics-listen', '127.0.0.1:2'], /--listen and --metrics-listen are the same option; give one/],
-    [['--listen', 'nowhere'], /--listen must be HOST:PORT, or none \(no metrics server\), not "nowhere"/],
+    [['--listen', 'nowhere'], /--listen must be HOST:PORT, or none \(no listener\), not "nowhere"/],
   ])('refuses %j with exit 2 and one line', (args, message) => {
     const r = cli(['reconcile', '--policy', 'examples/demo', '--watch', ...args], { env: { PARMANU_STATE_DIR: join(dir, 'refused') } });
     expect(r.code).toBe(2);

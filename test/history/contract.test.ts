@@ -256,6 +256,73 @@ describe.each(makers)('%s history store', (_name, make) => {
     await Promise.all(stores.map((s) => s.close()));
   });
 
+  const obs = (at: number, jobs: Array<{ id: string; status: 'queued' | 'running' }> = []) => ({
+    emitter: 'gl',
+    at,
+    ok: true,
+    partial: false,
+    jobs: jobs.map((j) => ({ ...j, labels: ['linux'], queuedAt: at - 1000 })),
+    runners: [{ id: '7', name: 'p-n1', labels: ['linux'], pool: 'p', online: true, busy: false, paused: false, contacted: true }],
+    meta: { durationMs: 12, apiCalls: 3, notModified: 1 },
+  });
+
+  it("keeps each emitter's latest observation with a version that grows only when what was seen changed", async () => {
+    const { a, b } = pair();
+    expect(await a.getObservation('gl')).toBeUndefined();
+    const first = await a.putObservation({ observation: obs(T, [{ id: '1', status: 'queued' }]), digest: 'd1', prober: 'p1' });
+    expect(first).toMatchObject({ changed: true, written: true });
+    expect(first.version).toBeGreaterThan(0);
+    // Another prober on the same store reads it back, validated.
+    expect(await b.getObservation('gl')).toEqual({ version: first.version, digest: 'd1', prober: 'p1', observation: obs(T, [{ id: '1', status: 'queued' }]) });
+    // The same digest later: written (its time moves), the version stays.
+    expect(await b.putObservation({ observation: obs(T + 1000, [{ id: '1', status: 'queued' }]), digest: 'd1', prober: 'p2' })).toEqual({ version: first.version, changed: false, written: true });
+    expect((await a.getObservation('gl'))?.observation.at).toBe(T + 1000);
+    // An older observation (a slow prober) is not written over a newer one.
+    expect(await a.putObservation({ observation: obs(T + 500, []), digest: 'd0', prober: 'p1' })).toEqual({ version: first.version, changed: false, written: false });
+    // A change: a higher version.
+    const changed = await a.putObservation({ observation: obs(T + 2000, [{ id: '1', status: 'running' }]), digest: 'd2', prober: 'p1' });
+    expect(changed.changed).toBe(true);
+    expect(changed.version).toBeGreaterThan(first.version);
+    // Emitters are apart.
+    expect(await a.getObservation('gh')).toBeUndefined();
+    // Versions keep growing across a clear() (scalers compare them with the ones they saw).
+    await a.clear();
+    expect(await b.getObservation('gl')).toBeUndefined();
+    expect((await b.putObservation({ observation: obs(T, []), digest: 'd3', prober: 'p1' })).version).toBeGreaterThan(changed.version);
+    // What is not an observation is refused before it is written.
+    await expect(a.putObservation({ observation: { ...obs(T + 9000), at: 'x' } as unknown as ReturnType<typeof obs>, digest: 'd', prober: 'p' })).rejects.toThrow();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('tells who holds a lease and for how long; a lease taken after another owner\'s expired unreleased names that owner (a takeover)', async () => {
+    const { c, a, b } = pair();
+    expect(await a.leaseHolder('p')).toBeUndefined();
+    const la = (await a.acquireLease('p', 'replica-a', 300))!;
+    expect(la.takenOverFrom).toBeUndefined();
+    const h = await b.leaseHolder('p');
+    expect(h).toMatchObject({ owner: 'replica-a', token: la.token });
+    expect(h!.expiresInMs).toBeGreaterThan(0);
+    expect(h!.expiresInMs).toBeLessThanOrEqual(300);
+    // Released, then taken: no takeover.
+    await a.releaseLease(la);
+    expect(await b.leaseHolder('p')).toBeUndefined();
+    const lb = (await b.acquireLease('p', 'replica-b', 300))!;
+    expect(lb.takenOverFrom).toBeUndefined();
+    // Expired unreleased (replica-b died), then taken: a takeover from replica-b.
+    await c.pass(500);
+    expect(await a.leaseHolder('p')).toBeUndefined();
+    const la2 = (await a.acquireLease('p', 'replica-a', 60_000))!;
+    expect(la2.takenOverFrom).toBe('replica-b');
+    // The same owner taking its own expired lease again is no takeover.
+    await c.pass(0);
+    const lx = (await a.acquireLease('q', 'replica-a', 200))!;
+    await c.pass(400);
+    expect((await a.acquireLease('q', 'replica-a', 200))!.takenOverFrom).toBeUndefined();
+    expect(lx.takenOverFrom).toBeUndefined();
+    await a.ping();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('claims a webhook delivery id once per emitter, shared between stores, until its TTL passes; clear() forgets claims', async () => {
     const { c, a, b } = pair();
     expect(await a.claimDelivery('gh', 'd-1', 60_000)).toBe(true);

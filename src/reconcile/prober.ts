@@ -1,0 +1,180 @@
+/**
+ * The prober of services mode (`parmanu probe --watch`): probes each emitter at its interval and
+ * writes the observation to the history store (Redis) with its time and a version; the version
+ * grows only when what was seen changed, and then the emitter's pools are enqueued at once
+ * (services.ts). Several probers may run: each emitter is probed by the holder of its lease
+ * (`@probe-<emitter>`, a name no pool can have), renewed every third of the TTL; the others try
+ * to take it every third of the TTL, so a dead prober's emitters are taken over within the TTL.
+ *
+ * Webhook events (the prober serves them in this mode) fold in at once: the events' emitters are
+ * probed now, by whichever prober received them, and a changed observation enqueues the events'
+ * pools as grow-only cycles.
+ */
+import { createHash } from 'node:crypto';
+import type { Emitter, ProbeResult } from '../emitters/types.js';
+import type { HistoryStore, Lease } from '../history/types.js';
+import type { Policy } from '../policy/types.js';
+import type { CycleEvent } from './cycle.js';
+import { recordJobLabels } from './cycle.js';
+import type { ReconcileMetrics } from './metrics.js';
+import type { CycleQueue } from './services.js';
+import type { WakeQueue } from './webhooks.js';
+
+/** The lease an emitter's prober holds. */
+export const probeLease = (emitter: string) => `@probe-${emitter}`;
+
+/** What an observation says, without its time and cost: equal digests, nothing changed. */
+export function observationDigest(p: ProbeResult): string {
+  const jobs = [...p.jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((j) => [j.id, j.status, [...j.labels].sort(), j.labelExpression ?? null, j.runner ?? null, j.queuedAt, j.startedAt ?? null]);
+  const runners = [...p.runners].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((r) => [r.id, r.name, r.pool, [...r.labels].sort(), r.online, r.busy, r.paused, r.contacted ?? null]);
+  return createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, jobs, runners])).digest('hex');
+}
+
+export interface ProberOptions {
+  policy: Policy;
+  /** The emitters to probe, by name (those of the selected pools). */
+  emitters: ReadonlyMap<string, Emitter>;
+  history: HistoryStore;
+  queue: Pick<CycleQueue, 'change'>;
+  owner: string;
+  leaseTtlMs: number;
+  /** Each emitter's probe interval on the wall clock. */
+  intervalMs: (emitter: string) => number;
+  /** The pools of an emitter that a change enqueues (the policy's and those removed from it that still have nodes). */
+  poolsOf: (emitter: string) => string[];
+  stopping: () => boolean;
+  wakes?: WakeQueue;
+  metrics?: ReconcileMetrics;
+  log?: (e: CycleEvent) => void;
+  /** After each observation written (or not: `written` false when a newer one was stored). */
+  onProbe?: (p: ProbeResult, r: { version: number; changed: boolean; written: boolean; webhook: boolean }) => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Prober {
+  private readonly leases = new Map<string, Lease>();
+  private readonly nextProbe = new Map<string, number>();
+  private readonly renewedAt = new Map<string, number>();
+
+  constructor(private readonly o: ProberOptions) {}
+
+  /** Emitters whose lease this prober holds now. */
+  held(): string[] {
+    return [...this.leases.keys()];
+  }
+
+  /** Probes until `stopping()`; then releases the leases it holds. */
+  async run(): Promise<void> {
+    const names = [...this.o.emitters.keys()];
+    const loops = names.map((name) => this.loop(name));
+    const hooks = this.o.wakes ? [this.webhookLoop()] : [];
+    try {
+      await Promise.all([...loops, ...hooks]);
+    } finally {
+      await Promise.all([...this.leases.values()].map((l) => this.o.history.releaseLease(l).catch(() => undefined)));
+      for (const name of this.leases.keys()) this.o.metrics?.emitterHeld(name, false);
+      this.leases.clear();
+    }
+  }
+
+  /** Holds (or waits for) the emitter's lease and probes at its interval while holding it. */
+  private async loop(name: string): Promise<void> {
+    const every = Math.max(50, Math.floor(this.o.leaseTtlMs / 3));
+    while (!this.o.stopping()) {
+      await this.keepLease(name);
+      const now = Date.now();
+      if (this.leases.has(name) && now >= (this.nextProbe.get(name) ?? 0)) {
+        this.nextProbe.set(name, now + this.o.intervalMs(name));
+        await this.probe(name, false).catch((err: Error) => this.o.log?.({ level: 'error', msg: `probe of ${name}: ${err.message}`, emitter: name }));
+        continue;
+      }
+      const until = this.leases.has(name) ? Math.min(this.nextProbe.get(name) ?? now, (this.renewedAt.get(name) ?? now) + every) : now + every;
+      await this.sleepUnless(until - now);
+    }
+  }
+
+  private async sleepUnless(ms: number): Promise<void> {
+    const end = Date.now() + Math.max(1, ms);
+    while (!this.o.stopping() && Date.now() < end) await sleep(Math.min(25, end - Date.now()));
+  }
+
+  /** Takes the emitter's lease when free, renews it when held and a third of the TTL has passed. */
+  private async keepLease(name: string): Promise<void> {
+    const every = Math.max(50, Math.floor(this.o.leaseTtlMs / 3));
+    const held = this.leases.get(name);
+    const now = Date.now();
+    try {
+      if (held) {
+        if (now - (this.renewedAt.get(name) ?? 0) < every) return;
+        if (await this.o.history.renewLease(held, this.o.leaseTtlMs)) {
+          this.renewedAt.set(name, now);
+          return;
+        }
+        this.leases.delete(name);
+        this.o.metrics?.emitterHeld(name, false);
+        this.o.log?.({ level: 'warn', msg: `lost the probe lease of emitter ${name} to another prober: standing by`, emitter: name });
+        return;
+      }
+      const lease = await this.o.history.acquireLease(probeLease(name), this.o.owner, this.o.leaseTtlMs);
+      if (!lease) return;
+      this.leases.set(name, lease);
+      this.renewedAt.set(name, now);
+      this.nextProbe.set(name, now);
+      this.o.metrics?.emitterHeld(name, true);
+      if (lease.takenOverFrom !== undefined) this.o.metrics?.takeover(probeLease(name));
+      this.o.log?.({ level: 'info', msg: `probing emitter ${name}${lease.takenOverFrom !== undefined ? ` (taken over from ${lease.takenOverFrom})` : ''}`, emitter: name });
+    } catch (err) {
+      // The store cannot be reached: a lease not renewed for most of its TTL may be another's now.
+      if (held && now - (this.renewedAt.get(name) ?? 0) > (this.o.leaseTtlMs * 2) / 3) {
+        this.leases.delete(name);
+        this.o.metrics?.emitterHeld(name, false);
+      }
+      this.o.log?.({ level: 'warn', msg: `probe lease of ${name}: ${(err as Error).message}`, emitter: name });
+    }
+  }
+
+  /** One probe of `name`: written with its version; a change enqueues the emitter's pools (or the webhook's). */
+  async probe(name: string, webhook: boolean, pools?: readonly string[], at?: number): Promise<void> {
+    const e = this.o.emitters.get(name);
+    if (!e) return;
+    const p = await e.probe();
+    this.o.metrics?.probed(p);
+    this.o.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
+    const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
+    if (r.written) await recordJobLabels(this.o.history, new Map([[name, p]]), new Map([[name, e]]));
+    if (r.changed) {
+      for (const pool of pools ?? this.o.poolsOf(name)) {
+        await this.o.queue.change(pool, r.version, { webhook, ...(at !== undefined ? { at } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${pool}: ${err.message}`, pool, emitter: name }));
+      }
+    }
+    this.o.onProbe?.(p, { ...r, webhook });
+  }
+
+  /** Webhook events: their emitters probed at once (debounced by the wake queue), their pools enqueued on a change. */
+  private async webhookLoop(): Promise<void> {
+    const wakes = this.o.wakes;
+    if (!wakes) return;
+    while (!this.o.stopping()) {
+      const due = wakes.dueAt();
+      if (due === undefined || Date.now() < due) {
+        await sleep(25);
+        continue;
+      }
+      const events = wakes.take(Date.now());
+      const byEmitter = new Map<string, { pools: Set<string>; at: number }>();
+      for (const ev of events) {
+        const g = byEmitter.get(ev.emitter) ?? { pools: new Set<string>(), at: ev.at };
+        for (const p of ev.pools) g.pools.add(p);
+        g.at = Math.min(g.at, ev.at);
+        byEmitter.set(ev.emitter, g);
+      }
+      await Promise.all(
+        [...byEmitter].map(async ([name, g]) => {
+          await this.probe(name, true, [...g.pools], g.at).catch((err: Error) => this.o.log?.({ level: 'error', msg: `probe of ${name} for a webhook: ${err.message}`, emitter: name }));
+          wakes.ran([...g.pools], Date.now());
+        }),
+      );
+    }
+  }
+}
