@@ -266,6 +266,8 @@ interface Release {
   tamperSums?: (sums: string) => string;
   sumsFor?: (zip: string, sha: string) => string;
   fingerprint?: string;
+  /** Environment set over the Dockerfile's ARGs. */
+  env?: Record<string, string>;
 }
 
 /** Serves a release as the publisher's URLs, runs install-terraform.sh with the Dockerfile's ARGs; returns its exit, output, the fetched URLs and the installed binary. */
@@ -319,6 +321,7 @@ function install(o: Release) {
     [fprArg]: o.fingerprint ?? release.publisher?.fpr ?? '',
     TARGETARCH: 'amd64',
     DEST: dest,
+    ...o.env,
   };
   const r = spawnSync('/bin/bash', [join(DEPLOY, 'install-terraform.sh')], { cwd: root, env, encoding: 'utf8' });
   const bin = join(dest, o.dist);
@@ -393,11 +396,18 @@ describe('deploy/install-terraform.sh (the Dockerfile\'s terraform stage)', () =
     expect(twice.installed).toBe(false);
   });
 
-  it('refuses a version that is not a release number, and an unknown distribution', () => {
-    expect(install({ dist: 'terraform', version: 'latest' }).out).toMatch(/must be a release such as 1\.11\.4/);
-    const r = install({ dist: 'terraform', version: '1.11.4', fingerprint: '' });
-    expect(r.code).not.toBe(0);
-    expect(r.urls).toEqual(['']);
+  it('refuses, before fetching anything, a version that is not a release number, an unknown distribution or no fingerprint', () => {
+    const cases = [
+      { o: { version: 'latest' }, says: /TERRAFORM_VERSION must be a release such as 1\.11\.4, not 'latest'/ },
+      { o: { env: { TERRAFORM_DIST: 'terraform-latest' } }, says: /TERRAFORM_DIST must be terraform or tofu/ },
+      { o: { fingerprint: '' }, says: /HASHICORP_KEY_FINGERPRINT is required/ },
+    ];
+    for (const { o, says } of cases) {
+      const r = install({ dist: 'terraform', version: version(), ...o });
+      expect(r.code).not.toBe(0);
+      expect(r.out).toMatch(says);
+      expect(r.urls).toEqual(['']);
+    }
   });
 
   it('passes shellcheck', () => {
