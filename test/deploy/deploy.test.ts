@@ -167,6 +167,8 @@ describe('deploy/Dockerfile', () => {
     expect(tf).toBeGreaterThanOrEqual(0);
     const script = copies(tf).find((c) => c.sources.includes('deploy/install-terraform.sh'));
     expect(script).toBeDefined();
+    // COPY keeps the file's mode: the RUN below executes it by name.
+    expect(spawnSync('git', ['ls-files', '-s', 'deploy/install-terraform.sh'], { cwd: REPO, encoding: 'utf8' }).stdout).toMatch(/^100755 /);
     const runs = inStage(tf, 'RUN').map((r) => r.args);
     expect(runs.some((r) => r.includes(posix.basename(script?.dest ?? '')) && /DEST=(\S+)/.test(r))).toBe(true);
     for (const a of ['TERRAFORM_DIST', 'TERRAFORM_VERSION', 'HASHICORP_KEY_FINGERPRINT', 'OPENTOFU_KEY_FINGERPRINT', 'TARGETARCH']) {
