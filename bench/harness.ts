@@ -14,6 +14,8 @@ export interface Figure {
 
 export interface BenchCase {
   name: string;
+  /** Run only when named in --only (a long case: minutes of services under load). */
+  optIn?: boolean;
   run: (ctx: BenchContext) => Promise<Figure[]>;
 }
 

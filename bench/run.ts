@@ -10,15 +10,19 @@ import { synth1000 } from './cases/synth.js';
 import { probeGitlab500, probeGithubEtag } from './cases/probe.js';
 import { noopCycle50, reconcileVsTerraform200, redisRoundTrips } from './cases/reconcile.js';
 import { webhookLatency, webhookThroughput } from './cases/webhooks.js';
+import { services60 } from './cases/services.js';
 import type { BenchCase, Figure } from './harness.js';
 
-const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, simulateGoals, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200, webhookLatency, webhookThroughput];
+const CASES: BenchCase[] = [coldStart, validate200, simulateBitcoin, simulateGoals, probeGitlab500, probeGithubEtag, synth1000, noopCycle50, redisRoundTrips, reconcileVsTerraform200, webhookLatency, webhookThroughput, services60];
 
 const HELP = `Usage: npm run bench -- [--json | --markdown] [--only NAME[,NAME…]]
 
 Runs the benchmark suite. Each figure is compared with a baseline measured in the same run
 where one exists. --markdown prints the table as Markdown (the form BENCHMARKS.md records).
-Cases: ${CASES.map((c) => c.name).join(', ')}.
+Cases: ${CASES.filter((c) => !c.optIn).map((c) => c.name).join(', ')}.
+Opt-in cases, run only when named in --only: ${CASES.filter((c) => c.optIn).map((c) => c.name).join(', ')}
+(services-60-pools: 1 prober + 3 scalers vs one process, about 8 min; its measured window is
+PARMANU_BENCH_SERVICES_WINDOW_S seconds, default 150).
 The trace figures read bitcoin-core-gha.csv from PARMANU_TRACES_DIR (default ../shared/traces
 beside the checkout); without it they are skipped with one line on stderr.`;
 
@@ -33,7 +37,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const figures: Figure[] = [];
   for (const c of CASES) {
-    if (only && !only.includes(c.name)) continue;
+    if (only ? !only.includes(c.name) : c.optIn) continue;
     io.err(`bench: ${c.name}…`);
     figures.push(...(await c.run({ root, tracesDir: io.env.PARMANU_TRACES_DIR ? resolve(io.cwd, io.env.PARMANU_TRACES_DIR) : resolve(root, '..', 'shared', 'traces'), log: io.err })));
   }
