@@ -22,12 +22,13 @@ import { LeaseLostError } from '../history/types.js';
 import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
-import { executePlan, pullState, type HookPoint, type PoolRun } from './execute.js';
+import { executePlan, pullState, ShuttingDown, type HookPoint, type PoolRun } from './execute.js';
 import { poolDir, removedPools } from './known-pools.js';
 import { observe, probeStatus, staleAfterMs as staleAfter, type ProbeStatus } from './observe.js';
 
 export { poolDir } from './known-pools.js';
 export type { HookPoint } from './execute.js';
+export { ShuttingDown } from './execute.js';
 
 export interface PoolOutcome {
   pool: string;
@@ -233,14 +234,6 @@ class LeaseKeeper {
   async release(): Promise<void> {
     clearInterval(this.timer);
     await this.history.releaseLease(this.lease).catch(() => undefined);
-  }
-}
-
-/** The process is shutting down: a pool's cycle stops before its next step. */
-export class ShuttingDown extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ShuttingDown';
   }
 }
 

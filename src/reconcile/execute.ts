@@ -68,7 +68,17 @@ function backendHash(run: PoolRun): string {
   return createHash('sha256').update(JSON.stringify({ backend: run.platform.backend ?? { type: 'local' }, pool: run.pool.name, stateDir: run.deps.stateDir })).digest('hex');
 }
 
+/** The process is shutting down (SIGTERM): a pool's cycle stops before its next step. */
+export class ShuttingDown extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShuttingDown';
+  }
+}
+
 async function step<T>(run: PoolRun, name: NonNullable<CycleEvent['step']>, f: () => Promise<T>): Promise<T> {
+  // The step running when SIGTERM came finishes; the next one does not start.
+  if (run.deps.stopping?.()) throw new ShuttingDown(`shutting down: pool ${run.pool.name} stopped before its next step (${name}; the next cycle goes on from there)`);
   const t = Date.now();
   run.deps.log?.({ level: 'debug', msg: `${name.replace('-', ' ')}…`, pool: run.pool.name, step: name });
   const r = await f();

@@ -12,7 +12,8 @@
  *   attempts, `retryMs` apart) until a cycle that saw its version has run.
  * - A dead man's switch per pool: a replica that takes a pool's lease arms a delayed
  *   `takeover-<pool>` job due just after the lease would lapse unrenewed, and disarms it when it
- *   releases the lease. If the replica dies, the switch fires and another replica takes the pool
+ *   releases the lease (a queue of their own, `parmanu-takeovers`, with workers of their own: a
+ *   takeover never waits for a free cycle slot). If the replica dies, the switch fires and another replica takes the pool
  *   over within the TTL; while the holder lives (renewing), the switch finds the lease held and
  *   waits again until the lease's new expiry.
  * - A replica that dies mid-job leaves its job stalled; BullMQ hands it to another worker once the
@@ -27,6 +28,10 @@ import type { HistoryStore, StoredObservation } from '../history/types.js';
 import { reconcileOnce, type CycleResult, type ReconcileDeps } from './cycle.js';
 
 export const QUEUE_NAME = 'parmanu-cycles';
+/** The dead man's switches, apart from the cycles so that a takeover never waits for a free cycle slot. */
+export const TAKEOVER_QUEUE = 'parmanu-takeovers';
+/** BullMQ priorities (a job without one goes first): webhook cycles, then changes, then intervals. */
+const PRIORITY = { change: 1, interval: 2 } as const;
 /** What a pool's outcome says when another replica holds its lease (cycle.ts). */
 export const LEASE_HELD = "another reconciler holds this pool's lease";
 
@@ -65,6 +70,7 @@ export interface QueueOptions {
 /** The producer side: schedulers, change jobs, and the `done` versions. */
 export class CycleQueue {
   readonly queue: Queue;
+  readonly takeovers: Queue;
   private readonly redis: Redis;
   private readonly queueRedis: Redis;
   private readonly prefix: string;
@@ -78,6 +84,8 @@ export class CycleQueue {
     this.queueRedis = connect(o.redisUrl, false);
     this.queue = new Queue(QUEUE_NAME, { connection: this.queueRedis, prefix: this.prefix });
     this.queue.on('error', () => undefined);
+    this.takeovers = new Queue(TAKEOVER_QUEUE, { connection: this.queueRedis, prefix: this.prefix });
+    this.takeovers.on('error', () => undefined);
   }
 
   private get doneKey(): string {
@@ -92,7 +100,7 @@ export class CycleQueue {
     const want = new Map(pools.map((p) => [`pool-${p.pool}`, p]));
     for (const [id, p] of want) {
       const every = Math.max(250, Math.round(p.intervalMs));
-      await this.queue.upsertJobScheduler(id, { every }, { name: 'cycle', data: { pool: p.pool, version: 0, trigger: 'interval' } satisfies CycleJob, opts: { removeOnComplete: true, removeOnFail: true } });
+      await this.queue.upsertJobScheduler(id, { every }, { name: 'cycle', data: { pool: p.pool, version: 0, trigger: 'interval' } satisfies CycleJob, opts: { removeOnComplete: true, removeOnFail: true, priority: PRIORITY.interval } });
     }
     for (const s of await this.queue.getJobSchedulers(0, -1)) {
       const id = s.key;
@@ -104,7 +112,7 @@ export class CycleQueue {
   async change(pool: string, version: number, o: { webhook?: boolean; at?: number } = {}): Promise<void> {
     const data: CycleJob = { pool, version, trigger: o.webhook ? 'webhook' : 'change', ...(o.webhook ? { growOnly: true } : {}), ...(o.at !== undefined ? { at: o.at } : {}) };
     // Retried while the lease is held (a cycle may run for many minutes): a day of tries.
-    await this.queue.add('cycle', data, { jobId: `change-${pool}-${version}${o.webhook ? '-w' : ''}`, removeOnComplete: true, removeOnFail: true, attempts: Math.ceil(86_400_000 / this.retryMs), backoff: { type: 'fixed', delay: this.retryMs } });
+    await this.queue.add('cycle', data, { jobId: `change-${pool}-${version}${o.webhook ? '-w' : ''}`, removeOnComplete: true, removeOnFail: true, attempts: Math.ceil(86_400_000 / this.retryMs), backoff: { type: 'fixed', delay: this.retryMs }, ...(o.webhook ? {} : { priority: PRIORITY.change }) });
   }
 
   private takeoverId(pool: string): string {
@@ -114,12 +122,12 @@ export class CycleQueue {
   /** Arms the pool's dead man's switch: a takeover check `delayMs` from now (replacing one waiting). */
   async armTakeover(pool: string, delayMs: number): Promise<void> {
     await this.disarmTakeover(pool);
-    await this.queue.add('cycle', { pool, version: 0, trigger: 'takeover' } satisfies CycleJob, { jobId: this.takeoverId(pool), delay: Math.max(0, Math.round(delayMs)), removeOnComplete: true, removeOnFail: true });
+    await this.takeovers.add('cycle', { pool, version: 0, trigger: 'takeover' } satisfies CycleJob, { jobId: this.takeoverId(pool), delay: Math.max(0, Math.round(delayMs)), removeOnComplete: true, removeOnFail: true });
   }
 
   /** Disarms it (the lease was released); a switch already running is left to finish. */
   async disarmTakeover(pool: string): Promise<void> {
-    const job = await this.queue.getJob(this.takeoverId(pool));
+    const job = await this.takeovers.getJob(this.takeoverId(pool));
     if (job && (await job.isDelayed())) await job.remove().catch(() => undefined);
   }
 
@@ -134,6 +142,7 @@ export class CycleQueue {
 
   async close(): Promise<void> {
     await this.queue.close().catch(() => undefined);
+    await this.takeovers.close().catch(() => undefined);
     // BullMQ leaves a connection it was given open.
     this.queueRedis.disconnect();
     this.redis.disconnect();
@@ -174,11 +183,14 @@ export interface ScalerOptions {
 /** The consumer side: a BullMQ worker that runs one pool's cycle per job. */
 export class Scaler {
   readonly worker: Worker;
-  private readonly active = new Set<string>();
+  /** Runs the dead man's switches (a takeover runs the pool's cycle here, outside the cycle slots). */
+  readonly switchWorker: Worker;
   private readonly redis: Redis;
+  private readonly switchRedis: Redis;
 
   constructor(private readonly o: ScalerOptions) {
     this.redis = connect(o.redisUrl, true);
+    this.switchRedis = connect(o.redisUrl, true);
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job, token), {
       connection: this.redis,
       prefix: (o.queue.queue.opts.prefix ?? 'parmanu'),
@@ -189,21 +201,27 @@ export class Scaler {
       maxStalledCount: 1000,
       autorun: false,
     });
-    this.worker.on('error', () => undefined);
-    this.worker.on('failed', (job, err) => {
-      const pool = JobData.safeParse(job?.data);
-      if (pool.success && !(err instanceof RetryLater)) this.o.onError?.(pool.data.pool, err);
+    this.switchWorker = new Worker(TAKEOVER_QUEUE, (job, token) => this.process(job, token), {
+      connection: this.switchRedis,
+      prefix: (o.queue.queue.opts.prefix ?? 'parmanu'),
+      concurrency: 4,
+      lockDuration: o.lockMs,
+      stalledInterval: Math.max(250, Math.floor(o.lockMs / 2)),
+      maxStalledCount: 1000,
+      autorun: false,
     });
+    for (const w of [this.worker, this.switchWorker]) {
+      w.on('error', () => undefined);
+      w.on('failed', (job, err) => {
+        const pool = JobData.safeParse(job?.data);
+        if (pool.success && !(err instanceof RetryLater)) this.o.onError?.(pool.data.pool, err);
+      });
+    }
   }
 
   /** Starts taking jobs; resolves when the worker stops (close()). */
   run(): Promise<void> {
-    return this.worker.run();
-  }
-
-  /** Pool cycles running on this replica now. */
-  get running(): number {
-    return this.active.size;
+    return Promise.all([this.worker.run(), this.switchWorker.run()]).then(() => undefined);
   }
 
   /** Per pool, the switch's arm/disarm calls in the order the leases were taken and released. */
@@ -227,10 +245,7 @@ export class Scaler {
     if (deps.stopping?.()) throw new RetryLater('shutting down');
     const started = Date.now();
     let seen = 0;
-    this.active.add(d.pool);
-    let result: CycleResult;
-    try {
-      result = await reconcileOnce({
+    const result: CycleResult = await reconcileOnce({
         ...deps,
         pools: [d.pool],
         onLease: (pool, held, from) => {
@@ -244,10 +259,7 @@ export class Scaler {
           seen = stored?.version ?? 0;
           return fromStored(emitter, stored, deps.clock());
         },
-      });
-    } finally {
-      this.active.delete(d.pool);
-    }
+    });
     const out = result.pools.find((p) => p.pool === d.pool);
     this.o.onCycle?.(result, d, Date.now() - started);
     if (out?.skipped === LEASE_HELD) {
@@ -270,8 +282,9 @@ export class Scaler {
 
   /** Stops taking jobs and waits for the running ones (their cycles stop before their next step once `stopping`). */
   async close(): Promise<void> {
-    await this.worker.close();
+    await Promise.all([this.worker.close(), this.switchWorker.close()]);
     // BullMQ leaves a connection it was given open.
     this.redis.disconnect();
+    this.switchRedis.disconnect();
   }
 }

@@ -569,6 +569,42 @@ describe('lifecycle v2 on GitLab', () => {
   });
 });
 
+describe('lifecycle v2: shutting down (SIGTERM)', () => {
+  it('stops each pool before its next step once the process is stopping: the step running finishes, nothing after it is done, the lease is released', async () => {
+    let stopping = false;
+    let seen = '';
+    const { emu, project, w } = await gitlab({ p: {} }, {
+      stopping: () => stopping,
+      hook: (point) => {
+        // SIGTERM arrives while a runner is being registered (the step before the plan and apply).
+        if (point === 'registered') stopping = true;
+        seen += `${point} `;
+      },
+    });
+    try {
+      demand(emu, project, 1);
+      const r = await w.cycle();
+      expect(r.pools[0]?.error).toBeUndefined();
+      expect(r.pools[0]?.skipped).toMatch(/^shutting down: pool p stopped before its next step/);
+      // The registration finished; nothing after it ran (no plan, no apply, no VM); the lease is free for the next replica.
+      expect(emu.runners.map((r) => r.description)).toEqual(['p-n000']);
+      expect(w.names()).toEqual([]);
+      expect(seen).not.toMatch(/planned|before-apply/);
+      expect(await w.history.leaseHolder('p')).toBeUndefined();
+      // The next cycle (a new process) goes on from there: the registration without a VM is
+      // removed (its intent is on record), and the pool converges to one node with one runner.
+      stopping = false;
+      await w.cycle({ hook: undefined });
+      await w.cycle({ hook: undefined });
+      expect(w.names()).toHaveLength(1);
+      expect(emu.runners.map((r) => r.description)).toEqual(w.names());
+    } finally {
+      await w.history.close();
+      await emu.stop();
+    }
+  });
+});
+
 describe('lifecycle v2: a lease that cannot be renewed', () => {
   it('stops before applying when its lease could not be renewed for most of its TTL (the store unreachable)', async () => {
     const raw = new Redis(suite.url);

@@ -181,6 +181,7 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
         }
         return taken.size === held.length;
       }, `the killed scaler's pools (${held.join(', ')}) taken over`, 60_000, procs);
+      if (process.env.SERVICES_TEST_TRACE) console.error(`takeover after the kill: ${[...taken].map(([n, at]) => `${n} ${at - killedAt} ms`).join(', ')} (TTL ${TTL_MS} ms)`);
       for (const [n, at] of taken) expect(at - killedAt, `${n} taken over ${at - killedAt} ms after the kill (TTL ${TTL_MS} ms)`).toBeLessThanOrEqual(TTL_MS + 1000);
       // The takeover shows in the survivors' metrics.
       const metrics = (await Promise.all(procs.slice(2).map(async (p) => (await fetch(`${p.url()}/metrics`)).text()))).join('\n');
