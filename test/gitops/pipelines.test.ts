@@ -35,8 +35,11 @@ interface Step { uses?: string; run?: string; with?: Record<string, unknown>; en
 interface WfJob { if: string; 'runs-on': string; permissions?: Record<string, string>; 'timeout-minutes'?: number; concurrency?: { group: string; 'cancel-in-progress'?: boolean }; steps: Step[] }
 
 const REPO = resolve(import.meta.dirname, '..', '..');
-/** HashiCorp's package signing key (https://www.hashicorp.com/security), in force since January 2023. */
-const HASHICORP_FPR = '798AEC654E5C15428C8E42EEAA16FCBCA621E701';
+/**
+ * HashiCorp's Linux package signing key (https://www.hashicorp.com/en/trust/security), in force
+ * since its rotation on 2026-09-10 (HCSEC-2026-33; the key before it was 798A EC65 … A621 E701).
+ */
+const HASHICORP_FPR = 'D55C0D1AC78A8D8126CB631CFC9CA96ACA026560';
 
 const scratch = mkdtempSync(join(tmpdir(), 'parmanu-pipelines-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
