@@ -111,12 +111,15 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
     })();
     const procs: Proc[] = [];
     const scaler = (i: number) => start(`scaler-${i}`, ['reconcile', '--policy', policy, '--watch', '--from-redis', '--concurrency', '2', '--listen', '127.0.0.1:0', '--json'], env);
-    const prober = () => start('prober', ['probe', '--policy', policy, '--watch', '--listen', '127.0.0.1:0', '--json'], env);
+    const prober = (name = 'prober') => start(name, ['probe', '--policy', policy, '--watch', '--listen', '127.0.0.1:0', '--json'], env);
     /** The runners of a pool (by the ownership marker) that are online. */
     const online = (pool: string) => emu.runners.filter((r) => r.maintenance_note?.includes(`parmanu-pool=${pool}`) && r.status === 'online');
     const marked = (pool: string) => emu.runners.filter((r) => r.maintenance_note?.includes(`parmanu-pool=${pool}`));
     try {
-      procs.push(prober(), scaler(1), scaler(2), scaler(3));
+      // Two probers: one holds the emitter's lease, the other stands by.
+      procs.push(prober('prober-a'), scaler(1), scaler(2), scaler(3), prober('prober-b'));
+      const probers = () => procs.filter((p) => p.name.startsWith('prober'));
+      const scalers = () => procs.filter((p) => p.name.startsWith('scaler'));
       await until(() => procs.every((p) => p.url() !== undefined), 'every listener', 60_000, procs);
       // /healthz and /readyz on every replica.
       for (const p of procs) {
@@ -141,13 +144,14 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
       const st = JSON.parse((await cliAsync(['status', '--policy', policy, '--json'], { env, cwd: dir })).out) as { pools: Array<{ pool: string; heldBy: string | null; observation: { version: number; ageS: number; stale: boolean; prober: string } | null }> };
       expect(st.pools).toHaveLength(POOLS);
       for (const p of st.pools) {
-        expect(p.observation).toMatchObject({ stale: false, prober: expect.stringContaining(`:${procs[0]!.child.pid}:`) as string });
+        expect(p.observation?.stale).toBe(false);
+        expect(probers().some((x) => p.observation!.prober.includes(`:${x.child.pid}:`)), 'written by a prober').toBe(true);
         expect(p.observation!.ageS).toBeLessThan(10);
-        if (p.heldBy !== null) expect(procs.slice(1).some((s) => p.heldBy!.includes(`:${s.child.pid}:`)), `${p.pool} held by a scaler`).toBe(true);
+        if (p.heldBy !== null) expect(scalers().some((s) => p.heldBy!.includes(`:${s.child.pid}:`)), `${p.pool} held by a scaler`).toBe(true);
       }
       // Cycles were spread over the replicas (each ran some).
       const cyclesOf = (p: Proc) => p.json().filter((l) => Array.isArray(l.pools) && (l.pools as Array<{ terraform?: { ran?: boolean } }>).some((x) => x.terraform?.ran)).length;
-      for (const s of procs.slice(1)) expect(cyclesOf(s), `${s.name} ran cycles`).toBeGreaterThan(0);
+      for (const s of scalers()) expect(cyclesOf(s), `${s.name} ran cycles`).toBeGreaterThan(0);
 
       // 2. SIGKILL a scaler while it holds pools: they are taken over within the TTL.
       for (const n of names.slice(0, 15)) emu.addJob(project, 'pending', [n]);
@@ -184,25 +188,35 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
       if (process.env.SERVICES_TEST_TRACE) console.error(`takeover after the kill: ${[...taken].map(([n, at]) => `${n} ${at - killedAt} ms`).join(', ')} (TTL ${TTL_MS} ms)`);
       for (const [n, at] of taken) expect(at - killedAt, `${n} taken over ${at - killedAt} ms after the kill (TTL ${TTL_MS} ms)`).toBeLessThanOrEqual(TTL_MS + 1000);
       // The takeover shows in the survivors' metrics.
-      const metrics = (await Promise.all(procs.slice(2).map(async (p) => (await fetch(`${p.url()}/metrics`)).text()))).join('\n');
+      const metrics = (await Promise.all(scalers().filter((p) => p !== victim).map(async (p) => (await fetch(`${p.url()}/metrics`)).text()))).join('\n');
       const takeovers = [...metrics.matchAll(/^parmanu_lease_takeovers_total\{pool="(p\d\d)"\} (\d+)$/gm)].map((m) => m[1]);
       for (const n of held) expect(takeovers, `a takeover of ${n} counted`).toContain(n);
       // The second wave converges with two scalers.
       await until(() => names.slice(0, 15).every((n) => online(n).length >= 2), 'the second wave online', 240_000, procs);
 
-      // 3. The prober down: observations go stale (2 × 5 s) and the pools hold; back: they converge.
-      const probe1 = procs[0]!;
-      probe1.child.kill('SIGKILL');
-      await exited(probe1);
+      // 3. The prober holding the emitter's lease dies: the one standing by takes over within the TTL.
+      const lease = (await store.leaseHolder('@probe-gl'))!;
+      const first = probers().find((p) => lease.owner.includes(`:${p.child.pid}:`))!;
+      const second = probers().find((p) => p !== first)!;
+      first.child.kill('SIGKILL');
+      const proberKilledAt = Date.now();
+      await exited(first);
+      let next: Awaited<ReturnType<typeof store.leaseHolder>>;
+      await until(async () => (next = await store.leaseHolder('@probe-gl')) !== undefined && next.owner.includes(`:${second.child.pid}:`), 'the standby prober taking the emitter over', 30_000, procs);
+      const proberTakeover = Math.floor(next!.token / 1000) - proberKilledAt;
+      if (process.env.SERVICES_TEST_TRACE) console.error(`prober takeover after the kill: ${proberTakeover} ms (TTL ${TTL_MS} ms)`);
+      expect(proberTakeover).toBeLessThanOrEqual(TTL_MS + 1000);
+      // Both probers down: observations go stale (2 × 5 s) and the pools hold; one back: they converge.
+      second.child.kill('SIGKILL');
+      await exited(second);
       await sleep(11_000);
       for (const n of names.slice(15, 20)) emu.addJob(project, 'pending', [n]);
       const before = names.slice(15, 20).map((n) => marked(n).length);
       await sleep(6_000);
       expect(names.slice(15, 20).map((n) => marked(n).length), 'no runner registered while the observation is stale').toEqual(before);
-      const staleSeen = procs.slice(2).some((p) => p.json().some((l) => (l.pools as Array<{ probe?: { stale?: boolean } }> | undefined)?.some((x) => x.probe?.stale === true)));
+      const staleSeen = scalers().some((p) => p.json().some((l) => (l.pools as Array<{ probe?: { stale?: boolean } }> | undefined)?.some((x) => x.probe?.stale === true)));
       expect(staleSeen, 'a scaler printed a stale probe (holding)').toBe(true);
-      const probe2 = prober();
-      procs.push(probe2);
+      procs.push(prober('prober-c'));
       await until(() => names.slice(15, 20).every((n) => online(n).length >= 2), 'the pools converging with the prober back', 240_000, procs);
 
       // 4. Scale down: the jobs of half the pools end; those pools shrink to nothing, the busy ones keep their nodes.
@@ -233,7 +247,7 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
       const left = [];
       for (const k of leases) {
         const v = (await raw.get(k)) ?? '';
-        if (!v.includes(`:${victim.child.pid}:`) && !v.includes(`:${probe1.child.pid}:`)) left.push(`${k}=${v}`);
+        if (![victim, first, second].some((p) => v.includes(`:${p.child.pid}:`))) left.push(`${k}=${v}`);
       }
       expect(left, 'no lease of a process stopped by SIGTERM is left').toEqual([]);
       for (const p of procs) expectNoSecrets(p.name, p.out + p.err);
