@@ -52,7 +52,9 @@ Options:
                   within PARMANU_LEASE_TTL (30s by default in this mode). Needs REDIS_URL. Webhooks
                   are the prober's in this mode. Not with --pool: every replica serves every pool.
   --concurrency N with --from-redis --watch, pool cycles this replica runs at once (default 4)
-  --json          print one object a cycle: {"ok", "dryRun", "trigger"?, "pools": [{pool, observed,
+  --json          print one object a cycle (with --from-redis --watch: a pool's cycle): {"ok", "dryRun",
+                  "trigger"? (webhook; with --from-redis --watch: interval, change, webhook or
+                  takeover), "pools": [{pool, observed,
                   desired, create, drain, destroy, start, stop (standby nodes started and
                   stopped), terraform, durationMs, reasons, states, vanished,
                   probe: {ok, partial, reason, ageS, stale} (null: not probed), removed?, error?, skipped?}]}
