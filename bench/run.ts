@@ -21,7 +21,7 @@ Runs the benchmark suite. Each figure is compared with a baseline measured in th
 where one exists. --markdown prints the table as Markdown (the form BENCHMARKS.md records).
 Cases: ${CASES.filter((c) => !c.optIn).map((c) => c.name).join(', ')}.
 Opt-in cases, run only when named in --only: ${CASES.filter((c) => c.optIn).map((c) => c.name).join(', ')}
-(services-60-pools: 1 prober + 3 scalers vs one process, about 8 min; its measured window is
+(services-60-pools: 1 prober + 3 scalers vs one process, about 14 min; its measured window is
 PARMANU_BENCH_SERVICES_WINDOW_S seconds, default 150).
 The trace figures read bitcoin-core-gha.csv from PARMANU_TRACES_DIR (default ../shared/traces
 beside the checkout); without it they are skipped with one line on stderr.`;
