@@ -1,0 +1,98 @@
+/**
+ * The scalers' queue, in process and deterministic (the same Prober, CycleQueue and Scaler the
+ * commands run, over a real Redis and BullMQ, with real terraform and the GitLab emulator):
+ * - an observation that changes while its pool's cycle runs gets a cycle of its own afterwards
+ *   (one job per version: the running job's id does not swallow it);
+ * - a change job that finds the pool's lease held is retried until the lease is free, then runs;
+ * - a change job whose version a cycle already saw does nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { GitlabEmitter } from '../../src/emitters/gitlab.js';
+import { HttpClient } from '../../src/emitters/http.js';
+import { RedisHistoryStore } from '../../src/history/redis.js';
+import { normalize } from '../../src/policy/load.js';
+import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import type { CycleResult } from '../../src/reconcile/cycle.js';
+import { Prober } from '../../src/reconcile/prober.js';
+import { CycleQueue, Scaler, LEASE_HELD, type CycleJob } from '../../src/reconcile/services.js';
+import { GitlabEmulator } from '../emulators/gitlab.js';
+import { reconcileDeps, useRedisSuite } from '../reconcile/suite.js';
+
+const suite = useRedisSuite();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+describe('the scalers\' queue', () => {
+  it('runs a cycle for a change that lands while the pool\'s cycle runs, retries a change while the lease is held, and skips a version already seen', { timeout: 120_000 }, async () => {
+    const emu = await new GitlabEmulator().start();
+    const group = emu.addGroup('platform');
+    const project = emu.addProject('api', group);
+    const policy = normalize({
+      emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+      platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]),
+      pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], scaling: { predict: false, spare: 0, minLifetime: '0s' } })]]),
+    });
+    const emitter = new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 8, backoffMs: 5 }));
+    const prefix = `q${Math.random().toString(36).slice(2)}`;
+    const history = new RedisHistoryStore(suite.url);
+    const queue = new CycleQueue({ redisUrl: suite.url, prefix, retryMs: 200 });
+    const prober = new Prober({ policy, emitters: new Map([['ci', emitter]]), history, queue, owner: 'prober', leaseTtlMs: 4000, intervalMs: () => 600_000, poolsOf: () => ['p'], stopping: () => false });
+    const cycles: Array<{ job: CycleJob; out: CycleResult['pools'][number] | undefined }> = [];
+    let midCycle: (() => Promise<void>) | undefined;
+    const now = { t: Date.now() };
+    const deps = reconcileDeps(policy, emitter, history, suite.tempDir('parmanu-queue-'), now, {
+      leaseTtlMs: 4000,
+      hook: async (point) => {
+        if (point === 'observed' && midCycle) {
+          const f = midCycle;
+          midCycle = undefined;
+          await f();
+        }
+      },
+    });
+    const scaler = new Scaler({ queue, redisUrl: suite.url, deps, history, concurrency: 1, lockMs: 4000, onCycle: (result, job) => cycles.push({ job, out: result.pools[0] }) });
+    const running = scaler.run();
+    const until = async (f: () => boolean | Promise<boolean>, what: string) => {
+      for (const end = Date.now() + 60_000; !(await f()); await sleep(50)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(cycles.map((c) => [c.job, c.out?.create, c.out?.skipped]))}`);
+    };
+    try {
+      // v1: nothing queued. While its cycle runs (after it observed v1), a job is queued and probed: v2.
+      midCycle = async () => {
+        emu.addJob(project, 'pending', ['linux']);
+        await prober.probe('ci', false);
+      };
+      await prober.probe('ci', false);
+      const v1 = (await history.getObservation('ci'))!.version;
+      await until(() => cycles.some((c) => c.job.version > v1), 'the cycle of the change that landed mid-cycle');
+      const [first, second] = cycles;
+      expect(first).toMatchObject({ job: { pool: 'p', trigger: 'change', version: v1 }, out: { create: [] } });
+      expect(second?.out?.create).toHaveLength(1);
+      const v2 = (await history.getObservation('ci'))!.version;
+      expect(second?.job.version).toBe(v2);
+      expect(await queue.done('p')).toBe(v2);
+
+      // A change while another replica holds the lease: retried until it is released, then run.
+      const other = (await history.acquireLease('p', 'another-replica', 60_000))!;
+      emu.addJob(project, 'pending', ['linux']);
+      await prober.probe('ci', false);
+      const v3 = (await history.getObservation('ci'))!.version;
+      await until(() => cycles.filter((c) => c.job.version === v3 && c.out?.skipped === LEASE_HELD).length >= 2, 'two tries while the lease is held');
+      expect(cycles.some((c) => c.job.version === v3 && c.out?.create.length)).toBe(false);
+      await history.releaseLease(other);
+      await until(() => cycles.some((c) => c.job.version === v3 && !c.out?.skipped), 'the retried change running once the lease is free');
+      expect(cycles.find((c) => c.job.version === v3 && !c.out?.skipped)?.out?.create).toHaveLength(1);
+      expect(await queue.done('p')).toBe(v3);
+
+      // A version already seen: the job does nothing (no cycle).
+      const before = cycles.length;
+      await queue.change('p', v2);
+      await sleep(1500);
+      expect(cycles.length).toBe(before);
+    } finally {
+      await scaler.close();
+      await running;
+      await queue.close();
+      await history.close();
+      await emu.stop();
+    }
+  });
+});
