@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { reconcileOnce, type CycleResult, type ReconcileDeps } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
 import { ReconcileMetrics } from '../reconcile/metrics.js';
-import { CycleQueue, fromStored, Scaler } from '../reconcile/services.js';
+import { CycleQueue, fromStored, policyDigest, Scaler } from '../reconcile/services.js';
 import { Listener, WakeQueue, WebhookReceiver, watchLoop } from '../reconcile/webhooks.js';
 import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
@@ -103,6 +103,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (values.concurrency !== undefined && !(fromRedis && values.watch)) throw new UsageError('reconcile: --concurrency goes with --from-redis --watch');
   const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`reconcile: --concurrency must be a whole number from 1 to 64, not "${values.concurrency ?? ''}"`);
+  // A dry run would take production work off the queue (and mark it done) without doing it.
+  if (fromRedis && values.watch && values['dry-run']) throw new UsageError('reconcile: --dry-run cannot go with --from-redis --watch (it would take pool cycles off the scalers\' queue without doing them); use reconcile --from-redis --dry-run for one cycle of every pool');
   const redisUrl = fromRedis ? redisUrlFor('reconcile', io, '--from-redis') : undefined;
   const terraform = new Terraform({ bin: io.env.PARMANU_TERRAFORM ?? 'terraform' });
   try {
@@ -153,7 +155,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // A replay pool on the local platform gets a credential file resource per node once its runner is
   // registered; a dry run registers none, so its plan does not have them.
   const credentialFiles = new Set(policy.pools.filter((p) => policy.emitters[p.emitter]?.type === 'replay' && policy.platforms[p.platform]?.type === 'local').map((p) => p.name));
-  const deps: ReconcileDeps = { policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun, stopping, ...(wanted ? { pools: wanted } : {}), ...(metrics ? { onLease: (pool: string, held: boolean, from?: string) => metrics.lease(pool, held, from) } : {}) };
+  const deps: ReconcileDeps = { policy, emitters, history, terraform, stateDir, clock, owner, log, leaseTtlMs, dryRun, stopping, ...(wanted ? { pools: wanted } : {}), ...(metrics ? { onLease: (pool: string, held: boolean, l: { takenOverFrom?: string }) => metrics.lease(pool, held, l.takenOverFrom) } : {}) };
   try {
     if (fromRedis && redisUrl !== undefined && values.watch) {
       code = await runScaler({ io, deps, redisUrl, concurrency, leaseTtlMs, interval: (emitter) => (policy.emitters[emitter]?.probeIntervalMs ?? 30_000) / clock.rate, stopping, ...(deadline !== undefined ? { deadline } : {}), ...(metrics ? { metrics } : {}), json: values.json ?? false, dryRun, credentialFiles, log });
@@ -216,6 +218,13 @@ async function runScaler(o: ScalerRun): Promise<number> {
   const queue = new CycleQueue({ redisUrl: o.redisUrl });
   let last = 0;
   let cycles = 0;
+  const digest = policyDigest(deps.policy);
+  // Terraform state kept on this host is not seen by replicas on other hosts.
+  const local = deps.policy.pools.filter((p) => {
+    const platform = deps.policy.platforms[p.platform];
+    return (platform?.backend?.type ?? 'local') === 'local';
+  });
+  if (local.length) log({ level: 'warn', msg: `pools ${local.map((p) => p.name).join(', ')} keep their terraform state on this host (a local backend, under PARMANU_STATE_DIR): every scaler replica must share that directory (one host, or one shared volume), or use an s3/gcs backend`, pools: local.map((p) => p.name) });
   const scaler = new Scaler({
     queue,
     redisUrl: o.redisUrl,
@@ -223,6 +232,8 @@ async function runScaler(o: ScalerRun): Promise<number> {
     history: deps.history,
     concurrency: o.concurrency,
     lockMs: o.leaseTtlMs,
+    policy: digest,
+    onPolicy: (current) => log({ level: current ? 'info' : 'warn', msg: current ? `policy ${digest} is the one the scalers run: taking pool cycles` : `policy ${digest} is not the one the newest scaler loaded: standing by (no cycle, no schedule change) until it is`, policy: digest }),
     onCycle: (result, job, ms) => {
       const p = result.pools[0];
       if (p?.skipped && !o.json) return void log({ level: 'debug', msg: `${p.pool}: skipped (${p.skipped})`, pool: p.pool });
@@ -235,17 +246,20 @@ async function runScaler(o: ScalerRun): Promise<number> {
     onError: (pool, err) => log({ level: 'error', msg: `pool ${pool}: ${err.message}`, pool }),
   });
   const schedule = async () => {
+    // Only the replicas of the policy in force touch the schedules.
+    if (!(await scaler.isCurrent())) return;
     const removed = await removedPools(deps.policy, deps.stateDir, deps.history).catch(() => []);
     const pools = [...deps.policy.pools.map((p) => ({ pool: p.name, emitter: p.emitter })), ...removed.flatMap((k) => ('problem' in k ? [] : [{ pool: k.pool.name, emitter: k.pool.emitter }]))];
     await queue.schedule(pools.map((p) => ({ pool: p.pool, intervalMs: o.interval(p.emitter) })));
   };
   try {
+    await queue.claimPolicy(digest, deps.owner);
     await schedule();
   } catch (err) {
     await queue.close();
     throw new UsageError(`reconcile: cannot reach the work queue in Redis: ${(err as Error).message.split('\n')[0]}`);
   }
-  log({ level: 'info', msg: `scaler ${deps.owner}: taking pool cycles from the queue (${o.concurrency} at once, lease TTL ${Math.round(o.leaseTtlMs / 1000)}s)` });
+  log({ level: 'info', msg: `scaler ${deps.owner}: taking pool cycles from the queue (${o.concurrency} at once, lease TTL ${Math.round(o.leaseTtlMs / 1000)}s, policy ${digest})` });
   const running = scaler.run();
   const timer = setInterval(() => void schedule().catch((err: Error) => log({ level: 'warn', msg: `cannot refresh the pools' schedules: ${err.message}` })), 60_000);
   timer.unref();

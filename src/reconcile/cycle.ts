@@ -108,7 +108,7 @@ export interface ReconcileDeps {
    */
   stopping?: () => boolean;
   /** A pool's lease was taken (`takenOverFrom`: from an owner whose lease expired unreleased) or released. */
-  onLease?: (pool: string, held: boolean, takenOverFrom?: string) => void;
+  onLease?: (pool: string, held: boolean, lease: { token: number; takenOverFrom?: string }) => void;
   /** How often a full plan runs even when nothing changed (drift check). */
   driftCheckMs?: number;
   /** A marked runner that no VM backs, and that no crash of ours explains, is removed after this long. */
@@ -256,7 +256,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       return finish();
     }
     keeper = new LeaseKeeper(deps.history, lease, ttl, deps.stopping);
-    deps.onLease?.(pool.name, true, lease.takenOverFrom);
+    deps.onLease?.(pool.name, true, { token: lease.token, ...(lease.takenOverFrom !== undefined ? { takenOverFrom: lease.takenOverFrom } : {}) });
     if (lease.takenOverFrom !== undefined) out.takenOverFrom = lease.takenOverFrom;
     keeper.check();
     const emitter = deps.emitters.get(pool.emitter);
@@ -316,7 +316,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
   } finally {
     if (keeper) {
       await keeper.release();
-      deps.onLease?.(pool.name, false);
+      deps.onLease?.(pool.name, false, { token: keeper.lease.token });
     }
   }
 }

@@ -27,7 +27,7 @@ export class ReconcileMetrics {
 
   // Services mode (per replica): the prober's emitters and probes, the scaler's pools and cycles.
   private readonly emittersHeld = new Gauge({ name: 'parmanu_prober_emitters_held', help: 'Emitters whose probe lease this prober holds (1) or not (0)', labelNames: ['emitter'], registers: [this.registry] });
-  private readonly observationVersion = new Gauge({ name: 'parmanu_observation_changes_total', help: 'Observations written by this prober that changed what was seen, per emitter', labelNames: ['emitter'], registers: [this.registry] });
+  private readonly observationVersion = new Counter({ name: 'parmanu_observation_changes_total', help: 'Observations written by this prober that changed what was seen, per emitter', labelNames: ['emitter'], registers: [this.registry] });
   private readonly poolsHeld = new Gauge({ name: 'parmanu_scaler_pools_held', help: 'Pools whose lease this replica holds now (cycles running)', registers: [this.registry] });
   private readonly poolCycle = new Histogram({ name: 'parmanu_pool_cycle_duration_seconds', help: "Duration of one pool's cycle on this replica, per pool", labelNames: ['pool'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
   private readonly takeovers = new Counter({ name: 'parmanu_lease_takeovers_total', help: 'Leases this replica took from an owner whose lease expired unreleased (a dead replica), per pool (or @probe-<emitter>)', labelNames: ['pool'], registers: [this.registry] });

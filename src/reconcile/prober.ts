@@ -144,8 +144,11 @@ export class Prober {
     const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
     if (r.written) await recordJobLabels(this.o.history, new Map([[name, p]]), new Map([[name, e]]));
     if (r.changed) {
-      for (const pool of pools ?? this.o.poolsOf(name)) {
-        await this.o.queue.change(pool, r.version, { webhook, ...(at !== undefined ? { at } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${pool}: ${err.message}`, pool, emitter: name }));
+      // A webhook's pools first, as grow-only cycles; then every pool of the emitter, whose full
+      // cycles see the change too (the next probe will not call it one).
+      const jobs = [...(webhook ? (pools ?? []).map((pool) => ({ pool, webhook: true })) : []), ...this.o.poolsOf(name).map((pool) => ({ pool, webhook: false }))];
+      for (const j of jobs) {
+        await this.o.queue.change(j.pool, r.version, { webhook: j.webhook, ...(at !== undefined ? { at } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${j.pool}: ${err.message}`, pool: j.pool, emitter: name }));
       }
     }
     this.o.onProbe?.(p, { ...r, webhook });

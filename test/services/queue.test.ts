@@ -4,7 +4,10 @@
  * - an observation that changes while its pool's cycle runs gets a cycle of its own afterwards
  *   (one job per version: the running job's id does not swallow it);
  * - a change job that finds the pool's lease held is retried until the lease is free, then runs;
- * - a change job whose version a cycle already saw does nothing.
+ * - a change job whose version a cycle already saw does nothing;
+ * - two jobs of one pool on one replica never run its cycle twice at once (the replica's own lease);
+ * - a replica whose policy is not the newest one runs nothing until it is;
+ * - an observation older than twice its probe interval holds the pool.
  */
 import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
@@ -14,7 +17,7 @@ import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { CycleResult } from '../../src/reconcile/cycle.js';
 import { Prober } from '../../src/reconcile/prober.js';
-import { CycleQueue, Scaler, LEASE_HELD, type CycleJob } from '../../src/reconcile/services.js';
+import { CycleQueue, policyDigest, Scaler, type CycleJob } from '../../src/reconcile/services.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { reconcileDeps, useRedisSuite } from '../reconcile/suite.js';
 
@@ -36,7 +39,7 @@ describe('the scalers\' queue', () => {
     const history = new RedisHistoryStore(suite.url);
     const queue = new CycleQueue({ redisUrl: suite.url, prefix, retryMs: 200 });
     const prober = new Prober({ policy, emitters: new Map([['ci', emitter]]), history, queue, owner: 'prober', leaseTtlMs: 4000, intervalMs: () => 600_000, poolsOf: () => ['p'], stopping: () => false });
-    const cycles: Array<{ job: CycleJob; out: CycleResult['pools'][number] | undefined }> = [];
+    const cycles: Array<{ job: CycleJob; out: CycleResult['pools'][number] | undefined; from: number; to: number }> = [];
     let midCycle: (() => Promise<void>) | undefined;
     const now = { t: Date.now() };
     const deps = reconcileDeps(policy, emitter, history, suite.tempDir('parmanu-queue-'), now, {
@@ -49,7 +52,10 @@ describe('the scalers\' queue', () => {
         }
       },
     });
-    const scaler = new Scaler({ queue, redisUrl: suite.url, deps, history, concurrency: 1, lockMs: 4000, onCycle: (result, job) => cycles.push({ job, out: result.pools[0] }) });
+    const digest = policyDigest(policy);
+    await queue.claimPolicy(digest, 'test');
+    // Two slots: a change landing mid-cycle could start at once, were it not for the replica's own lease.
+    const scaler = new Scaler({ queue, redisUrl: suite.url, deps, history, concurrency: 2, lockMs: 4000, policy: digest, onCycle: (result, job, ms) => cycles.push({ job, out: result.pools[0], from: Date.now() - ms, to: Date.now() }) });
     const running = scaler.run();
     const until = async (f: () => boolean | Promise<boolean>, what: string) => {
       for (const end = Date.now() + 60_000; !(await f()); await sleep(50)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(cycles.map((c) => [c.job, c.out?.create, c.out?.skipped]))}`);
@@ -75,8 +81,9 @@ describe('the scalers\' queue', () => {
       emu.addJob(project, 'pending', ['linux']);
       await prober.probe('ci', false);
       const v3 = (await history.getObservation('ci'))!.version;
-      await until(() => cycles.filter((c) => c.job.version === v3 && c.out?.skipped === LEASE_HELD).length >= 2, 'two tries while the lease is held');
-      expect(cycles.some((c) => c.job.version === v3 && c.out?.create.length)).toBe(false);
+      const job3 = () => queue.queue.getJob(`change-p-${v3}`);
+      await until(async () => ((await job3())?.attemptsMade ?? 0) >= 2, 'two tries while the lease is held');
+      expect(cycles.some((c) => c.job.version === v3)).toBe(false);
       await history.releaseLease(other);
       await until(() => cycles.some((c) => c.job.version === v3 && !c.out?.skipped), 'the retried change running once the lease is free');
       expect(cycles.find((c) => c.job.version === v3 && !c.out?.skipped)?.out?.create).toHaveLength(1);
@@ -87,6 +94,32 @@ describe('the scalers\' queue', () => {
       await queue.change('p', v2);
       await sleep(1500);
       expect(cycles.length).toBe(before);
+      // No two cycles of the pool overlapped, and none failed (a second cycle on the replica's own lease would have).
+      const sorted = [...cycles].sort((a, b) => a.from - b.from);
+      for (let i = 1; i < sorted.length; i++) expect(sorted[i]!.from).toBeGreaterThanOrEqual(sorted[i - 1]!.to - 5);
+      expect(cycles.filter((c) => c.out?.error)).toEqual([]);
+
+      // A newer replica's policy is in force: this one runs nothing until its own is again.
+      await queue.claimPolicy('another-policy', 'newer-replica');
+      emu.addJob(project, 'pending', ['linux']);
+      await prober.probe('ci', false);
+      const v4 = (await history.getObservation('ci'))!.version;
+      await sleep(1500);
+      expect(cycles.some((c) => c.job.version === v4)).toBe(false);
+      await queue.claimPolicy(digest, 'test');
+      await until(() => cycles.some((c) => c.job.version === v4 && c.out?.create.length === 1), 'the change running once the policy is this replica\'s again');
+
+      // An observation older than twice its probe interval (30 s here) holds the pool: a queued job it shows creates nothing.
+      const stored = (await history.getObservation('ci'))!;
+      const old = Date.now() - 3 * 30_000;
+      const stale = { ...stored.observation, at: old, jobs: [...stored.observation.jobs, { id: 'stale-job', labels: ['linux'], status: 'queued' as const, queuedAt: old }] };
+      await history.clear();
+      const v5 = (await history.putObservation({ observation: stale, digest: 'stale', prober: 'test' })).version;
+      await queue.change('p', v5);
+      await until(() => cycles.some((c) => c.job.version === v5), 'the cycle of the stale observation');
+      const held = cycles.find((c) => c.job.version === v5)!;
+      expect(held.out?.probe?.stale).toBe(true);
+      expect(held.out?.create).toEqual([]);
     } finally {
       await scaler.close();
       await running;
