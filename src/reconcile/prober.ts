@@ -89,7 +89,9 @@ export class Prober {
         await this.probe(name, false).catch((err: Error) => this.o.log?.({ level: 'error', msg: `probe of ${name}: ${err.message}`, emitter: name }));
         continue;
       }
-      const until = this.leases.has(name) ? Math.min(this.nextProbe.get(name) ?? now, (this.renewedAt.get(name) ?? now) + every) : now + every;
+      // Standing by: look again just after the holder's lease would lapse unrenewed (at most a third of the TTL from now).
+      const holder = this.leases.has(name) ? undefined : await this.o.history.leaseHolder(probeLease(name)).catch(() => undefined);
+      const until = this.leases.has(name) ? Math.min(this.nextProbe.get(name) ?? now, (this.renewedAt.get(name) ?? now) + every) : now + Math.min(every, (holder?.expiresInMs ?? every) + 50);
       await this.sleepUnless(until - now);
     }
   }

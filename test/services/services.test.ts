@@ -164,10 +164,19 @@ describe('services mode: 1 prober + 3 scalers over Redis', () => {
         }
         return held;
       };
+      // Frozen (SIGSTOP) the moment it holds a pool, so that what it holds is what it dies holding.
       let held: string[] = [];
-      await until(async () => (held = await victimOwner()).length > 0, 'the victim holding a pool', 120_000, procs);
+      let killedAt = 0;
+      await until(async () => {
+        if ((await victimOwner()).length === 0) return false;
+        victim.child.kill('SIGSTOP');
+        killedAt = Date.now();
+        held = await victimOwner();
+        if (held.length) return true;
+        victim.child.kill('SIGCONT');
+        return false;
+      }, 'the victim holding a pool', 120_000, procs);
       victim.child.kill('SIGKILL');
-      const killedAt = Date.now();
       await exited(victim);
       // Each pool it held is leased again by another replica (a takeover of the expired lease).
       // A fencing token is Redis' clock in microseconds when the lease was taken: the takeover's time.
