@@ -140,8 +140,10 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   const selected = (name: string) => !deps.pools || deps.pools.includes(name);
   const pools: Array<{ pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }> = deps.policy.pools.filter((p) => selected(p.name)).map((p) => ({ pool: p, platform: deps.policy.platforms[p.platform], removed: deps.teardown?.includes(p.name) === true }));
   const problems: PoolOutcome[] = [];
-  // The history may be unreachable: each pool then fails on its lease with the reason.
-  const removed = await removedPools(deps.policy, deps.stateDir, deps.history).catch((err: Error) => {
+  // The history may be unreachable: each pool then fails on its lease with the reason. (When only
+  // pools of the policy are selected — a scaler's one pool — none of them can be a removed one.)
+  const onlyPolicyPools = deps.pools !== undefined && deps.pools.every((name) => deps.policy.pools.some((p) => p.name === name));
+  const removed = onlyPolicyPools ? [] : await removedPools(deps.policy, deps.stateDir, deps.history).catch((err: Error) => {
     deps.log?.({ level: 'warn', msg: `cannot list pools removed from the policy: ${err.message}` });
     return [];
   });
