@@ -253,7 +253,7 @@ async function runScaler(o: ScalerRun): Promise<number> {
     await queue.schedule(pools.map((p) => ({ pool: p.pool, intervalMs: o.interval(p.emitter) })));
   };
   try {
-    await queue.claimPolicy(digest, deps.owner);
+    await scaler.start();
     await schedule();
   } catch (err) {
     await queue.close();

@@ -205,6 +205,8 @@ function emptyOutcome(pool: string): PoolOutcome {
  */
 class LeaseKeeper {
   private lost = false;
+  /** The apply is done: a shutdown no longer stops the cycle (its record must be written). */
+  committed = false;
   private renewedAt = Date.now();
   private readonly timer: NodeJS.Timeout;
   constructor(
@@ -221,8 +223,11 @@ class LeaseKeeper {
     if (await this.history.renewLease(this.lease, this.ttlMs)) this.renewedAt = Math.max(this.renewedAt, started);
     else this.lost = true;
   }
+  commit(): void {
+    this.committed = true;
+  }
   check(): void {
-    if (this.stopping()) throw new ShuttingDown(`shutting down: pool ${this.lease.pool} stopped before its next step (the next cycle goes on from there)`);
+    if (this.stopping() && !this.committed) throw new ShuttingDown(`shutting down: pool ${this.lease.pool} stopped before its next step (the next cycle goes on from there)`);
     if (this.lost) throw new LeaseLostError(`lost the lease of pool ${this.lease.pool} (another reconciler took it over): stopped before the next step`);
     // Leases run on the wall clock, whatever clock decide is given.
     if (Date.now() - this.renewedAt > (this.ttlMs * 2) / 3) throw new LeaseLostError(`the lease of pool ${this.lease.pool} could not be renewed for ${Math.round((Date.now() - this.renewedAt) / 1000)}s (TTL ${Math.round(this.ttlMs / 1000)}s): stopped before the next step`);
@@ -267,7 +272,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const dir = poolDir(deps.stateDir, pool.name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const k = keeper;
-    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
+    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), commit: () => k.commit(), committed: () => k.committed, removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
 
     // observe
     // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt

@@ -52,6 +52,13 @@ export interface PoolRun {
   lease: Lease;
   /** Throws when the lease was lost: called before every side effect. */
   check: () => void;
+  /**
+   * The apply is done: from here a shutdown (SIGTERM) no longer stops the cycle, whose remaining
+   * steps record what the apply did (history, runners of destroyed nodes).
+   */
+  commit: () => void;
+  /** Whether commit() was called. */
+  committed: () => boolean;
   /** Renews the lease now and throws when it was lost: before each batch of side effects and right before the apply. */
   checkpoint: () => Promise<void>;
   removed: boolean;
@@ -78,7 +85,7 @@ export class ShuttingDown extends Error {
 
 async function step<T>(run: PoolRun, name: NonNullable<CycleEvent['step']>, f: () => Promise<T>): Promise<T> {
   // The step running when SIGTERM came finishes; the next one does not start.
-  if (run.deps.stopping?.()) throw new ShuttingDown(`shutting down: pool ${run.pool.name} stopped before its next step (${name}; the next cycle goes on from there)`);
+  if (run.deps.stopping?.() && !run.committed()) throw new ShuttingDown(`shutting down: pool ${run.pool.name} stopped before its next step (${name}; the next cycle goes on from there)`);
   const t = Date.now();
   run.deps.log?.({ level: 'debug', msg: `${name.replace('-', ' ')}…`, pool: run.pool.name, step: name });
   const r = await f();
@@ -478,6 +485,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         throw err;
       }
       applied = true;
+      run.commit();
       break;
     }
     out.terraformMs += Date.now() - tfStart;

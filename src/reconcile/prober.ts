@@ -35,7 +35,7 @@ export interface ProberOptions {
   /** The emitters to probe, by name (those of the selected pools). */
   emitters: ReadonlyMap<string, Emitter>;
   history: HistoryStore;
-  queue: Pick<CycleQueue, 'change'>;
+  queue: Pick<CycleQueue, 'change' | 'doneOf'>;
   owner: string;
   leaseTtlMs: number;
   /** Each emitter's probe interval on the wall clock. */
@@ -56,6 +56,8 @@ export class Prober {
   private readonly leases = new Map<string, Lease>();
   private readonly nextProbe = new Map<string, number>();
   private readonly renewedAt = new Map<string, number>();
+  /** The version of each emitter's observation this prober last wrote. */
+  private readonly versions = new Map<string, number>();
 
   constructor(private readonly o: ProberOptions) {}
 
@@ -145,13 +147,23 @@ export class Prober {
     this.o.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
     const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
     if (r.written) await recordJobLabels(this.o.history, new Map([[name, p]]), new Map([[name, e]]));
+    const prev = this.versions.get(name);
+    if (r.written) this.versions.set(name, r.version);
     if (r.changed) {
       // A webhook's pools first, as grow-only cycles; then every pool of the emitter, whose full
-      // cycles see the change too (the next probe will not call it one).
+      // cycles see the change too (the next probe will not call it one). A pool's job for the
+      // version before, if still waiting, goes: this one covers it.
       const jobs = [...(webhook ? (pools ?? []).map((pool) => ({ pool, webhook: true })) : []), ...this.o.poolsOf(name).map((pool) => ({ pool, webhook: false }))];
       for (const j of jobs) {
-        await this.o.queue.change(j.pool, r.version, { webhook: j.webhook, ...(at !== undefined ? { at } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${j.pool}: ${err.message}`, pool: j.pool, emitter: name }));
+        await this.o.queue.change(j.pool, r.version, { webhook: j.webhook, ...(at !== undefined ? { at } : {}), ...(prev !== undefined && prev !== r.version ? { replaces: prev } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${j.pool}: ${err.message}`, pool: j.pool, emitter: name }));
       }
+    } else if (r.written) {
+      // Self-healing: a pool whose full cycles have not seen the stored version (its job was never
+      // added — a Redis error, a prober that died between the write and the enqueue) gets it now;
+      // a job already in the queue is not added twice.
+      const all = this.o.poolsOf(name);
+      const done = await this.o.queue.doneOf(all).catch(() => all.map(() => Number.MAX_SAFE_INTEGER));
+      for (const [i, pool] of all.entries()) if ((done[i] ?? 0) < r.version) await this.o.queue.change(pool, r.version).catch(() => undefined);
     }
     this.o.onProbe?.(p, { ...r, webhook });
   }

@@ -16,15 +16,16 @@
  * - A dead man's switch per held lease: a replica that takes a pool's lease arms a delayed
  *   `takeover-<pool>-<token>` job due just after the lease would lapse unrenewed, and disarms it
  *   when it releases that lease. The switches have a queue of their own (`parmanu-takeovers`) and
- *   one worker slot per replica, so a takeover never waits for a free cycle slot. When a switch
+ *   worker slots of their own, so a takeover never waits for a free cycle slot. When a switch
  *   fires: the same lease still held (its holder renews) → it waits again until the lease's new
  *   expiry; the pool free (the holder died) → this replica takes the pool over, within the TTL;
  *   another lease held → nothing (its holder armed its own).
  * - A replica that dies mid-job leaves its job stalled; BullMQ hands it to another worker once the
  *   job's lock (renewed while it runs, `lockMs`) lapses.
- * - The newest replica's policy wins: a replica records its policy's digest when it starts; a
- *   replica whose policy is not the recorded one (an old pod of a rolling update) runs no cycle
- *   and changes no schedule, so two policies never reconcile the same fleet at once.
+ * - The newest live replica's policy wins: each replica keeps a heartbeat (its policy's digest and
+ *   start time, lapsing after the TTL); a replica whose policy is not the newest live one's (an old
+ *   pod of a rolling update) runs no cycle and changes no schedule, so two policies never
+ *   reconcile the same fleet at once, and a replica that died stops counting within the TTL.
  * Keys live under their own prefix (`parmanu-queue:`), apart from the history store's. Job data
  * is checked with zod when a worker takes it.
  */
@@ -58,6 +59,8 @@ const JobData = z.object({
   at: z.number().optional(),
   /** A switch: the fencing token of the lease it watches. */
   token: z.number().int().positive().optional(),
+  /** A change: how many of its cycles failed so far (its backoff doubles with them). */
+  failures: z.number().int().nonnegative().optional(),
 });
 export type CycleJob = z.output<typeof JobData>;
 
@@ -80,10 +83,12 @@ return 1`;
 /** What a policy reconciles, without its secrets: equal digests, the same fleet. */
 export function policyDigest(policy: Policy): string {
   const emitters = Object.fromEntries(Object.entries(policy.emitters).map(([name, e]) => [name, { type: e.type, probeIntervalMs: e.probeIntervalMs }]));
-  return createHash('sha256').update(JSON.stringify({ pools: policy.pools, platforms: policy.platforms, emitters })).digest('hex').slice(0, 16);
+  // (A credentials file's path depends on the working directory it was resolved in.)
+  const platforms = Object.fromEntries(Object.entries(policy.platforms).map(([name, p]) => [name, { ...p, credentialsFile: undefined }]));
+  return createHash('sha256').update(JSON.stringify({ pools: policy.pools, platforms, emitters })).digest('hex').slice(0, 16);
 }
 
-const PolicyRecord = z.object({ digest: z.string(), owner: z.string(), at: z.number() });
+const ReplicaRecord = z.object({ digest: z.string(), startedAt: z.number() });
 
 export interface QueueOptions {
   redisUrl: string;
@@ -114,7 +119,7 @@ export class CycleQueue {
     this.takeovers.on('error', () => undefined);
   }
 
-  private key(what: 'done' | 'policy'): string {
+  private key(what: string): string {
     return `${this.prefix}:${what}`;
   }
 
@@ -134,12 +139,22 @@ export class CycleQueue {
     }
   }
 
-  /** A cycle of `pool` because its observation changed to `version` (`webhook`: a grow-only cycle for a webhook event). */
-  async change(pool: string, version: number, o: { webhook?: boolean; at?: number } = {}): Promise<void> {
+  /**
+   * A cycle of `pool` because its observation changed to `version` (`webhook`: a grow-only cycle
+   * for a webhook event). `replaces`: the version before, whose job, if still waiting, goes (this
+   * one covers it). An id already in the queue is not added twice.
+   */
+  async change(pool: string, version: number, o: { webhook?: boolean; at?: number; replaces?: number } = {}): Promise<void> {
+    const id = (v: number) => `change-${pool}-${v}${o.webhook ? '-w' : ''}`;
+    if (o.replaces !== undefined) {
+      const old = await this.queue.getJob(id(o.replaces));
+      if (old && !(await old.isActive())) await old.remove().catch(() => undefined);
+    }
     const data: CycleJob = { pool, version, trigger: o.webhook ? 'webhook' : 'change', ...(o.webhook ? { growOnly: true } : {}), ...(o.at !== undefined ? { at: o.at } : {}) };
-    // Retried while the lease is held (a cycle may run for many minutes) or its cycle fails: for a
-    // day at most. No stack trace is kept per try (BullMQ would append one to the job each time).
-    await this.queue.add('cycle', data, { jobId: `change-${pool}-${version}${o.webhook ? '-w' : ''}`, removeOnComplete: true, removeOnFail: true, attempts: Math.ceil(86_400_000 / this.retryMs), backoff: { type: 'parmanu' }, stackTraceLimit: 0, ...(o.webhook ? {} : { priority: PRIORITY.change }) });
+    // Tried again while the lease is held (a cycle may run for many minutes) or its cycle fails,
+    // for a day (the worker gives up after it). No stack trace is kept per try (BullMQ would
+    // append one to the job each time).
+    await this.queue.add('cycle', data, { jobId: id(version), removeOnComplete: true, removeOnFail: true, attempts: 1_000_000, backoff: { type: 'parmanu' }, stackTraceLimit: 0, ...(o.webhook ? {} : { priority: PRIORITY.change }) });
   }
 
   private switchId(pool: string, token: number): string {
@@ -166,21 +181,48 @@ export class CycleQueue {
     await (this.redis as unknown as { parmanuDone(k: string, p: string, v: string): Promise<unknown> }).parmanuDone(this.key('done'), pool, String(version));
   }
 
-  /** Records `digest` as the policy the scalers run (the newest replica's). */
-  async claimPolicy(digest: string, owner: string): Promise<void> {
-    await this.redis.set(this.key('policy'), JSON.stringify({ digest, owner, at: Date.now() }));
+  /**
+   * A scaler's heartbeat: its policy's digest and start time, kept for `ttlMs` (renewed every third
+   * of it). The policy in force is the newest live replica's: a replica that died stops counting
+   * once its heartbeat lapses.
+   */
+  async heartbeat(owner: string, digest: string, startedAt: number, ttlMs: number): Promise<void> {
+    await this.redis.multi().set(this.key(`replica:${owner}`), JSON.stringify({ digest, startedAt }), 'PX', Math.max(1, Math.round(ttlMs))).zadd(this.key('replicas'), startedAt, owner).exec();
   }
 
-  /** The policy the scalers run now (undefined: none recorded, or not readable). */
-  async currentPolicy(): Promise<z.output<typeof PolicyRecord> | undefined> {
-    const raw = await this.redis.get(this.key('policy'));
-    if (raw === null) return undefined;
-    try {
-      const r = PolicyRecord.safeParse(JSON.parse(raw));
-      return r.success ? r.data : undefined;
-    } catch {
-      return undefined;
+  /** A replica stopping: it no longer counts. */
+  async leave(owner: string): Promise<void> {
+    await this.redis.multi().del(this.key(`replica:${owner}`)).zrem(this.key('replicas'), owner).exec();
+  }
+
+  /** The policy digest of the newest live replica (undefined: none is live). Lapsed replicas are forgotten. */
+  async newestPolicy(): Promise<string | undefined> {
+    const owners = await this.redis.zrevrange(this.key('replicas'), 0, -1);
+    for (const owner of owners) {
+      const raw = await this.redis.get(this.key(`replica:${owner}`));
+      if (raw === null) {
+        await this.redis.zrem(this.key('replicas'), owner);
+        continue;
+      }
+      try {
+        const r = ReplicaRecord.safeParse(JSON.parse(raw));
+        if (r.success) return r.data.digest;
+      } catch {
+        // not a heartbeat: skipped
+      }
     }
+    return undefined;
+  }
+
+  /** A cycle of `pool` soon, before the intervals (a cycle a shutdown stopped midway). */
+  async resume(pool: string): Promise<void> {
+    await this.queue.add('cycle', { pool, version: 0, trigger: 'interval' } satisfies CycleJob, { jobId: `resume-${pool}`, removeOnComplete: true, removeOnFail: true, stackTraceLimit: 0 });
+  }
+
+  /** The highest full-cycle version of each pool (0 for none). */
+  async doneOf(pools: readonly string[]): Promise<number[]> {
+    if (!pools.length) return [];
+    return (await this.redis.hmget(this.key('done'), ...pools)).map((v) => Number(v ?? 0));
   }
 
   async close(): Promise<void> {
@@ -221,7 +263,7 @@ export interface ScalerOptions {
   /** Every cycle's dependencies (every replica serves every pool: `pools` and `observe` are set per job). */
   deps: ReconcileDeps;
   history: HistoryStore;
-  /** Pool cycles this replica runs at once (plus one takeover of a dead replica's pool). */
+  /** Pool cycles this replica runs at once (plus as many takeovers of a dead replica's pools). */
   concurrency: number;
   /** The job lock (renewed while a cycle runs); a dead replica's job is handed on once it lapses. */
   lockMs: number;
@@ -247,6 +289,9 @@ export class Scaler {
   /** Per pool, the switch's arm/disarm calls in the order the leases were taken and released. */
   private readonly switches = new Map<string, Promise<void>>();
   private current: boolean | undefined;
+  private checkedAt = 0;
+  private readonly startedAt = Date.now();
+  private beat: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ScalerOptions) {
     this.redis = connect(o.redisUrl, true);
@@ -261,11 +306,15 @@ export class Scaler {
       autorun: false,
       settings: {
         // A held lease or a shutdown: again soon; a failed cycle: doubling, up to a minute.
-        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => (err?.name === 'RetryLater' ? retryMs : Math.min(MAX_BACKOFF_MS, retryMs * 2 ** Math.max(0, attemptsMade - 1))),
+        backoffStrategy: (_attempts: number, _type?: string, err?: Error, job?: { data: unknown }) => {
+          if (err?.name === 'RetryLater') return retryMs;
+          const failures = JobData.safeParse(job?.data).data?.failures ?? 1;
+          return Math.min(MAX_BACKOFF_MS, retryMs * 2 ** Math.max(0, failures - 1));
+        },
       },
     };
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job, token), { ...common, connection: this.redis, concurrency: o.concurrency });
-    this.switchWorker = new Worker(TAKEOVER_QUEUE, (job, token) => this.process(job, token), { ...common, connection: this.switchRedis, concurrency: 1 });
+    this.switchWorker = new Worker(TAKEOVER_QUEUE, (job, token) => this.process(job, token), { ...common, connection: this.switchRedis, concurrency: o.concurrency });
     for (const w of [this.worker, this.switchWorker]) {
       w.on('error', () => undefined);
       w.on('failed', (job, err) => {
@@ -275,14 +324,27 @@ export class Scaler {
     }
   }
 
-  /** Starts taking jobs; resolves when the workers stop (close()). */
-  run(): Promise<void> {
-    return Promise.all([this.worker.run(), this.switchWorker.run()]).then(() => undefined);
+  /** Starts the heartbeat: from now this replica's policy counts, while it lives. Idempotent. */
+  async start(): Promise<void> {
+    if (this.beat) return;
+    const ttl = this.o.lockMs;
+    const beat = () => this.o.queue.heartbeat(this.o.deps.owner, this.o.policy, this.startedAt, ttl);
+    this.beat = setInterval(() => void beat().catch(() => undefined), Math.max(100, Math.floor(ttl / 3)));
+    this.beat.unref();
+    await beat();
   }
 
-  /** Whether this replica's policy is the one the scalers run now (the newest replica's). */
+  /** Starts taking jobs (and the heartbeat); resolves when the workers stop (close()). */
+  async run(): Promise<void> {
+    await this.start();
+    await Promise.all([this.worker.run(), this.switchWorker.run()]);
+  }
+
+  /** Whether this replica's policy is the one in force (the newest live replica's; rechecked at most every second). */
   async isCurrent(): Promise<boolean> {
-    const now = (await this.o.queue.currentPolicy())?.digest === this.o.policy;
+    if (this.current !== undefined && Date.now() - this.checkedAt < 1000) return this.current;
+    const now = (await this.o.queue.newestPolicy()) === this.o.policy;
+    this.checkedAt = Date.now();
     if (now !== this.current) this.o.onPolicy?.(now);
     this.current = now;
     return now;
@@ -310,6 +372,8 @@ export class Scaler {
       await job.moveToDelayed(Date.now() + delayMs, token);
       throw new DelayedError();
     }
+    // An interval cycle a shutdown stopped midway: another replica goes on with it soon.
+    if (why.startsWith('shutting down')) await this.o.queue.resume(d.pool).catch(() => undefined);
   }
 
   private async process(job: Job, token?: string): Promise<void> {
@@ -320,10 +384,12 @@ export class Scaler {
     if (deps.stopping?.()) return this.later(job, d, token, 'shutting down');
     if (!(await this.isCurrent())) return this.later(job, d, token, "this replica's policy is not the one the scalers run", this.o.lockMs);
     if (d.version > 0) {
+      // A day of tries is enough: the interval cycles go on regardless.
+      if (Date.now() - job.timestamp > 86_400_000) return;
       if ((await this.o.queue.done(d.pool)) >= d.version) return;
       // A newer version of the emitter is stored: its own job covers this one.
       const emitter = this.emitterOf(d.pool);
-      const latest = emitter ? (await this.o.history.getObservation(emitter))?.version : undefined;
+      const latest = emitter ? await this.o.history.observationVersion(emitter) : undefined;
       if (latest !== undefined && latest > d.version) return;
     }
     // Running on this replica (its own lease: the same owner could take it again), or held
@@ -365,7 +431,10 @@ export class Scaler {
     }
     if (out?.error) {
       // The cycle said why (its log, its error event); the change is tried again with a backoff.
-      if (d.version > 0) throw new CycleFailed(out.error);
+      if (d.version > 0) {
+        await job.updateData({ ...d, failures: (d.failures ?? 0) + 1 }).catch(() => undefined);
+        throw new CycleFailed(out.error);
+      }
       return;
     }
     // A grow-only cycle did not do all that the version asks (no drain, stop or destroy).
@@ -376,6 +445,8 @@ export class Scaler {
   async close(): Promise<void> {
     await Promise.all([this.worker.close(), this.switchWorker.close()]);
     await Promise.all([...this.switches.values()]);
+    clearInterval(this.beat);
+    await this.o.queue.leave(this.o.deps.owner).catch(() => undefined);
     // BullMQ leaves a connection it was given open.
     this.redis.disconnect();
     this.switchRedis.disconnect();
