@@ -51,7 +51,8 @@ Options:
                   one replica at a time (its fenced lease); a dead replica's pools taken over
                   within PARMANU_LEASE_TTL (30s by default in this mode). Needs REDIS_URL. Webhooks
                   are the prober's in this mode. Not with --pool: every replica serves every pool.
-  --concurrency N with --from-redis --watch, pool cycles this replica runs at once (default 4)
+  --concurrency N with --from-redis --watch, pool cycles this replica runs at once (default 4;
+                  as many again for takeovers of a dead replica's pools)
   --json          print one object a cycle (with --from-redis --watch: a pool's cycle): {"ok", "dryRun",
                   "trigger"? (webhook; with --from-redis --watch: interval, change, webhook or
                   takeover), "pools": [{pool, observed,
