@@ -28,7 +28,8 @@ const vm = (name: string) => {
 };
 
 describe('standby through the CLI', () => {
-  it('fills, stops and starts a standby node, and says so in --json, the terminal and status', () => {
+  // Seven CLI runs with terraform: ~15 s on two idle cores, more on a loaded machine.
+  it('fills, stops and starts a standby node, and says so in --json, the terminal and status', { timeout: 120_000 }, () => {
     writeFileSync(join(dir, 'trace.csv'), 'queued_at,duration_s,labels\n2025-01-06T10:00:00Z,60,other\n2025-01-06T11:00:00Z,60,linux\n');
     writeFileSync(join(dir, 'policy.yaml'), 'emitters:\n  r: { type: replay, trace: trace.csv, start: "2025-01-06T10:00:00Z" }\nplatforms:\n  lab: { type: local }\npools:\n  sb: { emitter: r, platform: lab, labels: [linux], scaling: { standby: 1, predict: false } }\n');
     const fill = reconcile('2025-01-06T10:00:00Z');
