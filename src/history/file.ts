@@ -482,10 +482,6 @@ export class FileHistoryStore implements HistoryStore {
     return this.readDoc(this.observationFile(emitter), StoredObservationSchema, `the observation of emitter ${emitter}`, 'the next probe writes it again', `@observation-${emitter}`);
   }
 
-  async observationVersion(emitter: string): Promise<number | undefined> {
-    return (await this.getObservation(emitter))?.version;
-  }
-
   async ping(): Promise<void> {
     try {
       statSync(join(this.dir, 'leases'));

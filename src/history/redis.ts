@@ -393,11 +393,6 @@ export class RedisHistoryStore implements HistoryStore {
     return undefined;
   }
 
-  async observationVersion(emitter: string): Promise<number | undefined> {
-    const v = await this.run('HGET', () => this.redis.hget(this.key('observation', emitter), 'version'));
-    return v !== null && /^[0-9]+$/.test(v) ? Number(v) : undefined;
-  }
-
   async ping(): Promise<void> {
     await this.run('PING', () => this.redis.ping());
   }

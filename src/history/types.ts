@@ -269,8 +269,6 @@ export interface HistoryStore {
   putObservation(o: { observation: Observation; digest: string; prober: string }): Promise<{ version: number; changed: boolean; written: boolean }>;
   /** The emitter's latest observation; undefined when none was written (or it does not validate: set aside with a warning). */
   getObservation(emitter: string): Promise<StoredObservation | undefined>;
-  /** Only the version of the emitter's latest observation (cheap: the observation is not read). */
-  observationVersion(emitter: string): Promise<number | undefined>;
   /** Who holds the lease named `pool` now; undefined when nobody does (never taken, released or expired). */
   leaseHolder(pool: string): Promise<LeaseHolder | undefined>;
   /** Resolves when the store answers (readiness); rejects with HistoryError when it cannot be reached. */

@@ -1,8 +1,8 @@
 /**
  * The prober of services mode (`parmanu probe --watch`): probes each emitter at its interval and
  * writes the observation to the history store (Redis) with its time and a version; the version
- * grows only when what was seen changed, and then the emitter's pools are enqueued at once
- * (services.ts). Several probers may run: each emitter is probed by the holder of its lease
+ * grows only when what was seen changed, and then the pools whose part of it changed (their jobs and
+ * runners) are enqueued at once (services.ts). Several probers may run: each emitter is probed by the holder of its lease
  * (`@probe-<emitter>`, a name no pool can have), renewed every third of the TTL; the others try
  * to take it every third of the TTL, so a dead prober's emitters are taken over within the TTL.
  *
@@ -11,9 +11,11 @@
  * pools as grow-only cycles.
  */
 import { createHash } from 'node:crypto';
+import { assignJobs } from '../decide/match.js';
+import type { EmitterKind } from '../decide/types.js';
 import type { Emitter, ProbeResult } from '../emitters/types.js';
 import type { HistoryStore, Lease } from '../history/types.js';
-import type { Policy } from '../policy/types.js';
+import type { Policy, PoolConfig } from '../policy/types.js';
 import type { CycleEvent } from './cycle.js';
 import { recordJobLabels } from './cycle.js';
 import type { ReconcileMetrics } from './metrics.js';
@@ -30,12 +32,29 @@ export function observationDigest(p: ProbeResult): string {
   return createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, jobs, runners])).digest('hex');
 }
 
+/**
+ * Each pool's part of an observation: the jobs the probe's own matching assigns it (`pools`: the
+ * emitter's pools of the policy), the runners its marker names, and whether the probe worked. A
+ * pool of `names` not in `pools` (removed from the policy) has only its runners.
+ */
+export function poolDigests(p: ProbeResult, kind: EmitterKind, pools: readonly PoolConfig[], names: readonly string[]): Map<string, string> {
+  const owner = new Map(p.runners.map((r) => [r.name, r.pool]));
+  const { byPool } = assignJobs(kind, p.jobs, pools, (runner) => owner.get(runner));
+  const out = new Map<string, string>();
+  for (const name of names) {
+    const jobs = (byPool.get(name) ?? []).map((j) => [j.id, j.status, j.runner ?? null, j.queuedAt, j.startedAt ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    const runners = p.runners.filter((r) => r.pool === name).map((r) => [r.id, r.name, r.online, r.busy, r.paused, r.contacted ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    out.set(name, createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, jobs, runners])).digest('hex'));
+  }
+  return out;
+}
+
 export interface ProberOptions {
   policy: Policy;
   /** The emitters to probe, by name (those of the selected pools). */
   emitters: ReadonlyMap<string, Emitter>;
   history: HistoryStore;
-  queue: Pick<CycleQueue, 'change' | 'doneOf'>;
+  queue: Pick<CycleQueue, 'change' | 'raise' | 'versionsOf'>;
   owner: string;
   leaseTtlMs: number;
   /** Each emitter's probe interval on the wall clock. */
@@ -56,8 +75,9 @@ export class Prober {
   private readonly leases = new Map<string, Lease>();
   private readonly nextProbe = new Map<string, number>();
   private readonly renewedAt = new Map<string, number>();
-  /** The version of each emitter's observation this prober last wrote. */
-  private readonly versions = new Map<string, number>();
+  /** Each pool's part of the last observation written (poolDigests), and the version of the last change job added for it. */
+  private readonly parts = new Map<string, string>();
+  private readonly enqueued = new Map<string, number>();
 
   constructor(private readonly o: ProberOptions) {}
 
@@ -147,23 +167,32 @@ export class Prober {
     this.o.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
     const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
     if (r.written) await recordJobLabels(this.o.history, new Map([[name, p]]), new Map([[name, e]]));
-    const prev = this.versions.get(name);
-    if (r.written) this.versions.set(name, r.version);
-    if (r.changed) {
-      // A webhook's pools first, as grow-only cycles; then every pool of the emitter, whose full
-      // cycles see the change too (the next probe will not call it one). A pool's job for the
-      // version before, if still waiting, goes: this one covers it.
-      const jobs = [...(webhook ? (pools ?? []).map((pool) => ({ pool, webhook: true })) : []), ...this.o.poolsOf(name).map((pool) => ({ pool, webhook: false }))];
-      for (const j of jobs) {
-        await this.o.queue.change(j.pool, r.version, { webhook: j.webhook, ...(at !== undefined ? { at } : {}), ...(prev !== undefined && prev !== r.version ? { replaces: prev } : {}) }).catch((err: Error) => this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${j.pool}: ${err.message}`, pool: j.pool, emitter: name }));
-      }
-    } else if (r.written) {
-      // Self-healing: a pool whose full cycles have not seen the stored version (its job was never
-      // added — a Redis error, a prober that died between the write and the enqueue) gets it now;
-      // a job already in the queue is not added twice.
+    if (r.written) {
+      // Only the pools whose part of the observation changed get a change job (a job of another
+      // pool of the emitter would change nothing); a webhook's pools get a grow-only one first.
       const all = this.o.poolsOf(name);
-      const done = await this.o.queue.doneOf(all).catch(() => all.map(() => Number.MAX_SAFE_INTEGER));
-      for (const [i, pool] of all.entries()) if ((done[i] ?? 0) < r.version) await this.o.queue.change(pool, r.version).catch(() => undefined);
+      const parts = poolDigests(p, e.kind, this.o.policy.pools.filter((x) => x.emitter === name), all);
+      const changed = all.filter((pool) => parts.get(pool) !== this.parts.get(pool));
+      for (const pool of all) this.parts.set(pool, parts.get(pool) ?? '');
+      const jobs = [...(webhook && r.changed ? (pools ?? []).map((pool) => ({ pool, webhook: true })) : []), ...changed.map((pool) => ({ pool, webhook: false }))];
+      for (const j of jobs) {
+        try {
+          const prev = this.enqueued.get(j.pool);
+          if (!j.webhook) await this.o.queue.raise('wanted', j.pool, r.version);
+          await this.o.queue.change(j.pool, r.version, { webhook: j.webhook, ...(at !== undefined ? { at } : {}), ...(!j.webhook && prev !== undefined && prev !== r.version ? { replaces: prev } : {}) });
+          if (!j.webhook) this.enqueued.set(j.pool, r.version);
+        } catch (err) {
+          this.o.log?.({ level: 'warn', msg: `cannot enqueue pool ${j.pool}: ${(err as Error).message}`, pool: j.pool, emitter: name });
+        }
+      }
+      // Self-healing: a pool whose full cycles have not seen its latest change (its job was never
+      // added — a Redis error, a prober that died between the two) gets it again; a job already in
+      // the queue is not added twice.
+      const [wanted, done] = await Promise.all([this.o.queue.versionsOf('wanted', all), this.o.queue.versionsOf('done', all)]).catch(() => [[], []]);
+      for (const [i, pool] of all.entries()) {
+        const w = wanted[i] ?? 0;
+        if (w > (done[i] ?? 0) && !changed.includes(pool)) await this.o.queue.change(pool, w).catch(() => undefined);
+      }
     }
     this.o.onProbe?.(p, { ...r, webhook });
   }

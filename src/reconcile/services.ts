@@ -7,8 +7,10 @@
  * - Each pool has a Job Scheduler (`pool-<name>`) at its emitter's probe interval: interval jobs.
  * - A changed observation (or a webhook's) adds a job `change-<pool>-<version>`: one job per
  *   version, so a change is never folded into a job that is already running with an older
- *   observation. A change job does nothing when a cycle of the pool already saw its version
- *   (`done`), or a newer version of its emitter is stored (that version's own job covers it); one
+ *   observation; the prober adds it only for the pools whose part of the observation changed (their
+ *   jobs and runners), and raises the pool's `wanted` version. A change job does nothing when a
+ *   full cycle of the pool already saw its version (`done`), or a newer change of the pool was
+ *   enqueued (`wanted`: that version's own job covers it); one
  *   that finds the pool's lease held (by another replica, or by a cycle of its own replica) or
  *   its replica shutting down is retried every `retryMs`, and one whose cycle failed is retried
  *   with a backoff (doubling up to a minute), until a cycle that saw its version has run.
@@ -42,8 +44,12 @@ export const QUEUE_NAME = 'parmanu-cycles';
 /** The dead man's switches, apart from the cycles so that a takeover never waits for a free cycle slot. */
 export const TAKEOVER_QUEUE = 'parmanu-takeovers';
 export const QUEUE_PREFIX = 'parmanu-queue';
-/** BullMQ priorities (a job without one goes first): webhook cycles, then changes, then intervals. */
-const PRIORITY = { change: 1, interval: 2 } as const;
+/**
+ * BullMQ priorities (a job without one goes first): webhook cycles first; changes and intervals
+ * after them, first come first served (were changes ahead of intervals, a stream of changes of
+ * some pools would starve the interval cycles of the others).
+ */
+const PRIORITY = { change: 1, interval: 1 } as const;
 /** What a pool's outcome says when another replica holds its lease (cycle.ts). */
 export const LEASE_HELD = "another reconciler holds this pool's lease";
 /** The longest wait between two tries of a change whose cycle failed. */
@@ -74,8 +80,8 @@ function connect(url: string, worker: boolean): Redis {
   return r;
 }
 
-/** Max of the version a pool's cycle saw; KEYS: done hash. ARGV: pool, version. */
-const DONE = `
+/** Raises a pool's entry of a hash (`done`, `wanted`) to a version; KEYS: the hash. ARGV: pool, version. */
+const RAISE = `
 local c = tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '0')
 if tonumber(ARGV[2]) > c then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end
 return 1`;
@@ -111,7 +117,7 @@ export class CycleQueue {
     this.prefix = o.prefix ?? QUEUE_PREFIX;
     this.retryMs = o.retryMs ?? 1000;
     this.redis = connect(o.redisUrl, false);
-    this.redis.defineCommand('parmanuDone', { numberOfKeys: 1, lua: DONE });
+    this.redis.defineCommand('parmanuRaise', { numberOfKeys: 1, lua: RAISE });
     this.queueRedis = connect(o.redisUrl, false);
     this.queue = new Queue(QUEUE_NAME, { connection: this.queueRedis, prefix: this.prefix });
     this.queue.on('error', () => undefined);
@@ -172,13 +178,18 @@ export class CycleQueue {
     if (job && (await job.isDelayed())) await job.remove().catch(() => undefined);
   }
 
-  /** The highest observation version a finished (full) cycle of `pool` saw. */
-  async done(pool: string): Promise<number> {
-    return Number((await this.redis.hget(this.key('done'), pool)) ?? 0);
+  /**
+   * Per pool, the highest version of `what` (0 for none): `done`, the latest a full cycle saw;
+   * `wanted`, the latest whose change concerned the pool.
+   */
+  async versionsOf(what: 'done' | 'wanted', pools: readonly string[]): Promise<number[]> {
+    if (!pools.length) return [];
+    return (await this.redis.hmget(this.key(what), ...pools)).map((v) => Number(v ?? 0));
   }
 
-  async markDone(pool: string, version: number): Promise<void> {
-    await (this.redis as unknown as { parmanuDone(k: string, p: string, v: string): Promise<unknown> }).parmanuDone(this.key('done'), pool, String(version));
+  /** Raises the pool's `done` or `wanted` version to `version` (never lowers it). */
+  async raise(what: 'done' | 'wanted', pool: string, version: number): Promise<void> {
+    await (this.redis as unknown as { parmanuRaise(k: string, p: string, v: string): Promise<unknown> }).parmanuRaise(this.key(what), pool, String(version));
   }
 
   /**
@@ -217,12 +228,6 @@ export class CycleQueue {
   /** A cycle of `pool` soon, before the intervals (a cycle a shutdown stopped midway). */
   async resume(pool: string): Promise<void> {
     await this.queue.add('cycle', { pool, version: 0, trigger: 'interval' } satisfies CycleJob, { jobId: `resume-${pool}`, removeOnComplete: true, removeOnFail: true, stackTraceLimit: 0 });
-  }
-
-  /** The highest full-cycle version of each pool (0 for none). */
-  async doneOf(pools: readonly string[]): Promise<number[]> {
-    if (!pools.length) return [];
-    return (await this.redis.hmget(this.key('done'), ...pools)).map((v) => Number(v ?? 0));
   }
 
   async close(): Promise<void> {
@@ -360,11 +365,6 @@ export class Scaler {
     });
   }
 
-  /** The emitter of a pool of the policy (undefined for a pool removed from it). */
-  private emitterOf(pool: string): string | undefined {
-    return this.o.deps.policy.pools.find((p) => p.name === pool)?.emitter;
-  }
-
   /** A job that cannot run now: a change is tried again soon, a switch looks again in a second, an interval job ends. */
   private async later(job: Job, d: CycleJob, token: string | undefined, why: string, delayMs = 1000): Promise<void> {
     if (d.version > 0) throw new RetryLater(why);
@@ -386,11 +386,10 @@ export class Scaler {
     if (d.version > 0) {
       // A day of tries is enough: the interval cycles go on regardless.
       if (Date.now() - job.timestamp > 86_400_000) return;
-      if ((await this.o.queue.done(d.pool)) >= d.version) return;
-      // A newer version of the emitter is stored: its own job covers this one.
-      const emitter = this.emitterOf(d.pool);
-      const latest = emitter ? await this.o.history.observationVersion(emitter) : undefined;
-      if (latest !== undefined && latest > d.version) return;
+      const [done, wanted] = await Promise.all([this.o.queue.versionsOf('done', [d.pool]), this.o.queue.versionsOf('wanted', [d.pool])]);
+      if ((done[0] ?? 0) >= d.version) return;
+      // A newer change of the pool was enqueued: its own job covers this one.
+      if ((wanted[0] ?? 0) > d.version) return;
     }
     // Running on this replica (its own lease: the same owner could take it again), or held
     // elsewhere: no cycle is started for it. (Marked before the first await: two jobs of one
@@ -438,7 +437,7 @@ export class Scaler {
       return;
     }
     // A grow-only cycle did not do all that the version asks (no drain, stop or destroy).
-    if (out && seen > 0 && !d.growOnly) await this.o.queue.markDone(d.pool, seen);
+    if (out && seen > 0 && !d.growOnly) await this.o.queue.raise('done', d.pool, seen);
   }
 
   /** Stops taking jobs and waits for the running ones (their cycles stop before their next step once `stopping`). */
