@@ -16,7 +16,7 @@ const HELP = `Usage: parmanu probe [--policy PATH] [--watch [--for DURATION]] [-
 The prober of services mode: probes each emitter of the policy (its jobs and Parmanu's runners)
 and writes the observation to Redis with its time and a version, for the scalers
 (\`parmanu reconcile --watch --from-redis\`), which never probe. The version grows only when what was
-seen changed; a change enqueues the emitter's pools on the scalers' queue at once. Without
+seen changed; a change enqueues the pools whose part of it changed on the scalers' queue at once. Without
 --watch: one probe of each emitter. Needs REDIS_URL.
 
 Options:
