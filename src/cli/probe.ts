@@ -1,15 +1,13 @@
 import { forTerminal } from '../policy/text.js';
 import { removedPools } from '../reconcile/known-pools.js';
-import { ReconcileMetrics } from '../reconcile/metrics.js';
 import { Prober } from '../reconcile/prober.js';
 import { CycleQueue } from '../reconcile/services.js';
-import { Listener, WakeQueue, WebhookReceiver } from '../reconcile/webhooks.js';
 import type { ProbeResult } from '../emitters/types.js';
 import { parse } from './args.js';
 import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
 import { cycleLogger } from './log.js';
-import { deadlineOf, leaseTtl, listenAddress, onSignals, ownerId, redisUrlFor, webhookTargets } from './service.js';
+import { deadlineOf, leaseTtl, listenAddress, onSignals, openListener, ownerId, redisUrlFor, webhookTargets } from './service.js';
 
 const HELP = `Usage: parmanu probe [--policy PATH] [--watch [--for DURATION]] [--listen HOST:PORT|none] [--json] [-v|-q]
 
@@ -69,9 +67,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const targets = webhookTargets('probe', io, policy, emitters);
   if (targets.size && values.watch && !listen) warn(`no listener, so no webhooks for ${[...targets.keys()].join(', ')}: polling only`);
   const queue = new CycleQueue({ redisUrl });
-  const metrics = listen ? new ReconcileMetrics() : undefined;
-  const wakes = listen && targets.size ? new WakeQueue() : undefined;
-  const listener = metrics ? new Listener(metrics, wakes ? new WebhookReceiver({ policy, targets, history, wakes, metrics, log }) : undefined, {}, async () => history.ping().then(() => undefined)) : undefined;
+  const { listener, metrics, wakes } = await openListener('probe', { listen, policy, targets, history, log }).catch(async (err: unknown) => {
+    await queue.close();
+    await history.close();
+    throw err;
+  });
   const owner = ownerId();
   const signals = values.watch ? onSignals() : undefined;
   const stopping = () => (signals?.stopping() ?? false) || (deadline !== undefined && Date.now() >= deadline);
@@ -93,15 +93,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const poolsOf = (emitter: string) => [...policy.pools, ...removed].filter((p) => p.emitter === emitter).map((p) => p.name);
   const prober = new Prober({ policy, emitters, history, queue, owner, leaseTtlMs, intervalMs: (e) => (policy.emitters[e]?.probeIntervalMs ?? 30_000) / clock.rate, poolsOf, stopping, ...(wakes ? { wakes } : {}), ...(metrics ? { metrics } : {}), log, onProbe: printProbe });
   try {
-    if (listener && listen) {
-      try {
-        const base = await listener.listen(listen.host, listen.port);
-        log({ level: 'info', msg: `metrics at ${base}/metrics, health at ${base}/healthz and ${base}/readyz`, url: base });
-        for (const name of targets.keys()) log({ level: 'info', msg: `webhooks of ${name} at ${base}/webhooks/${name}`, url: `${base}/webhooks/${name}`, emitter: name });
-      } catch (err) {
-        throw new UsageError(`probe: cannot listen on ${listen.text}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    }
     if (!values.watch) {
       try {
         await history.ping();

@@ -1,17 +1,16 @@
 import { resolve } from 'node:path';
-import { reconcileOnce, type CycleResult, type ReconcileDeps } from '../reconcile/cycle.js';
+import { reconcileOnce, type CycleEvent, type CycleResult, type ReconcileDeps } from '../reconcile/cycle.js';
 import { removedPools } from '../reconcile/known-pools.js';
-import { ReconcileMetrics } from '../reconcile/metrics.js';
+import type { ReconcileMetrics } from '../reconcile/metrics.js';
 import { CycleQueue, fromStored, policyDigest, Scaler } from '../reconcile/services.js';
-import { Listener, WakeQueue, WebhookReceiver, watchLoop } from '../reconcile/webhooks.js';
+import { watchLoop } from '../reconcile/webhooks.js';
 import { forTerminal } from '../policy/text.js';
 import { cycleLogger } from './log.js';
-import type { CycleEvent } from '../reconcile/cycle.js';
 import { Terraform, TerraformError } from '../terraform/runner.js';
 import { parse } from './args.js';
 import { fleetClock, loadFleet, openEmitters, openHistoryFor } from './context.js';
 import { UsageError, type Io } from './errors.js';
-import { deadlineOf, leaseTtl, listenAddress, onSignals, ownerId, redisUrlFor, webhookTargets } from './service.js';
+import { deadlineOf, leaseTtl, listenAddress, onSignals, openListener, ownerId, redisUrlFor, webhookTargets } from './service.js';
 
 const HELP = `Usage: parmanu reconcile [--policy PATH] [--pool NAME] [--dry-run] [--watch [--for DURATION]] [--from-redis [--concurrency N]] [--listen HOST:PORT|none] [--json] [--now ISO] [-v|-q]
 
@@ -122,19 +121,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (targets.size && values.watch && !listen) warn(`${ml}: no listener, so no webhooks for ${[...targets.keys()].join(', ')}: polling only`);
   const leaseTtlMs = leaseTtl('reconcile', io, fromRedis ? 30_000 : 10 * 60_000);
   const history = openHistoryFor('reconcile', io, stateDir, clock, (msg) => warn(`history: ${msg}`));
-  const metrics = listen ? new ReconcileMetrics() : undefined;
-  const wakes = listen && targets.size ? new WakeQueue() : undefined;
-  const listener = metrics ? new Listener(metrics, wakes ? new WebhookReceiver({ policy, targets, history, wakes, metrics, log, ...(wanted ? { pools: wanted } : {}) }) : undefined, {}, async () => history.ping().then(() => undefined)) : undefined;
-  if (listener && listen) {
-    try {
-      const base = await listener.listen(listen.host, listen.port);
-      log({ level: 'info', msg: `metrics at ${base}/metrics`, url: `${base}/metrics` });
-      for (const name of targets.keys()) log({ level: 'info', msg: `webhooks of ${name} at ${base}/webhooks/${name}`, url: `${base}/webhooks/${name}`, emitter: name });
-    } catch (err) {
-      await history.close();
-      throw new UsageError(`reconcile: cannot serve metrics on ${ml}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
+  const { listener, metrics, wakes } = await openListener('reconcile', { listen, policy, targets, history, log, ...(wanted ? { pools: wanted } : {}) }).catch(async (err: unknown) => {
+    await history.close();
+    throw err;
+  });
   // Pools removed from the policy still have nodes to drain: their emitters are built too, when the
   // policy still has them (a removed pool whose emitter cannot be built fails with the reason).
   for (const k of await removedPools(policy, stateDir, history).catch(() => [])) {

@@ -8,7 +8,10 @@ import type { Emitter } from '../emitters/types.js';
 import { parseDuration } from '../policy/duration.js';
 import { resolveSecret, SecretResolutionError } from '../policy/secrets.js';
 import type { Policy } from '../policy/types.js';
-import type { WebhookTarget } from '../reconcile/webhooks.js';
+import type { HistoryStore } from '../history/types.js';
+import type { CycleEvent } from '../reconcile/cycle.js';
+import { ReconcileMetrics } from '../reconcile/metrics.js';
+import { Listener, WakeQueue, WebhookReceiver, type WebhookTarget } from '../reconcile/webhooks.js';
 import { secretEnv } from './context.js';
 import { UsageError, type Io } from './errors.js';
 
@@ -93,4 +96,25 @@ export function redisUrlFor(command: string, io: Io, what: string): string {
   const url = io.env.REDIS_URL;
   if (!url) throw new UsageError(`${command}: ${what} needs REDIS_URL (observations and the work queue live in Redis)`);
   return url;
+}
+
+/**
+ * The service's one listener, when `listen` is given: metrics, /healthz, /readyz (the history store
+ * answers) and, for `targets`, the webhooks (their events collected in `wakes`). Listening fails
+ * as a UsageError; the addresses are logged (JSON lines carry them as `url`).
+ */
+export async function openListener(command: string, o: { listen: { host: string; port: number; text: string } | undefined; policy: Policy; targets: ReadonlyMap<string, WebhookTarget>; history: HistoryStore; log: (e: CycleEvent) => void; pools?: readonly string[] }): Promise<{ listener?: Listener; metrics?: ReconcileMetrics; wakes?: WakeQueue }> {
+  if (!o.listen) return {};
+  const metrics = new ReconcileMetrics();
+  const wakes = o.targets.size ? new WakeQueue() : undefined;
+  const receiver = wakes ? new WebhookReceiver({ policy: o.policy, targets: o.targets, history: o.history, wakes, metrics, log: o.log, ...(o.pools ? { pools: o.pools } : {}) }) : undefined;
+  const listener = new Listener(metrics, receiver, {}, async () => o.history.ping().then(() => undefined));
+  try {
+    const base = await listener.listen(o.listen.host, o.listen.port);
+    o.log({ level: 'info', msg: `metrics at ${base}/metrics, health at ${base}/healthz and ${base}/readyz`, url: `${base}/metrics` });
+    for (const name of o.targets.keys()) o.log({ level: 'info', msg: `webhooks of ${name} at ${base}/webhooks/${name}`, url: `${base}/webhooks/${name}`, emitter: name });
+  } catch (err) {
+    throw new UsageError(`${command}: cannot listen on ${o.listen.text}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return { listener, metrics, ...(wakes ? { wakes } : {}) };
 }

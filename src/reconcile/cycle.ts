@@ -17,12 +17,12 @@ import pLimit from 'p-limit';
 import { decide } from '../decide/decide.js';
 import type { DemandHistory } from '../decide/types.js';
 import type { Emitter, ProbeResult } from '../emitters/types.js';
-import type { HistoryStore, Lease } from '../history/types.js';
-import { LeaseLostError } from '../history/types.js';
+import type { HistoryStore } from '../history/types.js';
 import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, ShuttingDown, type HookPoint, type PoolRun } from './execute.js';
+import { LEASE_HELD, LeaseKeeper } from './lease.js';
 import { poolDir, removedPools } from './known-pools.js';
 import { observe, probeStatus, staleAfterMs as staleAfter, type ProbeStatus } from './observe.js';
 
@@ -196,53 +196,6 @@ function emptyOutcome(pool: string): PoolOutcome {
   return { pool, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, terraformMs: 0, reasons: [], states: {}, vanished: [] };
 }
 
-/**
- * Keeps a pool's lease while its cycle runs: renewed every third of its TTL in the background, and
- * renewed at once before each batch of side effects (`checkpoint`). `check()` throws before a side
- * effect once the lease is known lost (a renewal answered no) or may have expired unseen (no
- * renewal has succeeded for most of the TTL: the store may be unreachable while another
- * reconciler, which can reach it, takes the pool).
- */
-class LeaseKeeper {
-  private lost = false;
-  /** The apply is done: a shutdown no longer stops the cycle (its record must be written). */
-  committed = false;
-  private renewedAt = Date.now();
-  private readonly timer: NodeJS.Timeout;
-  constructor(
-    private readonly history: HistoryStore,
-    readonly lease: Lease,
-    private readonly ttlMs: number,
-    private readonly stopping: () => boolean = () => false,
-  ) {
-    this.timer = setInterval(() => void this.renew().catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
-    this.timer.unref();
-  }
-  private async renew(): Promise<void> {
-    const started = Date.now();
-    if (await this.history.renewLease(this.lease, this.ttlMs)) this.renewedAt = Math.max(this.renewedAt, started);
-    else this.lost = true;
-  }
-  commit(): void {
-    this.committed = true;
-  }
-  check(): void {
-    if (this.stopping() && !this.committed) throw new ShuttingDown(`shutting down: pool ${this.lease.pool} stopped before its next step (the next cycle goes on from there)`);
-    if (this.lost) throw new LeaseLostError(`lost the lease of pool ${this.lease.pool} (another reconciler took it over): stopped before the next step`);
-    // Leases run on the wall clock, whatever clock decide is given.
-    if (Date.now() - this.renewedAt > (this.ttlMs * 2) / 3) throw new LeaseLostError(`the lease of pool ${this.lease.pool} could not be renewed for ${Math.round((Date.now() - this.renewedAt) / 1000)}s (TTL ${Math.round(this.ttlMs / 1000)}s): stopped before the next step`);
-  }
-  /** Renews now and checks: before a batch of pauses or registrations, and right before the apply. */
-  async checkpoint(): Promise<void> {
-    this.check();
-    await this.renew();
-    this.check();
-  }
-  async release(): Promise<void> {
-    clearInterval(this.timer);
-    await this.history.releaseLease(this.lease).catch(() => undefined);
-  }
-}
 
 /** One pool's cycle under its lease: observe → decide → execute; any throw fails this pool only. */
 async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }, probe: ProbeResult | undefined): Promise<PoolOutcome> {
@@ -259,7 +212,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const ttl = deps.leaseTtlMs ?? 10 * 60_000;
     const lease = await deps.history.acquireLease(pool.name, deps.owner, ttl);
     if (!lease) {
-      out.skipped = "another reconciler holds this pool's lease";
+      out.skipped = LEASE_HELD;
       return finish();
     }
     keeper = new LeaseKeeper(deps.history, lease, ttl, deps.stopping);

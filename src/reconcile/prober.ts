@@ -3,8 +3,10 @@
  * writes the observation to the history store (Redis) with its time and a version; the version
  * grows only when what was seen changed, and then the pools whose part of it changed (their jobs and
  * runners) are enqueued at once (services.ts). Several probers may run: each emitter is probed by the holder of its lease
- * (`@probe-<emitter>`, a name no pool can have), renewed every third of the TTL; the others try
- * to take it every third of the TTL, so a dead prober's emitters are taken over within the TTL.
+ * (`@probe-<emitter>`, a name no pool can have), kept like a pool's lease (lease.ts: renewed every
+ * third of the TTL, let go once a renewal fails or none succeeded for most of the TTL); the others
+ * look again just after the holder's lease would lapse, so a dead prober's emitters are taken over
+ * within the TTL.
  *
  * Webhook events (the prober serves them in this mode) fold in at once: the events' emitters are
  * probed now, by whichever prober received them, and a changed observation enqueues the events'
@@ -12,12 +14,13 @@
  */
 import { createHash } from 'node:crypto';
 import { assignJobs } from '../decide/match.js';
-import type { EmitterKind } from '../decide/types.js';
-import type { Emitter, ProbeResult } from '../emitters/types.js';
-import type { HistoryStore, Lease } from '../history/types.js';
+import type { EmitterKind, Job } from '../decide/types.js';
+import type { Emitter, ProbeResult, RunnerInfo } from '../emitters/types.js';
+import type { HistoryStore } from '../history/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
 import type { CycleEvent } from './cycle.js';
 import { recordJobLabels } from './cycle.js';
+import { LeaseKeeper } from './lease.js';
 import type { ReconcileMetrics } from './metrics.js';
 import type { CycleQueue } from './services.js';
 import type { WakeQueue } from './webhooks.js';
@@ -25,11 +28,16 @@ import type { WakeQueue } from './webhooks.js';
 /** The lease an emitter's prober holds. */
 export const probeLease = (emitter: string) => `@probe-${emitter}`;
 
+/** A job and a runner as far as a change goes (sorted by id: the order of a listing is no change). */
+const jobKey = (j: Job) => [j.id, j.status, [...j.labels].sort(), j.labelExpression ?? null, j.runner ?? null, j.queuedAt, j.startedAt ?? null];
+const runnerKey = (r: RunnerInfo) => [r.id, r.name, r.pool, [...r.labels].sort(), r.online, r.busy, r.paused, r.contacted ?? null];
+const byId = <T extends { id: string }>(xs: readonly T[]) => [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+const digestOf = (p: ProbeResult, jobs: readonly Job[], runners: readonly RunnerInfo[]) =>
+  createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, byId(jobs).map(jobKey), byId(runners).map(runnerKey)])).digest('hex');
+
 /** What an observation says, without its time and cost: equal digests, nothing changed. */
 export function observationDigest(p: ProbeResult): string {
-  const jobs = [...p.jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((j) => [j.id, j.status, [...j.labels].sort(), j.labelExpression ?? null, j.runner ?? null, j.queuedAt, j.startedAt ?? null]);
-  const runners = [...p.runners].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((r) => [r.id, r.name, r.pool, [...r.labels].sort(), r.online, r.busy, r.paused, r.contacted ?? null]);
-  return createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, jobs, runners])).digest('hex');
+  return digestOf(p, p.jobs, p.runners);
 }
 
 /**
@@ -40,13 +48,7 @@ export function observationDigest(p: ProbeResult): string {
 export function poolDigests(p: ProbeResult, kind: EmitterKind, pools: readonly PoolConfig[], names: readonly string[]): Map<string, string> {
   const owner = new Map(p.runners.map((r) => [r.name, r.pool]));
   const { byPool } = assignJobs(kind, p.jobs, pools, (runner) => owner.get(runner));
-  const out = new Map<string, string>();
-  for (const name of names) {
-    const jobs = (byPool.get(name) ?? []).map((j) => [j.id, j.status, j.runner ?? null, j.queuedAt, j.startedAt ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-    const runners = p.runners.filter((r) => r.pool === name).map((r) => [r.id, r.name, r.online, r.busy, r.paused, r.contacted ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
-    out.set(name, createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, jobs, runners])).digest('hex'));
-  }
-  return out;
+  return new Map(names.map((name) => [name, digestOf(p, byPool.get(name) ?? [], p.runners.filter((r) => r.pool === name))]));
 }
 
 export interface ProberOptions {
@@ -72,9 +74,9 @@ export interface ProberOptions {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Prober {
-  private readonly leases = new Map<string, Lease>();
+  /** The emitters whose lease this prober holds, each kept (renewed) in the background. */
+  private readonly keepers = new Map<string, LeaseKeeper>();
   private readonly nextProbe = new Map<string, number>();
-  private readonly renewedAt = new Map<string, number>();
   /** Each pool's part of the last observation written (poolDigests), and the version of the last change job added for it. */
   private readonly parts = new Map<string, string>();
   private readonly enqueued = new Map<string, number>();
@@ -83,7 +85,7 @@ export class Prober {
 
   /** Emitters whose lease this prober holds now. */
   held(): string[] {
-    return [...this.leases.keys()];
+    return [...this.keepers.keys()];
   }
 
   /** Probes until `stopping()`; then releases the leases it holds. */
@@ -94,9 +96,9 @@ export class Prober {
     try {
       await Promise.all([...loops, ...hooks]);
     } finally {
-      await Promise.all([...this.leases.values()].map((l) => this.o.history.releaseLease(l).catch(() => undefined)));
-      for (const name of this.leases.keys()) this.o.metrics?.emitterHeld(name, false);
-      this.leases.clear();
+      await Promise.all([...this.keepers.values()].map((k) => k.release()));
+      for (const name of this.keepers.keys()) this.o.metrics?.emitterHeld(name, false);
+      this.keepers.clear();
     }
   }
 
@@ -106,14 +108,14 @@ export class Prober {
     while (!this.o.stopping()) {
       await this.keepLease(name);
       const now = Date.now();
-      if (this.leases.has(name) && now >= (this.nextProbe.get(name) ?? 0)) {
+      if (this.keepers.has(name) && now >= (this.nextProbe.get(name) ?? 0)) {
         this.nextProbe.set(name, now + this.o.intervalMs(name));
         await this.probe(name, false).catch((err: Error) => this.o.log?.({ level: 'error', msg: `probe of ${name}: ${err.message}`, emitter: name }));
         continue;
       }
       // Standing by: look again just after the holder's lease would lapse unrenewed (at most a third of the TTL from now).
-      const holder = this.leases.has(name) ? undefined : await this.o.history.leaseHolder(probeLease(name)).catch(() => undefined);
-      const until = this.leases.has(name) ? Math.min(this.nextProbe.get(name) ?? now, (this.renewedAt.get(name) ?? now) + every) : now + Math.min(every, (holder?.expiresInMs ?? every) + 50);
+      const holder = this.keepers.has(name) ? undefined : await this.o.history.leaseHolder(probeLease(name)).catch(() => undefined);
+      const until = this.keepers.has(name) ? Math.min(this.nextProbe.get(name) ?? now, now + every) : now + Math.min(every, (holder?.expiresInMs ?? every) + 50);
       await this.sleepUnless(until - now);
     }
   }
@@ -123,40 +125,33 @@ export class Prober {
     while (!this.o.stopping() && Date.now() < end) await sleep(Math.min(25, end - Date.now()));
   }
 
-  /** Takes the emitter's lease when free, renews it when held and a third of the TTL has passed. */
+  /** Takes the emitter's lease when free; a lease held (renewed in the background) that was lost is let go. */
   private async keepLease(name: string): Promise<void> {
-    const every = Math.max(50, Math.floor(this.o.leaseTtlMs / 3));
-    const held = this.leases.get(name);
-    const now = Date.now();
-    try {
-      if (held) {
-        if (now - (this.renewedAt.get(name) ?? 0) < every) return;
-        if (await this.o.history.renewLease(held, this.o.leaseTtlMs)) {
-          this.renewedAt.set(name, now);
-          return;
-        }
-        this.leases.delete(name);
+    const held = this.keepers.get(name);
+    if (held) {
+      try {
+        held.check();
+      } catch (err) {
+        this.keepers.delete(name);
+        await held.release();
         this.o.metrics?.emitterHeld(name, false);
-        this.o.log?.({ level: 'warn', msg: `lost the probe lease of emitter ${name} to another prober: standing by`, emitter: name });
-        return;
+        this.o.log?.({ level: 'warn', msg: `${(err as Error).message}: standing by`, emitter: name });
       }
+      return;
+    }
+    try {
       const lease = await this.o.history.acquireLease(probeLease(name), this.o.owner, this.o.leaseTtlMs);
       if (!lease) return;
-      this.leases.set(name, lease);
-      this.renewedAt.set(name, now);
-      this.nextProbe.set(name, now);
+      this.keepers.set(name, new LeaseKeeper(this.o.history, lease, this.o.leaseTtlMs, undefined, `emitter ${name}'s probe`));
+      this.nextProbe.set(name, Date.now());
       this.o.metrics?.emitterHeld(name, true);
       if (lease.takenOverFrom !== undefined) this.o.metrics?.takeover(probeLease(name));
       this.o.log?.({ level: 'info', msg: `probing emitter ${name}${lease.takenOverFrom !== undefined ? ` (taken over from ${lease.takenOverFrom})` : ''}`, emitter: name });
     } catch (err) {
-      // The store cannot be reached: a lease not renewed for most of its TTL may be another's now.
-      if (held && now - (this.renewedAt.get(name) ?? 0) > (this.o.leaseTtlMs * 2) / 3) {
-        this.leases.delete(name);
-        this.o.metrics?.emitterHeld(name, false);
-      }
       this.o.log?.({ level: 'warn', msg: `probe lease of ${name}: ${(err as Error).message}`, emitter: name });
     }
   }
+
 
   /** One probe of `name`: written with its version; a change enqueues the emitter's pools (or the webhook's). */
   async probe(name: string, webhook: boolean, pools?: readonly string[], at?: number): Promise<void> {

@@ -39,6 +39,9 @@ import type { ProbeResult } from '../emitters/types.js';
 import type { HistoryStore, StoredObservation } from '../history/types.js';
 import type { Policy } from '../policy/types.js';
 import { reconcileOnce, type CycleResult, type ReconcileDeps } from './cycle.js';
+import { LEASE_HELD } from './lease.js';
+
+export { LEASE_HELD } from './lease.js';
 
 export const QUEUE_NAME = 'parmanu-cycles';
 /** The dead man's switches, apart from the cycles so that a takeover never waits for a free cycle slot. */
@@ -50,8 +53,6 @@ export const QUEUE_PREFIX = 'parmanu-queue';
  * some pools would starve the interval cycles of the others).
  */
 const PRIORITY = { change: 1, interval: 1 } as const;
-/** What a pool's outcome says when another replica holds its lease (cycle.ts). */
-export const LEASE_HELD = "another reconciler holds this pool's lease";
 /** The longest wait between two tries of a change whose cycle failed. */
 const MAX_BACKOFF_MS = 60_000;
 

@@ -63,22 +63,22 @@ describe('github credentials', () => {
 
   it('places an unresolvable secret of the list at its FILE:LINE:COL', () => {
     const r = load(policy(THREE));
-    writeFileSync(join(dir, 'b.token'), 'ghp_fromfile');
-    const problems = secretProblems(r, { env: {}, readFile: (p) => (p === 'b.token' ? 'ghp_fromfile' : (() => { throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' }); })()) });
+    writeFileSync(join(dir, 'b.token'), 'emulated-pat-from-file');
+    const problems = secretProblems(r, { env: {}, readFile: (p) => (p === 'b.token' ? 'emulated-pat-from-file' : (() => { throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' }); })()) });
     expect(problems.map((p) => `${p.line}:${p.col} ${p.path}`)).toEqual(['6:16 emitters.gh.credentials.0.token', '11:23 emitters.gh.credentials.2.app.privateKey']);
   });
 
   it('builds the emitter with every credential resolved, labelled without secrets', () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
     const r = load(policy(THREE));
-    const files: Record<string, string> = { 'b.token': 'ghp_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 'app.pem': privateKey };
-    const emitters = createEmitters(r.policy as NonNullable<typeof r.policy>, { env: { GH_A: 'ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' }, readFile: (p) => files[p] as string });
+    const files: Record<string, string> = { 'b.token': 'emulated-pat-b-not-a-real-token', 'app.pem': privateKey };
+    const emitters = createEmitters(r.policy as NonNullable<typeof r.policy>, { env: { GH_A: 'emulated-pat-a-not-a-real-token' }, readFile: (p) => files[p] as string });
     const gh = emitters.get('gh');
     expect(gh).toBeInstanceOf(GithubEmitter);
     const e = gh as GithubEmitter;
     expect(e.pool.all.map((c) => c.id)).toEqual(['token:1', 'token:2', 'app:123/456']);
     expect(e.preflight()).toEqual([]);
-    expect(JSON.stringify(e.pool.all.map((c) => c.meta(Date.now())))).not.toMatch(/ghp_|PRIVATE KEY/);
+    expect(JSON.stringify(e.pool.all.map((c) => c.meta(Date.now())))).not.toMatch(/emulated-pat|PRIVATE KEY/);
   });
 
   it.each([
