@@ -14,6 +14,7 @@ import { issuedSecrets } from '../emulators/base.js';
 import { GithubEmulator } from '../emulators/github.js';
 import { expectNoSecrets } from '../secret-scan.js';
 import { emitterContract } from './contract.js';
+import { githubHarness } from './github-harness.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
 
 const pair = () => generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
@@ -339,27 +340,7 @@ emitterContract(
     const emitter = new GithubEmitter(githubConfig(emu.url), appSecrets(), new HttpClient({ timeoutMs: 400, retries: 3, concurrency: 8, backoffMs: 5 }));
     const register = emitter.register.bind(emitter);
     emitter.register = (r) => register({ ...r, ephemeral: true });
-    return {
-      emitter,
-      emu,
-      token: KEY.privateKey,
-      pool: 'linux-pool',
-      queueJob: (labels) => void emu.addRun('api', [{ labels }]),
-      runOn: (node) => void emu.startJob(node, 'web', ['self-hosted', 'linux']),
-      finishAll: () => {
-        for (const r of [...emu.runners]) emu.finishJob(r.name);
-      },
-      bringOnline: (node) => void emu.connect(node),
-      addUnmarked: (name) => void emu.configureRunner(name, ['linux']),
-      listPath: /\/actions\/runs$/,
-      pagedPath: /\/orgs\/acme\/actions\/runners$/,
-      middlePage: /[?&]page=2(&|$)/,
-      seedMany: () => {
-        for (let i = 0; i < 250; i++) emu.runners.push({ id: 90_000 + i, name: `someone-else-${i}`, os: 'linux', status: 'online', busy: false, labels: ['self-hosted'], ephemeral: false });
-      },
-      pauseKeeps: false,
-      close: () => emu.stop(),
-    };
+    return githubHarness(emu, emitter, KEY.privateKey);
   },
   { paginated: true, duplicateNames: false },
 );

@@ -5,6 +5,7 @@ import { HttpClient } from '../../src/emitters/http.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
 import { GithubEmulator } from '../emulators/github.js';
 import { emitterContract, type Harness } from './contract.js';
+import { githubHarness } from './github-harness.js';
 
 type GithubConfig = Extract<EmitterConfig, { type: 'github' }>;
 export function githubConfig(url: string, extra: Partial<GithubConfig> = {}): GithubConfig {
@@ -16,27 +17,7 @@ async function harness(): Promise<Harness> {
   const emu = await new GithubEmulator().start();
   emu.repos.push('api', 'web');
   const emitter = new GithubEmitter(githubConfig(emu.url), { token: emu.token }, fastHttp());
-  return {
-    emitter,
-    emu,
-    token: emu.token,
-    pool: 'linux-pool',
-    queueJob: (labels) => void emu.addRun('api', [{ labels }]),
-    runOn: (node) => void emu.startJob(node, 'web', ['self-hosted', 'linux']),
-    finishAll: () => {
-      for (const r of [...emu.runners]) emu.finishJob(r.name);
-    },
-    bringOnline: (node) => void emu.connect(node),
-    addUnmarked: (name) => void emu.configureRunner(name, ['linux']),
-    listPath: /\/actions\/runs$/,
-    pagedPath: /\/orgs\/acme\/actions\/runners$/,
-    middlePage: /[?&]page=2(&|$)/,
-    seedMany: () => {
-      for (let i = 0; i < 250; i++) emu.runners.push({ id: 90_000 + i, name: `someone-else-${i}`, os: 'linux', status: 'online', busy: false, labels: ['self-hosted'], ephemeral: false });
-    },
-    pauseKeeps: false,
-    close: () => emu.stop(),
-  };
+  return githubHarness(emu, emitter, emu.token);
 }
 
 emitterContract('github', async () => {
