@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { decide } from '../decide/decide.js';
 import type { ProbeResult } from '../emitters/types.js';
+import type { StoredObservation } from '../history/types.js';
 import type { PlatformConfig, PoolConfig } from '../policy/types.js';
 import { poolDir, removedPools } from '../reconcile/known-pools.js';
 import { observe, probeStatus, staleAfterMs, type ProbeStatus } from '../reconcile/observe.js';
@@ -68,6 +69,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (e) probes.set(name, await e.probe());
     }));
     const { nodeSpec } = await import('../../stacks/spec.js');
+    const observations = new Map<string, StoredObservation | undefined>();
     const now = Date.now();
     for (const { pool, platform, removed } of targets) {
       const rec = await history.getPool(pool.name).catch(() => undefined);
@@ -78,7 +80,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const plan = decide({ pool, now, observation: undefined, staleAfterMs: Infinity, nodes: truth.views, memory: rec?.memory, newId: (i) => String(i), removed });
       // Services mode: the replica holding the pool, and the observation the scalers read.
       const holder = await history.leaseHolder(pool.name).catch(() => undefined);
-      const stored = await history.getObservation(pool.emitter).catch(() => undefined);
+      // (One read per emitter, not per pool.)
+      if (!observations.has(pool.emitter)) observations.set(pool.emitter, await history.getObservation(pool.emitter).catch(() => undefined));
+      const stored = observations.get(pool.emitter);
       out.push({
         pool: pool.name,
         removed,

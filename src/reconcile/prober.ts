@@ -83,11 +83,6 @@ export class Prober {
 
   constructor(private readonly o: ProberOptions) {}
 
-  /** Emitters whose lease this prober holds now. */
-  held(): string[] {
-    return [...this.keepers.keys()];
-  }
-
   /** Probes until `stopping()`; then releases the leases it holds. */
   async run(): Promise<void> {
     const names = [...this.o.emitters.keys()];
