@@ -12,7 +12,7 @@
  *      from history and the upcoming jobs;
  *   3. scale-down is held by a stabilization window: the count may only fall to the highest demand
  *      of the last `scaleDownAfter` (a forecast is applied as it is, never held);
- *   4. floors: `min` and the schedule in force;
+ *   4. floors: `min`, the schedule in force, and a pre-warm before a scheduled pipeline (prewarm.ts);
  *   5. the single final clamp to [floor, max] — every path goes through it (a removed pool: 0);
  *   6. actions: broken and spent nodes drain; outdated nodes drain for rollout, at most
  *      `rollout.maxUnavailable` at a time, idle first; resume nodes drained for scale-down before
@@ -34,6 +34,7 @@
  * but never shrinks.
  */
 import { combine, rateForecast, recurringForecast, standbyForecast, DEFAULT_FORECAST, type ForecastOptions } from './predict.js';
+import { prewarmFloor } from './prewarm.js';
 import { activeSchedule } from './schedule.js';
 import type { DecideInput, DrainReason, NodeState, NodeView, PoolMemory, PoolPlan } from './types.js';
 
@@ -185,6 +186,12 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     floor = sched.schedule.min;
     if (proposed < floor) reasons.push(`schedule ${sched.index + 1} ("${sched.schedule.cron}" ${sched.schedule.timezone}) holds at least ${floor}`);
   } else if (proposed < floor) reasons.push(`min ${floor}`);
+  // Pre-warm before a scheduled pipeline (prewarm.ts): a floor like a schedule's min.
+  const warm = hold ? undefined : prewarmFloor(pool, obs, now, perNode, input.bootMs ?? observedBootMs(nodes) ?? DEFAULT_BOOT_MS);
+  if (warm && warm.nodes > floor) {
+    floor = warm.nodes;
+    if (proposed < floor) reasons.push(warm.reason);
+  }
 
   // 5. the single final clamp
   let desired = Math.min(s.max, Math.max(floor, proposed));

@@ -20,6 +20,36 @@ export interface Job {
   runner?: string;
 }
 
+/**
+ * A scheduled pipeline expected soon (GitLab pipeline schedules): when it is due and the jobs its
+ * previous runs had, by label set. `description` and `project` come from the CI platform: untrusted.
+ */
+export interface ScheduledRun {
+  /** The platform's schedule id. */
+  id: string;
+  /** The project's path (or id). */
+  project: string;
+  description: string;
+  /** When it is due (epoch ms; GitLab `next_run_at`). */
+  nextRunAt: number;
+  /** The jobs expected, by label set (the most of the last runs read). */
+  jobs: Array<{ labels: string[]; count: number }>;
+  /** How many previous runs the estimate rests on. */
+  runs: number;
+}
+
+/** One pool's share of a scheduled run: its jobs that would go to the pool (decide/prewarm.ts). */
+export interface ScheduledDemand {
+  /** When the run is due (epoch ms). */
+  at: number;
+  jobs: number;
+  /** Which schedule, for the reason (untrusted text, made printable by prewarm.ts). */
+  schedule: string;
+  project: string;
+  /** How many previous runs the estimate rests on. */
+  runs: number;
+}
+
 /** A node's runner as the CI platform reports it. */
 export interface RunnerView {
   online: boolean;
@@ -93,6 +123,8 @@ export interface PoolObservation {
   queued: number;
   running: number;
   upcoming: number;
+  /** Scheduled runs due soon whose jobs would come to this pool (pre-warm, `scaling.prewarm`). */
+  scheduled?: ScheduledDemand[];
 }
 
 /** Load history of one pool, in fixed time buckets, for `predict`. */

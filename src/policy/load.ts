@@ -359,6 +359,7 @@ function normalizeScaling(s: PoolInput['scaling']): Scaling {
     maxLifetimeMs: s.maxLifetime === undefined ? undefined : ms(s.maxLifetime),
     schedules: s.schedules.map((x) => ({ cron: x.cron, durationMs: ms(x.duration), min: x.min, timezone: x.timezone })),
     standby: s.standby,
+    prewarm: { schedules: s.prewarm.schedules, leadMs: s.prewarm.lead === undefined ? undefined : ms(s.prewarm.lead), graceMs: ms(s.prewarm.grace) },
   };
 }
 

@@ -313,6 +313,14 @@ export const ScalingSchema = z
       .prefault({}),
     maxLifetime: duration('Nodes older than this are drained and replaced like outdated ones (off when omitted).').optional(),
     schedules: z.array(ScheduleSchema).describe('Windows with a raised minimum.').default([]),
+    prewarm: z
+      .strictObject({
+        schedules: z.boolean().describe('GitLab: before a pipeline schedule of the watched projects is due, raise the pool to the nodes its previous runs needed here (with `predict` on).').default(true),
+        lead: duration('How long before the scheduled time the nodes are created; default: twice the pool\'s boot time (the median boot of its nodes, 90s before any booted), at least 5m.').optional(),
+        grace: duration('How long after the scheduled time the pre-warm stays when the scheduled jobs have not shown up (a schedule that did not run does not keep nodes).').default('10m'),
+      })
+      .describe('Pre-warming before scheduled pipelines.')
+      .prefault({}),
     standby: z
       .union([z.int({ error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' }).min(0).max(1000), z.literal('auto', { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })], { error: 'must be a count of stopped nodes (0, 1, 2, …) or `auto`' })
       .describe('Stopped VMs kept ready to start (faster than a fresh boot, caches kept; they cost only their disk while stopped): a count, or `auto` to size it from the load history (the burst expected within one boot at this time of day; zero in quiet periods). Scale-up starts them first; scale-down stops idle nodes while standby is under its target. On top of `max`. Not with AWS spot (AWS cannot stop one-time spot instances).')

@@ -31,6 +31,8 @@ export interface Scaling {
   schedules: Schedule[];
   /** Stopped nodes kept ready to start: a count, or `auto` (sized by decide from history). */
   standby: number | 'auto';
+  /** Pre-warming before scheduled pipelines (decide/prewarm.ts); undefined: the defaults (on, lead from the boot time, grace 10 min). */
+  prewarm?: { schedules: boolean; leadMs: number | undefined; graceMs: number };
 }
 
 /** A hook script of `runner.hooks`, read from the policy repository when the policy is loaded. */
