@@ -14,6 +14,8 @@
  *      of the last `scaleDownAfter` (a forecast is applied as it is, never held);
  *   4. floors: `min`, the schedule in force, and a pre-warm before a scheduled pipeline (prewarm.ts);
  *   5. the single final clamp to [floor, max] — every path goes through it (a removed pool: 0);
+ *      a cost budget's cap (`input.budget`, decide/budget.ts) is a hard ceiling in it, below the
+ *      floor too;
  *   6. actions: broken and spent nodes drain; outdated nodes drain for rollout, at most
  *      `rollout.maxUnavailable` at a time, idle first; resume nodes drained for scale-down before
  *      creating new ones; create within maxStep and max; drain idle victims (outdated first, then
@@ -196,6 +198,16 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // 5. the single final clamp
   let desired = Math.min(s.max, Math.max(floor, proposed));
   if (Math.max(floor, proposed) > s.max) reasons.push(`max ${s.max}`);
+  // A cost budget (decide/budget.ts) is a hard ceiling in the same clamp, below the floor too:
+  // creates and starts stop at it; nodes over it drain only through the scale-down below (idle
+  // ones), never a busy one.
+  const costBudget = input.removed ? undefined : input.budget;
+  const cap = costBudget ? Math.max(0, costBudget.maxNodes) : Infinity;
+  if (costBudget && desired > cap) {
+    desired = cap;
+    const below = floor === s.min ? `the pool's min ${floor}` : sched && sched.schedule.min === floor ? `the schedule's min ${floor}` : `the floor of ${floor}`;
+    reasons.push(cap < floor ? `${costBudget.reason}; a budget is a hard ceiling, below ${below}` : costBudget.reason);
+  }
   if (input.removed) {
     desired = 0;
     reasons.length = 0;
@@ -314,7 +326,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // Then standby, newest first: a start is faster than a fresh boot. Within max (standby is on top of it).
   const runningAfterResume = running.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
   if (!input.removed) {
-    const room = Math.max(0, Math.min(s.max - runningAfterResume, s.maxStep));
+    const room = Math.max(0, Math.min(Math.min(s.max, cap) - runningAfterResume, s.maxStep));
     // A node whose last start failed waits START_RETRY_MS before it is tried again: creates take its place.
     const startable = standbyOk.filter((n) => n.startFailedAt === undefined || now - n.startFailedAt >= START_RETRY_MS);
     if (short > 0 && startable.length < standbyOk.length) reasons.push(`${standbyOk.length - startable.length} standby node${standbyOk.length - startable.length === 1 ? '' : 's'} failed to start recently: not started again before ${fmt(START_RETRY_MS)}`);
@@ -357,11 +369,11 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
 
   if (short > 0 && !input.removed) {
     const existingAfter = running.length + start.length - stop.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
-    const room = Math.max(0, s.max - existingAfter);
+    const room = Math.max(0, Math.min(s.max, cap) - existingAfter);
     const step = s.maxStep - start.length;
     const n = Math.min(short, step, room);
     for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
-    if (n < short) reasons.push(n === step ? `adding ${n + start.length} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and max is ${s.max}`);
+    if (n < short) reasons.push(n === step ? `adding ${n + start.length} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and ${cap < s.max ? `the budget allows ${cap}` : `max is ${s.max}`}`);
   } else if (short < 0 && mayShrink && !input.removed) {
     const want = -short;
     const victims = serving
@@ -384,7 +396,9 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     const pending = stillFilling.length + running.filter((n) => drain.includes(n.name) && mayStandby({ ...n, drainReason: n.drainReason ?? drainReasons[n.name] })).length;
     const deficit = standby - standbyNow - pending;
     const total = nodes.length - destroy.length + create.length;
-    const n = Math.max(0, Math.min(deficit, s.maxStep - create.length, s.max + standby - total));
+    // Nodes filling standby run while they boot: within the budget's running nodes.
+    const runningAfter = running.length + start.length + create.length - stop.length - destroy.filter((x) => !stopped.some((y) => y.name === x)).length;
+    const n = Math.max(0, Math.min(deficit, s.maxStep - create.length, s.max + standby - total, cap - runningAfter));
     for (let i = 0; i < n; i++) {
       const name = `${pool.name}-${input.newId(create.length)}`;
       create.push(name);

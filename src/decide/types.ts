@@ -180,6 +180,14 @@ export interface DecideInput {
    * default: the median boot of the pool's nodes (`observedBootMs`), else 90 s.
    */
   bootMs?: number;
+  /**
+   * Cost budgets (`budgetCap` in decide/budget.ts): the running nodes the pool may have at most,
+   * and why. A hard ceiling in the single final clamp, below `min` and schedules too: creates and
+   * starts stop at it (standby is counted by the caller at its stopped cost); nodes over it go
+   * through the normal scale-down (idle ones, minLifetime and disruptionBudget kept), a busy one
+   * never. Absent: no budget covers the pool.
+   */
+  budget?: { maxNodes: number; reason: string };
 }
 
 export interface PoolPlan {

@@ -8,23 +8,29 @@
  * GET /groups/:id/runners | /projects/:id/runners | /runners/all, GET /runners/:id (the
  * `maintenance_note` that marks Parmanu's runners is only in a runner's details, GitLab ≥ 16.10; read
  * once per runner id and cached), POST /user/runners (with `maintenance_note`), PUT /runners/:id
- * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running; for ensureComment GET /user,
+ * (paused), DELETE /runners/:id, GET /runners/:id/jobs?status=running; for pre-warming (decide/prewarm.ts) GET
+ * /projects/:id/pipeline_schedules?scope=active (at most every SCHEDULE_TTL_MS per project), and only
+ * when a schedule due within SCHEDULE_HORIZON_MS changed since it was last read: GET
+ * /projects/:id/pipeline_schedules/:sid (its `last_pipeline`, which the list does not carry), then
+ * when that changed GET …/pipeline_schedules/:sid/pipelines?sort=desc (its last runs) and GET
+ * /projects/:id/pipelines/:pid/jobs for each run not read before; for ensureComment GET /user,
  * GET/POST /projects/:id/merge_requests/:iid/notes, PUT …/notes/:note_id. For runnerRelease, the public
  * runner release source, never with the emitter's token: gitlab.com's GET /projects/gitlab-org%2Fgitlab-runner/releases
  * (the highest stable version, for `latest`) and the download site's `v<version>/release.sha256`
  * (GitlabRunnerSource; the same download site the bootstrap fetches the binary from).
  * Ownership: a runner is Parmanu's when its maintenance note carries the marker; pause, resume,
  * deregister and isIdle read the runner's details afresh and never act on an unmarked runner.
- * Token: `read_api` to probe; `create_runner` and Maintainer/Owner on the runner owner (or admin
+ * Token: `read_api` to probe (and the Developer role on a project for its pipeline schedules: without
+ * it, GitLab answers 403 and that project's schedules are not pre-warmed — said once, not every probe); `create_runner` and Maintainer/Owner on the runner owner (or admin
  * for `instance`) to register, pause and delete node runners.
  */
 import { createRequesterFn } from '@gitbeaker/requester-utils';
 import { Gitlab } from '@gitbeaker/rest';
 import { z } from 'zod';
-import type { Job } from '../decide/types.js';
+import type { Job, ScheduledRun } from '../decide/types.js';
 import { redact } from '../policy/secrets.js';
 import type { EmitterConfig, RunnerCredential } from '../policy/types.js';
-import { beginProbe, describeFailure, HttpClient, ProbeProblems, readJson } from './http.js';
+import { beginProbe, describeFailure, HttpClient, LruCache, ProbeProblems, readJson } from './http.js';
 import { GITLAB_ASSETS, parseGitlabChecksums, ReleaseCache, releaseVersion } from './release.js';
 import { EmitterError, markerNote, poolFromNote, type CommentResult, type CommentTarget, type Emitter, type ProbeResult, type RegisterRequest, type RunnerInfo, type RunnerRelease } from './types.js';
 
@@ -56,6 +62,21 @@ type RunnerDetails = z.output<typeof RunnerDetailsSchema>;
 const CreatedRunnerSchema = z.object({ id: z.number(), token: z.string().min(1) }).loose();
 const NoteSchema = z.object({ id: z.number(), body: z.string(), system: z.boolean().optional(), author: z.object({ id: z.number() }).loose().nullable().optional() }).loose();
 const UserSchema = z.object({ id: z.number(), username: z.string() }).loose();
+/** GET /projects/:id/pipeline_schedules (Entities::Ci::PipelineSchedule: no `last_pipeline`). */
+const PipelineScheduleSchema = z.object({
+  id: z.number(),
+  description: z.string().nullable().optional(),
+  cron: z.string().optional(),
+  cron_timezone: z.string().optional(),
+  next_run_at: z.string().nullable(),
+  active: z.boolean(),
+  updated_at: z.string().nullable().optional(),
+}).loose();
+type PipelineSchedule = z.output<typeof PipelineScheduleSchema>;
+/** GET /projects/:id/pipeline_schedules/:sid (Entities::Ci::PipelineScheduleDetails). */
+const PipelineScheduleDetailsSchema = PipelineScheduleSchema.extend({ last_pipeline: z.object({ id: z.number(), status: z.string().optional() }).loose().nullable().optional() }).loose();
+/** GET …/pipeline_schedules/:sid/pipelines (Entities::Ci::PipelineBasic). */
+const PipelineBasicSchema = z.object({ id: z.number(), status: z.string(), source: z.string().optional() }).loose();
 const Paginated = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), paginationInfo: z.object({ total: z.number().nullable().optional(), totalPages: z.number().nullable().optional() }).loose() });
 
 /** Where GitLab runner releases are published (public: no token is sent there). */
@@ -74,6 +95,31 @@ const STABLE = /^v?(\d+)\.(\d+)\.(\d+)$/;
 /** Upcoming-job look-ups per probe at most (one per running pipeline). */
 const MAX_PIPELINE_LOOKUPS = 100;
 
+/**
+ * A project's schedule list is read again after this long at most (next_run_at moves only when a
+ * schedule runs or is edited), and also soon after the earliest next_run_at it listed has passed.
+ */
+export const SCHEDULE_TTL_MS = 5 * 60_000;
+/** Schedules due within this long are reported (their previous runs read). */
+export const SCHEDULE_HORIZON_MS = 60 * 60_000;
+/** The previous runs of a schedule its estimate rests on (the most jobs per label set among them). */
+export const SCHEDULE_RUNS = 3;
+/** After a 403 on a project's schedules, they are asked again after this long (silently). */
+const SCHEDULE_FORBIDDEN_RETRY_MS = 60 * 60_000;
+/** Job statuses that never reached a runner and never will in that run. */
+const NEVER_RAN = new Set(['skipped', 'manual']);
+/** Finished pipelines: their job counts no longer change. */
+const FINISHED = new Set(['success', 'failed', 'canceled', 'skipped']);
+
+/** A schedule's estimate as read: the list entry it was read for, its last pipeline, the jobs by label set. */
+interface ScheduleEstimate {
+  /** `next_run_at` and `updated_at` of the list entry it was made for: another value means read again. */
+  version: string;
+  lastPipeline: number | null;
+  jobs: Array<{ labels: string[]; count: number }>;
+  runs: number;
+}
+
 export class GitlabEmitter implements Emitter {
   readonly kind = 'gitlab' as const;
   readonly name: string;
@@ -85,6 +131,17 @@ export class GitlabEmitter implements Emitter {
   private problems = new ProbeProblems((e) => this.reason(e));
   /** runnerRelease resolutions, reused for an hour. */
   readonly releases: ReleaseCache;
+  /** Each project's active pipeline schedules as last listed, and until when that listing stands. */
+  private readonly scheduleLists = new Map<string, { until: number; items: PipelineSchedule[] }>();
+  /** Each schedule's estimate (`<project>#<schedule id>`), made again only when its last pipeline changed. */
+  private readonly estimates = new Map<string, ScheduleEstimate>();
+  /** Job counts by label set of finished pipelines (`<project>#<pipeline id>`): read once. */
+  private readonly pipelineJobs = new LruCache<string, Map<string, number>>(1000);
+  /** Projects whose schedules answered 403: not asked again before the time given; said once. */
+  private readonly schedulesForbidden = new Map<string, number>();
+  private readonly forbiddenSaid = new Set<string>();
+  /** The path of each project listed through a group (for the schedules' reasons). */
+  private readonly projectPaths = new Map<string, string>();
 
   constructor(
     private readonly cfg: GitlabConfig,
@@ -124,6 +181,10 @@ export class GitlabEmitter implements Emitter {
       const runnerList = this.runnerList();
       runnerList.catch(() => undefined);
       const projects = await this.projectIds();
+      // Independent of the jobs too; its problems make the probe partial, never failed.
+      const notes: string[] = [];
+      const scheduled = this.scheduledRuns(projects, notes);
+      scheduled.catch(() => undefined);
       let lookups = 0;
       // Each project's upcoming jobs are looked up as soon as its own jobs are in.
       const perProject = await Promise.allSettled(
@@ -142,7 +203,13 @@ export class GitlabEmitter implements Emitter {
       }
       const none = this.problems.allFailed(projects.length, failed, 'project');
       if (none) return done(none);
-      return done(this.problems.ok(jobs, await this.ownRunners(await runnerList, jobs)));
+      const runners = await this.ownRunners(await runnerList, jobs);
+      const runs = await scheduled;
+      const body = this.problems.ok(jobs, runners);
+      // A token without access to schedules is configuration, not missing data: said once, as a
+      // reason of a probe that stays whole.
+      if (notes.length && !body.partial) body.reason = notes.join('; ');
+      return done({ ...body, ...(runs.length ? { scheduled: runs } : {}) });
     } catch (err) {
       return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
     }
@@ -188,9 +255,148 @@ export class GitlabEmitter implements Emitter {
       for (const p of projects) {
         ids.delete(p.path_with_namespace);
         ids.add(p.id);
+        this.projectPaths.set(String(p.id), p.path_with_namespace);
       }
     }
     return [...ids];
+  }
+
+  // ---------------------------------------------------------------- pipeline schedules
+  /**
+   * The active schedules of `projects` due within SCHEDULE_HORIZON_MS (or past due by less than
+   * that: GitLab has not run them yet, or the listing is from before), each with the jobs its last
+   * SCHEDULE_RUNS runs had. Never rejects: a failure is a problem of the probe (partial), a 403 a
+   * note said once (`notes`).
+   */
+  private async scheduledRuns(projects: ReadonlyArray<number | string>, notes: string[]): Promise<ScheduledRun[]> {
+    const now = this.clock();
+    const keys = new Set(projects.map(String));
+    for (const k of this.scheduleLists.keys()) if (!keys.has(k)) this.scheduleLists.delete(k);
+    for (const k of this.estimates.keys()) if (!keys.has(k.slice(0, k.lastIndexOf('#')))) this.estimates.delete(k);
+    const per = await Promise.allSettled(projects.map((id) => this.projectSchedules(id, now, notes)));
+    return this.problems.settle(per).values.flat();
+  }
+
+  private async projectSchedules(id: number | string, now: number, notes: string[]): Promise<ScheduledRun[]> {
+    const key = String(id);
+    const name = this.projectPaths.get(key) ?? key;
+    const forbiddenUntil = this.schedulesForbidden.get(key);
+    if (forbiddenUntil !== undefined && now < forbiddenUntil) return [];
+    let listed = this.scheduleLists.get(key);
+    if (!listed || now >= listed.until) {
+      try {
+        const items = await this.list(`pipeline schedules of project ${name}`, PipelineScheduleSchema, () => this.api.PipelineSchedules.all(id, { scope: 'active', perPage: 100, showExpanded: true }));
+        const soonest = Math.min(...items.map((s) => (s.next_run_at ? Date.parse(s.next_run_at) : Infinity)).filter((t) => t > now));
+        listed = { until: Math.min(now + SCHEDULE_TTL_MS, Math.max(now + 60_000, soonest + 60_000)), items };
+        this.scheduleLists.set(key, listed);
+        this.schedulesForbidden.delete(key);
+      } catch (err) {
+        if (err instanceof EmitterError && err.status === 403) {
+          this.schedulesForbidden.set(key, now + SCHEDULE_FORBIDDEN_RETRY_MS);
+          this.scheduleLists.delete(key);
+          if (!this.forbiddenSaid.has(key)) {
+            this.forbiddenSaid.add(key);
+            notes.push(`${this.reason(err)}: no pre-warming before the pipeline schedules of project ${name} (the token needs the Developer role there; not said again)`);
+          }
+          return [];
+        }
+        // A listing that failed: the last one stands (it was right a few minutes ago), and the probe is partial.
+        this.problems.add(this.reason(err));
+        if (!listed) return [];
+      }
+    }
+    const due = listed.items.filter((s) => {
+      const at = s.next_run_at ? Date.parse(s.next_run_at) : NaN;
+      return s.active && Number.isFinite(at) && Math.abs(at - now) <= SCHEDULE_HORIZON_MS;
+    });
+    const read = await Promise.allSettled(due.map((s) => this.estimate(id, name, s)));
+    const out: ScheduledRun[] = [];
+    for (const [i, r] of read.entries()) {
+      const s = due[i] as PipelineSchedule;
+      if (r.status === 'rejected') {
+        this.problems.add(this.reason(r.reason));
+        continue;
+      }
+      if (!r.value || r.value.runs === 0 || !r.value.jobs.length) continue;
+      out.push({ id: String(s.id), project: name, description: s.description ?? '', nextRunAt: Date.parse(s.next_run_at as string), jobs: r.value.jobs, runs: r.value.runs });
+    }
+    return out;
+  }
+
+  /**
+   * A schedule's jobs by label set, the most of each over its last SCHEDULE_RUNS runs. Reused as long
+   * as the list entry is unchanged; when it changed, its details tell whether its last pipeline did
+   * (an edit does not make one); only then are its runs listed and the jobs of runs not read before.
+   * Undefined: the schedule is gone.
+   */
+  private async estimate(id: number | string, name: string, s: PipelineSchedule): Promise<ScheduleEstimate | undefined> {
+    const key = `${String(id)}#${s.id}`;
+    const version = `${s.next_run_at ?? ''}|${s.updated_at ?? ''}`;
+    const cached = this.estimates.get(key);
+    if (cached?.version === version) return cached;
+    let details: z.output<typeof PipelineScheduleDetailsSchema>;
+    try {
+      details = PipelineScheduleDetailsSchema.parse(await this.api.PipelineSchedules.show(id, s.id));
+    } catch (err) {
+      if (err instanceof EmitterError && err.status === 404) {
+        this.estimates.delete(key);
+        return undefined;
+      }
+      throw new EmitterError(`pipeline schedule ${s.id} of project ${name}: ${this.reason(err)}`);
+    }
+    const last = details.last_pipeline?.id ?? null;
+    if (cached && cached.lastPipeline === last) {
+      const same = { ...cached, version };
+      this.estimates.set(key, same);
+      return same;
+    }
+    const runs = last === null ? [] : await this.lastRuns(id, name, s.id, last);
+    const counts = await Promise.all(runs.map((p) => this.jobsOfRun(id, name, p)));
+    const most = new Map<string, number>();
+    for (const c of counts) for (const [labels, n] of c) most.set(labels, Math.max(most.get(labels) ?? 0, n));
+    const est: ScheduleEstimate = { version, lastPipeline: last, runs: runs.length, jobs: [...most].map(([labels, count]) => ({ labels: labels === '' ? [] : labels.split('\n'), count })) };
+    this.estimates.set(key, est);
+    return est;
+  }
+
+  /**
+   * The schedule's last SCHEDULE_RUNS pipelines, newest first. `sort` came after the endpoint
+   * (GitLab 15.3): a GitLab that ignores it answers oldest first, and then the last pages are read.
+   */
+  private async lastRuns(id: number | string, name: string, sid: number, last: number): Promise<Array<z.output<typeof PipelineBasicSchema>>> {
+    const what = `pipelines of schedule ${sid} of project ${name}`;
+    const page = async (n: number) => {
+      try {
+        return Paginated(PipelineBasicSchema).parse(await this.api.PipelineSchedules.allTriggeredPipelines(id, sid, { sort: 'desc', perPage: SCHEDULE_RUNS, page: n, showExpanded: true } as never));
+      } catch (err) {
+        throw new EmitterError(`${what}: ${this.reason(err)}`);
+      }
+    };
+    const first = await page(1);
+    let runs = first.data;
+    const pages = first.paginationInfo.totalPages ?? 1;
+    if (!runs.some((p) => p.id === last) && pages > 1) {
+      const tail = await page(pages);
+      const before = tail.data.length < SCHEDULE_RUNS && pages > 2 ? (await page(pages - 1)).data : [];
+      runs = [...before, ...tail.data];
+    }
+    return [...runs].sort((a, b) => b.id - a.id).slice(0, SCHEDULE_RUNS);
+  }
+
+  /** A run's jobs that reached (or will reach) a runner, counted by label set (sorted tags, `\n`-joined); a finished run's are kept. */
+  private async jobsOfRun(id: number | string, name: string, p: z.output<typeof PipelineBasicSchema>): Promise<Map<string, number>> {
+    const key = `${String(id)}#${p.id}`;
+    const cached = this.pipelineJobs.get(key);
+    if (cached) return cached;
+    const jobs = await this.list(`jobs of pipeline ${p.id} of project ${name}`, JobSchema, () => this.api.Jobs.all(id, { pipelineId: p.id, perPage: 100, showExpanded: true }));
+    const counts = new Map<string, number>();
+    for (const j of jobs) {
+      if (NEVER_RAN.has(j.status) || (j.status === 'canceled' && !j.started_at)) continue;
+      const labels = [...new Set(j.tag_list)].sort().join('\n');
+      counts.set(labels, (counts.get(labels) ?? 0) + 1);
+    }
+    if (FINISHED.has(p.status)) this.pipelineJobs.set(key, counts);
+    return counts;
   }
 
   private toJob(j: z.output<typeof JobSchema>): Job {

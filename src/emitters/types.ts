@@ -42,7 +42,7 @@
  * only marked runners, whatever their names, with the pool the marker names.
  * Tokens never appear in messages: errors name the endpoint, not the credential.
  */
-import type { EmitterKind, Job } from '../decide/types.js';
+import type { EmitterKind, Job, ScheduledRun } from '../decide/types.js';
 import type { RunnerCredential } from '../policy/types.js';
 
 export interface RunnerInfo {
@@ -91,6 +91,11 @@ export interface ProbeResult {
   jobs: Job[];
   /** Runners that carry Parmanu's ownership marker (any pool, including pools no longer in the policy). */
   runners: RunnerInfo[];
+  /**
+   * Scheduled pipelines due soon with the jobs their previous runs had (GitLab pipeline schedules;
+   * decide/prewarm.ts pre-warms their pools). Absent: none due, or the platform has none.
+   */
+  scheduled?: ScheduledRun[];
   meta: ProbeMeta;
 }
 

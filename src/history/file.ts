@@ -45,6 +45,8 @@ import {
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
+  spendOwner,
+  SpendRecordSchema,
   Warnings,
   type HistoryEvent,
   type HistoryStore,
@@ -55,6 +57,7 @@ import {
   type Observation,
   type PoolRecord,
   type Sample,
+  type SpendRecord,
   type StoredObservation,
 } from './types.js';
 
@@ -482,6 +485,60 @@ export class FileHistoryStore implements HistoryStore {
     return this.readDoc(this.observationFile(emitter), StoredObservationSchema, `the observation of emitter ${emitter}`, 'the next probe writes it again', `@observation-${emitter}`);
   }
 
+  /** `spend/<pool>.json`: a stack's spend record (cost budgets). */
+  private spendFile(pool: string): string {
+    return join(this.dir, 'spend', `${safe(pool)}.json`);
+  }
+
+  async getSpend(pool: string): Promise<SpendRecord | undefined> {
+    const r = await this.readDoc(this.spendFile(pool), SpendRecordSchema, `the spend record of pool ${pool}`, 'its spend is counted afresh from the next cycle', pool);
+    return r?.pool === pool ? r : undefined;
+  }
+
+  async putSpend(record: SpendRecord, fence: Lease): Promise<void> {
+    const text = JSON.stringify(SpendRecordSchema.parse(record));
+    await this.fenced(spendOwner(record.pool), fence, `record spend of ${record.pool}`, () => {
+      mkdirSync(join(this.dir, 'spend'), { recursive: true, mode: 0o700 });
+      this.writeAtomic(this.spendFile(record.pool), text);
+    });
+  }
+
+  async listSpend(): Promise<SpendRecord[]> {
+    const dir = join(this.dir, 'spend');
+    let files: string[];
+    try {
+      files = readdirSync(dir);
+    } catch (err) {
+      if (code(err) === 'ENOENT') return [];
+      throw new HistoryError(`cannot list ${dir}: ${code(err)}`);
+    }
+    const out: SpendRecord[] = [];
+    for (const f of files.filter((x) => x.endsWith('.json')).sort()) {
+      const r = await this.readDoc(join(dir, f), SpendRecordSchema, `the spend record ${f}`, 'its spend is counted afresh from the next cycle', f.slice(0, -'.json'.length));
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0));
+  }
+
+  /** `spend-ledger.json`, created once (exclusive create: of concurrent callers the first wins). */
+  async spendLedger(startAt?: number): Promise<number | undefined> {
+    const file = join(this.dir, 'spend-ledger.json');
+    if (startAt !== undefined) {
+      try {
+        const fd = openSync(file, 'wx', 0o600);
+        try {
+          writeSync(fd, JSON.stringify({ since: startAt }));
+        } finally {
+          closeSync(fd);
+        }
+      } catch (err) {
+        if (code(err) !== 'EEXIST') throw new HistoryError(`cannot write ${file}: ${code(err) ?? (err as Error).message}`);
+      }
+    }
+    const r = await this.readDoc(file, z.object({ since: z.number() }), 'the spend ledger', 'the month\'s spend is unknown until the next month');
+    return r?.since;
+  }
+
   async ping(): Promise<void> {
     try {
       statSync(join(this.dir, 'leases'));
@@ -634,11 +691,12 @@ export class FileHistoryStore implements HistoryStore {
 
   async clear(): Promise<void> {
     // Leases and their token counters stay: tokens must keep growing across a reset.
-    for (const d of ['pools', 'samples', 'observations']) {
+    for (const d of ['pools', 'samples', 'observations', 'spend']) {
       rmSync(join(this.dir, d), { recursive: true, force: true });
       mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
     }
     rmSync(join(this.dir, 'events.jsonl'), { force: true });
+    rmSync(join(this.dir, 'spend-ledger.json'), { force: true });
     for (const f of readdirSync(this.dir)) if (/^deliveries-.*\.json$/.test(f)) rmSync(join(this.dir, f), { force: true });
   }
 

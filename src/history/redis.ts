@@ -36,6 +36,8 @@ import {
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
+  spendOwner,
+  SpendRecordSchema,
   Warnings,
   type HistoryEvent,
   type HistoryStore,
@@ -47,6 +49,7 @@ import {
   type PoolRecord,
   type StoredObservation,
   type Sample,
+  type SpendRecord,
 } from './types.js';
 
 /**
@@ -117,6 +120,7 @@ local last = redis.call('get', KEYS[1])
 if last ~= ARGV[1] then return {0, last or ''} end
 if ARGV[2] == 'set' then redis.call('set', KEYS[2], ARGV[3])
 elseif ARGV[2] == 'del' then redis.call('del', KEYS[2])
+elseif ARGV[2] == 'hset' then redis.call('hset', KEYS[2], ARGV[3], ARGV[4])
 elseif ARGV[2] == 'zadd' then
   redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
   redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[5])
@@ -287,10 +291,10 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   /** One fenced write (the FENCED script): LeaseLostError when `fence` is no longer the pool's latest lease. */
-  private async fenced(pool: string, fence: Lease, what: string, target: 'pool' | 'samples', args: string[]): Promise<void> {
+  private async fenced(pool: string, fence: Lease, what: string, target: 'pool' | 'samples' | { key: string }, args: string[]): Promise<void> {
     const l = checkLease(fence);
     if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${pool} under the lease of pool ${l.pool}`);
-    const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), this.key(target, pool), String(l.token), ...args));
+    const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), typeof target === 'string' ? this.key(target, pool) : target.key, String(l.token), ...args));
     const [ok, last] = reply(FencedReply, raw, 'fenced write');
     if (ok === 1) return;
     throw new LeaseLostError(`pool ${pool}: lease ${l.token} of ${l.owner} was superseded (${last ? `latest lease ${last}` : 'no lease is on record'}); refusing to ${what}`);
@@ -391,6 +395,52 @@ export class RedisHistoryStore implements HistoryStore {
     });
     if (moved === 1) this.warnings.warn(`the observation of emitter ${emitter} (redis ${key}) is invalid: set aside as ${to}, the next probe writes it again`);
     return undefined;
+  }
+
+  /** `spend` is one hash (field: the pool), so that listSpend is one HGETALL, not a keyspace scan. */
+  async getSpend(pool: string): Promise<SpendRecord | undefined> {
+    const raw = await this.run('HGET', () => this.redis.hget(`${this.prefix}spend`, pool));
+    if (raw === null) return undefined;
+    return this.spendOf(pool, raw);
+  }
+
+  /** A spend record read back, validated; a bad one is dropped from the hash (iff unchanged) with a warning and read as absent. */
+  private async spendOf(pool: string, raw: string): Promise<SpendRecord | undefined> {
+    const data = parseQuiet(raw);
+    const r = SpendRecordSchema.safeParse(data);
+    if (r.success && r.data.pool === pool) return r.data;
+    const key = `${this.prefix}spend`;
+    const to = `${this.prefix}corrupt:spend:${pool}:${new Date(this.clock()).toISOString()}`;
+    const moved = await this.run('set aside', async () => {
+      if ((await this.redis.hget(key, pool)) !== raw) return 0;
+      await this.redis.multi().set(to, raw).hdel(key, pool).exec();
+      return 1;
+    });
+    if (moved === 1) this.warnings.warn(`the spend record of pool ${pool} (redis ${key}) is ${r.success ? 'another pool\'s' : why(data, r.error)}: set aside as ${to}; its spend is counted afresh from the next cycle`);
+    return undefined;
+  }
+
+  async putSpend(record: SpendRecord, fence: Lease): Promise<void> {
+    await this.fenced(spendOwner(record.pool), fence, `record spend of ${record.pool}`, { key: `${this.prefix}spend` }, ['hset', record.pool, JSON.stringify(SpendRecordSchema.parse(record))]);
+  }
+
+  async listSpend(): Promise<SpendRecord[]> {
+    const all = await this.run('HGETALL', () => this.redis.hgetall(`${this.prefix}spend`));
+    const out: SpendRecord[] = [];
+    for (const [pool, raw] of Object.entries(all)) {
+      const r = await this.spendOf(pool, raw);
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => (a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0));
+  }
+
+  async spendLedger(startAt?: number): Promise<number | undefined> {
+    const key = `${this.prefix}spend-ledger`;
+    const raw = await this.run('spend ledger', async () => {
+      if (startAt !== undefined) await this.redis.set(key, String(startAt), 'NX');
+      return this.redis.get(key);
+    });
+    return raw !== null && /^-?\d{1,16}$/.test(raw) ? Number(raw) : undefined;
   }
 
   async ping(): Promise<void> {

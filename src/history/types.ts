@@ -168,6 +168,32 @@ export interface LeaseHolder {
   expiresInMs: number;
 }
 
+/** A UTC calendar month, `YYYY-MM`. */
+export const MONTH_KEY = /^\d{4}-(?:0[1-9]|1[0-2])$/;
+
+/**
+ * What one stack's nodes cost (cost budgets): kept per stack (`<pool>`, or a failover stack
+ * `<pool>@<platform>`), written under the pool's lease after each cycle (reconcile/budget.ts).
+ * `running`, `stopped` and the prices are as of the last cycle (after its apply); `months` holds
+ * the spend of the last few UTC months, each with `since`, when its record began (the month's
+ * first millisecond when the spend carried on from the month before).
+ */
+export const SpendRecordSchema = z.object({
+  pool: z.string().min(1),
+  at: z.number(),
+  running: z.number().int().nonnegative(),
+  stopped: z.number().int().nonnegative(),
+  hourlyCost: z.number().nonnegative(),
+  stoppedHourlyCost: z.number().nonnegative(),
+  months: z.record(z.string().regex(MONTH_KEY), z.object({ since: z.number(), spent: z.number().nonnegative(), nodeHours: z.number().nonnegative() })),
+});
+export type SpendRecord = z.output<typeof SpendRecordSchema>;
+/** The pool whose lease fences a stack's spend record: `<pool>` for `<pool>` and `<pool>@<platform>`. */
+export function spendOwner(stack: string): string {
+  const at = stack.indexOf('@');
+  return at < 0 ? stack : stack.slice(0, at);
+}
+
 /** The label sets of an emitter's recent jobs (the latest probe), for re-matching in `plan`. */
 export const JobLabelsSchema = z.object({ at: z.number(), kind: z.enum(['gitlab', 'github', 'jenkins', 'replay']), sets: z.array(z.object({ labels: z.array(z.string()), labelExpression: z.string().optional(), jobs: z.number() })) });
 export type JobLabels = z.output<typeof JobLabelsSchema>;
@@ -271,6 +297,19 @@ export interface HistoryStore {
   getObservation(emitter: string): Promise<StoredObservation | undefined>;
   /** Who holds the lease named `pool` now; undefined when nobody does (never taken, released or expired). */
   leaseHolder(pool: string): Promise<LeaseHolder | undefined>;
+  /** A stack's spend record (cost budgets); undefined when none (or it does not validate: set aside with a warning). */
+  getSpend(pool: string): Promise<SpendRecord | undefined>;
+  /** Fenced like putPool, by the lease of the stack's pool (`spendOwner`: `<pool>` for `<pool>@<platform>`). */
+  putSpend(record: SpendRecord, fence: Lease): Promise<void>;
+  /** Every stack's spend record, by pool name. */
+  listSpend(): Promise<SpendRecord[]>;
+  /**
+   * When the spend ledger began (the first spend recorded since the store was new or cleared);
+   * with `startAt`, begins it then if it has not begun (of concurrent callers the first wins).
+   * Undefined when it has not begun. clear() forgets it: a month whose spend the ledger does not
+   * cover from its start is unknown.
+   */
+  spendLedger(startAt?: number): Promise<number | undefined>;
   /** Resolves when the store answers (readiness); rejects with HistoryError when it cannot be reached. */
   ping(): Promise<void>;
   /** Forget everything (tests, `--reset`). */

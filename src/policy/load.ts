@@ -12,14 +12,16 @@ import type { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { issueToProblems } from './issues.js';
 import { checkRules, type PartialPool, type RulesEnv } from './rules.js';
-import { EmitterSchema, HOOK_MAX_BYTES, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
+import { BudgetSchema, CURRENCY, EmitterSchema, HOOK_MAX_BYTES, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type BudgetInput, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
 import { findLiteralCredential } from './secrets.js';
 import { locate, readSource, stringScalars, type SourceFile } from './source.js';
 import { suggestion } from './suggest.js';
 import { codePoint, CONTROL_BUT_CRLF_TAB, CONTROL_BUT_NEWLINE_TAB } from './text.js';
 import type { EmitterConfig, HookScript, PlatformConfig, Policy, PoolConfig, Problem, RunnerHooks, Scaling } from './types.js';
 
-export const SECTIONS = ['emitters', 'platforms', 'pools'] as const;
+export const SECTIONS = ['emitters', 'platforms', 'pools', 'budgets'] as const;
+/** Top-level keys that hold one value, not named entities. */
+export const SCALARS = ['currency'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** Where each named entity was defined, for messages that point back at it. */
@@ -84,7 +86,7 @@ export function policyFiles(paths: readonly string[], problems: Problem[], displ
   return [...new Set(out)];
 }
 
-const ENTITY_SCHEMA: Record<Section, z.ZodType> = { emitters: EmitterSchema, platforms: PlatformSchema, pools: PoolSchema };
+const ENTITY_SCHEMA: Record<Section, z.ZodType> = { emitters: EmitterSchema, platforms: PlatformSchema, pools: PoolSchema, budgets: BudgetSchema };
 
 export function loadPolicy(paths: readonly string[], options: LoadOptions = {}): LoadResult {
   const cwd = options.cwd ?? process.cwd();
@@ -99,11 +101,14 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
   const partialPools: PartialPool[] = [];
   /** Each pool's hook scripts, read relative to its policy file. */
   const hooks = new Map<string, RunnerHooks>();
-  const valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> } = {
+  const valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput>; budgets: Map<string, BudgetInput>; currency?: string } = {
     emitters: new Map(),
     platforms: new Map(),
     pools: new Map(),
+    budgets: new Map(),
   };
+  /** Where `currency` was first written, for a second file that writes another. */
+  let currencyAt: { file: string; line: number; col: number } | undefined;
 
   for (const file of files) {
     const src = readSource(file, problems, display(file));
@@ -127,9 +132,20 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
     }
 
     for (const key of Object.keys(data)) {
-      if (!(SECTIONS as readonly string[]).includes(key)) {
+      if (!(SECTIONS as readonly string[]).includes(key) && !(SCALARS as readonly string[]).includes(key)) {
         const pos = locate(src, [key], true);
-        problems.push({ file: src.file, line: pos.line, col: pos.col, path: key, message: `unknown key${suggestion(key, SECTIONS) || ` (allowed: ${SECTIONS.join(', ')})`}`, severity: 'error' });
+        const keys = [...SECTIONS, ...SCALARS];
+        problems.push({ file: src.file, line: pos.line, col: pos.col, path: key, message: `unknown key${suggestion(key, keys) || ` (allowed: ${keys.join(', ')})`}`, severity: 'error' });
+      }
+    }
+    if (data.currency !== undefined && data.currency !== null) {
+      const pos = locate(src, ['currency']);
+      const c = data.currency;
+      if (typeof c !== 'string' || !CURRENCY.test(c)) problems.push({ file: src.file, line: pos.line, col: pos.col, path: 'currency', message: 'must be a currency symbol such as $, €, £ or ¥, or a three-letter code such as USD, EUR or CHF', severity: 'error' });
+      else if (valid.currency !== undefined && valid.currency !== c && currencyAt) problems.push({ file: src.file, line: pos.line, col: pos.col, path: 'currency', message: `"${c}" differs from "${valid.currency}" at ${currencyAt.file}:${currencyAt.line}:${currencyAt.col}: one currency for every policy file`, severity: 'error' });
+      else if (valid.currency === undefined) {
+        valid.currency = c;
+        currencyAt = { file: src.file, ...pos };
       }
     }
     for (const section of SECTIONS) {
@@ -320,7 +336,7 @@ export function defaultEphemeral(kind: EmitterInput['type'] | undefined, os: 'li
 }
 
 /** Step 2: merged, typed, durations in milliseconds, `runner.ephemeral` decided. Only entities that passed step 1. */
-export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput> }, hooks: ReadonlyMap<string, RunnerHooks> = new Map()): Policy {
+export function normalize(valid: { emitters: Map<string, EmitterInput>; platforms: Map<string, PlatformInput>; pools: Map<string, PoolInput>; budgets?: Map<string, BudgetInput>; currency?: string }, hooks: ReadonlyMap<string, RunnerHooks> = new Map()): Policy {
   const emitters: Record<string, EmitterConfig> = {};
   for (const [name, e] of valid.emitters) emitters[name] = { ...e, name, concurrency: e.concurrency ?? DEFAULT_CONCURRENCY[e.type], probeIntervalMs: ms(e.probeInterval), requestTimeoutMs: ms(e.requestTimeout) };
   const platforms: Record<string, PlatformConfig> = {};
@@ -341,7 +357,8 @@ export function normalize(valid: { emitters: Map<string, EmitterInput>; platform
       scaling: normalizeScaling(p.scaling),
     });
   }
-  return { emitters, platforms, pools };
+  const budgets = [...(valid.budgets ?? new Map<string, BudgetInput>())].map(([name, b]) => ({ ...b, name }));
+  return { emitters, platforms, pools, ...(budgets.length ? { budgets } : {}), ...(valid.currency !== undefined ? { currency: valid.currency } : {}) };
 }
 
 function normalizeScaling(s: PoolInput['scaling']): Scaling {

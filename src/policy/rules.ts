@@ -335,6 +335,30 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     });
   }
 
+  // Budgets: cross-field, every problem with its place (the pools a budget names must exist and have a price).
+  const poolNames = namesOf('pools');
+  for (const b of policy.budgets ?? []) {
+    const id = `budgets/${b.name}`;
+    if (b.maxPerHour === undefined && b.maxPerMonth === undefined) at(id, [], 'a budget sets maxPerHour, maxPerMonth or both', 'error', true);
+    if (b.pools === 'all') {
+      const unpriced = policy.pools.filter((p) => p.machine.hourlyCost === undefined).map((p) => p.name);
+      if (unpriced.length) at(id, ['pools'], `covers every pool, and ${unpriced.length === 1 ? 'pool' : 'pools'} ${unpriced.map((n) => `"${n}"`).join(', ')} ${unpriced.length === 1 ? 'has' : 'have'} no machine.hourlyCost: a budget needs each pool's price per node-hour`);
+      continue;
+    }
+    const seen = new Set<string>();
+    b.pools.forEach((name, i) => {
+      if (seen.has(name)) return at(id, ['pools', i], `"${name}" is listed twice`, 'warning');
+      seen.add(name);
+      if (!poolNames.includes(name)) return at(id, ['pools', i], `no pool named "${name}"${suggestion(name, poolNames) || (poolNames.length ? ` (defined: ${poolNames.join(', ')})` : ' (no pools are defined)')}`);
+      const pool = policy.pools.find((p) => p.name === name);
+      if (pool && pool.machine.hourlyCost === undefined) at(id, ['pools', i], `pool "${name}" has no machine.hourlyCost: a budget needs each pool's price per node-hour (set pools.${name}.machine.hourlyCost)`);
+    });
+  }
+  for (const pool of policy.pools) {
+    const m = pool.machine;
+    if (m.stoppedHourlyCost !== undefined && m.hourlyCost !== undefined && m.stoppedHourlyCost > m.hourlyCost) at(`pools/${pool.name}`, ['machine', 'stoppedHourlyCost'], `${m.stoppedHourlyCost} is more than hourlyCost ${m.hourlyCost}: a stopped node costs its disk only`, 'warning');
+  }
+
   for (const name of Object.keys(policy.emitters)) if (!usedEmitters.has(name)) at(`emitters/${name}`, [], 'no pool uses this emitter', 'warning', true);
   for (const name of Object.keys(policy.platforms)) if (!usedPlatforms.has(name)) at(`platforms/${name}`, [], 'no pool uses this platform', 'warning', true);
   return problems;

@@ -229,6 +229,7 @@ export const MachineSchema = z
     diskGb: z.int().min(8).max(16_384).describe('Root disk size in GB.').default(50),
     spot: z.boolean().describe('Spot (aws) or SPOT provisioning (gcp) capacity.').default(false),
     hourlyCost: z.number().positive().describe('What one node costs per hour, in any currency (e.g. 0.17 for a c6i.xlarge on demand): `parmanu report` multiplies node-hours by it. Omitted: the report shows node-hours only.').optional(),
+    stoppedHourlyCost: z.number().nonnegative().describe('What one stopped (standby) node costs per hour, its disk, in the currency of `hourlyCost` (e.g. 0.004 for 50 GB of gp3): budgets count standby nodes at it. Omitted: standby nodes count as free.').optional(),
     publicIp: z.boolean().describe('Give each node a public IP (off when the subnet has NAT).').default(true),
     subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes.').optional(),
     zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone.').optional(),
@@ -340,11 +341,34 @@ export const PoolSchema = z
   })
   .describe('A pool of identical runner nodes.');
 
+/** The currency `hourlyCost` and budgets are in, as reports and plan comments show it. */
+export const CURRENCY = /^(?:[A-Z]{3}|[$€£¥₹₩₽₺₪฿₫₱])$/;
+
+export const BudgetSchema = z
+  .strictObject({
+    pools: z
+      .union([z.literal('all'), z.array(nonEmpty).min(1, { error: 'names at least one pool (or write `all`)' })], { error: 'must be a list of pool names, or `all`' })
+      .describe('The pools whose nodes this budget pays for: a list of pool names, or `all`. Each needs `machine.hourlyCost`. A pool may be in several budgets: the tightest wins.'),
+    maxPerHour: z.number().positive().describe('What the pools\' nodes may cost per hour at most, all together (running nodes at `hourlyCost`, standby at `stoppedHourlyCost`): a pool adds nodes only while the budget allows.').optional(),
+    maxPerMonth: z
+      .number()
+      .positive()
+      .describe('What the pools may spend in a UTC calendar month: nodes are capped at the even rate that keeps the month within it, (maxPerMonth − spent so far) ÷ hours left. While the month\'s spend is unknown (the history began, or was lost, after the month began) maxPerMonth ÷ 730 per hour applies until the next month begins.')
+      .optional(),
+  })
+  .describe('A cost budget: a ceiling on what some pools\' nodes may cost. A hard ceiling (below `min` and schedules too) that stops growth: nodes over it drain only when idle, never busy.');
+
 export const PolicyFileSchema = z
   .strictObject({
     emitters: z.record(z.string(), EmitterSchema).describe('CI platforms to watch, by name.').optional(),
     platforms: z.record(z.string(), PlatformSchema).describe('Where VMs run, by name.').optional(),
     pools: z.record(z.string(), PoolSchema).describe('Runner pools, by name (`[a-z0-9-]`, at most 40 characters).').optional(),
+    budgets: z.record(z.string(), BudgetSchema).describe('Cost budgets, by name: ceilings on what pools\' nodes may cost per hour or per month.').optional(),
+    currency: z
+      .string()
+      .regex(CURRENCY, { error: 'must be a currency symbol such as $, €, £ or ¥, or a three-letter code such as USD, EUR or CHF' })
+      .describe('The currency of `hourlyCost`, `stoppedHourlyCost` and budgets, as reports and plan comments show it (a symbol before the amount, a code after it). Omitted: plain numbers. At most one value across files.')
+      .optional(),
   })
   .describe('A Parmanu policy file (v1). Every *.yaml under policies/ is loaded; names are unique across files.');
 
@@ -352,6 +376,7 @@ export type EmitterInput = z.output<typeof EmitterSchema>;
 export type PlatformInput = z.output<typeof PlatformSchema>;
 export type PoolInput = z.output<typeof PoolSchema>;
 export type BackendInput = z.output<typeof BackendSchema>;
+export type BudgetInput = z.output<typeof BudgetSchema>;
 
 /** The JSON Schema of a policy file, for editors (`# yaml-language-server: $schema=…`). */
 export function policyJsonSchema(): Record<string, unknown> {

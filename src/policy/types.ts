@@ -1,5 +1,5 @@
 /** The normalized policy: what every other module consumes. Durations are milliseconds. */
-import type { BackendInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
+import type { BackendInput, BudgetInput, EmitterInput, PlatformInput, PoolInput } from './schema.js';
 import { forTerminal } from './text.js';
 
 export type EmitterConfig = EmitterInput & { name: string; concurrency: number; probeIntervalMs: number; requestTimeoutMs: number };
@@ -72,7 +72,15 @@ export interface Policy {
   platforms: Record<string, PlatformConfig>;
   /** In policy order: files in path order, then keys in file order. Order breaks ties in job matching. */
   pools: PoolConfig[];
+  /** Cost budgets (`budgets:`), in policy order; absent or empty: none. */
+  budgets?: BudgetConfig[];
+  /** The currency of costs and budgets (`currency:`), a symbol or a three-letter code; absent: plain numbers. */
+  currency?: string;
 }
+
+/** A cost budget: `pools` names pools of the policy (or `all`); at least one of the limits is set. */
+export type BudgetConfig = BudgetInput & { name: string };
+
 
 /** A problem found while loading, with the place it points at. */
 export interface Problem {

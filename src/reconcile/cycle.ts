@@ -22,6 +22,7 @@ import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, ShuttingDown, type HookPoint, type PoolRun } from './execute.js';
+import { poolBudget } from './budget.js';
 import { LEASE_HELD, LeaseKeeper } from './lease.js';
 import { poolDir, removedPools } from './known-pools.js';
 import { observe, probeStatus, staleAfterMs as staleAfter, type ProbeStatus } from './observe.js';
@@ -241,7 +242,8 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     if (!rec && state.length) out.reasons.push(`history was empty: rebuilt ${state.length} node${state.length === 1 ? '' : 's'} from Terraform state`);
     await deps.hook?.('observed', { pool: pool.name, nodes: state.map((n) => n.name) });
 
-    // decide
+    // decide (cost budgets: the running nodes the budgets covering the pool allow, from the history's spend)
+    const budget = removed ? undefined : await poolBudget(deps.history, deps.policy, pool, truth.views, now);
     const plan = decide({
       pool,
       now,
@@ -254,6 +256,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       newId: deps.newId ?? (() => randomBytes(4).toString('hex').slice(0, 6)),
       removed,
       ...(deps.growOnly ? { growOnly: true } : {}),
+      ...(budget ? { budget } : {}),
     });
     out.desired = plan.desired;
     out.states = plan.states;

@@ -34,6 +34,7 @@ import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
 import { accessOf, CREDENTIALS_VARIABLE, localCredentialFile, secretOf, type NodeInput } from '../../stacks/types.js';
 import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
+import { recordSpend } from './budget.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import { restart, type PoolTruth } from './observe.js';
 import { observedWaits } from './waits.js';
@@ -569,6 +570,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   } else await save();
   await hook('recorded', names);
   await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired, ...(waits.length ? { waits } : {}) }, run.lease);
+  // Cost budgets: what the stack's nodes cost since its last record (reconcile/budget.ts).
+  await recordSpend(deps.history, pool, run.lease, { views: truth.views, created, destroyed: destroy, started: starting, stopped: stopping }, now);
   if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}`, reasons: plan.reasons });
   if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}`, reasons: plan.reasons });
   if (starting.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `started from standby: ${starting.join(' ')}`, reasons: plan.reasons });

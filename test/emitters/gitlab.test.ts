@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
-import { GitlabEmulator } from '../emulators/gitlab.js';
+import { GitlabEmulator, type GlSchedule } from '../emulators/gitlab.js';
 import { emitterContract, type Harness } from './contract.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
@@ -177,6 +177,181 @@ describe('GitLab runner look-ups that act on a runner', () => {
       expect(emu.runnerNamed('linux-pool-busy')?.paused).toBe(false);
       emu.faults.length = 0;
       expect(await e.isIdle('linux-pool-busy')).toBe(false);
+    } finally {
+      await emu.stop();
+    }
+  });
+});
+
+describe('GitLab pipeline schedules (pre-warming)', () => {
+  const NOW = Date.parse('2026-03-02T10:00:00Z');
+  /** An emulator with group platform, project platform/api, and emitter and emulator on one movable clock. */
+  async function setup() {
+    const emu = await new GitlabEmulator().start();
+    const clock = { now: NOW };
+    emu.clock = () => clock.now;
+    const g = emu.addGroup('platform');
+    const api = emu.addProject('api', g);
+    const e = new GitlabEmitter(gitlabConfig(emu.url), emu.token, fastHttp(), () => clock.now);
+    return { emu, clock, api, e };
+  }
+  /** A finished run of the schedule with these jobs (a "Run now": next_run_at stays). */
+  const ranBefore = (emu: GitlabEmulator, s: GlSchedule, jobs: Array<{ tags: string[]; status?: string }>) => emu.finishPipeline(emu.runSchedule(s, jobs, { due: false }));
+  const times = (n: number, tags: string[], status?: string) => Array.from({ length: n }, () => ({ tags, ...(status ? { status } : {}) }));
+  const scheduleCalls = (emu: GitlabEmulator) => emu.log.filter((l) => /pipeline_schedules|\/pipelines\/\d+\/jobs\?(?!.*scope)/.test(l));
+
+  it('reports the active schedules due within the hour with the most jobs per label set of their last 3 runs', async () => {
+    const { emu, api, e } = await setup();
+    try {
+      const nightly = emu.addSchedule(api, { description: 'nightly', cron: '30 10 * * *' });
+      ranBefore(emu, nightly, times(20, ['linux'])); // the 4th run back: not read
+      ranBefore(emu, nightly, [...times(4, ['linux']), ...times(3, ['linux'], 'skipped'), ...times(2, ['linux'], 'manual')]);
+      ranBefore(emu, nightly, [...times(6, ['linux']), ...times(2, ['docker', 'linux'])]);
+      ranBefore(emu, nightly, [...times(5, ['linux']), { tags: [] }]);
+      const later = emu.addSchedule(api, { description: 'later', cron: '0 13 * * *' });
+      ranBefore(emu, later, times(9, ['linux']));
+      const off = emu.addSchedule(api, { description: 'off', cron: '45 10 * * *', active: false });
+      ranBefore(emu, off, times(9, ['linux']));
+      const never = emu.addSchedule(api, { description: 'never ran', cron: '40 10 * * *' });
+      const r = await e.probe();
+      expect(r).toMatchObject({ ok: true, partial: false });
+      expect(r.reason).toBeUndefined();
+      expect(r.scheduled).toEqual([{ id: String(nightly.id), project: 'platform/api', description: 'nightly', nextRunAt: Date.parse('2026-03-02T10:30:00Z'), runs: 3, jobs: expect.arrayContaining([{ labels: ['linux'], count: 6 }, { labels: ['docker', 'linux'], count: 2 }, { labels: [], count: 1 }]) }]);
+      expect(r.scheduled?.[0]?.jobs).toHaveLength(3);
+      // The list asks for active ones; the schedule beyond the hour and the inactive one are never read further.
+      expect(emu.count('GET', new RegExp(`/pipeline_schedules/(${later.id}|${off.id})`))).toBe(0);
+      expect(emu.count('GET', new RegExp(`/pipeline_schedules/${never.id}$`))).toBe(1);
+      expect(emu.log.filter((l) => l.includes('/pipeline_schedules?'))).toEqual([expect.stringMatching(/scope=active/)]);
+      expect(emu.unexpected).toEqual([]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('reads every page of the schedule list and of a run\'s jobs', async () => {
+    const { emu, api, e } = await setup();
+    try {
+      for (let i = 0; i < 130; i++) emu.addSchedule(api, { description: `yearly-${i}`, cron: '0 0 1 1 *' });
+      const last = emu.addSchedule(api, { description: 'soon', cron: '10 10 * * *' });
+      ranBefore(emu, last, times(130, ['linux']));
+      const r = await e.probe();
+      expect(r.partial).toBe(false);
+      expect(r.scheduled).toEqual([expect.objectContaining({ id: String(last.id), jobs: [{ labels: ['linux'], count: 130 }] })]);
+      expect(emu.count('GET', /\/pipeline_schedules\?/)).toBe(2);
+      expect(emu.count('GET', /\/pipelines\/\d+\/jobs\?/)).toBe(2);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('a steady state costs no call beyond the schedule list every few minutes; a run reads its new pipeline only', async () => {
+    const { emu, clock, api, e } = await setup();
+    try {
+      const nightly = emu.addSchedule(api, { description: 'nightly', cron: '30 10 * * *' });
+      for (let i = 0; i < 3; i++) ranBefore(emu, nightly, times(4 + i, ['linux']));
+      const first = await e.probe();
+      expect(first.scheduled?.[0]?.jobs).toEqual([{ labels: ['linux'], count: 6 }]);
+      // list, details, runs, 3 × jobs
+      expect(scheduleCalls(emu)).toHaveLength(6);
+      const seen = emu.log.length;
+      clock.now += 30_000;
+      const second = await e.probe();
+      expect(emu.log.slice(seen).filter((l) => l.includes('pipeline_schedules'))).toEqual([]);
+      expect(second.scheduled).toEqual(first.scheduled);
+      // The probe's own count: the group's projects, the project's jobs and the group's runners, nothing more.
+      expect(second.meta.apiCalls).toBe(3);
+      expect(emu.log.slice(seen).map((l) => l.split('?')[0]).sort()).toEqual([`/api/v4/groups/${api.namespace_id}/projects`, `/api/v4/groups/${api.namespace_id}/runners`, `/api/v4/projects/${api.id}/jobs`].map((x) => `GET ${x}`));
+      // Past the TTL: the list alone (nothing changed).
+      clock.now += 5 * 60_000;
+      const mark = emu.log.length;
+      await e.probe();
+      expect(emu.log.slice(mark).filter((l) => l.includes('pipeline_schedules'))).toEqual([expect.stringMatching(/\/pipeline_schedules\?/)]);
+      // An edit (updated_at moves, no new pipeline): the details, not the runs.
+      emu.editSchedule(nightly, { description: 'nightly build' });
+      clock.now += 5 * 60_000;
+      const mark2 = emu.log.length;
+      const edited = await e.probe();
+      expect(emu.log.slice(mark2).filter((l) => l.includes('pipeline'))).toEqual([expect.stringMatching(/\/pipeline_schedules\?/), expect.stringMatching(new RegExp(`/pipeline_schedules/${nightly.id}$`))]);
+      expect(edited.scheduled?.[0]).toMatchObject({ description: 'nightly build', jobs: [{ labels: ['linux'], count: 6 }] });
+      // It runs when due (10:30): the listing is read again a minute after the due time; due tomorrow now, beyond the horizon.
+      clock.now = Date.parse('2026-03-02T10:30:00Z');
+      const p = emu.runSchedule(nightly, times(9, ['linux']));
+      emu.finishPipeline(p);
+      clock.now += 61_000;
+      const mark3 = emu.log.length;
+      const ran = await e.probe();
+      expect(emu.log.slice(mark3).filter((l) => l.includes('pipeline'))).toEqual([expect.stringMatching(/\/pipeline_schedules\?/)]);
+      expect(ran.scheduled).toBeUndefined();
+      // Within the hour before tomorrow's run: its details, its runs, and the jobs of the one run not read before.
+      clock.now = Date.parse('2026-03-03T09:45:00Z');
+      const mark4 = emu.log.length;
+      const tomorrow = await e.probe();
+      expect(emu.log.slice(mark4).filter((l) => l.includes('pipeline'))).toEqual([
+        expect.stringMatching(/\/pipeline_schedules\?/),
+        expect.stringMatching(new RegExp(`/pipeline_schedules/${nightly.id}$`)),
+        expect.stringMatching(new RegExp(`/pipeline_schedules/${nightly.id}/pipelines\\?`)),
+        expect.stringMatching(new RegExp(`/pipelines/${p.id}/jobs\\?`)),
+      ]);
+      expect(tomorrow.scheduled).toEqual([expect.objectContaining({ nextRunAt: Date.parse('2026-03-03T10:30:00Z'), jobs: [{ labels: ['linux'], count: 9 }] })]);
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('a 403 on schedules is said once, leaves the probe whole, and is not asked again within the hour', async () => {
+    const { emu, clock, api, e } = await setup();
+    try {
+      emu.addJob(api, 'pending', ['linux']);
+      emu.faults.push({ path: /\/pipeline_schedules$/, status: 403, body: { message: '403 Forbidden' } });
+      const r = await e.probe();
+      expect(r).toMatchObject({ ok: true, partial: false });
+      expect(r.jobs).toHaveLength(1);
+      expect(r.reason).toMatch(/pipeline_schedules: HTTP 403 Forbidden .*no pre-warming before the pipeline schedules of project platform\/api/);
+      expect(r.reason).not.toContain(emu.token);
+      clock.now += 10 * 60_000;
+      const again = await e.probe();
+      expect(again.reason).toBeUndefined();
+      expect(emu.count('GET', /\/pipeline_schedules\?/)).toBe(1);
+      clock.now += 60 * 60_000;
+      const later = await e.probe();
+      expect(emu.count('GET', /\/pipeline_schedules\?/)).toBe(2);
+      expect(later.reason).toBeUndefined();
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('other errors on schedules make the probe partial, never failed; the last listing stands meanwhile', async () => {
+    const { emu, clock, api, e } = await setup();
+    try {
+      emu.addJob(api, 'pending', ['linux']);
+      const nightly = emu.addSchedule(api, { description: 'nightly', cron: '30 10 * * *' });
+      ranBefore(emu, nightly, times(3, ['linux']));
+      emu.faults.push({ path: /\/pipeline_schedules\/\d+$/, status: 500, body: { message: '500 Internal Server Error' } });
+      const r = await e.probe();
+      expect(r).toMatchObject({ ok: true, partial: true, jobs: [expect.objectContaining({ labels: ['linux'] })] });
+      expect(r.reason).toMatch(/pipeline schedule \d+ of project platform\/api: .*HTTP 500/);
+      expect(r.scheduled).toBeUndefined();
+      emu.faults.length = 0;
+      const ok = await e.probe();
+      expect(ok).toMatchObject({ partial: false, scheduled: [expect.objectContaining({ jobs: [{ labels: ['linux'], count: 3 }] })] });
+      clock.now += 6 * 60_000;
+      emu.faults.push({ path: /\/pipeline_schedules$/, status: 502, body: { message: 'bad gateway' } });
+      const stale = await e.probe();
+      expect(stale).toMatchObject({ ok: true, partial: true, scheduled: ok.scheduled });
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('a GitLab that ignores sort=desc (older than the parameter): the last runs are read from the last page', async () => {
+    const { emu, api, e } = await setup();
+    try {
+      emu.ignoreScheduleSort = true;
+      const nightly = emu.addSchedule(api, { description: 'nightly', cron: '30 10 * * *' });
+      for (const n of [10, 10, 9, 1, 2, 1, 1]) ranBefore(emu, nightly, times(n, ['linux']));
+      const r = await e.probe();
+      expect(r.scheduled?.[0]).toMatchObject({ runs: 3, jobs: [{ labels: ['linux'], count: 2 }] });
     } finally {
       await emu.stop();
     }

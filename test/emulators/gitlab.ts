@@ -15,7 +15,18 @@
  * webhook gets a Job Hook delivery (`X-Gitlab-Token`, `X-Gitlab-Event-UUID`) when a job is added
  * (pending, created, running) or finishes (`jobHook(job)` after a status set by hand);
  * `loseWebhooks` loses the next ones.
+ *
+ * Pipeline schedules (docs/api/pipeline_schedules.md): `GET /projects/:id/pipeline_schedules`
+ * (`scope=active|inactive`; Entities::Ci::PipelineSchedule: no `last_pipeline`), `GET
+ * …/pipeline_schedules/:id` (with `last_pipeline`: `id`, `sha`, `ref`, `status`, or null) and `GET
+ * …/pipeline_schedules/:id/pipelines` (Entities::Ci::PipelineBasic, `sort=asc|desc`, default asc;
+ * `ignoreScheduleSort` answers as a GitLab that predates `sort`, always ascending). `addSchedule`
+ * sets `next_run_at` to the cron's next time after the emulator's clock in the schedule's timezone;
+ * `runSchedule` is GitLab's schedule worker (or a "Run now"): a pipeline with `source: schedule`
+ * and its jobs, the schedule's last pipeline, and — when it ran because it was due — `next_run_at`
+ * moved to the cron's next time (`updated_at` with it).
  */
+import { Cron } from 'croner';
 import { Emulator, paginate, type EmuRequest, type EmuResponse } from './base.js';
 
 export interface GlGroup { id: number; full_path: string; parent_id: number | null }
@@ -40,6 +51,23 @@ export interface GlRunner {
   contacted_at?: string | null;
 }
 
+/** A pipeline schedule as GitLab keeps it (the API shows `last_pipeline` only for one schedule). */
+export interface GlSchedule {
+  id: number;
+  project_id: number;
+  description: string;
+  ref: string;
+  cron: string;
+  cron_timezone: string;
+  next_run_at: string | null;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+  last_pipeline_id: number | null;
+}
+/** A pipeline (the fields of Entities::Ci::PipelineBasic); `schedule_id` when a schedule made it. */
+export interface GlPipeline { id: number; iid: number; project_id: number; status: string; source: string; ref: string; sha: string; created_at: string; updated_at: string; schedule_id?: number }
+
 /** A gitlab-runner release: its version (no `v`) and the SHA-256 of each binary by asset (`linux-amd64`, …). */
 export interface GlRunnerRelease { version: string; sha256: Record<string, string> }
 
@@ -61,6 +89,12 @@ export class GitlabEmulator extends Emulator {
   user: GlUser = { id: 7, username: 'parmanu-bot', name: 'Parmanu' };
   /** Merge request notes: `${project}/${iid}` → notes. */
   notes = new Map<string, GlNote[]>();
+  schedules: GlSchedule[] = [];
+  pipelines: GlPipeline[] = [];
+  /** Answer schedule pipelines oldest first whatever `sort` says (a GitLab before `sort` was added). */
+  ignoreScheduleSort = false;
+  /** The emulator's clock (schedules' `next_run_at`, pipelines' times); tests may move it. */
+  clock: () => number = Date.now;
   private nextId = 1000;
 
   constructor() {
@@ -84,6 +118,31 @@ export class GitlabEmulator extends Emulator {
       this.withProject(r, (p) => {
         const scopes = r.query.getAll('scope[]');
         return this.page(r, this.jobs.filter((j) => j.project_id === p.id && j.pipeline_id === Number(r.params[1]) && (scopes.length === 0 || scopes.includes(j.status))).map((j) => this.jobBody(j)));
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/pipeline_schedules$`), (r) =>
+      this.withProject(r, (p) => {
+        const scope = r.query.get('scope');
+        if (scope !== null && scope !== 'active' && scope !== 'inactive') return { status: 400, body: { error: 'scope does not have a valid value' } };
+        return this.page(r, this.schedules.filter((x) => x.project_id === p.id && (scope === null || x.active === (scope === 'active'))).map((x) => this.scheduleBody(x)));
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/pipeline_schedules/(\\d+)$`), (r) =>
+      this.withProject(r, (p) => {
+        const x = this.schedules.find((y) => y.project_id === p.id && y.id === Number(r.params[1]));
+        if (!x) return { status: 404, body: { message: '404 Pipeline Schedule Not Found' } };
+        const last = this.pipelines.find((y) => y.id === x.last_pipeline_id);
+        return { status: 200, body: { ...this.scheduleBody(x), last_pipeline: last ? { id: last.id, sha: last.sha, ref: last.ref, status: last.status } : null, variables: [] } };
+      }),
+    );
+    this.route('GET', new RegExp(`^${api}/projects/([^/]+)/pipeline_schedules/(\\d+)/pipelines$`), (r) =>
+      this.withProject(r, (p) => {
+        const x = this.schedules.find((y) => y.project_id === p.id && y.id === Number(r.params[1]));
+        if (!x) return { status: 404, body: { message: '404 Pipeline Schedule Not Found' } };
+        const sort = r.query.get('sort') ?? 'asc';
+        if (sort !== 'asc' && sort !== 'desc') return { status: 400, body: { error: 'sort does not have a valid value' } };
+        const runs = this.pipelines.filter((y) => y.schedule_id === x.id).sort((a, b) => (sort === 'desc' && !this.ignoreScheduleSort ? b.id - a.id : a.id - b.id));
+        return this.page(r, runs.map(({ schedule_id: _, ...basic }) => ({ ...basic, web_url: `${this.url}/pipelines/${basic.id}` })));
       }),
     );
     this.route('GET', new RegExp(`^${api}/groups/([^/]+)/runners$`), (r) => this.withGroup(r, (g) => this.page(r, this.runners.filter((x) => x.group_id === g.id).map((x) => this.runnerBody(x)))));
@@ -207,6 +266,64 @@ export class GitlabEmulator extends Emulator {
     };
     this.sendWebhook('Job Hook', payload, (_body, id, secret) => ({ 'user-agent': 'GitLab/17.6.0', 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': secret, 'x-gitlab-event-uuid': id, 'x-gitlab-webhook-uuid': '0b6a3c8e-4f0d-4c55-9a7e-2f1f4f6c7d10', 'x-gitlab-instance': this.url }));
   }
+  /** A pipeline schedule of the project, due at its cron's next time after the emulator's clock (or at `next_run_at` when given). */
+  addSchedule(project: GlProject, s: { description: string; cron: string; cron_timezone?: string; active?: boolean; ref?: string; next_run_at?: string }): GlSchedule {
+    const at = new Date(this.clock()).toISOString();
+    const x: GlSchedule = { id: this.nextId++, project_id: project.id, description: s.description, ref: s.ref ?? 'refs/heads/main', cron: s.cron, cron_timezone: s.cron_timezone ?? 'UTC', next_run_at: null, active: s.active ?? true, created_at: at, updated_at: at, last_pipeline_id: null };
+    x.next_run_at = s.next_run_at ?? this.nextCronTime(x, this.clock());
+    this.schedules.push(x);
+    return x;
+  }
+  /**
+   * The schedule runs (GitLab's schedule worker when it is due, or "Run now" with `due: false`): a
+   * pipeline with `source: schedule` whose jobs have these tags (pending unless a status is given),
+   * the schedule's last pipeline; a due run moves `next_run_at` to the cron's next time.
+   */
+  runSchedule(x: GlSchedule, jobs: Array<{ tags: string[]; status?: string }>, o: { due?: boolean; status?: string } = {}): GlPipeline {
+    const project = this.projects.find((p) => p.id === x.project_id);
+    if (!project) throw new Error(`gitlab emulator: no project ${x.project_id}`);
+    const now = this.clock();
+    const at = new Date(now).toISOString();
+    const p: GlPipeline = { id: this.nextId++, iid: this.pipelines.filter((y) => y.project_id === x.project_id).length + 1, project_id: x.project_id, status: o.status ?? 'pending', source: 'schedule', ref: x.ref.replace(/^refs\/heads\//, ''), sha: 'a'.repeat(40), created_at: at, updated_at: at, schedule_id: x.id };
+    this.pipelines.push(p);
+    for (const j of jobs) this.addJob(project, j.status ?? 'pending', j.tags, { pipeline_id: p.id, created_at: at });
+    x.last_pipeline_id = p.id;
+    if (o.due !== false) {
+      x.next_run_at = this.nextCronTime(x, Math.max(now, x.next_run_at ? Date.parse(x.next_run_at) : -Infinity));
+      x.updated_at = at;
+    }
+    return p;
+  }
+  /** Edits a schedule as `PUT …/pipeline_schedules/:id` does (rescheduled from its cron). */
+  editSchedule(x: GlSchedule, change: Partial<Pick<GlSchedule, 'description' | 'cron' | 'cron_timezone' | 'active'>>): void {
+    Object.assign(x, change);
+    x.next_run_at = this.nextCronTime(x, this.clock());
+    x.updated_at = new Date(this.clock()).toISOString();
+  }
+  /** A pipeline ends: its jobs that have not finished end with it (recorded), as `status`. */
+  finishPipeline(p: GlPipeline, status = 'success'): void {
+    for (const j of this.jobs) {
+      if (j.pipeline_id !== p.id || !['created', 'pending', 'running'].includes(j.status)) continue;
+      const wasRunning = j.status === 'running';
+      j.status = status;
+      if (wasRunning) this.recordEnd(j.id);
+      this.jobHook(j);
+    }
+    p.status = status;
+    p.updated_at = new Date(this.clock()).toISOString();
+  }
+  /** A pending job is picked by the runner of that name: running on it (recorded with its start). */
+  takeJob(job: GlJob, description: string): GlJob {
+    const r = this.runnerNamed(description);
+    if (!r) throw new Error(`gitlab emulator: no runner ${description}`);
+    if (job.status !== 'pending') throw new Error(`gitlab emulator: job ${job.id} is ${job.status}, not pending`);
+    job.status = 'running';
+    job.started_at = new Date(this.clock()).toISOString();
+    job.runner = { id: r.id, description };
+    this.recordStart(job.id, description);
+    this.jobHook(job);
+    return job;
+  }
   runnerNamed(description: string): GlRunner | undefined {
     return this.runners.find((r) => r.description === description);
   }
@@ -260,6 +377,14 @@ export class GitlabEmulator extends Emulator {
     return this.jobs.filter((j) => j.status === 'running' && j.runner?.description === description);
   }
 
+  /** The cron's next time after `after` (epoch ms) in the schedule's timezone, as GitLab's `next_run_at` (set whether or not the schedule is active). */
+  private nextCronTime(x: Pick<GlSchedule, 'cron' | 'cron_timezone'>, after: number): string | null {
+    return new Cron(x.cron, { timezone: x.cron_timezone, paused: true }).nextRun(new Date(after))?.toISOString() ?? null;
+  }
+  /** Entities::Ci::PipelineSchedule (the listing's entity). */
+  private scheduleBody(x: GlSchedule) {
+    return { id: x.id, description: x.description, ref: x.ref, cron: x.cron, cron_timezone: x.cron_timezone, next_run_at: x.next_run_at, active: x.active, created_at: x.created_at, updated_at: x.updated_at, owner: { id: this.user.id, username: this.user.username, name: this.user.name, state: 'active', avatar_url: null, web_url: `${this.url}/${this.user.username}` } };
+  }
   private descendants(id: number): number[] {
     const kids = this.groups.filter((g) => g.parent_id === id).map((g) => g.id);
     return [...kids, ...kids.flatMap((k) => this.descendants(k))];

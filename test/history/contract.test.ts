@@ -356,6 +356,41 @@ describe.each(makers)('%s history store', (_name, make) => {
     expect(await s.claimDelivery('gh', 'x'.repeat(200), 60_000)).toBe(true);
     await Promise.all(stores.map((x) => x.close()));
   });
+
+  it('keeps spend records per stack, fenced, listed together; the spend ledger begins once and clear() forgets both', async () => {
+    const { a, b } = pair();
+    expect(await a.listSpend()).toEqual([]);
+    expect(await a.spendLedger()).toBeUndefined();
+    const spend = (pool: string, spent: number) => ({ pool, at: T, running: 3, stopped: 1, hourlyCost: 0.25, stoppedHourlyCost: 0.01, months: { '2025-11': { since: T - 1000, spent, nodeHours: 12 } } });
+    const la = (await a.acquireLease('p', 'a', 60_000))!;
+    const lb = (await b.acquireLease('q', 'b', 60_000))!;
+    await a.putSpend(spend('p', 1.5), la);
+    // A failover stack's record is fenced by its pool's lease.
+    await a.putSpend(spend('p@gcp', 2), la);
+    await expect(b.putSpend(spend('p@aws', 2), lb)).rejects.toBeInstanceOf(HistoryError);
+    expect(await b.getSpend('p')).toEqual(spend('p', 1.5));
+    expect(await a.listSpend()).toEqual([spend('p', 1.5), spend('p@gcp', 2)]);
+    // Fenced: under another pool's lease, or a superseded one, nothing is written.
+    await expect(a.putSpend(spend('p', 9), lb)).rejects.toBeInstanceOf(HistoryError);
+    const taken = (await b.acquireLease('p', 'b', 1))!;
+    expect(taken).toBeUndefined();
+    await a.releaseLease(la);
+    await b.acquireLease('p', 'b', 60_000);
+    await expect(a.putSpend(spend('p', 9), la)).rejects.toBeInstanceOf(LeaseLostError);
+    expect((await a.getSpend('p'))?.months['2025-11']?.spent).toBe(1.5);
+    // Invalid records are refused before any write.
+    await expect(b.putSpend(spend('q', -1), lb)).rejects.toThrow();
+    expect(await b.getSpend('q')).toBeUndefined();
+    // The ledger: the first start wins, later ones read it.
+    expect(await a.spendLedger(T + 5)).toBe(T + 5);
+    expect(await b.spendLedger(T + 9)).toBe(T + 5);
+    expect(await b.spendLedger()).toBe(T + 5);
+    await b.clear();
+    expect(await a.listSpend()).toEqual([]);
+    expect(await a.getSpend('p')).toBeUndefined();
+    expect(await a.spendLedger()).toBeUndefined();
+    await Promise.all([a.close(), b.close()]);
+  });
 });
 
 describe('file store specifics', () => {
