@@ -144,6 +144,10 @@ export const ObservationSchema = z.object({
     }),
   ),
   runners: z.array(z.object({ id: z.string(), name: z.string(), labels: z.array(z.string()), pool: z.string(), online: z.boolean(), busy: z.boolean(), paused: z.boolean(), contacted: z.boolean().optional() })),
+  /** Scheduled pipelines due soon and their jobs by label set (ProbeResult.scheduled; pre-warming). */
+  scheduled: z
+    .array(z.object({ id: z.string(), project: z.string(), description: z.string(), nextRunAt: z.number(), jobs: z.array(z.object({ labels: z.array(z.string()), count: z.number().int().min(0) })), runs: z.number().int().min(0) }))
+    .optional(),
   meta: z.object({ durationMs: z.number(), apiCalls: z.number(), notModified: z.number(), rateLimitRemaining: z.number().optional() }),
 });
 export type Observation = z.output<typeof ObservationSchema>;

@@ -164,7 +164,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
       if (!e) return;
       const p = deps.observe ? await deps.observe(name) : await e.probe();
       probes.set(name, p);
-      deps.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
+      deps.log?.({ level: p.ok ? (p.partial || p.reason ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : p.reason ? `probed (${p.reason})` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
     }),
   );
   // (From Redis, the prober records them.)
@@ -247,7 +247,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const plan = decide({
       pool,
       now,
-      observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued: truth.observed.queued, running: truth.observed.running, upcoming: truth.upcoming } : undefined,
+      observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued: truth.observed.queued, running: truth.observed.running, upcoming: truth.upcoming, ...(truth.scheduled.length ? { scheduled: truth.scheduled } : {}) } : undefined,
       staleAfterMs,
       nodes: truth.views,
       // Without history the scale-down window is unknown: hold the current size for a full window.

@@ -19,7 +19,8 @@
  *   draining anew, not an orphan). Its last start from standby comes from the history record.
  */
 import { assignJobs } from '../decide/match.js';
-import type { EmitterKind, Job, NodeView } from '../decide/types.js';
+import { scheduledDemand } from '../decide/prewarm.js';
+import type { EmitterKind, Job, NodeView, ScheduledDemand } from '../decide/types.js';
 import type { ProbeResult, RunnerInfo } from '../emitters/types.js';
 import type { NodeRecord, PoolRecord } from '../history/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
@@ -29,6 +30,8 @@ export interface PoolTruth {
   observed: { queued: number; running: number; nodes: number; busy: number };
   upcoming: number;
   jobs: Job[];
+  /** Scheduled runs due soon whose jobs would come to this pool, matched as queued jobs are (decide/prewarm.ts). */
+  scheduled: ScheduledDemand[];
   /** This pool's marked runners by name. */
   runners: Map<string, RunnerInfo>;
   /** The nodes in state, as decide sees them. */
@@ -131,6 +134,7 @@ export function observe(input: ObserveInput): PoolTruth {
     observed: { queued: count('queued'), running: count('running'), nodes: views.length, busy: views.filter((v) => v.runner?.busy).length },
     upcoming: count('upcoming'),
     jobs,
+    scheduled: !probe?.ok || input.removed ? [] : (scheduledDemand(kind, probe.scheduled, input.poolsOfEmitter).get(pool.name) ?? []),
     runners,
     views,
     records,

@@ -14,7 +14,8 @@
  */
 import { createHash } from 'node:crypto';
 import { assignJobs } from '../decide/match.js';
-import type { EmitterKind, Job } from '../decide/types.js';
+import { scheduledDemand } from '../decide/prewarm.js';
+import type { EmitterKind, Job, ScheduledDemand, ScheduledRun } from '../decide/types.js';
 import type { Emitter, ProbeResult, RunnerInfo } from '../emitters/types.js';
 import type { HistoryStore } from '../history/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
@@ -32,12 +33,15 @@ export const probeLease = (emitter: string) => `@probe-${emitter}`;
 const jobKey = (j: Job) => [j.id, j.status, [...j.labels].sort(), j.labelExpression ?? null, j.runner ?? null, j.queuedAt, j.startedAt ?? null];
 const runnerKey = (r: RunnerInfo) => [r.id, r.name, r.pool, [...r.labels].sort(), r.online, r.busy, r.paused, r.contacted ?? null];
 const byId = <T extends { id: string }>(xs: readonly T[]) => [...xs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-const digestOf = (p: ProbeResult, jobs: readonly Job[], runners: readonly RunnerInfo[]) =>
-  createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, byId(jobs).map(jobKey), byId(runners).map(runnerKey)])).digest('hex');
+/** A scheduled run (or a pool's share of one) as far as a change goes: when, and how many jobs of which labels. */
+const runKey = (r: ScheduledRun) => [r.id, r.project, r.description, r.nextRunAt, r.runs, r.jobs.map((j) => [[...j.labels].sort(), j.count]).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))];
+const demandKey = (d: ScheduledDemand) => [d.at, d.jobs, d.schedule, d.project, d.runs];
+const digestOf = (p: ProbeResult, jobs: readonly Job[], runners: readonly RunnerInfo[], scheduled: unknown[] = []) =>
+  createHash('sha256').update(JSON.stringify([p.ok, p.partial, p.reason ?? null, byId(jobs).map(jobKey), byId(runners).map(runnerKey), ...(scheduled.length ? [scheduled] : [])])).digest('hex');
 
 /** What an observation says, without its time and cost: equal digests, nothing changed. */
 export function observationDigest(p: ProbeResult): string {
-  return digestOf(p, p.jobs, p.runners);
+  return digestOf(p, p.jobs, p.runners, byId(p.scheduled ?? []).map(runKey));
 }
 
 /**
@@ -48,7 +52,8 @@ export function observationDigest(p: ProbeResult): string {
 export function poolDigests(p: ProbeResult, kind: EmitterKind, pools: readonly PoolConfig[], names: readonly string[]): Map<string, string> {
   const owner = new Map(p.runners.map((r) => [r.name, r.pool]));
   const { byPool } = assignJobs(kind, p.jobs, pools, (runner) => owner.get(runner));
-  return new Map(names.map((name) => [name, digestOf(p, byPool.get(name) ?? [], p.runners.filter((r) => r.pool === name))]));
+  const scheduled = scheduledDemand(kind, p.scheduled, pools);
+  return new Map(names.map((name) => [name, digestOf(p, byPool.get(name) ?? [], p.runners.filter((r) => r.pool === name), (scheduled.get(name) ?? []).map(demandKey).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)))]));
 }
 
 export interface ProberOptions {
@@ -154,8 +159,8 @@ export class Prober {
     if (!e) return;
     const p = await e.probe();
     this.o.metrics?.probed(p);
-    this.o.log?.({ level: p.ok ? (p.partial ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
-    const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
+    this.o.log?.({ level: p.ok ? (p.partial || p.reason ? 'warn' : 'debug') : 'warn', msg: p.ok ? (p.partial ? `probe partial: ${p.reason}` : p.reason ? `probed (${p.reason})` : 'probed') : `probe failed: ${p.reason}`, emitter: name, step: 'probe', durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, jobs: p.jobs.length });
+    const r = await this.o.history.putObservation({ observation: { emitter: p.emitter, at: p.at, ok: p.ok, partial: p.partial, ...(p.reason !== undefined ? { reason: p.reason } : {}), jobs: p.jobs, runners: p.runners, ...(p.scheduled?.length ? { scheduled: p.scheduled } : {}), meta: { durationMs: p.meta.durationMs, apiCalls: p.meta.apiCalls, notModified: p.meta.notModified, ...(p.meta.rateLimitRemaining !== undefined ? { rateLimitRemaining: p.meta.rateLimitRemaining } : {}) } }, digest: observationDigest(p), prober: this.o.owner });
     if (r.written) await recordJobLabels(this.o.history, new Map([[name, p]]), new Map([[name, e]]));
     if (r.written) {
       // Only the pools whose part of the observation changed get a change job (a job of another

@@ -260,7 +260,7 @@ class CycleFailed extends Error {
 export function fromStored(emitter: string, stored: StoredObservation | undefined, now: number): ProbeResult {
   if (!stored) return { emitter, at: now, ok: false, partial: false, reason: `no observation of emitter ${emitter} in Redis yet (is a prober running? parmanu probe --watch)`, jobs: [], runners: [], meta: { durationMs: 0, apiCalls: 0, notModified: 0 } };
   const o = stored.observation;
-  return { emitter, at: o.at, ok: o.ok, partial: o.partial, ...(o.reason !== undefined ? { reason: o.reason } : {}), jobs: o.jobs, runners: o.runners, meta: o.meta };
+  return { emitter, at: o.at, ok: o.ok, partial: o.partial, ...(o.reason !== undefined ? { reason: o.reason } : {}), jobs: o.jobs, runners: o.runners, ...(o.scheduled?.length ? { scheduled: o.scheduled } : {}), meta: o.meta };
 }
 
 export interface ScalerOptions {
