@@ -1,6 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { budgetStates } from '../decide/budget.js';
 import { buildReport, reportHtml } from '../gitops/report.js';
+import { budgetContext } from '../reconcile/budget.js';
 import { parseDuration } from '../policy/duration.js';
 import { durationArg, parse } from './args.js';
 import { fleetClock, loadFleet, openHistoryFor } from './context.js';
@@ -10,7 +12,8 @@ const HELP = `Usage: parmanu report [--policy PATH] [--since 7d] [--out report.h
 
 From the history store, per pool: queued and running jobs against nodes over time, job waits per
 hour (p50/p95 of the queued → started times reconcile observed), node-hours and cost (with
-machine.hourlyCost), scale events with their reasons, and failed cycles. HTML is one
+machine.hourlyCost), scale events with their reasons, and failed cycles; with cost budgets,
+each budget's spend now (per hour), this UTC month and in the period, against its limits. HTML is one
 self-contained file (inline SVG, no script, no external resources: it opens offline); JSON
 carries the same numbers. Times are UTC. Unreadable history lines are skipped with a warning.
 
@@ -46,7 +49,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     // (a replay's virtual clock may run ahead of the wall clock).
     const first = times.reduce((a, b) => Math.min(a, b), until);
     const last = times.reduce((a, b) => Math.max(a, b), until);
-    report = buildReport(pools, await history.events(since), Math.max(since, first), last);
+    // Cost budgets: each against its spend now (per hour), this UTC month and this period.
+    const budgets = fleet.policy.budgets?.length ? budgetStates(await budgetContext(history, fleet.policy, until)) : [];
+    report = buildReport(pools, await history.events(since), Math.max(since, first), last, { budgets, currency: fleet.policy.currency });
   } catch (err) {
     throw new UsageError(`report: ${(err as Error).message}`, 1);
   } finally {

@@ -7,6 +7,7 @@
  * text is escaped.
  */
 import { htmlEscape } from './markdown.js';
+import { money as formatMoney, type BudgetState } from '../decide/budget.js';
 import type { HistoryEvent, Sample } from '../history/types.js';
 
 /** One point of a pool's chart: the bucket's busiest sample (queued, running), its most nodes and desired. */
@@ -54,10 +55,29 @@ export interface PoolReport {
   failedCycles: Array<{ at: number; detail: string }>;
 }
 
+/** A cost budget against what its pools spent: now, this month, and in the report's period. */
+export interface BudgetReport extends BudgetState {
+  /** What the budget's pools cost in the report's period (their samples' node-hours × hourlyCost). */
+  periodSpend: number;
+  /** The period's limits: maxPerHour × its hours, and maxPerMonth's share of them (÷ 730 per hour). */
+  periodLimitByHour?: number;
+  periodLimitByMonth?: number;
+}
+
 export interface FleetReport {
   since: number;
   until: number;
   pools: PoolReport[];
+  /** Cost budgets (`budgets:` in the policy); absent without any. */
+  budgets?: BudgetReport[];
+  /** The policy's currency; absent: plain numbers. */
+  currency?: string;
+}
+
+/** What the report shows of cost budgets: each budget as it stands now (decide/budget.ts `budgetStates`). */
+export interface BudgetInput {
+  budgets: BudgetState[];
+  currency?: string | undefined;
 }
 
 export interface PoolInput {
@@ -110,8 +130,8 @@ function series(samples: readonly Sample[], since: number, until: number): { buc
   return { bucketMs, points };
 }
 
-export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: number, until: number): FleetReport {
-  return {
+export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: number, until: number, cost?: BudgetInput): FleetReport {
+  const report: FleetReport = {
     since,
     until,
     pools: pools.map(({ pool, samples, hourlyCost }) => {
@@ -151,6 +171,21 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
       };
     }),
   };
+  if (cost?.currency) report.currency = cost.currency;
+  if (cost?.budgets.length) {
+    const hours = Math.max(0, until - since) / HOUR;
+    const cents = (v: number) => Math.round(v * 100) / 100;
+    report.budgets = cost.budgets.map((b) => ({
+      ...b,
+      perHourNow: Math.round(b.perHourNow * 10_000) / 10_000,
+      monthToDate: cents(b.monthToDate),
+      ...(b.monthRate !== undefined ? { monthRate: Math.round(b.monthRate * 10_000) / 10_000 } : {}),
+      periodSpend: cents(report.pools.filter((p) => b.pools.includes(p.pool)).reduce((a, p) => a + (p.cost ?? 0), 0)),
+      ...(b.maxPerHour !== undefined ? { periodLimitByHour: cents(b.maxPerHour * hours) } : {}),
+      ...(b.maxPerMonth !== undefined ? { periodLimitByMonth: cents((b.maxPerMonth / 730) * hours) } : {}),
+    }));
+  }
+  return report;
 }
 
 // ------------------------------------------------------------------ HTML
@@ -359,13 +394,38 @@ ${rows}
 </tbody></table>${more ? `<p class="more">${more} earlier error${more === 1 ? '' : 's'} not shown (all are in <code>--format json</code>).</p>` : ''}`;
 }
 
-const money = (v: number) => v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const money = (v: number, currency?: string) => (currency ? formatMoney(v, currency) : v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+
+/** Cost budgets: now (per hour), this month, this period, each against its limits. */
+function budgetTable(r: FleetReport): string {
+  if (!r.budgets?.length) return '';
+  const m = (v: number) => esc(formatMoney(v, r.currency));
+  const pct = (v: number, of: number) => (of > 0 ? ` <span class="dim">(${Math.round((v / of) * 100)}%)</span>` : '');
+  const over = (v: number, of: number | undefined) => (of !== undefined && v > of + 1e-9 ? ' err' : '');
+  const rows = r.budgets
+    .map((b) => {
+      const now = `${m(b.perHourNow)}/h${b.maxPerHour !== undefined ? ` of ${m(b.maxPerHour)}/h${pct(b.perHourNow, b.maxPerHour)}` : ''}`;
+      const month =
+        b.maxPerMonth === undefined
+          ? `${m(b.monthToDate)}`
+          : `${m(b.monthToDate)} of ${m(b.maxPerMonth)}${pct(b.monthToDate, b.maxPerMonth)}${b.monthKnown ? '' : ' <span class="dim">(the history does not cover this month from its start: more was spent; ÷ 730 applies)</span>'}`;
+      const rate = b.monthRate !== undefined ? `${m(b.monthRate)}/h` : '—';
+      const limits = [b.periodLimitByHour !== undefined ? `${m(b.periodLimitByHour)} by the hour` : '', b.periodLimitByMonth !== undefined ? `${m(b.periodLimitByMonth)} by the month` : ''].filter(Boolean).join(', ');
+      const periodMax = Math.min(b.periodLimitByHour ?? Infinity, b.periodLimitByMonth ?? Infinity);
+      return `<tr><td>${esc(b.budget)}</td><td>${b.pools.map((p) => esc(p)).join(', ')}</td><td class="n${over(b.perHourNow, b.maxPerHour)}">${now}</td><td class="n${over(b.monthToDate, b.maxPerMonth)}">${month}</td><td class="n">${rate}</td><td class="n${over(b.periodSpend, Number.isFinite(periodMax) ? periodMax : undefined)}">${m(b.periodSpend)}${limits ? ` <span class="dim">(limits ${limits})</span>` : ''}</td></tr>`;
+    })
+    .join('\n');
+  return `<h2 class="budgets">Cost budgets</h2>
+<table class="summary"><thead><tr><th>Budget</th><th>Pools</th><th>Now</th><th>This month (UTC)</th><th>Allowed now by the month</th><th>This period</th></tr></thead><tbody>
+${rows}
+</tbody></table>`;
+}
 
 function summary(r: FleetReport): string {
   const rows = r.pools
     .map(
       (p, i) =>
-        `<tr><td><a href="#pool-${i}">${esc(p.pool)}</a></td><td class="n">${num(p.nodeHours)}</td><td class="n">${p.cost !== undefined ? money(p.cost) : '—'}</td><td class="n">${p.peakNodes}</td><td class="n">${num(p.meanDemand)} / ${p.peakDemand}</td><td class="n">${dur(p.waits.p50)} / ${dur(p.waits.p95)}</td><td class="n">${p.scaleUps} / ${p.scaleDowns}</td><td class="n${p.failedCycles.length ? ' err' : ''}">${p.failedCycles.length}</td></tr>`,
+        `<tr><td><a href="#pool-${i}">${esc(p.pool)}</a></td><td class="n">${num(p.nodeHours)}</td><td class="n">${p.cost !== undefined ? esc(money(p.cost, r.currency)) : '—'}</td><td class="n">${p.peakNodes}</td><td class="n">${num(p.meanDemand)} / ${p.peakDemand}</td><td class="n">${dur(p.waits.p50)} / ${dur(p.waits.p95)}</td><td class="n">${p.scaleUps} / ${p.scaleDowns}</td><td class="n${p.failedCycles.length ? ' err' : ''}">${p.failedCycles.length}</td></tr>`,
     )
     .join('\n');
   return `<table class="summary"><thead><tr><th>Pool</th><th>Node-hours</th><th>Cost</th><th>Peak nodes</th><th>Jobs mean / peak</th><th>Wait p50 / p95</th><th>Scale-ups / downs</th><th>Failed cycles</th></tr></thead><tbody>
@@ -374,7 +434,7 @@ ${rows}
 }
 
 function section(p: PoolReport, i: number, r: FleetReport): string {
-  const cost = p.cost !== undefined ? ` · cost <b>${money(p.cost)}</b> <span class="dim">(${p.hourlyCost ?? 0} per node-hour)</span>` : ' · <span class="dim">cost: set <code>machine.hourlyCost</code> to see it</span>';
+  const cost = p.cost !== undefined ? ` · cost <b>${esc(money(p.cost, r.currency))}</b> <span class="dim">(${esc(r.currency ? money(p.hourlyCost ?? 0, r.currency) : String(p.hourlyCost ?? 0))} per node-hour)</span>` : ' · <span class="dim">cost: set <code>machine.hourlyCost</code> to see it</span>';
   const facts = `<p class="facts"><b>${num(p.nodeHours)}</b> node-hours${cost} · peak <b>${p.peakNodes}</b> nodes · jobs (queued + running) mean <b>${num(p.meanDemand)}</b>, peak <b>${p.peakDemand}</b> · <b>${p.scaleUps}</b> scale-ups, <b>${p.scaleDowns}</b> scale-downs${p.failedCycles.length ? ` · <b class="err">${p.failedCycles.length}</b> failed cycles` : ''}</p>`;
   if (!p.samples) return `<section id="pool-${i}"><h2>${esc(p.pool)}</h2>\n<p class="none">No samples in this period: the pool has not been reconciled.</p>\n${p.failedCycles.length ? `<h3>Failed cycles</h3>\n${errorTable(p)}` : ''}</section>`;
   const waits = p.waits.jobs
@@ -417,6 +477,7 @@ code{font-size:13px;background:#f6f8fa;padding:1px 4px;border-radius:4px}
 <h1>Parmanu fleet report</h1>
 <p class="sub">${esc(when(r.since))} → ${esc(when(r.until))} UTC (${hours >= 48 ? `${num(Math.round((hours / 24) * 10) / 10)} days` : `${hours} h`}) · ${r.pools.length} pool${r.pools.length === 1 ? '' : 's'} · all times UTC</p>
 ${r.pools.length ? summary(r) : '<p class="none">No pools.</p>'}
+${budgetTable(r)}
 <p class="legend"><span><i style="background:#7fc97f"></i>running jobs</span><span><i style="background:#f39c4a"></i>queued jobs (stacked)</span><span><i style="background:#1f4e9c;height:3px;vertical-align:3px"></i>nodes</span><span><i style="background:repeating-linear-gradient(90deg,#8250df 0 5px,transparent 5px 9px);height:2px;vertical-align:4px"></i>desired</span><span><i style="background:#1a7f37;width:3px"></i>scale-up</span><span><i style="background:#b35900;width:3px"></i>scale-down</span></p>
 ${r.pools.map((p, i) => section(p, i, r)).join('\n')}
 </body></html>
