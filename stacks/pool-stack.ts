@@ -39,6 +39,7 @@ import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index
 import { CREDENTIAL_PREFIX, gcpStatus, NODE_PREFIX, POOL_RESOURCE_PREFIX, POWER_PREFIX } from '../src/policy/resources.js';
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 import { sha256, shq, userData } from './bootstrap.js';
+import { poolWorkDir, renderModuleNodes } from './module-node.js';
 import { pickStable } from './spread.js';
 import { bootstrapOptions, CREDENTIALS_VARIABLE, localCredentialFile, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
 
@@ -170,6 +171,9 @@ export class PoolStack extends TerraformStack {
       this.addOverride('terraform.required_providers.google.source', 'hashicorp/google');
       const email = pool.machine.serviceAccount ?? this.gcpIdentity(pool);
       for (const node of input.nodes) this.gcpNode(pool, platform, node, secretOf(node.name), email);
+    } else if (platform.type === 'module') {
+      // Each node one call of the user's module, beside Parmanu's record of it (stacks/module-node.ts).
+      renderModuleNodes(this, pool, platform, input.nodes, poolWorkDir(input.stateDir, pool.name));
     } else {
       for (const node of input.nodes) {
         const file = localCredentialFile(input.stateDir, pool.name, node.name);

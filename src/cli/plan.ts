@@ -144,7 +144,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const { nodeSpec } = await import('../../stacks/spec.js');
   const headPolicy = head.policy;
-  const specChanged = (a: PoolConfig, b: PoolConfig) => nodeSpec(a, base?.emitters[a.emitter]) !== nodeSpec(b, headPolicy.emitters[b.emitter]);
+  const specChanged = (a: PoolConfig, b: PoolConfig) => nodeSpec(a, base?.emitters[a.emitter], base?.platforms[a.platform]) !== nodeSpec(b, headPolicy.emitters[b.emitter], headPolicy.platforms[b.platform]);
   const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known, now: Date.now() });
   if (values.report) {
     const file = resolve(io.cwd, values.report);

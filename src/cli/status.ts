@@ -76,7 +76,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const state = await readState(pool, platform, stateDir, rec?.nodes.map((n) => n.name) ?? [], io.env.PARMANU_TERRAFORM ?? 'terraform');
       const probe = probes.get(pool.emitter);
       const kind = emitters.get(pool.emitter)?.kind ?? 'replay';
-      const truth = observe({ policy, pool, kind, probe, rec, state, spec: nodeSpec(pool, policy.emitters[pool.emitter]), now, poolsOfEmitter: policy.pools.filter((p) => p.emitter === pool.emitter), removed });
+      const truth = observe({ policy, pool, kind, probe, rec, state, spec: nodeSpec(pool, policy.emitters[pool.emitter], policy.platforms[pool.platform]), now, poolsOfEmitter: policy.pools.filter((p) => p.emitter === pool.emitter), removed });
       const plan = decide({ pool, now, observation: undefined, staleAfterMs: Infinity, nodes: truth.views, memory: rec?.memory, newId: (i) => String(i), removed });
       // Services mode: the replica holding the pool, and the observation the scalers read.
       const holder = await history.leaseHolder(pool.name).catch(() => undefined);

@@ -14,6 +14,7 @@ import { issueToProblems } from './issues.js';
 import { checkRules, type PartialPool, type RulesEnv } from './rules.js';
 import { BudgetSchema, CURRENCY, EmitterSchema, HOOK_MAX_BYTES, PlatformSchema, PolicyFileSchema, PoolSchema, ScalingSchema, type BudgetInput, type EmitterInput, type PlatformInput, type PoolInput } from './schema.js';
 import { findLiteralCredential } from './secrets.js';
+import { withModulePath } from './module.js';
 import { locate, readSource, stringScalars, type SourceFile } from './source.js';
 import { suggestion } from './suggest.js';
 import { codePoint, CONTROL_BUT_CRLF_TAB, CONTROL_BUT_NEWLINE_TAB } from './text.js';
@@ -181,7 +182,8 @@ export function loadPolicy(paths: readonly string[], options: LoadOptions = {}):
           if (section === 'pools') partialPools.push(partialPool(name, value));
           continue;
         }
-        (valid[section] as Map<string, unknown>).set(name, parsed.data);
+        // A module platform's relative local source is resolved against this policy file's directory.
+        (valid[section] as Map<string, unknown>).set(name, section === 'platforms' ? withModulePath(parsed.data as PlatformInput, file) : parsed.data);
         if (section === 'pools') {
           const pool = parsed.data as PoolInput;
           const read = readHooks(pool, file, (which, message) => {

@@ -7,6 +7,7 @@ import { inCi } from './env.js';
 import type { Origin } from './load.js';
 import { locate } from './source.js';
 import { suggestion } from './suggest.js';
+import { hasPartialReference, inputStrings, isLocalModuleSource, MODULE_INPUT_NAME, MODULE_VARIABLES, moduleDirExists, TERRAFORM_RESERVED } from './module.js';
 import { AWS_EXTRA_BYTES } from './schema.js';
 import { AWS_TAG_KEY, AWS_TAG_VALUE, ENV_NAME, GCP_LABEL_KEY, GCP_LABEL_VALUE, JVM_OPTION, JVM_REFUSED, PARMANU_TAG, PLATFORM_LABELS, RESERVED_ENV, showChar, tomlFragmentProblem } from './text.js';
 import type { Policy, PoolConfig, Problem, Scaling } from './types.js';
@@ -141,14 +142,32 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
   for (const p of Object.values(policy.platforms)) {
     const id = `platforms/${p.name}`;
     if (p.type === 'local') continue;
+    if (p.type === 'module') checkModulePlatform(id, p);
     // Terraform's state is the only record of the VMs: it must outlive the machine that runs Parmanu.
-    const remote = p.type === 'aws' ? `backend: { type: s3, bucket: BUCKET, key: parmanu, region: ${p.region} }` : 'backend: { type: gcs, bucket: BUCKET, prefix: parmanu }';
+    const remote = p.type === 'aws' ? `backend: { type: s3, bucket: BUCKET, key: parmanu, region: ${p.region} }` : p.type === 'gcp' ? 'backend: { type: gcs, bucket: BUCKET, prefix: parmanu }' : 'backend: { type: s3, bucket: BUCKET, key: parmanu, region: REGION } (or type: gcs)';
     if (!p.backend) {
-      at(id, [], `${p.type === 'aws' ? 'an aws' : 'a gcp'} platform names its backend: Terraform's state is the only record of the VMs and must outlive the machine that runs Parmanu (a CI job's files go with the job); add ${remote}, or write backend: { type: local } to keep it on this machine`, 'error', true);
+      at(id, [], `${p.type === 'aws' ? 'an aws' : p.type === 'gcp' ? 'a gcp' : 'a module'} platform names its backend: Terraform's state is the only record of the VMs and must outlive the machine that runs Parmanu (a CI job's files go with the job); add ${remote}, or write backend: { type: local } to keep it on this machine`, 'error', true);
     } else if (p.backend.type === 'local' && inCi(env)) {
       at(id, ['backend'], `keeps Terraform's state on this machine, and CI is set: a CI job's files go with the job, and the next run would lose track of every VM; use ${remote}`, 'warning');
     }
     if (p.type === 'gcp' && !zoneInRegion(p.zone, p.region)) at(id, ['zone'], `zone "${p.zone}" is not in region "${p.region}": a zone is its region, "-" and a letter (e.g. ${p.region}-b); fix the zone or the region`);
+  }
+
+  /** A module platform: its source and version, and inputs that are plain values with none of Parmanu's own names. */
+  function checkModulePlatform(id: string, p: Extract<Policy['platforms'][string], { type: 'module' }>) {
+    if (isLocalModuleSource(p.source)) {
+      if (p.version !== undefined) at(id, ['version'], `a local module (source ${p.source}) has no version: Terraform reads the directory as it is; remove version, or use a registry or git source to pin one`, 'error', true);
+      if (!moduleDirExists(p.source)) at(id, ['source'], `${p.source} is not a directory (a local module source is relative to the policy file)`);
+    }
+    for (const [name, value] of Object.entries(p.inputs)) {
+      const here = ['inputs', name];
+      if ((MODULE_VARIABLES as readonly string[]).includes(name)) at(id, here, `"${name}" is given to every node's module by Parmanu itself (${MODULE_VARIABLES.join(', ')}): it cannot be an input`, 'error', true);
+      else if ((TERRAFORM_RESERVED as readonly string[]).includes(name)) at(id, here, `"${name}" is a Terraform meta-argument of a module call, not a variable name`, 'error', true);
+      else if (!MODULE_INPUT_NAME.test(name)) at(id, here, 'a module variable name is letters, digits, "_" and "-", not starting with a digit or "-"', 'error', true);
+      for (const str of inputStrings(value)) {
+        if (hasPartialReference(str.value)) at(id, [...here, ...str.path], 'a ${env:NAME} or ${file:path} reference is a whole value, never part of a string');
+      }
+    }
   }
 
   const emitterNames = namesOf('emitters');
@@ -215,6 +234,14 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       });
     }
     const kind = policy.emitters[pool.emitter]?.type;
+    if (platform?.type === 'module') {
+      // The module gets only name, pool, user_data, credential and the platform's inputs: VM settings belong in the inputs.
+      const set: string[] = (['type', 'image', 'subnets', 'zones', 'securityGroups', 'instanceProfile', 'serviceAccount', 'tags'] as const).filter((k) => pool.machine[k] !== undefined);
+      for (const k of ['diskGb', 'publicIp'] as const) if (written(id, ['machine', k])) set.push(k);
+      if (pool.machine.spot !== false) set.push('spot');
+      if (set.length) at(id, ['machine', set[0] as string], `${set.map((k) => `machine.${k}`).join(', ')} ${set.length === 1 ? 'has' : 'have'} no meaning on module platform "${platform.name}": its module gets only name, pool, user_data, credential and the platform's inputs; put VM settings in platforms.${platform.name}.inputs`, 'error', true);
+      if (pool.scaling.standby !== 0) at(id, ['scaling', 'standby'], `is not supported on module platform "${platform.name}": a module call has no lifecycle that lets a node's power state alone change in place, and the module contract has no power variable; remove scaling.standby for this pool`);
+    }
     if (pool.scaling.standby !== 0 && platform?.type === 'aws' && pool.machine.spot) {
       at(id, ['scaling', 'standby'], `standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool`);
     }

@@ -217,7 +217,27 @@ export const LocalPlatformSchema = z
   })
   .describe('The offline platform.');
 
-export const PlatformSchema = z.discriminatedUnion('type', [AwsPlatformSchema, GcpPlatformSchema, LocalPlatformSchema]);
+/** A module input's value: plain JSON (strings, numbers, booleans, lists and maps; no null). */
+export type ModuleInputValue = string | number | boolean | ModuleInputValue[] | { [key: string]: ModuleInputValue };
+const moduleInputValue: z.ZodType<ModuleInputValue> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.array(moduleInputValue), z.record(z.string(), moduleInputValue)], { error: 'must be a string, number, boolean, list or map (plain JSON, no null)' }),
+);
+
+export const ModulePlatformSchema = z
+  .strictObject({
+    type: z.literal('module').describe('Any cloud through a Terraform module: each node is one `module "node_<name>"` call given `name`, `pool`, `user_data`, `credential` (an ephemeral, sensitive variable the module hands only to write-only arguments) and `inputs`. See "Any cloud: the module platform".'),
+    source: nonEmpty.describe('The module: a local path starting with `./` or `../` (relative to the policy file), a registry address such as `acme/runner-node/azurerm`, or any other Terraform module source (`git::https://…?ref=v1.2.0`).'),
+    version: nonEmpty.describe('Version constraint of a registry module, e.g. `1.4.2` or `~> 1.4`; not with a local path. Recorded on each node: a change rolls the pool out.').optional(),
+    inputs: z
+      .record(z.string(), moduleInputValue)
+      .describe('The module\'s other variables, as plain values (strings, numbers, booleans, lists, maps); a secret only as a whole `${env:NAME}` or `${file:path}` reference, handed to Terraform as a sensitive variable. Not `name`, `pool`, `user_data`, `credential` (Parmanu\'s own) nor Terraform\'s reserved names. Recorded on each node: a change rolls the pool out.')
+      .default({}),
+    backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required (it must outlive the machine that runs Parmanu): an `s3` or `gcs` bucket, or `{ type: local }` written out.').optional(),
+    evacuate: z.boolean().describe('Move every pool off this platform: new nodes go to the next platform of each pool\'s `failover` list, nodes here drain and go once the failover\'s nodes serve (a drill, or a planned move). A pool with no failover stays.').optional(),
+  })
+  .describe('Any cloud or hypervisor through a Terraform module (Azure, OpenStack, vSphere, Proxmox, …).');
+
+export const PlatformSchema = z.discriminatedUnion('type', [AwsPlatformSchema, GcpPlatformSchema, LocalPlatformSchema, ModulePlatformSchema]);
 
 // ---------------------------------------------------------------- pools
 

@@ -1,6 +1,7 @@
 import type { LoadResult } from './load.js';
 import { resolveSecret, SecretResolutionError, type SecretEnv } from './secrets.js';
 import { locate } from './source.js';
+import { inputStrings, isInputReference } from './module.js';
 import type { Policy, Problem } from './types.js';
 
 export interface SecretField {
@@ -33,6 +34,13 @@ export function secretFields(policy: Policy): SecretField[] {
     if (e.type === 'jenkins') {
       add(['user'], e.user);
       add(['token'], e.token);
+    }
+  }
+  // A module platform's secret inputs (whole references anywhere in an input's value).
+  for (const p of Object.values(policy.platforms)) {
+    if (p.type !== 'module') continue;
+    for (const [name, value] of Object.entries(p.inputs)) {
+      for (const str of inputStrings(value)) if (isInputReference(str.value)) out.push({ section: 'platforms', name: p.name, path: ['inputs', name, ...str.path], ref: str.value });
     }
   }
   return out;

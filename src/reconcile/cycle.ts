@@ -226,7 +226,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const dir = poolDir(deps.stateDir, pool.name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const k = keeper;
-    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), commit: () => k.commit(), committed: () => k.committed, removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter]) };
+    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), commit: () => k.commit(), committed: () => k.committed, removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter], platform) };
 
     // observe
     // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt

@@ -28,7 +28,7 @@ import type { PoolPlan } from '../decide/types.js';
 import { freshRunnerOnStart, RunnerBusyError, type Emitter, type ProbeResult, type RunnerRelease } from '../emitters/types.js';
 import type { Lease, NodeRecord, PoolRecord } from '../history/types.js';
 import type { PlatformConfig, PoolConfig, RunnerCredential } from '../policy/types.js';
-import { guardPlan, NODE_PREFIX, nodeOfResource, POWER_PREFIX } from '../terraform/guard.js';
+import { guardPlan, NODE_PREFIX, nodeOfModule, nodeOfResource, POWER_PREFIX } from '../terraform/guard.js';
 import { countChanges, type ResourceChange } from '../terraform/plan.js';
 import type { StateNode } from '../terraform/state.js';
 import { placeholderAccess } from '../../stacks/placeholders.js';
@@ -67,7 +67,8 @@ export interface PoolRun {
   spec: string;
 }
 
-const NODE_TYPE = { aws: 'aws_instance', gcp: 'google_compute_instance', local: 'terraform_data' } as const;
+/** The type of a node's own resource: its VM, or (module platform) Parmanu's record of the node's module call beside `module.node_<name>`. */
+const NODE_TYPE = { aws: 'aws_instance', gcp: 'google_compute_instance', local: 'terraform_data', module: 'terraform_data' } as const;
 
 type Intent = PoolRecord['intents'][number];
 
@@ -374,7 +375,9 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
           ...(power !== undefined ? { power } : {}),
           // A power state in the state (AWS: its power resource) stays rendered, standby or not.
           ...(sn?.power !== undefined ? { powerResource: true } : {}),
-          ...(to.has(name) ? { powerChange: true, ...(sn?.input ? { recorded: sn.input } : {}) } : {}),
+          // Its record as the state holds it: a module node's call is rendered again from it (stacks/module-node.ts).
+          ...(to.has(name) ? { powerChange: true } : {}),
+          ...(sn?.input ? { recorded: sn.input } : {}),
           generation: (sn?.generation ?? 1) + (renewed ? 1 : 0),
         };
       }),
@@ -607,13 +610,14 @@ async function pinRelease(run: PoolRun, rec: PoolRecord, say: (s: string) => voi
   }
 }
 
-/** Kept nodes (not decided new) whose VM the plan would create: their VM is gone from the cloud. */
+/** Kept nodes (not decided new) whose VM (or any resource of their module) the plan would create: it is gone from the cloud. */
 function recreated(changes: readonly ResourceChange[], nodeType: string, kept: ReadonlySet<string>): string[] {
-  return changes.flatMap((r) => {
-    const node = r.mode === 'managed' && r.type === nodeType && r.name.startsWith('node_') ? nodeOfResource(r.name) : undefined;
+  return [...new Set(changes.flatMap((r) => {
+    const node = r.mode !== 'managed' ? undefined : r.module_address !== undefined ? nodeOfModule(r.module_address) : r.type === nodeType && r.name.startsWith('node_') ? nodeOfResource(r.name) : undefined;
     return node && kept.has(node) && r.change.actions.length === 1 && r.change.actions[0] === 'create' ? [node] : [];
-  });
+  }))];
 }
+
 
 /**
  * Marked runners of this pool that no VM backs and no crash of ours explains (those went in step

@@ -26,7 +26,7 @@ export interface KnownPool {
 // The saved configuration is Parmanu's own output; only the fields reconcile relies on are checked.
 const SavedSchema = z.object({
   pool: z.object({ name: z.string(), emitter: z.string(), platform: z.string(), labels: z.array(z.string()), machine: z.record(z.string(), z.unknown()), runner: z.record(z.string(), z.unknown()), scaling: z.record(z.string(), z.unknown()) }).loose(),
-  platform: z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local']) }).loose(),
+  platform: z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose(),
 });
 
 export function savedConfig(pool: PoolConfig, platform: PlatformConfig): NonNullable<PoolRecord['config']> {

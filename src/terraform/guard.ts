@@ -8,6 +8,12 @@
  * a node resource, a resource that is neither a node's nor the pool's, or more nodes touched than
  * decided aborts the pool with nothing applied. Pure.
  *
+ * Module platform: a node is also its module instance, `module.node_<name>` (nested modules
+ * included: the first segment names the node), beside Parmanu's record `terraform_data.node_<name>`:
+ * every resource inside is that node's, created only for a node to create, destroyed only for one
+ * to destroy, never updated or replaced (a module call has no standby); a resource in any other
+ * module is refused.
+ *
  * Standby: a node decided to start or stop (`power`) may change its power state in place and
  * nothing else — local `input.power` of its `terraform_data`, GCP `desired_status`, AWS its
  * `aws_ec2_instance_state` (created when the node had none) — checked on the plan's before and
@@ -41,6 +47,16 @@ export interface Intent {
   renew?: ReadonlySet<string>;
 }
 
+/**
+ * The node whose module instance holds a resource (module platform): the first segment of its
+ * module address, `module.node_<name>` (`module.node_<name>.module.inner` too). Undefined for
+ * any other module.
+ */
+export function nodeOfModule(moduleAddress: string): string | undefined {
+  const m = /^module\.node_([^.[\]]+)(?:\.|$)/.exec(moduleAddress);
+  return m?.[1];
+}
+
 /** The node a resource belongs to, by its name (`node_<n>`, `credential_<n>`, `credential_<n>_version`, `credential_<n>_access`). */
 export function nodeOfResource(name: string): string | undefined {
   if (name.startsWith(NODE_PREFIX)) return name.slice(NODE_PREFIX.length) || undefined;
@@ -55,6 +71,21 @@ export function guardPlan(changes: readonly ResourceChange[], intent: Intent): s
   for (const r of changes) {
     const actions = r.change.actions;
     if (actions.every((a) => a === 'no-op' || a === 'read')) continue;
+    if (r.module_address !== undefined) {
+      // Everything inside a node's module instance is that node: created with it, destroyed with it, never changed.
+      const node = nodeOfModule(r.module_address);
+      if (r.mode !== 'managed' || !node || !node.startsWith(`${intent.pool}-`)) {
+        violations.push(`${r.address}: ${actions.join('/')} of a resource that is not in a node module of pool ${intent.pool}`);
+        continue;
+      }
+      touched.add(node);
+      if (actions.includes('create') && actions.includes('delete')) violations.push(`${r.address}: replacement (a node is never replaced in place)`);
+      else if (actions.includes('update')) violations.push(`${r.address}: in-place update (nodes are immutable)`);
+      else if (actions.includes('create') && !intent.mayCreate.has(node)) violations.push(`${r.address}: create was not decided`);
+      else if (actions.includes('delete') && !intent.mayDestroy.has(node)) violations.push(`${r.address}: destroy of a node that was not drained and confirmed idle`);
+      else if (actions.includes('forget')) violations.push(`${r.address}: forget was not decided`);
+      continue;
+    }
     if (r.mode === 'managed' && r.name.startsWith(POOL_PREFIX)) {
       if (actions.includes('delete') && !intent.poolEmptied) violations.push(`${r.address}: ${actions.join('/')} of the pool's identity while the pool keeps nodes`);
       continue;

@@ -3,6 +3,8 @@ import { z } from 'zod';
 
 export const ResourceChangeSchema = z.object({
   address: z.string(),
+  /** The module instance the resource is in (`module.node_<name>`, nested ones after it); absent in the root module. */
+  module_address: z.string().optional(),
   mode: z.string().default('managed'),
   type: z.string(),
   name: z.string(),

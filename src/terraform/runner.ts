@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { PlanJsonSchema, type PlanJson } from './plan.js';
 import { parseStateNodes, type StateNode } from './state.js';
+import { moduleCallsHash, referenceEnv } from './modules.js';
 
 export class TerraformError extends Error {
   constructor(message: string) {
@@ -168,7 +169,19 @@ export class Terraform {
   /** `env`: this call's extra environment (a pool's cloud credentials file, the ephemeral credentials variable); never logged. */
   private run(args: string[], cwd: string, env: Record<string, string> = {}): ResultPromise<{ cwd: string; reject: false; env: Record<string, string>; all: true; stdin: 'ignore' }> {
     this.runs++;
-    return execa(this.bin, args, { cwd, reject: false, all: true, stdin: 'ignore', env: { TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...(this.opts.env ?? {}), ...env } });
+    // A module platform's secret inputs, resolved for the commands that evaluate the configuration (never written anywhere).
+    const refs = args[0] === 'plan' || args[0] === 'apply' ? referenceEnv(cwd, { env: process.env, readFile: (p) => readFileSync(p, 'utf8') }) : {};
+    return execa(this.bin, args, { cwd, reject: false, all: true, stdin: 'ignore', env: { TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1', ...(this.opts.env ?? {}), ...env, ...refs } });
+  }
+
+  /** A module platform's new module calls are installed (`terraform get`) before terraform reads the configuration. */
+  private async installModules(dir: string, env?: Record<string, string>): Promise<void> {
+    const hash = moduleCallsHash(dir);
+    const marker = join(dir, '.parmanu-modules');
+    if (hash === undefined || (existsSync(marker) && readFileSync(marker, 'utf8') === hash)) return;
+    const r = await this.run(['get', '-no-color'], dir, env);
+    if (r.exitCode !== 0) throw this.fail('get', String(r.all));
+    writeFileSync(marker, hash);
   }
 
   private fail(what: string, output: string): TerraformError {
@@ -209,6 +222,7 @@ export class Terraform {
 
   /** plan to `planFile`; true when there are changes. */
   async plan(dir: string, planFile: string, env?: Record<string, string>): Promise<boolean> {
+    await this.installModules(dir, env);
     const r = await this.run(['plan', '-input=false', '-no-color', '-detailed-exitcode', `-lock-timeout=${this.opts.lockTimeout ?? '60s'}`, `-out=${planFile}`], dir, env);
     if (r.exitCode === 0) return false;
     if (r.exitCode === 2) return true;
@@ -235,6 +249,7 @@ export class Terraform {
    * An empty state (nothing applied yet) has no nodes.
    */
   async pullState(dir: string, env?: Record<string, string>): Promise<StateNode[]> {
+    await this.installModules(dir, env);
     const r = await this.run(['state', 'pull'], dir, env);
     if (r.exitCode !== 0) throw this.fail('state pull', String(r.all));
     const text = String(r.stdout).trim();

@@ -1,18 +1,21 @@
 /**
  * Reading a local Terraform state file (format version 4) for the nodes it holds: Terraform state
- * is the truth for which nodes exist. Validated with zod; an unreadable or foreign file is an error
+ * is the truth for which nodes exist. A module platform's node is its record and its module instance:
+ * any resource in `module.node_<name>` (nested modules included) makes node `<name>` exist. Validated with zod; an unreadable or foreign file is an error
  * with a reason, never a guess.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { CREDENTIAL_PREFIX, NODE_PREFIX, POWER_PREFIX, POWER_RESOURCE_TYPE, powerOfGcpStatus } from '../policy/resources.js';
-import { nodeOfResource } from './guard.js';
+import { nodeOfModule, nodeOfResource } from './guard.js';
 
 const StateSchema = z.object({
   version: z.literal(4, { error: 'only Terraform state format version 4 is supported' }),
   resources: z
     .array(
       z.object({
+        /** The module instance the resource is in (`module.node_<name>`); absent in the root module. */
+        module: z.string().optional(),
         mode: z.string(),
         type: z.string(),
         name: z.string(),
@@ -47,7 +50,12 @@ export interface StateNode {
    * `secret_data_wo_version`. Undefined without a credential resource.
    */
   generation?: number;
-  /** Local platform: the node's `input` as recorded (a start or stop renders it back with only `power` changed). */
+  /**
+   * Module platform: resources of its module instance (`module.node_<name>`) are in the state. Its
+   * record (`terraform_data.node_<name>`) is read like a local node (spec, creation time, `input`).
+   */
+  module?: boolean;
+  /** Local platform (and a module node's record): the node's `input` as recorded (a start or stop renders it back with only `power` changed). */
   input?: Record<string, string>;
 }
 
@@ -96,7 +104,9 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
   const parsed = StateSchema.safeParse(raw);
   if (!parsed.success) throw new StateError(`${source}: not a Terraform state file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const nodes: StateNode[] = [];
-  const managed = parsed.data.resources.filter((r) => r.mode === 'managed' && r.instances.length > 0);
+  // Node resources are named in the root module; a module platform's node is also its module instance.
+  const managed = parsed.data.resources.filter((r) => r.mode === 'managed' && r.instances.length > 0 && r.module === undefined);
+  const inModules = new Set(parsed.data.resources.filter((r) => r.mode === 'managed' && r.instances.length > 0 && r.module !== undefined).flatMap((r) => nodeOfModule(r.module as string) ?? []));
   const withCredential = new Set(managed.filter((r) => r.name.startsWith(CREDENTIAL_PREFIX)).map((r) => nodeOfResource(r.name)));
   // Power states (AWS) and credential generations, by node.
   const power = new Map<string, 'running' | 'stopped'>();
@@ -118,7 +128,7 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
     }
   }
   for (const r of parsed.data.resources) {
-    if (r.mode !== 'managed' || !r.name.startsWith(NODE_PREFIX) || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
+    if (r.mode !== 'managed' || r.module !== undefined || !r.name.startsWith(NODE_PREFIX) || !(NODE_RESOURCE_TYPES as readonly string[]).includes(r.type)) continue;
     const inst = r.instances[0];
     if (!inst) continue;
     const node: StateNode = { name: r.name.slice(NODE_PREFIX.length), type: r.type as StateNode['type'] };
@@ -144,7 +154,11 @@ export function parseStateNodes(text: string, source: string): StateNode[] {
     if (withCredential.has(node.name)) node.credential = true;
     const g = generation.get(node.name);
     if (g !== undefined) node.generation = g;
+    if (inModules.has(node.name)) node.module = true;
     nodes.push(node);
   }
+  // A module instance whose record is gone (its resources are that node's all the same).
+  const named = new Set(nodes.map((n) => n.name));
+  for (const name of [...inModules].sort()) if (!named.has(name)) nodes.push({ name, type: 'terraform_data', module: true });
   return nodes;
 }
