@@ -173,7 +173,7 @@ export class PoolStack extends TerraformStack {
       for (const node of input.nodes) this.gcpNode(pool, platform, node, secretOf(node.name), email);
     } else if (platform.type === 'module') {
       // Each node one call of the user's module, beside Parmanu's record of it (stacks/module-node.ts).
-      renderModuleNodes(this, pool, platform, input.nodes, poolWorkDir(input.stateDir, pool.name));
+      renderModuleNodes(this, pool, platform, input.nodes, input.workDir ?? poolWorkDir(input.stateDir, pool.name));
     } else {
       for (const node of input.nodes) {
         const file = localCredentialFile(input.stateDir, pool.name, node.name);

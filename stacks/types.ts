@@ -122,6 +122,11 @@ export interface PoolStackInput {
   nodes: NodeInput[];
   /** Where the local backend keeps state: `<stateDir>/pools/<pool>/terraform.tfstate`. */
   stateDir: string;
+  /**
+   * The directory the stack's JSON is written to and Terraform runs in (default
+   * `<stateDir>/pools/<stack>`): a module platform's local module source is rendered relative to it.
+   */
+  workDir?: string;
 }
 
 /** The local platform's credential file of a node, beside the pool's state. */

@@ -59,7 +59,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       names = [];
     }
     const access = placeholderAccess(policy.emitters[pool.emitter], pool);
-    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, access })), stateDir });
+    // A module platform's local source is rendered relative to where the JSON is written.
+    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, access })), stateDir, workDir: join(out, pool.name) });
     const file = writeOrExplain('synth', 'the stack into', join(out, pool.name), () => writeStack(join(out, pool.name), json));
     written.push({ pool: pool.name, nodes: names.length, file });
   }
