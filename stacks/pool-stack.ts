@@ -36,11 +36,11 @@ import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-s
 import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
 import { SecretManagerSecretVersion } from '@cdktf/provider-google/lib/secret-manager-secret-version/index.js';
 import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index.js';
-import { CREDENTIAL_PREFIX, gcpStatus, NODE_PREFIX, POOL_RESOURCE_PREFIX, POWER_PREFIX } from '../src/policy/resources.js';
+import { CREDENTIAL_PREFIX, gcpStatus, NODE_PREFIX, POOL_RESOURCE_PREFIX, POWER_PREFIX, spotOf } from '../src/policy/resources.js';
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
 import { sha256, shq, userData } from './bootstrap.js';
 import { poolWorkDir, renderModuleNodes } from './module-node.js';
-import { pickStable } from './spread.js';
+import { placeOf } from './spread.js';
 import { bootstrapOptions, CREDENTIALS_VARIABLE, localCredentialFile, type CredentialSource, type NodeInput, type PoolStackInput } from './types.js';
 
 export const MANAGED_BY = 'parmanu';
@@ -124,7 +124,8 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'u
   const m = pool.machine;
   const script = userData(pool, node.name, node.access, awsSource(pool, { region }, node.name), bootstrapOptions(node));
   const profile = m.instanceProfile ?? instanceProfile;
-  const subnet = pickStable(node.name, m.subnets ?? []);
+  const subnet = placeOf(node.name, m.subnets ?? [], node.placement);
+  const spot = spotOf(m);
   return {
     ami: m.image,
     instanceType: m.type,
@@ -134,7 +135,7 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'u
     associatePublicIpAddress: m.publicIp,
     rootBlockDevice: { volumeSize: m.diskGb, volumeType: 'gp3', encrypted: true, deleteOnTermination: true },
     volumeTags: tags(pool, node),
-    ...(m.spot ? { instanceMarketOptions: { marketType: 'spot', spotOptions: { instanceInterruptionBehavior: 'terminate', spotInstanceType: 'one-time' } } } : {}),
+    ...(marketOf(pool, node) === 'spot' ? { instanceMarketOptions: { marketType: 'spot', spotOptions: { instanceInterruptionBehavior: 'terminate', spotInstanceType: 'one-time', ...(spot?.maxPrice !== undefined ? { maxPrice: String(spot.maxPrice) } : {}) } } } : {}),
     // IMDSv2 only, and one hop: a job in a container cannot reach the metadata service (the
     // bootstrap's firewall rules close it to the runner's job user and Docker too).
     metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled', httpPutResponseHopLimit: 1 },
@@ -143,6 +144,14 @@ export function awsInstanceConfig(pool: PoolConfig, node: NodeInput, region = 'u
     lifecycle: IMMUTABLE,
   };
 }
+
+/** The market a node is rendered on: its own (a capacity fallback's), else the pool's. */
+export function marketOf(pool: PoolConfig, node: NodeInput): 'spot' | 'on-demand' {
+  return node.market ?? (spotOf(pool.machine) ? 'spot' : 'on-demand');
+}
+
+/** The local platform's stand-in for a subnet or zone: from `machine.subnets`, else `machine.zones`. */
+const localPlace = (pool: PoolConfig, node: NodeInput) => placeOf(node.name, pool.machine.subnets ?? pool.machine.zones ?? [], node.placement);
 
 export class PoolStack extends TerraformStack {
   constructor(scope: Construct, readonly input: PoolStackInput) {
@@ -192,6 +201,9 @@ export class PoolStack extends TerraformStack {
                 bootstrap_sha256: sha256(userData(pool, node.name, node.access, source, bootstrapOptions(node))),
                 ...(node.spec ? { spec: node.spec } : {}),
                 ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
+                // What a cloud would place the node on (no cloud here: recorded, so its state shows a fallback).
+                ...(spotOf(pool.machine) || node.market ? { market: marketOf(pool, node) } : {}),
+                ...(localPlace(pool, node) !== undefined ? { placement: tfLiteral(localPlace(pool, node) ?? '') } : {}),
                 power,
               },
           ...(changing ? {} : { lifecycle: IMMUTABLE }),
@@ -312,14 +324,14 @@ export class PoolStack extends TerraformStack {
   private gcpNode(pool: PoolConfig, platform: Extract<PlatformConfig, { type: 'gcp' }>, node: NodeInput, secret: string, email: string): void {
     const m = pool.machine;
     const script = userData(pool, node.name, node.access, { kind: 'gcp-secret', project: platform.project, secret: gcpSecretId(node.name) }, bootstrapOptions(node));
-    const zone = pickStable(node.name, m.zones ?? []) ?? platform.zone;
+    const zone = placeOf(node.name, m.zones ?? [], node.placement) ?? platform.zone;
     const config: ComputeInstanceConfig = {
       name: node.name,
       machineType: m.type ?? '',
       zone,
       bootDisk: { autoDelete: true, initializeParams: { image: m.image ?? '', size: m.diskGb, type: 'pd-balanced', labels: labels(pool, node) } },
       networkInterface: [{ network: platform.network, ...(platform.subnetwork ? { subnetwork: platform.subnetwork } : {}), ...(m.publicIp ? { accessConfig: [{}] } : {}) }],
-      scheduling: m.spot ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
+      scheduling: marketOf(pool, node) === 'spot' ? { provisioningModel: 'SPOT', preemptible: true, automaticRestart: false, instanceTerminationAction: 'DELETE' } : { provisioningModel: 'STANDARD', automaticRestart: true },
       serviceAccount: { email, scopes: ['cloud-platform'] },
       labels: labels(pool, node),
       metadata: m.os === 'windows' ? { 'windows-startup-script-ps1': tfLiteral(script) } : { 'user-data': tfLiteral(script) },

@@ -109,6 +109,15 @@ export interface NodeInput {
    * delivery (a new delivery resource; never a replacement of the VM). Default 1.
    */
   generation?: number;
+  /**
+   * Where a new node is placed, when a capacity fallback moved it (src/reconcile/fallback.ts):
+   * `market` overrides `machine.spot` (on-demand: AWS renders no `instanceMarketOptions`, GCP
+   * `STANDARD`), `placement` is the index into `machine.subnets` (aws) or `machine.zones` (gcp)
+   * instead of the stable pick by name. Neither is part of the node spec: a node that fell back is
+   * not outdated.
+   */
+  market?: 'spot' | 'on-demand';
+  placement?: number;
 }
 
 /** The bootstrap options of a node: its pinned runner release, if it has one. */

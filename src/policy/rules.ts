@@ -234,6 +234,10 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       });
     }
     const kind = policy.emitters[pool.emitter]?.type;
+    const spot = pool.machine.spot;
+    if (platform?.type === 'gcp' && typeof spot === 'object' && spot.maxPrice !== undefined) {
+      at(id, ['machine', 'spot', 'maxPrice'], 'GCP Spot VMs have no max price (they cost the current Spot price and are preempted for capacity, never for price): remove maxPrice', 'error', true);
+    }
     if (platform?.type === 'module') {
       // The module gets only name, pool, user_data, credential and the platform's inputs: VM settings belong in the inputs.
       const set: string[] = (['type', 'image', 'subnets', 'zones', 'securityGroups', 'instanceProfile', 'serviceAccount', 'tags'] as const).filter((k) => pool.machine[k] !== undefined);

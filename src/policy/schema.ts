@@ -247,12 +247,26 @@ export const MachineSchema = z
     image: nonEmpty.describe('AMI id (aws) or boot image (gcp, e.g. projects/debian-cloud/global/images/family/debian-12).').optional(),
     os: z.enum(['linux', 'windows']).describe('Operating system of the image; selects cloud-init or PowerShell user-data.').default('linux'),
     diskGb: z.int().min(8).max(16_384).describe('Root disk size in GB.').default(50),
-    spot: z.boolean().describe('Spot (aws) or SPOT provisioning (gcp) capacity.').default(false),
+    spot: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          fallback: z
+            .enum(['on-demand', 'none'])
+            .describe('When an apply fails for spot capacity, spot price or the account\'s spot instance count: `on-demand` re-renders those nodes on-demand in the same cycle (they stay until they drain; not outdated), `none` leaves them out this cycle.')
+            .default('on-demand'),
+          maxPrice: z.number().positive().describe('AWS: the most an hour of one spot node may cost (`spotOptions.maxPrice`, USD); omitted: the on-demand price. Not on GCP (Spot VMs have no max price).').optional(),
+        }),
+      ], { error: 'must be true, false, or { fallback: on-demand | none, maxPrice: a number above 0 }' })
+      .describe(
+        'Spot (aws) or SPOT provisioning (gcp) capacity. `true`: spot only, as before (a node that gets no spot capacity is not created this cycle, or tries the next subnet/zone); `{}` or `{ fallback: on-demand }`: spot, falling back to on-demand for nodes whose apply failed for spot capacity, price or count; `{ maxPrice }` (aws). Every pool, spot or not, tries the next of `subnets` (aws) / `zones` (gcp) when an apply fails for zone capacity.',
+      )
+      .default(false),
     hourlyCost: z.number().positive().describe('What one node costs per hour, in any currency (e.g. 0.17 for a c6i.xlarge on demand): `parmanu report` multiplies node-hours by it. Omitted: the report shows node-hours only.').optional(),
     stoppedHourlyCost: z.number().nonnegative().describe('What one stopped (standby) node costs per hour, its disk, in the currency of `hourlyCost` (e.g. 0.004 for 50 GB of gp3): budgets count standby nodes at it. Omitted: standby nodes count as free.').optional(),
     publicIp: z.boolean().describe('Give each node a public IP (off when the subnet has NAT).').default(true),
-    subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes.').optional(),
-    zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone.').optional(),
+    subnets: z.array(nonEmpty).describe('Subnet ids (aws) spread across nodes; a new node whose apply failed for zone capacity tries the next one in the same cycle.').optional(),
+    zones: z.array(nonEmpty).describe('Zones (gcp) spread across nodes; default the platform zone. A new node whose apply failed for zone capacity tries the next one in the same cycle.').optional(),
     securityGroups: z.array(nonEmpty).describe('Security group ids (aws).').optional(),
     instanceProfile: nonEmpty.describe('IAM instance profile name (aws).').optional(),
     serviceAccount: nonEmpty.describe('Service account email (gcp).').optional(),
