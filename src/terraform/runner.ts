@@ -13,9 +13,12 @@ import { parseStateNodes, type StateNode } from './state.js';
 import { moduleCallsHash, referenceEnv } from './modules.js';
 
 export class TerraformError extends Error {
-  constructor(message: string) {
+  /** The failed command's whole output, for reading its diagnostics (capacity.ts); not enumerable, so never serialized with the error. */
+  declare readonly output?: string;
+  constructor(message: string, output?: string) {
     super(message);
     this.name = 'TerraformError';
+    if (output !== undefined) Object.defineProperty(this, 'output', { value: output, enumerable: false });
   }
 }
 
@@ -185,7 +188,7 @@ export class Terraform {
   }
 
   private fail(what: string, output: string): TerraformError {
-    return new TerraformError(`${this.bin} ${what} failed${terraformProblem(output)}`);
+    return new TerraformError(`${this.bin} ${what} failed${terraformProblem(output)}`, output);
   }
 
   /** Checks that the binary exists and is recent enough; returns its version. */
