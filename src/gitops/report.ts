@@ -49,6 +49,8 @@ export interface PoolReport {
   series: { bucketMs: number; points: SeriesPoint[] };
   scaleUps: number;
   scaleDowns: number;
+  /** Capacity fallbacks of new nodes (`fallback` events: re-rendered on-demand, moved to the next subnet/zone, or dropped). */
+  fallbacks: number;
   /** Scale-ups, scale-downs and other changes (all but errors), oldest first. */
   events: HistoryEvent[];
   /** The cycles that failed (error events), oldest first. */
@@ -165,6 +167,7 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
         series: series(samples, since, until),
         scaleUps: own.filter((e) => e.kind === 'scale-up').length,
         scaleDowns: own.filter((e) => e.kind === 'scale-down').length,
+        fallbacks: own.filter((e) => e.kind === 'fallback').length,
         // (The fencing record of each apply is for audits, not a scale event.)
         events: own.filter((e) => e.kind !== 'error' && e.kind !== 'apply'),
         failedCycles: own.filter((e) => e.kind === 'error').map((e) => ({ at: e.at, detail: e.detail })),
@@ -435,7 +438,7 @@ ${rows}
 
 function section(p: PoolReport, i: number, r: FleetReport): string {
   const cost = p.cost !== undefined ? ` · cost <b>${esc(money(p.cost, r.currency))}</b> <span class="dim">(${esc(r.currency ? money(p.hourlyCost ?? 0, r.currency) : String(p.hourlyCost ?? 0))} per node-hour)</span>` : ' · <span class="dim">cost: set <code>machine.hourlyCost</code> to see it</span>';
-  const facts = `<p class="facts"><b>${num(p.nodeHours)}</b> node-hours${cost} · peak <b>${p.peakNodes}</b> nodes · jobs (queued + running) mean <b>${num(p.meanDemand)}</b>, peak <b>${p.peakDemand}</b> · <b>${p.scaleUps}</b> scale-ups, <b>${p.scaleDowns}</b> scale-downs${p.failedCycles.length ? ` · <b class="err">${p.failedCycles.length}</b> failed cycles` : ''}</p>`;
+  const facts = `<p class="facts"><b>${num(p.nodeHours)}</b> node-hours${cost} · peak <b>${p.peakNodes}</b> nodes · jobs (queued + running) mean <b>${num(p.meanDemand)}</b>, peak <b>${p.peakDemand}</b> · <b>${p.scaleUps}</b> scale-ups, <b>${p.scaleDowns}</b> scale-downs${p.fallbacks ? ` · <b>${p.fallbacks}</b> capacity fallback${p.fallbacks === 1 ? '' : 's'}` : ''}${p.failedCycles.length ? ` · <b class="err">${p.failedCycles.length}</b> failed cycles` : ''}</p>`;
   if (!p.samples) return `<section id="pool-${i}"><h2>${esc(p.pool)}</h2>\n<p class="none">No samples in this period: the pool has not been reconciled.</p>\n${p.failedCycles.length ? `<h3>Failed cycles</h3>\n${errorTable(p)}` : ''}</section>`;
   const waits = p.waits.jobs
     ? `<h3>Job wait, queued → started <span class="dim">(per hour: p95 light, p50 dark; ${p.waits.jobs} starts observed, overall p50 ${dur(p.waits.p50)}, p95 ${dur(p.waits.p95)})</span></h3>\n${waitChart(p, r.since, r.until)}`

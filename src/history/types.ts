@@ -40,6 +40,11 @@ export const NodeRecordSchema = z.object({
   startFailedAt: z.number().optional(),
   /** A stop decided for it that the plan did not make: decide destroys it instead of stopping it again. */
   stopFailedAt: z.number().optional(),
+  /**
+   * Created after a capacity fallback (src/reconcile/fallback.ts): the last failure's kind
+   * (spot-capacity, spot-price, spot-count, zone-capacity), the market and subnet/zone it got, when.
+   */
+  fallback: z.object({ kind: z.string(), market: z.enum(['spot', 'on-demand']), where: z.string().optional(), at: z.number() }).optional(),
 });
 export type NodeRecord = z.output<typeof NodeRecordSchema>;
 
@@ -110,7 +115,7 @@ export type Sample = z.output<typeof SampleSchema>;
 export const EventSchema = z.object({
   at: z.number(),
   pool: z.string(),
-  kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan']),
+  kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan', 'fallback']),
   detail: z.string(),
   /** Why (decide's reasons for a scale-up or scale-down). */
   reasons: z.array(z.string()).optional(),

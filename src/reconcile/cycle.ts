@@ -50,6 +50,8 @@ export interface PoolOutcome {
   states: Record<string, string>;
   /** Nodes that had vanished from the cloud: forgotten, their runners removed. */
   vanished: string[];
+  /** Capacity fallbacks of new nodes this cycle (src/reconcile/fallback.ts), one per step: re-rendered on-demand, moved to the next subnet/zone, or dropped. */
+  fallbacks?: Array<{ node: string; kind: 'spot-capacity' | 'spot-price' | 'spot-count' | 'zone-capacity'; to: 'on-demand' | 'next-zone' | 'dropped'; where?: string }>;
   /** Set for a pool no longer in the policy (or torn down with `teardown`), drained and destroyed. */
   removed?: boolean;
   /** Set for a pool torn down on purpose (`teardown`) although the policy still has it. */

@@ -37,6 +37,7 @@ import type { CycleEvent, PoolOutcome, ReconcileDeps } from './cycle.js';
 import { recordSpend } from './budget.js';
 import { savedConfig, writePoolFile } from './known-pools.js';
 import { restart, type PoolTruth } from './observe.js';
+import { CapacityFallback } from './fallback.js';
 import { observedWaits } from './waits.js';
 
 /** Named points of a pool's cycle where tests and the soak inject faults. */
@@ -349,6 +350,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   const release = created.length ? await pinRelease(run, rec, say) : undefined;
 
   // 6–8. Terraform, with the last idle check right before the apply.
+  // New nodes whose apply failed for capacity are placed again (on-demand, next subnet/zone): fallback.ts.
+  const fb = new CapacityFallback(pool, run.platform);
   let destroy = [...plan.destroy];
   let kept = rec.nodes.map((n) => n.name).filter((n) => !destroy.includes(n));
   const stateSpec = new Map(truth.views.map((v) => [v.name, v]));
@@ -383,7 +386,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       }),
       ...created.map((name) => {
         const cred = credentials.get(name);
-        return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, power: 'running' as const, ...(release ? { release } : {}) };
+        return { name, access: cred ? accessOf(cred) : placeholder, spec: run.spec, createdAt: now, power: 'running' as const, ...(release ? { release } : {}), ...fb.render(name) };
       }),
     ];
   };
@@ -393,12 +396,19 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (created.length || destroy.length || starting.length || stopping.length || driftDue) {
     const tfStart = Date.now();
     for (let round = 0; ; round++) {
-      if (round > 4) throw new Error('the plan kept changing while nodes vanished or picked up jobs: stopped before applying');
+      if (round - fb.rounds > 4) throw new Error('the plan kept changing while nodes vanished or picked up jobs: stopped before applying');
       await renderTo(run, renderNodes());
       const changed = await step(run, 'terraform-plan', () => deps.terraform.plan(run.dir, 'parmanu.tfplan', planEnv));
       out.terraform.ran = true;
-      planned = undefined;
-      if (!changed) break;
+      planned = fb.earlier.length ? [...fb.earlier] : undefined;
+      if (!changed) {
+        // After a capacity fallback, nothing left to do: the failed apply did all the rest.
+        if (fb.rounds) {
+          applied = true;
+          run.commit();
+        }
+        break;
+      }
       const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
       // A kept node the refreshed plan would create is gone from the cloud: never re-created under its old name.
       const gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept));
@@ -420,7 +430,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       out.terraform = { ran: true, ...countChanges(shown.resource_changes) };
       const violations = guardPlan(shown.resource_changes, { pool: pool.name, nodeType: NODE_TYPE[run.platform.type], mayCreate: new Set(created), mayDestroy: new Set([...destroy, ...out.vanished]), kept: new Set(kept), poolEmptied: kept.length === 0 && created.length === 0, power: powerTo(), renew });
       if (violations.length) throw new Error(`plan guard refused the plan, nothing applied: ${violations.slice(0, 3).join('; ')}${violations.length > 3 ? ` (+${violations.length - 3} more)` : ''}`);
-      planned = shown.resource_changes;
+      planned = [...fb.earlier, ...shown.resource_changes];
       await hook('planned', destroy);
       if (dry) break;
       // 7. The last idle check: the runners were paused in an earlier cycle; nothing may have started since.
@@ -471,6 +481,20 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         // The fencing record: which lease this apply ran under, and when (wall clock).
         await deps.history.addEvent({ at: now, pool: pool.name, kind: 'apply', detail: `applied under lease ${run.lease.token} of ${run.lease.owner}`, lease: { owner: run.lease.owner, token: run.lease.token, from: applyFrom, to: Date.now() } }).catch(() => undefined);
       } catch (err) {
+        // New nodes that got no capacity (and nothing else failed): placed again, planned and applied again.
+        const fell = fb.onApplyError((err as { output?: string }).output ?? (err as Error).message, created, planned);
+        if (fell) {
+          for (const s of fell.steps) say(s.reason);
+          for (const n of fell.dropped) {
+            created.splice(created.indexOf(n), 1);
+            credentials.delete(n);
+            delete secrets[n];
+            if (run.platform.type === 'local') rmSync(localCredentialFile(deps.stateDir, pool.name, n), { force: true });
+            if (await removeRunner(n, 'no capacity for its node')) dropIntents(n);
+          }
+          planEnv[`TF_VAR_${CREDENTIALS_VARIABLE}`] = JSON.stringify(secrets);
+          continue;
+        }
         // A start that failed (no capacity in the zone, a quota): recorded on its node, so that
         // decide pauses before trying it again and gives up on it after a few. Its runner is undone
         // by the start intent next cycle, if the node is not started then; a node the apply did
@@ -524,6 +548,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   out.destroy = destroy;
   out.start = starting;
   out.stop = stopping;
+  const fallbacks = fb.outcome();
+  if (fallbacks) out.fallbacks = fallbacks;
   if (dry) return;
   await hook('applied', [...destroy, ...starting, ...stopping]);
 
@@ -546,7 +572,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (run.platform.type === 'local') for (const n of [...destroy, ...out.vanished]) rmSync(localCredentialFile(deps.stateDir, pool.name, n), { force: true });
   rec.nodes = rec.nodes.filter((n) => !destroy.includes(n.name));
   for (const name of created) {
-    rec.nodes.push({ name, createdAt: now });
+    rec.nodes.push({ name, createdAt: now, ...fb.record(name, now) });
     dropIntents(name, ['register']);
   }
   await removeOrphans(run, rec, truth, new Set([...rec.nodes.map((n) => n.name), ...created]), removeRunner);
@@ -580,6 +606,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   if (starting.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `started from standby: ${starting.join(' ')}`, reasons: plan.reasons });
   if (stopping.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `stopped into standby: ${stopping.join(' ')}`, reasons: plan.reasons });
   if (out.vanished.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'orphan', detail: `vanished: ${out.vanished.join(' ')}` });
+  for (const e of fb.events(pool.name, now)) await deps.history.addEvent(e);
 }
 
 /**

@@ -23,6 +23,7 @@ export class ReconcileMetrics {
   private readonly probe = new Histogram({ name: 'parmanu_probe_duration_seconds', help: 'Duration of an emitter probe', labelNames: ['emitter', 'ok'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   private readonly terraform = new Histogram({ name: 'parmanu_terraform_duration_seconds', help: 'Time a pool spent in terraform (init, plan, show, apply) in a cycle that ran it', labelNames: ['pool'], buckets: [0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
   private readonly webhooks = new Counter({ name: 'parmanu_webhook_events_total', help: 'Webhook deliveries by emitter and result (accepted, duplicate, bad_signature, too_large, malformed, ignored, unknown_emitter)', labelNames: ['emitter', 'result'], registers: [this.registry] });
+  private readonly spotFallbacks = new Counter({ name: 'parmanu_spot_fallbacks_total', help: 'New nodes whose apply failed for capacity, per pool, kind (spot-capacity, spot-price, spot-count, zone-capacity) and what became of them (to: on-demand, next-zone, dropped)', labelNames: ['pool', 'kind', 'to'], registers: [this.registry] });
   private readonly webhookLatency = new Histogram({ name: 'parmanu_webhook_apply_latency_seconds', help: 'Time from a webhook delivery to the end of the terraform apply of the cycle it woke, per pool', labelNames: ['pool'], buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120], registers: [this.registry] });
 
   // Services mode (per replica): the prober's emitters and probes, the scaler's pools and cycles.
@@ -86,6 +87,7 @@ export class ReconcileMetrics {
       this.desired.set({ pool: p.pool }, p.desired);
       if (p.error) this.failures.inc({ pool: p.pool });
       if (p.terraform.ran) this.terraform.observe({ pool: p.pool }, p.terraformMs / 1000);
+      for (const f of p.fallbacks ?? []) this.spotFallbacks.inc({ pool: p.pool, kind: f.kind, to: f.to });
     }
   }
 
