@@ -124,6 +124,11 @@ function renderInput(v: ModuleInputValue, refs: Set<string>): unknown {
  */
 export function renderModuleNodes(stack: TerraformStack, pool: PoolConfig, platform: ModulePlatform, nodes: readonly NodeInput[], workDir: string): void {
   const refs = new Set<string>();
+  // The providers the module uses, configured once here (a module configures none itself).
+  for (const [name, p] of Object.entries(platform.providers)) {
+    stack.addOverride(`terraform.required_providers.${name}`, { source: p.source, ...(p.version ? { version: p.version } : {}) });
+    stack.addOverride(`provider.${name}`, renderInput(p.config, refs));
+  }
   for (const node of nodes) {
     const kept = keptRecord(node.recorded);
     const rec = kept ?? newRecord(pool, platform, node);

@@ -17,6 +17,8 @@ export function isLocalModuleSource(source: string): boolean {
 export const MODULE_VARIABLES = ['name', 'pool', 'user_data', 'credential'] as const;
 /** Names Terraform reserves for module call arguments: no variable can have them. */
 export const TERRAFORM_RESERVED = ['source', 'version', 'providers', 'count', 'for_each', 'depends_on', 'lifecycle', 'locals'] as const;
+/** A provider's local name in Terraform. */
+export const PROVIDER_NAME = /^[a-z][a-z0-9_-]*$/;
 /** A Terraform variable name (an identifier). */
 export const MODULE_INPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 

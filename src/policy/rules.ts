@@ -7,7 +7,7 @@ import { inCi } from './env.js';
 import type { Origin } from './load.js';
 import { locate } from './source.js';
 import { suggestion } from './suggest.js';
-import { hasPartialReference, inputStrings, isLocalModuleSource, MODULE_INPUT_NAME, MODULE_VARIABLES, moduleDirExists, TERRAFORM_RESERVED } from './module.js';
+import { hasPartialReference, inputStrings, isLocalModuleSource, MODULE_INPUT_NAME, MODULE_VARIABLES, moduleDirExists, PROVIDER_NAME, TERRAFORM_RESERVED } from './module.js';
 import { AWS_EXTRA_BYTES } from './schema.js';
 import { AWS_TAG_KEY, AWS_TAG_VALUE, ENV_NAME, GCP_LABEL_KEY, GCP_LABEL_VALUE, JVM_OPTION, JVM_REFUSED, PARMANU_TAG, PLATFORM_LABELS, RESERVED_ENV, showChar, tomlFragmentProblem } from './text.js';
 import type { Policy, PoolConfig, Problem, Scaling } from './types.js';
@@ -166,6 +166,13 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       else if (!MODULE_INPUT_NAME.test(name)) at(id, here, 'a module variable name is letters, digits, "_" and "-", not starting with a digit or "-"', 'error', true);
       for (const str of inputStrings(value)) {
         if (hasPartialReference(str.value)) at(id, [...here, ...str.path], 'a ${env:NAME} or ${file:path} reference is a whole value, never part of a string');
+      }
+    }
+    for (const [name, provider] of Object.entries(p.providers)) {
+      const here = ['providers', name];
+      if (!PROVIDER_NAME.test(name)) at(id, here, 'a provider\'s local name is lowercase letters, digits, "_" and "-", starting with a letter', 'error', true);
+      for (const str of inputStrings(provider.config)) {
+        if (hasPartialReference(str.value)) at(id, [...here, 'config', ...str.path], 'a ${env:NAME} or ${file:path} reference is a whole value, never part of a string');
       }
     }
   }

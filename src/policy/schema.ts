@@ -232,6 +232,17 @@ export const ModulePlatformSchema = z
       .record(z.string(), moduleInputValue)
       .describe('The module\'s other variables, as plain values (strings, numbers, booleans, lists, maps); a secret only as a whole `${env:NAME}` or `${file:path}` reference, handed to Terraform as a sensitive variable. Not `name`, `pool`, `user_data`, `credential` (Parmanu\'s own) nor Terraform\'s reserved names. Recorded on each node: a change rolls the pool out.')
       .default({}),
+    providers: z
+      .record(
+        z.string(),
+        z.strictObject({
+          source: nonEmpty.describe('The provider\'s address, e.g. `hashicorp/azurerm`, `terraform-provider-openstack/openstack`, `vmware/vsphere`, `bpg/proxmox`.'),
+          version: nonEmpty.describe('Version constraint, e.g. `~> 4.23`.').optional(),
+          config: z.record(z.string(), moduleInputValue).describe('The provider block\'s settings as plain values (a nested block as a map, e.g. `{ features: {} }` for azurerm); a secret only as a whole `${env:NAME}`/`${file:path}` reference.').default({}),
+        }),
+      )
+      .describe('Providers the module uses, by local name, configured once in each pool\'s root module (a module must not configure a provider itself: Terraform could not destroy a removed node\'s resources without it). Credentials best come from the provider\'s own environment variables (`ARM_*`, `OS_*`, `VSPHERE_*`, …), which Terraform inherits. Not part of the node spec.')
+      .default({}),
     backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required (it must outlive the machine that runs Parmanu): an `s3` or `gcs` bucket, or `{ type: local }` written out.').optional(),
     evacuate: z.boolean().describe('Move every pool off this platform: new nodes go to the next platform of each pool\'s `failover` list, nodes here drain and go once the failover\'s nodes serve (a drill, or a planned move). A pool with no failover stays.').optional(),
   })

@@ -42,6 +42,9 @@ export function secretFields(policy: Policy): SecretField[] {
     for (const [name, value] of Object.entries(p.inputs)) {
       for (const str of inputStrings(value)) if (isInputReference(str.value)) out.push({ section: 'platforms', name: p.name, path: ['inputs', name, ...str.path], ref: str.value });
     }
+    for (const [name, provider] of Object.entries(p.providers)) {
+      for (const str of inputStrings(provider.config)) if (isInputReference(str.value)) out.push({ section: 'platforms', name: p.name, path: ['providers', name, 'config', ...str.path], ref: str.value });
+    }
   }
   return out;
 }

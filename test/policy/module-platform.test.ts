@@ -42,9 +42,10 @@ describe('module platform policy', () => {
     expect(r.policy?.platforms.mod).toMatchObject({ type: 'module', source: join(dir, 'modules', 'node'), inputs: { size: 'large', count_x: 2, spot: true, tags: { team: 'ci' }, zones: ['a', 'b'] } });
     // The secret input is a reference the checks resolve like any other.
     expect(secretFields(r.policy as NonNullable<typeof r.policy>)).toContainEqual({ section: 'platforms', name: 'mod', path: ['inputs', 'password'], ref: '${env:AZ_PASS}' });
-    const reg = load(policy('{ type: module, source: acme/runner-node/azurerm, version: "~> 1.2", backend: { type: local } }'));
+    const reg = load(policy('{ type: module, source: acme/runner-node/azurerm, version: "~> 1.2", providers: { azurerm: { source: hashicorp/azurerm, version: "~> 4.23", config: { features: {}, client_secret: "${env:ARM_SECRET}" } } }, backend: { type: local } }'));
     expect(reg.lines).toEqual([]);
     expect(reg.policy?.platforms.mod).toMatchObject({ source: 'acme/runner-node/azurerm', version: '~> 1.2', inputs: {} });
+    expect(secretFields(reg.policy as NonNullable<typeof reg.policy>)).toContainEqual({ section: 'platforms', name: 'mod', path: ['providers', 'azurerm', 'config', 'client_secret'], ref: '${env:ARM_SECRET}' });
   });
 
   it.each<[string, string, string | undefined, RegExp]>([
@@ -58,6 +59,9 @@ describe('module platform policy', () => {
     ['a reference inside a string', `${ok}, inputs: { url: "https://\${env:HOST}/x" } }`, undefined, /inputs\.url: a \$\{env:NAME\} or \$\{file:path\} reference is a whole value/],
     ['a nested partial reference', `${ok}, inputs: { m: { l: [ok, "a\${file:/x}"] } } }`, undefined, /inputs\.m\.l\.1: a \$\{env:NAME\}/],
     ['a literal token in an input', `${ok}, inputs: { token: glrt-abcdefghijklmnop } }`, undefined, /x\.yaml:4:\d+: platforms\.mod\.inputs\.token: looks like a GitLab runner token/],
+    ['a provider name that is none', `${ok}, providers: { Azure: { source: hashicorp/azurerm } } }`, undefined, /platforms\.mod\.providers\.Azure: a provider's local name is lowercase/],
+    ['a partial reference in a provider', `${ok}, providers: { azurerm: { source: hashicorp/azurerm, config: { subscription_id: "sub-\${env:X}" } } } }`, undefined, /platforms\.mod\.providers\.azurerm\.config\.subscription_id: a \$\{env:NAME\}/],
+    ['a provider without its source', `${ok}, providers: { azurerm: { config: {} } } }`, undefined, /platforms\.mod\.providers\.azurerm\.source/],
     ['a null input', `${ok}, inputs: { x: null } }`, undefined, /inputs\.x: must be a string, number, boolean, list or map/],
     ['machine type and image', ok + ' }', '{ emitter: gl, platform: mod, labels: [a], machine: { type: big, image: img } }', /x\.yaml:6:\d+: pools\.a\.machine\.type: machine\.type, machine\.image have no meaning on module platform "mod": .*put VM settings in platforms\.mod\.inputs/],
     ['aws settings', ok + ' }', '{ emitter: gl, platform: mod, labels: [a], machine: { subnets: [s], instanceProfile: p } }', /machine\.subnets, machine\.instanceProfile have no meaning on module platform/],

@@ -49,6 +49,12 @@ describe('module platform stack', () => {
     expect(json.variable?.[refVariable('${env:AZ_PASS}')]).toEqual({ type: 'string', sensitive: true, nullable: false, description: '${env:AZ_PASS}' });
   });
 
+  it('configures the providers the module uses once, in the root module', () => {
+    const json = render(platform({ providers: { azurerm: { source: 'hashicorp/azurerm', version: '~> 4.23', config: { features: {}, subscription_id: '${env:ARM_SUB}', note: 'a ${literal}' } }, openstack: { source: 'terraform-provider-openstack/openstack' } } }), [{ name: 'mp-a' }, { name: 'mp-b' }]) as unknown as { terraform: { required_providers: unknown }; provider: Record<string, unknown> };
+    expect(json.terraform.required_providers).toEqual({ azurerm: { source: 'hashicorp/azurerm', version: '~> 4.23' }, openstack: { source: 'terraform-provider-openstack/openstack' } });
+    expect(json.provider).toEqual({ azurerm: { features: {}, subscription_id: `\${var.${refVariable('${env:ARM_SUB}')}}`, note: 'a $${literal}' }, openstack: {} });
+  });
+
   it('a kept node is rendered from its record: a changed policy reaches new nodes only', () => {
     const first = render(platform(), [{ name: 'mp-a' }]);
     const recorded = (first.resource?.terraform_data?.['node_mp-a'] as { input: Record<string, string> }).input;

@@ -13,7 +13,9 @@ import { Terraform } from '../../src/terraform/runner.js';
 import { renderPool, writeStack } from '../../stacks/render.js';
 import { testPool } from '../helpers.js';
 
-const platform = (source: string, inputs: Record<string, unknown>) => ({ name: 'mod', ...PlatformSchema.parse({ type: 'module', source: resolve(source), inputs, backend: { type: 'local' } }) }) as PlatformConfig;
+// The one provider there is offline, configured in the root module as a real cloud's would be.
+const providers = { terraform: { source: 'terraform.io/builtin/terraform' } };
+const platform = (source: string, inputs: Record<string, unknown>) => ({ name: 'mod', ...PlatformSchema.parse({ type: 'module', source: resolve(source), inputs, providers, backend: { type: 'local' } }) }) as PlatformConfig;
 
 describe('Terraform with module calls', () => {
   const tf = new Terraform({ bin: process.env.PARMANU_TERRAFORM ?? 'terraform' });
