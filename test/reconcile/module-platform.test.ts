@@ -5,6 +5,7 @@
  * Each node is `module.node_<name>` beside Parmanu's record `terraform_data.node_<name>`; the
  * module writes the runner credential to a 0600 file from a provisioner's environment.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,7 +34,7 @@ interface TfResource {
 }
 
 describe('module platform with GitLab, Redis and terraform', () => {
-  it('scales up (one module instance per node, credential files 0600, no credential in stack, plan or state), scales down, and rolls changed inputs out', { timeout: 240_000 }, async () => {
+  it('scales up (one module instance per node, credential files 0600, no credential in stack, plan or state), rolls changed inputs out, forgets a vanished node and scales down', { timeout: 240_000 }, async () => {
     const emu = await new GitlabEmulator().start();
     const group = emu.addGroup('platform');
     const project = emu.addProject('api', group);
@@ -122,6 +123,20 @@ describe('module platform with GitLab, Redis and terraform', () => {
       // Their runners are gone with them (the token in a destroyed node's file is dead).
       expect(emu.runnerNamed('p-n000')).toBeUndefined();
       expect(emu.runnerNamed('p-n001')).toBeUndefined();
+
+      // A node's machine vanishes behind Parmanu's back (gone from the cloud, so from the refreshed
+      // state): the plan would create it again in the kept node's module, so the node is forgotten,
+      // never re-created under its name; what is left of it (its credential delivery, its record) goes.
+      const [gone, stays] = instances().map((m) => m.replace('module.node_', ''));
+      execFileSync('terraform', ['state', 'rm', `module.node_${gone}.terraform_data.machine`], { cwd: dir, stdio: 'ignore' });
+      now.t += 30_000;
+      r = await cycle({ driftCheckMs: 0 });
+      expect(r.ok, r.pools[0]?.error).toBe(true);
+      expect(r.pools[0]?.vanished).toEqual([gone]);
+      expect(instances()).not.toContain(`module.node_${gone}`);
+      expect(names()).not.toContain(gone);
+      expect(names()).toContain(stays);
+      expect(emu.runnerNamed(gone as string)).toBeUndefined();
 
       // Scale down: the jobs are gone; idle nodes drain, then go with their module instances.
       emu.jobs.length = 0;

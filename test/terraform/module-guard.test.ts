@@ -33,7 +33,7 @@ describe('guardPlan: module nodes', () => {
     ['a node module of another pool', [vm('q-1', ['delete'])], [/not in a node module of pool p/]],
     ['a resource in a module that is no node\'s', [inModule('module.network', 'azurerm_virtual_network', 'this', ['update'])], [/module\.network\..*: update of a resource that is not in a node module of pool p/]],
     ['a nested node-named module below another module is no node\'s', [inModule('module.shared.module.node_p-new', 'x', 'y', ['create'])], [/not in a node module of pool p/]],
-    ['a data source read inside a node module is fine, a managed forget is not', [inModule('module.node_p-old', 'azurerm_subnet', 'x', ['forget'])], [/forget was not decided/]],
+    ['a forget inside a node module', [inModule('module.node_p-old', 'azurerm_subnet', 'x', ['forget'])], [/forget was not decided/]],
   ])('%s', (_n, changes, want) => {
     const v = guardPlan(changes, intent);
     expect(v).toHaveLength(want.length);
