@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createCommentEmitter } from '../emitters/index.js';
 import { commentContext, postStickyComment, CommentError, type CommentContext } from '../gitops/comment.js';
-import { diffPolicies, planMarkdown, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
+import { diffPolicies, planMarkdown, type DiffOptions, type LatestObservation, type RecentJobs } from '../gitops/diff.js';
+import { budgetContext } from '../reconcile/budget.js';
 import { loadPolicy } from '../policy/load.js';
 import { forTerminal } from '../policy/text.js';
 import { formatProblem, type Policy, type Problem, type PoolConfig } from '../policy/types.js';
@@ -16,7 +17,9 @@ const HELP = `Usage: parmanu plan [--policy PATH] [--base PATH|REF] [--format ma
 
 What a policy change would do: pools added, removed and changed (old → new for each setting), and
 for each pool what the new policy would decide now from the latest history (nodes now, desired,
-create, destroy). Nothing is applied.
+create, destroy), what that costs per hour (pools with machine.hourlyCost: "+3 nodes ≈ +$1.50/h"),
+and each cost budget against it (the pools it holds back, a budget it would exceed). Nothing is
+applied.
 
 Options:
   --policy PATH   the new policies (default policies/)
@@ -123,6 +126,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const latest = new Map<string, LatestObservation>();
   const recentJobs = new Map<string, RecentJobs>();
   const known: string[] = [];
+  let spend: DiffOptions['spend'];
   try {
     // Pools Parmanu manages that the policy no longer names are drained and destroyed by the next reconcile.
     for (const name of await history.listPools()) if (!head.policy.pools.some((p) => p.name === name) && (await history.getPool(name))?.config) known.push(name);
@@ -137,6 +141,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const last = samples[samples.length - 1];
       latest.set(name, { nodes: rec.nodes.map((n) => n.name), at: last?.at ?? rec.applied?.at ?? 0, queued: last?.queued ?? 0, running: last?.running ?? 0 });
     }
+    // Cost budgets of the new policy: the month's spend so far, per stack.
+    if (head.policy.budgets?.length) {
+      const ctx = await budgetContext(history, head.policy, Date.now());
+      spend = { monthToDate: new Map(ctx.stacks.map((s) => [s.stack, s.monthToDate])), monthKnown: ctx.monthKnown };
+    }
   } catch (err) {
     io.err(`plan: no history (${(err as Error).message}); showing setting changes only`);
   } finally {
@@ -145,7 +154,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { nodeSpec } = await import('../../stacks/spec.js');
   const headPolicy = head.policy;
   const specChanged = (a: PoolConfig, b: PoolConfig) => nodeSpec(a, base?.emitters[a.emitter], base?.platforms[a.platform]) !== nodeSpec(b, headPolicy.emitters[b.emitter], headPolicy.platforms[b.platform]);
-  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known, now: Date.now() });
+  const diff = diffPolicies(base, head.policy, (p) => latest.get(p), recentJobs, { specChanged, known, now: Date.now(), ...(spend ? { spend } : {}) });
   if (values.report) {
     const file = resolve(io.cwd, values.report);
     writeOrExplain('plan', '--report', file, () => writeFileSync(file, JSON.stringify(diff.report) + '\n'));

@@ -2,6 +2,7 @@
  * What a policy change does: pools added, removed and changed (old → new for each setting), and
  * for each pool what the new policy would decide now from the latest history. Pure.
  */
+import { budgetCap, budgetCovers, money, moneyDelta, monthRate, type StackSpend } from '../decide/budget.js';
 import { decide } from '../decide/decide.js';
 import { assignJobs } from '../decide/match.js';
 import type { EmitterKind, Job } from '../decide/types.js';
@@ -39,6 +40,10 @@ export interface PoolNow {
   replace: number;
   /** When the observation it rests on was taken. */
   at: number;
+  /** What the pool's nodes cost per hour now (at the base policy's price) and would (at the new one's); absent without machine.hourlyCost. */
+  cost?: { perHourNow: number; perHourAfter: number };
+  /** A cost budget of the new policy that holds the pool below what it would otherwise be: its reason. */
+  cappedBy?: string;
 }
 
 export interface PoolDiff {
@@ -49,8 +54,27 @@ export interface PoolDiff {
   now?: PoolNow;
 }
 
+/** A cost budget of the new policy against what the plan's pools would cost. */
+export interface BudgetPlan {
+  budget: string;
+  maxPerHour?: number;
+  /** The hourly rate maxPerMonth allows now (÷ 730 while the month's spend is unknown). */
+  monthRate?: number;
+  /** What the budget's pools cost per hour now, and would after this change. */
+  perHourNow: number;
+  perHourAfter: number;
+  /** The pools it holds below what they would be, and why (decide's reason). */
+  caps: Array<{ pool: string; reason: string }>;
+  /** perHourAfter is over maxPerHour or the month's rate. */
+  exceeds: boolean;
+}
+
 export interface PlanDiff {
   pools: PoolDiff[];
+  /** The fleet's cost per hour now and after this change (pools with machine.hourlyCost); absent when none has one. */
+  cost?: { perHourNow: number; perHourAfter: number; currency?: string };
+  /** The new policy's cost budgets; absent without any. */
+  budgets?: BudgetPlan[];
   /** Recent jobs that no pool of the new policy would take. */
   unmatched: Unmatched[];
   /** The GitLab terraform report for the MR widget. */
@@ -93,11 +117,25 @@ export interface DiffOptions {
   known?: readonly string[];
   /** The time a new pool without history is sized at (its schedules' minimums): default now. */
   now?: number;
+  /** Month-to-date spend per stack (`<pool>`, `<pool>@<platform>`) from the history, and whether it covers the month from its start: for `maxPerMonth`. */
+  spend?: { monthToDate: ReadonlyMap<string, number>; monthKnown: boolean };
 }
 
 export function diffPolicies(base: Policy | undefined, head: Policy, latest: (pool: string) => LatestObservation | undefined, recentJobs: ReadonlyMap<string, RecentJobs> = new Map(), opts: DiffOptions = {}): PlanDiff {
   const pools: PoolDiff[] = [];
   const baseByName = new Map((base?.pools ?? []).map((p) => [p.name, p]));
+  // Cost budgets of the new policy: each pool capped with the others as they are now (their nodes
+  // at the new policy's prices), the month's spend from the history.
+  const stacks: StackSpend[] = head.pools.map((p) => {
+    const n = latest(p.name)?.nodes.length ?? 0;
+    return { stack: p.name, running: n, stopped: 0, perHour: n * (p.machine.hourlyCost ?? 0), monthToDate: 0 };
+  });
+  for (const [stack, spent] of opts.spend?.monthToDate ?? []) {
+    const s = stacks.find((x) => x.stack === stack);
+    if (s) s.monthToDate = spent;
+    else stacks.push({ stack, running: 0, stopped: 0, perHour: 0, monthToDate: spent });
+  }
+  const budgetCtx = (now: number) => ({ budgets: head.budgets ?? [], pools: head.pools, currency: head.currency, stacks, monthKnown: opts.spend?.monthKnown ?? false, now });
   for (const pool of head.pools) {
     const old = baseByName.get(pool.name);
     const diff: PoolDiff = { pool: pool.name, change: old ? 'unchanged' : 'added', settings: [] };
@@ -110,7 +148,10 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
       if (diff.settings.length) diff.change = 'changed';
     }
     const obs = latest(pool.name);
+    const price = (p: PoolConfig | undefined) => p?.machine.hourlyCost;
+    const costOf = (nodesNow: number, desired: number) => (price(pool) !== undefined ? { cost: { perHourNow: nodesNow * (price(old) ?? price(pool) ?? 0), perHourAfter: desired * (price(pool) ?? 0) } } : {});
     if (obs) {
+      const cap = budgetCap(budgetCtx(obs.at), pool, { stack: pool.name, running: obs.nodes.length, stopped: 0 });
       const plan = decide({
         pool,
         now: obs.at,
@@ -119,15 +160,17 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
         nodes: obs.nodes.map((name) => ({ name, createdAt: 0, runner: { online: true, busy: false, paused: false } })),
         memory: undefined,
         newId: (i) => `new${i}`,
+        ...(cap ? { budget: cap } : {}),
       });
       const replace = old && opts.specChanged?.(old, pool) ? obs.nodes.length : 0;
-      diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, replace, at: obs.at };
+      diff.now = { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: plan.desired, create: plan.create.length, destroy: plan.drain.length + plan.destroy.length, replace, at: obs.at, ...costOf(obs.nodes.length, plan.desired), ...(cap && plan.reasons.some((r) => r.startsWith(cap.reason)) ? { cappedBy: cap.reason } : {}) };
     } else if (!old) {
       // A new pool without history has no nodes: what decide would start it with, without demand
       // (its floor now — min, or an open schedule's — within maxStep).
       const at = opts.now ?? Date.now();
-      const plan = decide({ pool, now: at, observation: { at, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}` });
-      diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at };
+      const cap = budgetCap(budgetCtx(at), pool, { stack: pool.name, running: 0, stopped: 0 });
+      const plan = decide({ pool, now: at, observation: { at, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}`, ...(cap ? { budget: cap } : {}) });
+      diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at, ...costOf(0, plan.desired), ...(cap && plan.reasons.some((r) => r.startsWith(cap.reason)) ? { cappedBy: cap.reason } : {}) };
     }
     pools.push(diff);
   }
@@ -136,7 +179,8 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
     if (head.pools.some((p) => p.name === name)) continue;
     const obs = latest(name);
     if (!obs && !base?.pools.some((p) => p.name === name)) continue;
-    pools.push({ pool: name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, replace: 0, at: obs.at } } : {}) });
+    const was = base?.pools.find((p) => p.name === name)?.machine.hourlyCost;
+    pools.push({ pool: name, change: 'removed', settings: [], ...(obs ? { now: { nodes: obs.nodes.length, queued: obs.queued, running: obs.running, desired: 0, create: 0, destroy: obs.nodes.length, replace: 0, at: obs.at, ...(was !== undefined ? { cost: { perHourNow: obs.nodes.length * was, perHourAfter: 0 } } : {}) } } : {}) });
   }
   const unmatched: Unmatched[] = [];
   for (const [emitter, recent] of recentJobs) {
@@ -154,7 +198,37 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
     report.delete += (p.now?.destroy ?? 0) + (p.now?.replace ?? 0);
     if (p.change === 'changed') report.update++;
   }
-  return { pools, unmatched, report };
+  const priced = pools.filter((p) => p.now?.cost);
+  const sum = (list: readonly PoolDiff[], f: (c: NonNullable<PoolNow['cost']>) => number) => list.reduce((a, p) => a + (p.now?.cost ? f(p.now.cost) : 0), 0);
+  const cost = priced.length ? { cost: { perHourNow: sum(priced, (c) => c.perHourNow), perHourAfter: sum(priced, (c) => c.perHourAfter), ...(head.currency ? { currency: head.currency } : {}) } } : {};
+  const at = Math.max(0, ...pools.map((p) => p.now?.at ?? 0)) || (opts.now ?? Date.now());
+  const budgets: BudgetPlan[] = (head.budgets ?? []).map((b) => {
+    const mine = pools.filter((p) => budgetCovers(b, p.pool));
+    const perHourAfter = sum(mine, (c) => c.perHourAfter);
+    const spent = [...(opts.spend?.monthToDate ?? [])].filter(([stack]) => budgetCovers(b, stack.split('@')[0] as string)).reduce((a, [, v]) => a + v, 0);
+    const rate = b.maxPerMonth !== undefined ? monthRate(b.maxPerMonth, spent, opts.spend?.monthKnown ?? false, at) : undefined;
+    return {
+      budget: b.name,
+      ...(b.maxPerHour !== undefined ? { maxPerHour: b.maxPerHour } : {}),
+      ...(rate !== undefined ? { monthRate: rate } : {}),
+      perHourNow: sum(mine, (c) => c.perHourNow),
+      perHourAfter,
+      caps: mine.flatMap((p) => (p.now?.cappedBy?.startsWith(`budget ${b.name}:`) ? [{ pool: p.pool, reason: p.now.cappedBy }] : [])),
+      exceeds: perHourAfter > Math.min(b.maxPerHour ?? Infinity, rate ?? Infinity) + 1e-9,
+    };
+  });
+  return { pools, unmatched, report, ...cost, ...(budgets.length ? { budgets } : {}) };
+}
+
+/** Money in markdown: escaped, `$` too (GitHub reads `$…$` as math). */
+const mdMoney = (s: string) => mdText(s).replace(/\$/g, '\\$');
+
+/** A pool's cost change as the plan's table shows it: `+3 nodes ≈ +$1.50/h`. */
+function costCell(p: PoolDiff, currency: string | undefined): string {
+  const n = p.now;
+  if (!n?.cost) return '—';
+  const dn = n.desired - n.nodes;
+  return mdMoney(`${dn > 0 ? '+' : ''}${dn} node${Math.abs(dn) === 1 ? '' : 's'} ≈ ${moneyDelta(n.cost.perHourAfter - n.cost.perHourNow, currency)}/h`);
 }
 
 /** A setting value as markdown text: strings as written, the rest as JSON; escaped (values come from the policy). */
@@ -170,9 +244,12 @@ export function planMarkdown(d: PlanDiff): string {
   const lines = [COMMENT_MARKER, '### Parmanu plan', ''];
   const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)));
   const unchanged = d.pools.filter((p) => !shown.includes(p));
+  const currency = d.cost?.currency;
+  // A cost column when a pool has a price (machine.hourlyCost).
+  const costs = d.pools.some((p) => p.now?.cost);
   if (shown.length) {
-    lines.push('| pool | change | nodes now | would be | create | destroy | replace |', '| --- | --- | --- | --- | --- | --- | --- |');
-    for (const p of shown) lines.push(`| ${mdCode(p.pool, true)} | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |`);
+    lines.push(`| pool | change | nodes now | would be | create | destroy | replace |${costs ? ' cost |' : ''}`, `| --- | --- | --- | --- | --- | --- | --- |${costs ? ' --- |' : ''}`);
+    for (const p of shown) lines.push(`| ${mdCode(p.pool, true)} | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |${costs ? ` ${costCell(p, currency)} |` : ''}`);
     lines.push('');
     const replacing = shown.filter((p) => (p.now?.replace ?? 0) > 0);
     if (replacing.length) lines.push(`Rollout: ${replacing.map((p) => `${mdCode(p.pool)} replaces ${p.now?.replace} node${p.now?.replace === 1 ? '' : 's'}`).join('; ')} (drained and replaced a few at a time, idle first; see \`scaling.rollout.maxUnavailable\`).`, '');
@@ -183,6 +260,15 @@ export function planMarkdown(d: PlanDiff): string {
     lines.push('', '</details>', '');
   }
   if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => mdCode(p.pool)).join(', ')}.`, '');
+  if (d.cost) {
+    const delta = d.cost.perHourAfter - d.cost.perHourNow;
+    lines.push(`**Cost**: ${mdMoney(`${money(d.cost.perHourNow, currency)}/h now → ${money(d.cost.perHourAfter, currency)}/h (${moneyDelta(delta, currency)}/h)`)}, at \`machine.hourlyCost\` of the pools that have one.`, '');
+  }
+  for (const b of d.budgets ?? []) {
+    const limit = [b.maxPerHour !== undefined ? `${money(b.maxPerHour, currency)}/h` : '', b.monthRate !== undefined ? `${money(b.monthRate, currency)}/h by the month` : ''].filter(Boolean).join(', ');
+    const head = `${b.exceeds ? '⚠ ' : ''}Budget ${mdCode(b.budget)}: ${mdMoney(`${money(b.perHourNow, currency)}/h now → ${money(b.perHourAfter, currency)}/h of ${limit}`)}${b.exceeds ? ' — over the budget' : ''}`;
+    lines.push(`${head}.${b.caps.map((c) => ` It holds ${mdCode(c.pool)}: ${mdMoney(c.reason)}.`).join('')}`, '');
+  }
   if (d.unmatched.length) {
     lines.push(`**Jobs no pool would take** (from the latest probe): ${d.unmatched.map((u) => `${mdCode(u.labels)} ×${u.jobs} (${mdText(u.emitter)})${u.new ? ' ⚠ newly left behind by this change' : ''}`).join('; ')}.`, '');
   }
