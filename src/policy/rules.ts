@@ -198,6 +198,8 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     if (s.minLifetimeMs > 24 * 3_600_000) at(id, ['scaling', 'minLifetime'], 'is more than a day; nodes could never scale down in practice', 'warning');
     if (typeof s.standby === 'number' && s.standby > s.max) at(id, ['scaling', 'standby'], `standby (${s.standby}) is greater than max (${s.max}): no more than max nodes could ever start from it`, 'warning');
     if (s.bootTimeoutMs < 30_000) at(id, ['scaling', 'bootTimeout'], 'is under 30s: most VMs cannot boot and register that fast, so nodes would be replaced in a loop');
+    // The GitLab emitter reads schedules due within the hour (emitters/gitlab.ts SCHEDULE_HORIZON_MS).
+    if (s.prewarm?.leadMs !== undefined && s.prewarm.leadMs > 3_600_000) at(id, ['scaling', 'prewarm', 'lead'], 'is over 1h: pipeline schedules are read an hour ahead at most, so the pre-warm starts 1h before a schedule is due', 'warning');
     s.schedules.forEach((sch, i) => {
       if (!isValidTimezone(sch.timezone)) at(id, ['scaling', 'schedules', i, 'timezone'], `"${sch.timezone}" is not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)`);
       const cerr = cronError(sch.cron, sch.timezone);
