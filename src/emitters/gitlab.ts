@@ -206,9 +206,9 @@ export class GitlabEmitter implements Emitter {
       const runners = await this.ownRunners(await runnerList, jobs);
       const runs = await scheduled;
       const body = this.problems.ok(jobs, runners);
-      // A token without access to schedules is configuration, not missing data: said once, as a
-      // reason of a probe that stays whole.
-      if (notes.length && !body.partial) body.reason = notes.join('; ');
+      // A token without access to schedules is configuration, not missing data: said once, in the
+      // reason, without making the probe partial.
+      if (notes.length) body.reason = [body.reason, ...notes].filter(Boolean).join('; ');
       return done({ ...body, ...(runs.length ? { scheduled: runs } : {}) });
     } catch (err) {
       return done({ ok: false, partial: false, reason: this.reason(err), jobs: [], runners: [] });
@@ -289,6 +289,9 @@ export class GitlabEmitter implements Emitter {
         const soonest = Math.min(...items.map((s) => (s.next_run_at ? Date.parse(s.next_run_at) : Infinity)).filter((t) => t > now));
         listed = { until: Math.min(now + SCHEDULE_TTL_MS, Math.max(now + 60_000, soonest + 60_000)), items };
         this.scheduleLists.set(key, listed);
+        // Schedules gone from the listing take their estimates with them.
+        const ids = new Set(items.map((x) => `${key}#${x.id}`));
+        for (const k of this.estimates.keys()) if (k.startsWith(`${key}#`) && !ids.has(k)) this.estimates.delete(k);
         this.schedulesForbidden.delete(key);
       } catch (err) {
         if (err instanceof EmitterError && err.status === 403) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import type { EmitterConfig } from '../../src/policy/types.js';
-import { GitlabEmulator, type GlSchedule } from '../emulators/gitlab.js';
+import { GitlabEmulator, type GlGroup, type GlSchedule } from '../emulators/gitlab.js';
 import { emitterContract, type Harness } from './contract.js';
 
 type GitlabConfig = Extract<EmitterConfig, { type: 'gitlab' }>;
@@ -316,6 +316,21 @@ describe('GitLab pipeline schedules (pre-warming)', () => {
       const later = await e.probe();
       expect(emu.count('GET', /\/pipeline_schedules\?/)).toBe(2);
       expect(later.reason).toBeUndefined();
+    } finally {
+      await emu.stop();
+    }
+  });
+
+  it('a 403 on schedules said on a probe that is partial for another reason: both reasons', async () => {
+    const { emu, api, e } = await setup();
+    try {
+      const web = emu.addProject('web', emu.groups[0] as GlGroup);
+      emu.addJob(web, 'pending', ['linux']);
+      emu.faults.push({ path: new RegExp(`/projects/${api.id}/jobs$`), status: 500, body: { message: '500 Internal Server Error' } });
+      emu.faults.push({ path: new RegExp(`/projects/${web.id}/pipeline_schedules$`), status: 403, body: { message: '403 Forbidden' } });
+      const r = await e.probe();
+      expect(r).toMatchObject({ ok: true, partial: true, jobs: [expect.objectContaining({ labels: ['linux'] })] });
+      expect(r.reason).toMatch(/jobs.*HTTP 500.*; .*pipeline_schedules: HTTP 403 .*platform\/web/);
     } finally {
       await emu.stop();
     }
