@@ -403,6 +403,20 @@ describe('file store specifics', () => {
   const sample = (i: number) => ({ at: T + i * 60_000, queued: i, running: 0, arrivals: 0, nodes: 1, desired: 1 });
   const dayFile = (d: string, pool = 'p') => join(d, 'history', 'samples', pool, `${Math.floor(T / 86_400_000)}.jsonl`);
 
+  it('sets aside a spend record that does not validate (read back with zod) with a warning: read as absent, not listed', async () => {
+    const warned: string[] = [];
+    const d = mkdtempSync(join(tmpdir(), 'parmanu-hist-'));
+    dirs.push(d);
+    const s = new FileHistoryStore(d, () => T, (m) => warned.push(m));
+    mkdirSync(join(d, 'history', 'spend'), { recursive: true });
+    writeFileSync(join(d, 'history', 'spend', 'p.json'), JSON.stringify({ pool: 'p', at: T, running: -1 }));
+    expect(await s.listSpend()).toEqual([]);
+    expect(await s.getSpend('p')).toBeUndefined();
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/^the spend record p\.json .* is invalid \(running: .*\): set aside as .*p\.json\.corrupt-.*, its spend is counted afresh from the next cycle$/);
+    expect(readdirSync(join(d, 'history', 'spend')).filter((f) => f.includes('.corrupt-'))).toHaveLength(1);
+  });
+
   it('skips a torn sample line with one warning naming the file and line, and the next append is not swallowed by it', async () => {
     const { d, s } = open();
     const warned: string[] = [];
@@ -568,6 +582,26 @@ describe('redis store specifics', () => {
       expect(l2.token).toBeGreaterThan(l1.token);
       await expect(s.putPool(record('p'), l1)).rejects.toThrowError(LeaseLostError);
       expect(await raw.ttl(`${prefix}fence:p`)).toBe(-1); // the counter never expires
+    } finally {
+      raw.disconnect();
+      await s.close();
+    }
+  });
+
+  it('sets aside a spend record that does not validate (read back with zod) with a warning: read as absent, not listed', async () => {
+    const prefix = `parmanu:t${ns()}:`;
+    const warned: string[] = [];
+    const s = new RedisHistoryStore(redis.url, () => T, prefix, (m) => warned.push(m));
+    const raw = new Redis(redis.url);
+    try {
+      await raw.hset(`${prefix}spend`, 'p', JSON.stringify({ pool: 'p', at: T, running: -1 }), 'q', JSON.stringify({ pool: 'other', at: T, running: 1, stopped: 0, hourlyCost: 1, stoppedHourlyCost: 0, months: {} }));
+      expect(await s.listSpend()).toEqual([]);
+      expect(await s.getSpend('p')).toBeUndefined();
+      expect(warned.sort()).toEqual([
+        `the spend record of pool p (redis ${prefix}spend) is invalid (running: Too small: expected number to be >=0): set aside as ${prefix}corrupt:spend:p:2025-11-24T16:00:00.000Z; its spend is counted afresh from the next cycle`,
+        `the spend record of pool q (redis ${prefix}spend) is another pool's: set aside as ${prefix}corrupt:spend:q:2025-11-24T16:00:00.000Z; its spend is counted afresh from the next cycle`,
+      ]);
+      expect(await raw.hlen(`${prefix}spend`)).toBe(0);
     } finally {
       raw.disconnect();
       await s.close();
