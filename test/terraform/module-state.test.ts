@@ -15,6 +15,9 @@ describe('parseStateNodes: module nodes', () => {
         inModule('module.node_p-a.module.disk', 'azurerm_managed_disk', 'this'),
         // A resource named like a node, inside a module: not a root node resource.
         inModule('module.node_p-a', 'terraform_data', 'node_p-zzz'),
+        // A module's own resources named like Parmanu's credential or power resources are not the root's.
+        inModule('module.node_p-a', 'azurerm_key_vault_secret', 'credential_p-a'),
+        inModule('module.node_p-a', 'aws_ec2_instance_state', 'power_p-a'),
         // A module instance whose record is gone: the node exists all the same.
         inModule('module.node_p-b', 'azurerm_linux_virtual_machine', 'vm'),
         // Modules that are no node's.
