@@ -55,7 +55,8 @@ export interface ModuleRecord {
 
 /** The bootstrap of a node of a module pool (cloud-init or PowerShell, by `machine.os`). */
 export function moduleUserData(pool: PoolConfig, node: NodeInput): string {
-  const source: CredentialSource = { kind: 'file', path: MODULE_CREDENTIAL_FILE[pool.machine.os] };
+  // A VM of some cloud: its instance metadata (169.254.169.254 on Azure, OpenStack and most others) is closed to jobs.
+  const source: CredentialSource = { kind: 'file', path: MODULE_CREDENTIAL_FILE[pool.machine.os], vm: true };
   return userData(pool, node.name, node.access, source, bootstrapOptions(node));
 }
 

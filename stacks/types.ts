@@ -30,8 +30,12 @@ export type CredentialSource =
   | { kind: 'aws-ssm'; region: string; parameter: string }
   /** GCP Secret Manager secret (its latest version), read with the pool's service account. */
   | { kind: 'gcp-secret'; project: string; secret: string }
-  /** The local platform: the 0600 file terraform's local-exec provisioner wrote beside the state. */
-  | { kind: 'file'; path: string }
+  /**
+   * The local platform: the 0600 file terraform's local-exec provisioner wrote beside the state.
+   * `vm`: a root-only file on a cloud VM (module platform: the module puts it there), whose
+   * instance metadata is closed to jobs as on AWS and GCP.
+   */
+  | { kind: 'file'; path: string; vm?: boolean }
   | { kind: 'none' };
 
 /** The public parts of a credential (what may appear in user-data). */

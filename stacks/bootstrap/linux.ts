@@ -85,7 +85,7 @@ function jobUser(access: RunnerAccess): string | undefined {
 
 /** Whether the node runs on a cloud whose metadata server hands out the node's identity. */
 function closesMetadata(source: CredentialSource, access: RunnerAccess): boolean {
-  return access.kind !== 'none' && (source.kind === 'aws-ssm' || source.kind === 'gcp-secret');
+  return access.kind !== 'none' && (source.kind === 'aws-ssm' || source.kind === 'gcp-secret' || (source.kind === 'file' && source.vm === true));
 }
 
 /** Installs a package with apt-get or dnf, whichever the image has. */

@@ -96,7 +96,7 @@ function blockMetadataFor(service: string): string[] {
 export function windowsScript(pool: PoolConfig, node: string, access: RunnerAccess, source: CredentialSource, opts: BootstrapOptions = {}): string {
   const r = pool.runner;
   const version = concreteVersion(pool, opts);
-  const cloud = source.kind === 'aws-ssm' || source.kind === 'gcp-secret';
+  const cloud = source.kind === 'aws-ssm' || source.kind === 'gcp-secret' || (source.kind === 'file' && source.vm === true);
   const head = [
     '$ErrorActionPreference = "Stop"',
     `# Parmanu node (${access.kind} runner)`,

@@ -39,6 +39,8 @@ describe('parmanu synth of a module pool', () => {
     expect(m).toMatchObject({ name: 'mp-synth000', pool: 'mp', credential_dir: '/var/lib/lab', size: 'large', labels: { team: '$${ci}' }, credential: '${lookup(var.parmanu_credentials, "mp-synth000", "")}' });
     expect(String(m.user_data)).toContain('gitlab-runner');
     expect(String(m.user_data)).toContain('/var/lib/parmanu/credential');
+    // A VM of some cloud: its instance metadata is closed to the runner's jobs, as on AWS and GCP.
+    expect(String(m.user_data)).toContain('169.254.169.254');
     expect(json.variable.parmanu_credentials).toMatchObject({ ephemeral: true, sensitive: true });
     // Every interpolation of the module blocks is a variable reference: the credential's lookup and the secret input's variable.
     const refs = [...JSON.stringify(json.module).matchAll(/(?<!\$)\$\{([^}]*)\}/g)].map((x) => x[1] as string);

@@ -49,6 +49,16 @@ describe('module platform stack', () => {
     expect(json.variable?.[refVariable('${env:AZ_PASS}')]).toEqual({ type: 'string', sensitive: true, nullable: false, description: '${env:AZ_PASS}' });
   });
 
+  it('boots the node with the OS bootstrap reading the credential the module put on the VM, instance metadata closed to jobs', () => {
+    const json = renderPool({ pool, platform: platform(), stateDir, nodes: [{ name: 'mp-a', access: { kind: 'gitlab', url: 'https://gitlab.example.com' } }] }) as unknown as Json;
+    const userData = String(json.module?.['node_mp-a']?.user_data);
+    expect(userData).toContain('/var/lib/parmanu/credential');
+    expect(userData).toContain('169.254.169.254');
+    const win = renderPool({ pool: testPool({ platform: 'mod', machine: { os: 'windows' } }, 'mp'), platform: platform(), stateDir, nodes: [{ name: 'mp-a', access: { kind: 'gitlab', url: 'https://gitlab.example.com' } }] }) as unknown as Json;
+    expect(String(win.module?.['node_mp-a']?.user_data)).toContain('C:\\ProgramData\\Parmanu\\credential');
+    expect(String(win.module?.['node_mp-a']?.user_data)).toContain('169.254.169.254');
+  });
+
   it('configures the providers the module uses once, in the root module', () => {
     const json = render(platform({ providers: { azurerm: { source: 'hashicorp/azurerm', version: '~> 4.23', config: { features: {}, subscription_id: '${env:ARM_SUB}', note: 'a ${literal}' } }, openstack: { source: 'terraform-provider-openstack/openstack' } } }), [{ name: 'mp-a' }, { name: 'mp-b' }]) as unknown as { terraform: { required_providers: unknown }; provider: Record<string, unknown> };
     expect(json.terraform.required_providers).toEqual({ azurerm: { source: 'hashicorp/azurerm', version: '~> 4.23' }, openstack: { source: 'terraform-provider-openstack/openstack' } });
