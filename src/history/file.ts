@@ -573,9 +573,11 @@ export class FileHistoryStore implements HistoryStore {
   }
 
   /** Runs `write` under the pool's mutex iff `fence` is still the pool's latest lease. */
-  private async fenced(pool: string, fence: Lease, what: string, write: () => void): Promise<void> {
+  private async fenced(target: string, fence: Lease, what: string, write: () => void): Promise<void> {
     const l = checkLease(fence);
-    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${pool} under the lease of pool ${l.pool}`);
+    // A failover stack's record (`<pool>@<platform>`) is written under its pool's lease.
+    const pool = spendOwner(target);
+    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${target} under the lease of pool ${l.pool}`);
     await this.withPoolMutex(pool, (stillHeld) => {
       const last = this.lastToken(pool);
       if (last !== l.token) {
