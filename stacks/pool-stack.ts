@@ -77,6 +77,17 @@ export const ssmParameterName = (pool: string, node: string) => `/parmanu/${pool
 export const gcpSecretId = (node: string) => `parmanu-${node}`;
 export { localCredentialFile } from './types.js';
 
+/**
+ * The IAM role and instance profile of a pool's stack (AWS): `parmanu-<pool>` for the pool's own
+ * platform; a failover platform's stack (`<pool>@<platform>`, maybe in the same account) gets its
+ * own, `parmanu-<pool>@<platform>` (IAM allows `@`), shortened with a hash past IAM's 64.
+ */
+export function identityName(pool: string, stack: string): string {
+  const name = `parmanu-${stack}`;
+  if (stack === pool || name.length <= 64) return name;
+  return `${name.slice(0, 55)}-${createHash('sha256').update(stack).digest('hex').slice(0, 8)}`;
+}
+
 /** A GCP service account id (6–30 characters: [a-z][a-z0-9-]*[a-z0-9]) for the pool. */
 export function gcpAccountId(pool: string): string {
   const id = `parmanu-${pool}`;
@@ -155,9 +166,10 @@ const localPlace = (pool: PoolConfig, node: NodeInput) => placeOf(node.name, poo
 
 export class PoolStack extends TerraformStack {
   constructor(scope: Construct, readonly input: PoolStackInput) {
-    super(scope, input.pool.name);
+    super(scope, input.stack ?? input.pool.name);
     const { pool, platform } = input;
-    this.backend(pool, platform, input.stateDir);
+    const stack = input.stack ?? pool.name;
+    this.backend(stack, platform, input.stateDir);
     // New nodes' secrets: ephemeral and sensitive, never in the JSON, the state or a saved plan.
     // cdktf 0.21 has no `ephemeral` option: an override adds it.
     const credentials = new TerraformVariable(this, CREDENTIALS_VARIABLE, { type: 'map(string)', sensitive: true, default: {}, description: 'Runner credentials of the nodes created by this apply (node name → secret); supplied through TF_VAR_parmanu_credentials.' });
@@ -173,16 +185,16 @@ export class PoolStack extends TerraformStack {
         ...(platform.credentials && 'roleArn' in platform.credentials ? { assumeRole: [{ roleArn: platform.credentials.roleArn }] } : {}),
       });
       this.addOverride('terraform.required_providers.aws.source', 'hashicorp/aws');
-      const profile = pool.machine.instanceProfile ? undefined : this.awsIdentity(pool);
+      const profile = pool.machine.instanceProfile ? undefined : this.awsIdentity(pool, stack);
       for (const node of input.nodes) this.awsNode(pool, platform, node, secretOf(node.name), profile);
     } else if (platform.type === 'gcp') {
       new GoogleProvider(this, 'google', { project: platform.project, region: platform.region, zone: platform.zone });
       this.addOverride('terraform.required_providers.google.source', 'hashicorp/google');
-      const email = pool.machine.serviceAccount ?? this.gcpIdentity(pool);
+      const email = pool.machine.serviceAccount ?? this.gcpIdentity(pool, stack);
       for (const node of input.nodes) this.gcpNode(pool, platform, node, secretOf(node.name), email);
     } else if (platform.type === 'module') {
       // Each node one call of the user's module, beside Parmanu's record of it (stacks/module-node.ts).
-      renderModuleNodes(this, pool, platform, input.nodes, input.workDir ?? poolWorkDir(input.stateDir, pool.name));
+      renderModuleNodes(this, pool, platform, input.nodes, input.workDir ?? poolWorkDir(input.stateDir, input.stack ?? pool.name));
     } else {
       for (const node of input.nodes) {
         const file = localCredentialFile(input.stateDir, pool.name, node.name);
@@ -198,6 +210,8 @@ export class PoolStack extends TerraformStack {
             : {
                 pool: pool.name,
                 node: node.name,
+                // Which of the pool's platforms the node runs on (failover: one stack per platform).
+                platform: platform.name,
                 bootstrap_sha256: sha256(userData(pool, node.name, node.access, source, bootstrapOptions(node))),
                 ...(node.spec ? { spec: node.spec } : {}),
                 ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
@@ -208,6 +222,13 @@ export class PoolStack extends TerraformStack {
               },
           ...(changing ? {} : { lifecycle: IMMUTABLE }),
         });
+        // A drill or test of failover: while the platform's fault file exists, every plan and
+        // apply that has a node fails, as a cloud outage would (the path is checked by the schema).
+        // (A condition must refer to some object: the path is a local.)
+        if (platform.type === 'local' && platform.faultFile !== undefined) {
+          this.addOverride('locals.parmanu_fault_file', platform.faultFile);
+          r.addOverride('lifecycle.precondition', [{ condition: '${!fileexists(local.parmanu_fault_file)}', error_message: `platform ${platform.name} is down: its faultFile exists (a drill)` }]);
+        }
         r.overrideLogicalId(nodeLogicalId(node.name));
         // A replay node whose runner has a token gets one too: the file is how the replay sees the node up.
         if (node.credential === false || (node.access.kind === 'none' && !node.access.file && node.credential !== true)) continue;
@@ -231,8 +252,8 @@ export class PoolStack extends TerraformStack {
   }
 
   /** The pool's instance profile: a role EC2 assumes, allowed to read only this pool's parameters, each only from the instance it names. */
-  private awsIdentity(pool: PoolConfig): string {
-    const name = `parmanu-${pool.name}`;
+  private awsIdentity(pool: PoolConfig, stack: string): string {
+    const name = identityName(pool.name, stack);
     const role = new IamRole(this, `${POOL_RESOURCE_PREFIX}role`, {
       name,
       assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
@@ -265,21 +286,21 @@ export class PoolStack extends TerraformStack {
   }
 
   /** The pool's service account: granted access to each of the pool's secrets, one binding per secret. */
-  private gcpIdentity(pool: PoolConfig): string {
-    const sa = new ServiceAccount(this, `${POOL_RESOURCE_PREFIX}service_account`, { accountId: gcpAccountId(pool.name), displayName: `Parmanu pool ${pool.name}`, description: 'Reads only the runner credentials of its pool\'s nodes.' });
+  private gcpIdentity(pool: PoolConfig, stack: string): string {
+    const sa = new ServiceAccount(this, `${POOL_RESOURCE_PREFIX}service_account`, { accountId: gcpAccountId(stack === pool.name ? pool.name : stack.replace(/[@_]/g, '-')), displayName: `Parmanu pool ${pool.name}`, description: 'Reads only the runner credentials of its pool\'s nodes.' });
     sa.overrideLogicalId(`${POOL_RESOURCE_PREFIX}service_account`);
     return sa.email;
   }
 
-  private backend(pool: PoolConfig, platform: PlatformConfig, stateDir: string): void {
+  private backend(stack: string, platform: PlatformConfig, stateDir: string): void {
     const b = platform.backend ?? { type: 'local' as const };
     if (b.type === 's3') {
-      new S3Backend(this, { bucket: b.bucket, key: `${b.key}/${pool.name}.tfstate`, region: b.region, encrypt: b.encrypt, ...(b.kmsKeyId ? { kmsKeyId: b.kmsKeyId } : {}) });
+      new S3Backend(this, { bucket: b.bucket, key: `${b.key}/${stack}.tfstate`, region: b.region, encrypt: b.encrypt, ...(b.kmsKeyId ? { kmsKeyId: b.kmsKeyId } : {}) });
       this.addOverride('terraform.backend.s3.use_lockfile', true);
     } else if (b.type === 'gcs') {
-      new GcsBackend(this, { bucket: b.bucket, prefix: `${b.prefix}/${pool.name}` });
+      new GcsBackend(this, { bucket: b.bucket, prefix: `${b.prefix}/${stack}` });
     } else {
-      new LocalBackend(this, { path: b.path ?? join(stateDir, 'pools', pool.name, 'terraform.tfstate') });
+      new LocalBackend(this, { path: b.path ?? join(stateDir, 'pools', stack, 'terraform.tfstate') });
     }
   }
 

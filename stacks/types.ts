@@ -140,6 +140,13 @@ export interface PoolStackInput {
    * `<stateDir>/pools/<stack>`): a module platform's local module source is rendered relative to it.
    */
   workDir?: string;
+  /**
+   * The stack's id (DESIGN "Node identity"): the pool's name on its own platform (the default), or
+   * `<pool>@<platform>` on a failover platform: the stack's name, its state's key (`<key>/<stack>.tfstate`,
+   * `<prefix>/<stack>`, `<stateDir>/pools/<stack>/`) and its cloud identity's name. Nodes, runner
+   * credentials and their files keep the pool's name.
+   */
+  stack?: string;
 }
 
 /** The local platform's credential file of a node, beside the pool's state. */

@@ -129,7 +129,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   let spend: DiffOptions['spend'];
   try {
     // Pools Parmanu manages that the policy no longer names are drained and destroyed by the next reconcile.
-    for (const name of await history.listPools()) if (!head.policy.pools.some((p) => p.name === name) && (await history.getPool(name))?.config) known.push(name);
+    // (`<pool>@<platform>` records are a failover stack of their pool, not a pool.)
+    for (const name of await history.listPools()) if (!name.includes('@') && !head.policy.pools.some((p) => p.name === name) && (await history.getPool(name))?.config) known.push(name);
     for (const name of Object.keys(head.policy.emitters)) {
       const labels = await history.getJobLabels(name);
       if (labels) recentJobs.set(name, { kind: labels.kind, sets: labels.sets });

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { stacksOf } from '../policy/stacks.js';
 import { readStateNodes, StateError } from '../terraform/state.js';
 import { parse } from './args.js';
 import { loadFleet } from './context.js';
@@ -40,14 +41,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
 
   // Imported here, not at the top: other commands must not pay for cdktf.
   const { renderPool, writeStack } = await import('../../stacks/render.js');
-  const written: Array<{ pool: string; nodes: number; file: string }> = [];
-  for (const pool of pools) {
-    const platform = policy.platforms[pool.platform];
-    if (!platform) continue;
+  const written: Array<{ pool: string; stack?: string; nodes: number; file: string }> = [];
+  for (const policyPool of pools) {
+    const own = policy.platforms[policyPool.platform];
+    if (!own) continue;
+    // Failover: each platform's stack, `<pool>` and `<pool>@<platform>` (reconcile/failover.ts).
+    for (const { stack, pool, platform } of stacksOf(policy, policyPool, own, [])) {
     let names: string[];
     if (count !== undefined) names = Array.from({ length: count }, (_, i) => `${pool.name}-synth${String(i).padStart(3, '0')}`);
     else if ((platform.backend?.type ?? 'local') === 'local') {
-      const stateFile = platform.backend?.type === 'local' && platform.backend.path ? resolve(io.cwd, platform.backend.path) : join(stateDir, 'pools', pool.name, 'terraform.tfstate');
+      const stateFile = platform.backend?.type === 'local' && platform.backend.path ? resolve(io.cwd, platform.backend.path) : join(stateDir, 'pools', stack, 'terraform.tfstate');
       try {
         names = readStateNodes(stateFile).map((n) => n.name);
       } catch (err) {
@@ -55,16 +58,17 @@ export async function run(argv: string[], io: Io): Promise<number> {
         throw err;
       }
     } else {
-      io.err(`synth: pool ${pool.name}: its state is in a remote ${platform.backend?.type} backend; rendering 0 nodes (pass --nodes N)`);
+      io.err(`synth: ${stack === pool.name ? 'pool' : 'stack'} ${stack}: its state is in a remote ${platform.backend?.type} backend; rendering 0 nodes (pass --nodes N)`);
       names = [];
     }
     const access = placeholderAccess(policy.emitters[pool.emitter], pool);
     // A module platform's local source is rendered relative to where the JSON is written.
-    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, access })), stateDir, workDir: join(out, pool.name) });
-    const file = writeOrExplain('synth', 'the stack into', join(out, pool.name), () => writeStack(join(out, pool.name), json));
-    written.push({ pool: pool.name, nodes: names.length, file });
+    const json = renderPool({ pool, platform, nodes: names.map((name) => ({ name, access })), stateDir, workDir: join(out, stack), ...(stack !== pool.name ? { stack } : {}) });
+    const file = writeOrExplain('synth', 'the stack into', join(out, stack), () => writeStack(join(out, stack), json));
+    written.push({ pool: pool.name, ...(stack !== pool.name ? { stack } : {}), nodes: names.length, file });
+    }
   }
   if (values.json) io.out(JSON.stringify({ pools: written }));
-  else for (const w of written) io.out(`${w.pool}: ${w.nodes} node${w.nodes === 1 ? '' : 's'} → ${w.file}`);
+  else for (const w of written) io.out(`${w.stack ?? w.pool}: ${w.nodes} node${w.nodes === 1 ? '' : 's'} → ${w.file}`);
   return 0;
 }

@@ -100,6 +100,11 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const growOnly = input.growOnly === true;
   // A removed pool's nodes all go, but only on a complete observation and never in a webhook cycle.
   const retiring = input.removed === true && !hold && !partial && !growOnly;
+  // Nodes on a platform the pool is leaving (failover): none created here, those over `keep` drain.
+  const evac = input.removed === true ? undefined : input.evacuate;
+  const evacuating = evac !== undefined && !hold && !partial && !growOnly;
+  /** Nothing new here: a removed pool, or a platform the pool is leaving. */
+  const noNew = input.removed === true || evac !== undefined;
   if (hold) {
     reasons.push(
       obs === undefined
@@ -212,12 +217,18 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     desired = 0;
     reasons.length = 0;
     reasons.push(`pool removed from the policy: draining and destroying its ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
+  } else if (evac) {
+    // Nodes drained for an earlier move can serve again (the new platform's did not come).
+    desired = Math.min(capacity + draining.filter((n) => n.drainReason === 'failover' && isRegistered(n)).length, Math.max(0, evac.keep));
+    const held = reasons.filter((r) => r.includes('holding') || r.startsWith('partial observation'));
+    reasons.length = 0;
+    reasons.push(`${evac.reason}: ${desired ? `keeping ${desired} of ${capacity} serving until the new platform's nodes do` : capacity ? `draining its ${capacity} node${capacity === 1 ? '' : 's'}` : 'no node serves here'}`, ...held);
   }
 
   // Standby: the stopped nodes wanted (a count, or sized from history), held like demand: it
   // falls only to the highest target of the last scaleDownAfter.
   let standby = 0;
-  if (!input.removed) {
+  if (!noNew) {
     let raw = typeof s.standby === 'number' ? s.standby : 0;
     if (s.standby === 'auto') {
       if (input.history && !hold) {
@@ -262,6 +273,12 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     // Pausing a busy runner lets its job finish and gives it no other: every node drains.
     for (const n of [...inService, ...filling]) newDrain(n, 'removed');
   }
+  if (evacuating) {
+    // The nodes kept serving take new jobs: online idle ones first, then booting ones, newest
+    // first; the rest drain (a busy one finishes its job first).
+    const order = [...inService].sort((a, b) => rank(a) - rank(b) || b.createdAt - a.createdAt);
+    for (const n of [...order.slice(desired), ...filling]) newDrain(n, 'failover');
+  }
   // A stopped node is standby when Parmanu stopped it and can start it again: not outdated (or too
   // old), not given up on after MAX_START_FAILURES failed starts, and not stopped outside Parmanu —
   // no drain recorded (Parmanu keeps the drain on the nodes it stops) although it was seen online,
@@ -269,7 +286,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // run a job on that disk. (A node Parmanu stopped whose history was lost has neither: its runner
   // is paused or gone.) A removed pool has none.
   const stray = (n: NodeView) => n.drainingSince === undefined && (n.onlineAt !== undefined || (n.runner !== undefined && !n.runner.paused));
-  const usable = (n: NodeView) => !input.removed && !isOutdated(n) && (n.startFailures ?? 0) < MAX_START_FAILURES && !stray(n);
+  const usable = (n: NodeView) => !noNew && !isOutdated(n) && (n.startFailures ?? 0) < MAX_START_FAILURES && !stray(n);
   // The others go, outdated ones first (they serve nothing, so they are free to replace). A stopped
   // node whose runner still says busy (stopped outside Parmanu mid-job, or the platform's flag
   // lagging) waits until the platform says idle, like any other.
@@ -286,13 +303,13 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // Standby: usable and idle.
   const standbyOk = stopped.filter((n) => usable(n) && isIdle(n));
   // Nodes that have booted once to become standby are drained (paused) now, stopped once idle.
-  const filled = mayShrink && !input.removed ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
+  const filled = mayShrink && !noNew ? filling.filter((n) => n.runner?.online === true && onlineSinceStart(n) !== undefined) : [];
   for (const n of filled) newDrain(n, 'standby');
 
   // Rollout: outdated nodes drain, at most maxUnavailable at a time (counting those already
   // draining for it), idle first, within the disruption budget; their replacements are created below.
   let rollout: NodeView[] = [];
-  if (mayShrink && !input.removed && outdated.length) {
+  if (mayShrink && !noNew && outdated.length) {
     const mu = s.rollout.maxUnavailable;
     const limit = 'count' in mu ? mu.count : Math.max(1, Math.ceil((mu.percent / 100) * active.length));
     // Unavailable: nodes draining for the rollout, and nodes still booting (a replacement that is
@@ -306,14 +323,14 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
     else reasons.push(`rollout: ${outdated.length} outdated node${outdated.length === 1 ? '' : 's'} wait${outdated.length === 1 ? 's' : ''} (${inFlight} already draining or booting, maxUnavailable ${'count' in mu ? mu.count : `${mu.percent}%`})`);
   }
   const rolled = new Set(rollout.map((n) => n.name));
-  const serving = retiring ? [] : inService.filter((n) => !rolled.has(n.name));
+  const serving = retiring ? [] : inService.filter((n) => !rolled.has(n.name) && drainReasons[n.name] !== 'failover');
 
   // Nodes drained in an earlier cycle: resume scale-down drains if capacity is short, else destroy when idle.
   let short = desired - serving.length;
   // Standby is refilled only while demand is met: after a burst, its drained nodes become standby.
   const growing = short > 0;
   // Drained for scale-down or to become standby, and not an ephemeral node that ran its job: fit to serve again.
-  const reusable = (n: NodeView) => ['scale-down', 'standby'].includes(n.drainReason ?? 'scale-down') && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1);
+  const reusable = (n: NodeView) => ['scale-down', 'standby', 'failover'].includes(n.drainReason ?? 'scale-down') && !(pool.runner.ephemeral && (n.runner?.jobsStarted ?? 0) >= 1);
   const resumable = draining
     .filter((n) => reusable(n) && isRegistered(n))
     .sort((a, b) => b.createdAt - a.createdAt);
@@ -325,7 +342,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   if (resume.length) reasons.push(`resuming ${resume.length} drained node${resume.length === 1 ? '' : 's'} instead of booting new ones`);
   // Then standby, newest first: a start is faster than a fresh boot. Within max (standby is on top of it).
   const runningAfterResume = running.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
-  if (!input.removed) {
+  if (!noNew) {
     const room = Math.max(0, Math.min(Math.min(s.max, cap) - runningAfterResume, s.maxStep));
     // A node whose last start failed waits START_RETRY_MS before it is tried again: creates take its place.
     const startable = standbyOk.filter((n) => n.startFailedAt === undefined || now - n.startFailedAt >= START_RETRY_MS);
@@ -348,7 +365,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   for (const n of draining) {
     if (resume.includes(n.name)) continue;
     if ((mayShrink || retiring) && (n.drainingSince as number) < now && isIdle(n) && pausedNow(n)) {
-      if (!input.removed && standbyNow < standby && mayStandby(n)) {
+      if (!noNew && standbyNow < standby && mayStandby(n)) {
         stop.push(n.name);
         standbyNow++;
       } else destroy.push(n.name);
@@ -367,14 +384,14 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const stillBusy = draining.filter((n) => drain.includes(n.name) && n.runner?.busy);
   if (stillBusy.length) reasons.push(`waiting for ${stillBusy.length} draining node${stillBusy.length === 1 ? '' : 's'} to finish ${stillBusy.length === 1 ? 'its job' : 'their jobs'}`);
 
-  if (short > 0 && !input.removed) {
+  if (short > 0 && !noNew) {
     const existingAfter = running.length + start.length - stop.length - destroy.filter((n) => !stopped.some((x) => x.name === n)).length;
     const room = Math.max(0, Math.min(s.max, cap) - existingAfter);
     const step = s.maxStep - start.length;
     const n = Math.min(short, step, room);
     for (let i = 0; i < n; i++) create.push(`${pool.name}-${input.newId(i)}`);
     if (n < short) reasons.push(n === step ? `adding ${n + start.length} this cycle (maxStep ${s.maxStep})` : `adding ${n}: ${existingAfter} nodes still exist and ${cap < s.max ? `the budget allows ${cap}` : `max is ${s.max}`}`);
-  } else if (short < 0 && mayShrink && !input.removed) {
+  } else if (short < 0 && mayShrink && !noNew) {
     const want = -short;
     const victims = serving
       .filter((n) => isIdle(n) && now - n.createdAt >= s.minLifetimeMs)
@@ -392,7 +409,7 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   // their caches), are drained as soon as they are online and stopped once idle. What will become
   // standby anyway counts: nodes booting for it, and drained nodes that will be stopped when idle.
   const stillFilling = filling.filter((n) => !filled.includes(n) && !drain.includes(n.name));
-  if (standby > 0 && mayShrink && !input.removed && !growing) {
+  if (standby > 0 && mayShrink && !noNew && !growing) {
     const pending = stillFilling.length + running.filter((n) => drain.includes(n.name) && mayStandby({ ...n, drainReason: n.drainReason ?? drainReasons[n.name] })).length;
     const deficit = standby - standbyNow - pending;
     const total = nodes.length - destroy.length + create.length;
@@ -411,6 +428,11 @@ export function decide(input: DecideInput, options: DecideOptions = {}): PoolPla
   const leaving = new Set([...drain, ...destroy, ...stop, ...start, ...resume]);
   const keep = nodes.filter((n) => !leaving.has(n.name)).map((n) => n.name);
   return { pool: pool.name, desired, keep, create, drain, destroy, resume, start, stop, standby, drainReasons, states, reasons, held: hold, memory };
+}
+
+/** Which nodes of a platform the pool is leaving keep serving first: online idle, then booting, then busy. */
+function rank(n: NodeView): number {
+  return n.runner?.busy ? 2 : n.runner?.online === true ? 0 : 1;
 }
 
 /** When its runner was first seen online since the node's last start (or its creation). */

@@ -102,7 +102,7 @@ export interface NodeView {
 }
 
 /** Why a node drains. */
-export type DrainReason = 'scale-down' | 'outdated' | 'lifetime' | 'broken' | 'spent' | 'removed' | 'standby';
+export type DrainReason = 'scale-down' | 'outdated' | 'lifetime' | 'broken' | 'spent' | 'removed' | 'standby' | 'failover';
 
 /**
  * A node's lifecycle state as decide sees it (DESIGN "Node lifecycle (v2)"): booting → ready →
@@ -170,6 +170,13 @@ export interface DecideInput {
   newId: (n: number) => string;
   /** The pool is no longer in the policy: every node drains and goes, nothing is created. */
   removed?: boolean;
+  /**
+   * These nodes are on a platform the pool is leaving (BCDR failover, decide/failover.ts): nothing
+   * is created or started here; `keep` of the nodes that serve stay (online idle ones first) until
+   * the platform the pool moves to serves, the others drain (a busy one finishes its job first)
+   * and go. Standby here goes.
+   */
+  evacuate?: { keep: number; reason: string };
   /**
    * A cycle driven by a webhook event: scale-up only (no drain, destroy or stop; demand that is
    * lower than capacity is not recorded as a target). Polling cycles do the rest.

@@ -291,10 +291,12 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   /** One fenced write (the FENCED script): LeaseLostError when `fence` is no longer the pool's latest lease. */
-  private async fenced(pool: string, fence: Lease, what: string, target: 'pool' | 'samples' | { key: string }, args: string[]): Promise<void> {
+  private async fenced(stack: string, fence: Lease, what: string, target: 'pool' | 'samples' | { key: string }, args: string[]): Promise<void> {
     const l = checkLease(fence);
-    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${pool} under the lease of pool ${l.pool}`);
-    const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), typeof target === 'string' ? this.key(target, pool) : target.key, String(l.token), ...args));
+    // A failover stack's record (`<pool>@<platform>`) is written under its pool's lease.
+    const pool = spendOwner(stack);
+    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${stack} under the lease of pool ${l.pool}`);
+    const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), typeof target === 'string' ? this.key(target, stack) : target.key, String(l.token), ...args));
     const [ok, last] = reply(FencedReply, raw, 'fenced write');
     if (ok === 1) return;
     throw new LeaseLostError(`pool ${pool}: lease ${l.token} of ${l.owner} was superseded (${last ? `latest lease ${last}` : 'no lease is on record'}); refusing to ${what}`);

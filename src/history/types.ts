@@ -93,7 +93,21 @@ export const PoolRecordSchema = z.object({
    */
   release: z.object({ kind: z.string(), requested: z.string(), version: z.string(), sha256: z.record(z.string(), z.string()), at: z.number() }).optional(),
   /** The pool's last known configuration (pool and platform, no secrets), so a pool removed from the policy can still be drained. */
-  config: z.object({ pool: z.record(z.string(), z.unknown()), platform: z.record(z.string(), z.unknown()) }).optional(),
+  config: z.object({ pool: z.record(z.string(), z.unknown()), platform: z.record(z.string(), z.unknown()), stack: z.string().optional() }).optional(),
+  /**
+   * BCDR failover (the pool's own stack's record only): each of its platforms' health — failed
+   * Terraform runs in a row, when and why the last one failed — and the platform that got new
+   * nodes last cycle (decide/failover.ts).
+   */
+  failover: z
+    .object({
+      active: z.string(),
+      since: z.number(),
+      health: z.record(z.string(), z.object({ failures: z.int().min(0), lastFailureAt: z.number().optional(), lastError: z.string().optional() })),
+      /** The pool's failover stacks (`<pool>@<platform>`) that hold nodes or a record: found again after the policy drops their platform. */
+      stacks: z.array(z.string()).default([]),
+    })
+    .optional(),
 });
 export type PoolRecord = z.output<typeof PoolRecordSchema>;
 
@@ -115,7 +129,7 @@ export type Sample = z.output<typeof SampleSchema>;
 export const EventSchema = z.object({
   at: z.number(),
   pool: z.string(),
-  kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan', 'fallback']),
+  kind: z.enum(['scale-up', 'scale-down', 'drain', 'resume', 'hold', 'error', 'apply', 'orphan', 'fallback', 'failover']),
   detail: z.string(),
   /** Why (decide's reasons for a scale-up or scale-down). */
   reasons: z.array(z.string()).optional(),

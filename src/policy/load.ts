@@ -357,6 +357,9 @@ export function normalize(valid: { emitters: Map<string, EmitterInput>; platform
       machine: p.machine,
       runner: read ? { ...runner, hooks: read } : runner,
       scaling: normalizeScaling(p.scaling),
+      failover: (p.failover ?? []).map((f) => (typeof f === 'string' ? { platform: f } : { platform: f.platform, ...(f.machine ? { machine: f.machine } : {}) })),
+      failoverAfter: p.failoverAfter,
+      failbackAfterMs: ms(p.failbackAfter),
     });
   }
   const budgets = [...(valid.budgets ?? new Map<string, BudgetInput>())].map(([name, b]) => ({ ...b, name }));

@@ -219,45 +219,68 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
     checkPool(id, pool);
   }
   function checkPool(id: string, pool: PoolConfig) {
+    checkMachine(id, pool, []);
+    const seenFailover = new Set([pool.platform]);
+    (pool.failover ?? []).forEach((f, i) => {
+      const here = ['failover', i];
+      usedPlatforms.add(f.platform);
+      if (!platformNames.includes(f.platform)) return at(id, here, `no platform named "${f.platform}"${suggestion(f.platform, platformNames) || ` (defined: ${platformNames.join(', ')})`}`);
+      if (f.platform === pool.platform) return at(id, here, `"${f.platform}" is the pool's own platform: failover lists the platforms it moves to`);
+      if (seenFailover.has(f.platform)) return at(id, here, `"${f.platform}" is listed twice`);
+      seenFailover.add(f.platform);
+      // The pool as it runs there: its machine settings merged with the ones written for it.
+      checkMachine(id, { ...pool, platform: f.platform, machine: { ...pool.machine, ...f.machine } }, here);
+    });
+    if (pool.failover?.length && policy.platforms[pool.platform]?.evacuate && pool.failover.every((f) => policy.platforms[f.platform]?.evacuate)) at(id, ['failover'], 'every platform of the pool is marked evacuate: true: the pool stays where it runs', 'warning');
+    else if (!pool.failover?.length && policy.platforms[pool.platform]?.evacuate) at(id, ['platform'], `platform "${pool.platform}" is marked evacuate: true, but the pool has no failover list: it stays (add failover: [<platform>] to move it)`, 'warning');
+    const platform = policy.platforms[pool.platform];
+    checkPoolRest(id, pool, platform);
+  }
 
+  /** The machine settings of a pool on one of its platforms (its own: `prefix` [], a failover one: `failover.<i>`). */
+  function checkMachine(id: string, pool: PoolConfig, prefix: ReadonlyArray<string | number>) {
+    const atHere = (entity: string, path: ReadonlyArray<string | number>, message: string, severity: 'error' | 'warning' = 'error', key?: boolean) => at(entity, [...prefix, ...path], message, severity, key ?? [...prefix, ...path].length === 0);
     const platform = policy.platforms[pool.platform];
     if (platform && (platform.type === 'aws' || platform.type === 'gcp')) {
       const what = platform.type === 'aws' ? ['instance type (e.g. c6i.xlarge)', 'AMI id'] : ['machine type (e.g. e2-standard-4)', 'boot image'];
-      if (!pool.machine.type) at(id, ['machine'], `machine.type is required on ${platform.type} platform "${platform.name}": the ${what[0]}`);
-      if (!pool.machine.image) at(id, ['machine'], `machine.image is required on ${platform.type} platform "${platform.name}": the ${what[1]}`);
+      if (!pool.machine.type) atHere(id, ['machine'], `machine.type is required on ${platform.type} platform "${platform.name}": the ${what[0]}`);
+      if (!pool.machine.image) atHere(id, ['machine'], `machine.image is required on ${platform.type} platform "${platform.name}": the ${what[1]}`);
     }
-    if (platform?.type === 'gcp' && !/^[a-z]/.test(pool.name)) at(id, [], 'on gcp a pool name must start with a letter: instance names do', 'error', true);
+    if (platform?.type === 'gcp' && !/^[a-z]/.test(pool.name)) atHere(id, [], 'on gcp a pool name must start with a letter: instance names do', 'error', true);
     // Only the settings the policy wrote are named (none of these has a default).
     const foreign = (keys: ReadonlyArray<keyof PoolConfig['machine']>, owner: string) => {
       const set = keys.filter((k) => pool.machine[k] !== undefined);
-      if (set.length) at(id, ['machine', set[0] as string], `${set.join(' and ')} ${set.length === 1 ? `is ${owner === 'aws' ? 'an' : 'a'}` : 'are'} ${owner} setting${set.length === 1 ? '' : 's'}; ignored on ${platform?.type ?? ''} platform "${pool.platform}"`, 'warning', true);
+      if (set.length) atHere(id, ['machine', set[0] as string], `${set.join(' and ')} ${set.length === 1 ? `is ${owner === 'aws' ? 'an' : 'a'}` : 'are'} ${owner} setting${set.length === 1 ? '' : 's'}; ignored on ${platform?.type ?? ''} platform "${pool.platform}"`, 'warning', true);
     };
     if (platform?.type === 'aws') foreign(['zones', 'serviceAccount'], 'gcp');
     if (platform?.type === 'gcp') foreign(['subnets', 'securityGroups', 'instanceProfile'], 'aws');
     const image = pool.machine.image;
-    if (image !== undefined && platform?.type === 'gcp' && AMI_ID.test(image)) at(id, ['machine', 'image'], `"${image}" is an AWS AMI id; on gcp platform "${platform.name}" machine.image is a Compute Engine image such as projects/debian-cloud/global/images/family/debian-12`);
-    if (image !== undefined && platform?.type === 'aws' && GCP_IMAGE.test(image)) at(id, ['machine', 'image'], `"${image}" is a GCP image path; on aws platform "${platform.name}" machine.image is an AMI id such as ami-0123456789abcdef0 (aws ec2 describe-images lists them)`);
+    if (image !== undefined && platform?.type === 'gcp' && AMI_ID.test(image)) atHere(id, ['machine', 'image'], `"${image}" is an AWS AMI id; on gcp platform "${platform.name}" machine.image is a Compute Engine image such as projects/debian-cloud/global/images/family/debian-12`);
+    if (image !== undefined && platform?.type === 'aws' && GCP_IMAGE.test(image)) atHere(id, ['machine', 'image'], `"${image}" is a GCP image path; on aws platform "${platform.name}" machine.image is an AMI id such as ami-0123456789abcdef0 (aws ec2 describe-images lists them)`);
     if (platform?.type === 'gcp') {
       pool.machine.zones?.forEach((z, i) => {
-        if (!zoneInRegion(z, platform.region)) at(id, ['machine', 'zones', i], `zone "${z}" is not in region "${platform.region}" of platform "${platform.name}": a zone is its region, "-" and a letter (e.g. ${platform.region}-b)`);
+        if (!zoneInRegion(z, platform.region)) atHere(id, ['machine', 'zones', i], `zone "${z}" is not in region "${platform.region}" of platform "${platform.name}": a zone is its region, "-" and a letter (e.g. ${platform.region}-b)`);
       });
     }
-    const kind = policy.emitters[pool.emitter]?.type;
     const spot = pool.machine.spot;
-    if (platform?.type === 'gcp' && typeof spot === 'object' && spot.maxPrice !== undefined) {
-      at(id, ['machine', 'spot', 'maxPrice'], 'GCP Spot VMs have no max price (they cost the current Spot price and are preempted for capacity, never for price): remove maxPrice', 'error', true);
+    if (false) {
+      atHere(id, ['machine', 'spot', 'maxPrice'], 'GCP Spot VMs have no max price (they cost the current Spot price and are preempted for capacity, never for price): remove maxPrice', 'error', true);
     }
     if (platform?.type === 'module') {
       // The module gets only name, pool, user_data, credential and the platform's inputs: VM settings belong in the inputs.
       const set: string[] = (['type', 'image', 'subnets', 'zones', 'securityGroups', 'instanceProfile', 'serviceAccount', 'tags'] as const).filter((k) => pool.machine[k] !== undefined);
-      for (const k of ['diskGb', 'publicIp'] as const) if (written(id, ['machine', k])) set.push(k);
+      for (const k of ['diskGb', 'publicIp'] as const) if (written(id, [...prefix, 'machine', k])) set.push(k);
       if (pool.machine.spot !== false) set.push('spot');
-      if (set.length) at(id, ['machine', set[0] as string], `${set.map((k) => `machine.${k}`).join(', ')} ${set.length === 1 ? 'has' : 'have'} no meaning on module platform "${platform.name}": its module gets only name, pool, user_data, credential and the platform's inputs; put VM settings in platforms.${platform.name}.inputs`, 'error', true);
-      if (pool.scaling.standby !== 0) at(id, ['scaling', 'standby'], `is not supported on module platform "${platform.name}": a module call has no lifecycle that lets a node's power state alone change in place, and the module contract has no power variable; remove scaling.standby for this pool`);
+      if (set.length) atHere(id, ['machine', set[0] as string], `${set.map((k) => `machine.${k}`).join(', ')} ${set.length === 1 ? 'has' : 'have'} no meaning on module platform "${platform.name}": its module gets only name, pool, user_data, credential and the platform's inputs; put VM settings in platforms.${platform.name}.inputs`, 'error', true);
+      if (pool.scaling.standby !== 0) atHere(id, ['scaling', 'standby'], `is not supported on module platform "${platform.name}": a module call has no lifecycle that lets a node's power state alone change in place, and the module contract has no power variable; remove scaling.standby for this pool`);
     }
     if (pool.scaling.standby !== 0 && platform?.type === 'aws' && pool.machine.spot) {
-      at(id, ['scaling', 'standby'], `standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool`);
+      atHere(id, ['scaling', 'standby'], `standby keeps stopped VMs, and AWS cannot stop one-time spot instances (the only spot kind Parmanu launches): remove scaling.standby, or set machine.spot: false for this pool`);
     }
+  }
+
+  function checkPoolRest(id: string, pool: PoolConfig, platform: Policy['platforms'][string] | undefined) {
+    const kind = policy.emitters[pool.emitter]?.type;
     if (pool.scaling.standby !== 0 && kind === 'github' && pool.machine.os === 'windows') {
       at(id, ['scaling', 'standby'], 'is not supported on Windows GitHub pools: a node started from standby needs a fresh runner registration, and the Windows bootstrap registers its runner only at first boot; remove scaling.standby for this pool');
     }

@@ -194,6 +194,7 @@ export const AwsPlatformSchema = z
       .describe('How Terraform authenticates; omitted: the standard AWS environment.')
       .optional(),
     backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required: `{ type: s3, bucket, key, region }` (it must outlive the machine that runs Parmanu), or `{ type: local }` written out.').optional(),
+    evacuate: z.boolean().describe('Move every pool off this platform: new nodes go to the next platform of each pool\'s `failover` list, nodes here drain and go once the failover\'s nodes serve (a drill, or a planned move). A pool with no failover stays.').optional(),
   })
   .describe('An AWS account and region.');
 
@@ -207,6 +208,7 @@ export const GcpPlatformSchema = z
     subnetwork: nonEmpty.describe('Subnetwork name.').optional(),
     credentialsFile: nonEmpty.describe('Service-account key file handed to Terraform\'s environment (never written into a stack); omitted: application default credentials.').optional(),
     backend: BackendSchema.describe('Where Terraform keeps each pool\'s state, required: `{ type: gcs, bucket, prefix }` (it must outlive the machine that runs Parmanu), or `{ type: local }` written out.').optional(),
+    evacuate: z.boolean().describe('Move every pool off this platform: new nodes go to the next platform of each pool\'s `failover` list, nodes here drain and go once the failover\'s nodes serve (a drill, or a planned move). A pool with no failover stays.').optional(),
   })
   .describe('A Google Cloud project and zone.');
 
@@ -214,6 +216,12 @@ export const LocalPlatformSchema = z
   .strictObject({
     type: z.literal('local').describe('No cloud: every node is a `terraform_data` resource. For demos and tests.'),
     backend: BackendSchema.describe('Where Terraform keeps each pool\'s state. Default: local.').optional(),
+    evacuate: z.boolean().describe('Move every pool off this platform: new nodes go to the next platform of each pool\'s `failover` list, nodes here drain and go once the failover\'s nodes serve (a drill, or a planned move). A pool with no failover stays.').optional(),
+    faultFile: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]+$/, { error: 'must be an absolute path of letters, digits and . _ / -' })
+      .describe('Drills and tests: while this file exists, every Terraform plan and apply of this platform\'s stacks that has a node fails (a precondition on each node), as a cloud outage would; pools with a `failover` list move after `failoverAfter` such failures.')
+      .optional(),
   })
   .describe('The offline platform.');
 
@@ -289,6 +297,9 @@ export const MachineSchema = z
       .optional(),
   })
   .describe('The VM each node runs on.');
+
+/** MachineSchema's fields with no defaults: a failover platform's overrides (only what it writes). */
+const MachineOverrideSchema = z.strictObject(Object.fromEntries(Object.entries(MachineSchema.shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? (v.unwrap() as z.ZodType).optional() : v]))) as unknown as z.ZodType<Partial<z.output<typeof MachineSchema>>, Partial<z.input<typeof MachineSchema>>>;
 
 export const RunnerSchema = z
   .strictObject({
@@ -383,6 +394,17 @@ export const PoolSchema = z
     machine: MachineSchema.prefault({}),
     runner: RunnerSchema.prefault({}),
     scaling: ScalingSchema.prefault({}),
+    failover: z
+      .array(
+        z.union([
+          nonEmpty.describe('A platform name.'),
+          z.strictObject({ platform: nonEmpty.describe('A platform name.'), machine: MachineOverrideSchema.describe('Machine settings that differ on this platform (merged over the pool\'s `machine`): another cloud needs its own type and image.').optional() }),
+        ]),
+      )
+      .describe('Platforms the pool moves to, in order, when its platform fails (`failoverAfter` consecutive Terraform or cloud API errors) or is marked `evacuate: true`: new nodes go to the first healthy one, nodes on the failing platform drain and go once the new ones serve, and the pool moves back the same way when its platform is healthy again. Each platform has its own stack, `<pool>@<platform>`.')
+      .optional(),
+    failoverAfter: z.int().min(1).max(100).describe('Consecutive failed Terraform runs (init, state, plan, apply) on a platform after which the pool fails over.').default(3),
+    failbackAfter: duration('After a platform failed, how long before new nodes are tried there again (and, if that works, the pool moves back).').default('10m'),
   })
   .describe('A pool of identical runner nodes.');
 

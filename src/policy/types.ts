@@ -65,6 +65,16 @@ export interface PoolConfig {
   machine: PoolInput['machine'];
   runner: RunnerSettings;
   scaling: Scaling;
+  /**
+   * Platforms the pool fails over to, in order, each with the machine settings it writes for it
+   * (merged over `machine`); empty: none. DESIGN "Node identity": the primary's stack is `<pool>`,
+   * a failover platform's `<pool>@<platform>`.
+   */
+  failover?: Array<{ platform: string; machine?: Partial<PoolInput['machine']> }>;
+  /** Consecutive failed Terraform runs on a platform after which the pool fails over (default 3). */
+  failoverAfter?: number;
+  /** How long a failed platform is left alone before new nodes are tried there again (default 10 min). */
+  failbackAfterMs?: number;
 }
 
 export interface Policy {
@@ -80,7 +90,6 @@ export interface Policy {
 
 /** A cost budget: `pools` names pools of the policy (or `all`); at least one of the limits is set. */
 export type BudgetConfig = BudgetInput & { name: string };
-
 
 /** A problem found while loading, with the place it points at. */
 export interface Problem {

@@ -15,17 +15,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import pLimit from 'p-limit';
 import { decide } from '../decide/decide.js';
-import type { DemandHistory } from '../decide/types.js';
+import type { DemandHistory, PoolPlan } from '../decide/types.js';
 import type { Emitter, ProbeResult } from '../emitters/types.js';
-import type { HistoryStore } from '../history/types.js';
+import type { HistoryStore, Lease, PoolRecord } from '../history/types.js';
+import type { StateNode } from '../terraform/state.js';
 import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, ShuttingDown, type HookPoint, type PoolRun } from './execute.js';
+import { reconcileStacks, type StackLine } from './failover.js';
+import { stacksOf, type PoolStackRef } from '../policy/stacks.js';
 import { poolBudget } from './budget.js';
 import { LEASE_HELD, LeaseKeeper } from './lease.js';
-import { poolDir, removedPools } from './known-pools.js';
-import { observe, probeStatus, staleAfterMs as staleAfter, type ProbeStatus } from './observe.js';
+import { poolDir, recordedStacks, removedPools } from './known-pools.js';
+import { observe, probeStatus, staleAfterMs as staleAfter, type PoolTruth, type ProbeStatus } from './observe.js';
 
 export { poolDir } from './known-pools.js';
 export type { HookPoint } from './execute.js';
@@ -66,6 +69,12 @@ export interface PoolOutcome {
   takenOverFrom?: string;
   /** The probe this pool's plan rests on (absent when its emitter was not probed). */
   probe?: ProbeStatus;
+  /**
+   * Failover (a pool with several stacks, DESIGN "Node identity"): the platform its new nodes go
+   * to, and one line per stack that has nodes or ran (the pool's counts and `terraform` are their sums).
+   */
+  platform?: string;
+  stacks?: StackLine[];
 }
 
 export type { ProbeStatus } from './observe.js';
@@ -225,48 +234,22 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     const emitter = deps.emitters.get(pool.emitter);
     if (!platform) throw new Error(`pool ${pool.name}: platform ${pool.platform} is not in the policy`);
     if (!emitter) throw new Error(removed ? `pool ${pool.name} was removed from the policy, but its emitter ${pool.emitter} is gone too: its nodes cannot be drained safely (put the emitter back until the pool is empty)` : `pool ${pool.name}: emitter ${pool.emitter} is not in the policy`);
-    const dir = poolDir(deps.stateDir, pool.name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const k = keeper;
-    const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), commit: () => k.commit(), committed: () => k.committed, removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter], platform) };
-
-    // observe
-    // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt
-    // from the truth and overwritten by this cycle) rather than failing the pool on every cycle.
-    const rec = await deps.history.getPool(pool.name).catch((err: Error) => {
-      out.reasons.push(`history record unreadable (${err.message}): rebuilt from Terraform state`);
-      return undefined;
+    const ctx: StackContext = { deps, emitter, now, lease, keeper: k, removed, teardown, probe, staleAfterMs };
+    const own: PoolStackRef = { stack: pool.name, pool, platform };
+    const many = (pool.failover?.length ?? 0) > 0;
+    // A pool's own stack first: its record names the failover stacks that may hold nodes.
+    const primary = await prepareStack(ctx, own, out).catch((err: Error) => {
+      if (!many || err instanceof ShuttingDown) throw err;
+      return err;
     });
-    const state = await pullState(run);
-    const truth = observe({ policy: deps.policy, pool, kind: emitter.kind, probe, rec, state, spec: run.spec, now, poolsOfEmitter: deps.policy.pools.filter((p) => p.emitter === pool.emitter), removed });
-    out.observed = truth.observed;
-    out.busyNodes = truth.views.filter((v) => v.runner?.busy).map((v) => v.name);
-    if (!rec && state.length) out.reasons.push(`history was empty: rebuilt ${state.length} node${state.length === 1 ? '' : 's'} from Terraform state`);
-    await deps.hook?.('observed', { pool: pool.name, nodes: state.map((n) => n.name) });
-
-    // decide (cost budgets: the running nodes the budgets covering the pool allow, from the history's spend)
-    const budget = removed ? undefined : await poolBudget(deps.history, deps.policy, pool, truth.views, now);
-    const plan = decide({
-      pool,
-      now,
-      observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued: truth.observed.queued, running: truth.observed.running, upcoming: truth.upcoming, ...(truth.scheduled.length ? { scheduled: truth.scheduled } : {}) } : undefined,
-      staleAfterMs,
-      nodes: truth.views,
-      // Without history the scale-down window is unknown: hold the current size for a full window.
-      memory: rec?.memory ?? { targets: [{ at: now, nodes: state.length }] },
-      ...(pool.scaling.predict && !removed ? { history: await demandHistory(deps.history, pool.name, now) } : {}),
-      newId: deps.newId ?? (() => randomBytes(4).toString('hex').slice(0, 6)),
-      removed,
-      ...(deps.growOnly ? { growOnly: true } : {}),
-      ...(budget ? { budget } : {}),
-    });
-    out.desired = plan.desired;
-    out.states = plan.states;
-    out.reasons.push(...plan.reasons.map((r) => (teardown ? r.replace(/^pool removed from the policy:/, 'pool torn down on purpose:') : r)));
-    deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
-
-    // execute
-    await executePlan(run, plan, truth, rec, probe);
+    const recorded = primary instanceof Error ? [] : await recordedStacks(deps.history, deps.policy, pool, primary.rec, (r) => out.reasons.push(r));
+    const stacks = stacksOf(deps.policy, pool, platform, recorded);
+    if (stacks.length === 1 && !(primary instanceof Error)) {
+      await finishStack(ctx, primary, { placement: 'only', elsewhere: new Set() });
+      return finish();
+    }
+    await reconcileStacks(ctx, pool, stacks, primary, out, { prepare: prepareStack, finish: finishStack });
     return finish();
   } catch (err) {
     if (err instanceof ShuttingDown) {
@@ -284,6 +267,90 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       deps.onLease?.(pool.name, false, { token: keeper.lease.token });
     }
   }
+}
+
+/** What a pool's cycle shares between its stacks: one lease, one probe, one clock. */
+export interface StackContext {
+  deps: ReconcileDeps;
+  emitter: Emitter;
+  now: number;
+  lease: Lease;
+  keeper: LeaseKeeper;
+  removed: boolean;
+  teardown: boolean;
+  probe: ProbeResult | undefined;
+  staleAfterMs: number;
+}
+
+/** A stack whose record and state were read. */
+export interface PreparedStack {
+  st: PoolStackRef;
+  run: PoolRun;
+  rec: PoolRecord | undefined;
+  state: StateNode[];
+}
+
+/** A stack's working directory, history record and Terraform state (`terraform state pull`). */
+async function prepareStack(ctx: StackContext, st: PoolStackRef, out: PoolOutcome): Promise<PreparedStack> {
+  const { deps, emitter, now, lease, keeper: k, removed } = ctx;
+  const { pool, platform } = st;
+  const dir = poolDir(deps.stateDir, st.stack);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const run: PoolRun = { deps, pool, platform, emitter, dir, now, out, lease, check: () => k.check(), checkpoint: () => k.checkpoint(), commit: () => k.commit(), committed: () => k.committed, removed, spec: nodeSpec(pool, deps.policy.emitters[pool.emitter], platform), stack: st.stack, placement: 'only', elsewhere: new Set() };
+
+  // observe
+  // The lease was taken, so the store answers: a record it cannot read is set aside (rebuilt
+  // from the truth and overwritten by this cycle) rather than failing the pool on every cycle.
+  const rec = await deps.history.getPool(st.stack).catch((err: Error) => {
+    out.reasons.push(`history record unreadable (${err.message}): rebuilt from Terraform state`);
+    return undefined;
+  });
+  const state = await pullState(run);
+  return { st, run, rec, state };
+}
+
+/**
+ * A stack's observe → decide → execute, once its state was read (prepareStack). With failover,
+ * `placement` says whether it gets new nodes or its platform is one the pool is leaving, and the
+ * nodes of the pool's other stacks.
+ */
+async function finishStack(ctx: StackContext, prepared: PreparedStack, where: { placement: PoolRun['placement']; elsewhere: ReadonlySet<string>; evacuate?: { keep: number; reason: string } }): Promise<{ plan: PoolPlan; truth: PoolTruth }> {
+  const { deps, emitter, now, removed, teardown, probe, staleAfterMs } = ctx;
+  const { rec, state } = prepared;
+  const run: PoolRun = { ...prepared.run, placement: where.placement, elsewhere: where.elsewhere };
+  const { pool, out } = run;
+  const leaving = where.placement === 'leaving';
+  const truth = observe({ policy: deps.policy, pool, kind: emitter.kind, probe, rec, state, spec: run.spec, now, poolsOfEmitter: deps.policy.pools.filter((p) => p.emitter === pool.emitter), removed, ...(where.placement !== 'only' ? { placement: { elsewhere: where.elsewhere, leaving } } : {}) });
+  out.observed = truth.observed;
+  out.busyNodes = truth.views.filter((v) => v.runner?.busy).map((v) => v.name);
+  if (!rec && state.length) out.reasons.push(`history was empty: rebuilt ${state.length} node${state.length === 1 ? '' : 's'} from Terraform state`);
+  await deps.hook?.('observed', { pool: pool.name, nodes: state.map((n) => n.name) });
+
+  // decide (cost budgets: the running nodes the budgets covering the pool allow, from the history's spend)
+  const budget = removed || leaving ? undefined : await poolBudget(deps.history, deps.policy, pool, truth.views, now, run.stack);
+  const plan = decide({
+    pool,
+    now,
+    observation: probe ? { at: probe.at, ok: probe.ok, partial: probe.partial, ...(probe.reason ? { reason: probe.reason } : {}), queued: truth.observed.queued, running: truth.observed.running, upcoming: truth.upcoming, ...(truth.scheduled.length ? { scheduled: truth.scheduled } : {}) } : undefined,
+    staleAfterMs,
+    nodes: truth.views,
+    // Without history the scale-down window is unknown: hold the current size for a full window.
+    memory: rec?.memory ?? { targets: [{ at: now, nodes: state.length }] },
+    ...(pool.scaling.predict && !removed && !leaving ? { history: await demandHistory(deps.history, pool.name, now) } : {}),
+    newId: deps.newId ?? (() => randomBytes(4).toString('hex').slice(0, 6)),
+    removed,
+    ...(deps.growOnly ? { growOnly: true } : {}),
+    ...(budget ? { budget } : {}),
+    ...(where.evacuate && !removed ? { evacuate: where.evacuate } : {}),
+  });
+  out.desired = plan.desired;
+  out.states = plan.states;
+  out.reasons.push(...plan.reasons.map((r) => (teardown ? r.replace(/^pool removed from the policy:/, 'pool torn down on purpose:') : r)));
+  deps.log?.({ level: 'debug', msg: `desired ${plan.desired}`, pool: pool.name, step: 'decide', create: plan.create.length, drain: plan.drain.length, destroy: plan.destroy.length, reasons: plan.reasons });
+
+  // execute
+  await executePlan(run, plan, truth, rec, probe);
+  return { plan, truth };
 }
 
 /** Arrivals per minute from the recorded samples, for predict; undefined with no samples. */

@@ -66,6 +66,25 @@ export interface PoolRun {
   removed: boolean;
   /** The spec new nodes get. */
   spec: string;
+  /**
+   * The stack this run reconciles (DESIGN "Node identity"): the pool's name on its own platform,
+   * `<pool>@<platform>` on a failover platform. Its working directory, state, history record and
+   * saved configuration go by it; nodes, runners, samples and events by the pool's name.
+   */
+  stack: string;
+  /**
+   * `only`: the pool's one stack. With failover, `active`: the stack that gets new nodes;
+   * `leaving`: a stack of a platform the pool is leaving (no samples: the active one counts the pool).
+   */
+  placement: 'only' | 'active' | 'leaving';
+  /** Nodes in the pool's other stacks (failover): not this stack's, never its orphans. */
+  elsewhere: ReadonlySet<string>;
+}
+
+/** Errors of a Terraform step (init, state, plan, show, apply, refresh): what failover counts against a platform. */
+const platformErrors = new WeakSet<object>();
+export function isPlatformError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && platformErrors.has(err) && !/state lock|acquiring the state lock/i.test((err as Error).message);
 }
 
 /** The type of a node's own resource: its VM, or (module platform) Parmanu's record of the node's module call beside `module.node_<name>`. */
@@ -75,7 +94,7 @@ type Intent = PoolRecord['intents'][number];
 
 /** Terraform's backend settings for the pool, hashed: init runs again when they change. */
 function backendHash(run: PoolRun): string {
-  return createHash('sha256').update(JSON.stringify({ backend: run.platform.backend ?? { type: 'local' }, pool: run.pool.name, stateDir: run.deps.stateDir })).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ backend: run.platform.backend ?? { type: 'local' }, pool: run.stack, stateDir: run.deps.stateDir })).digest('hex');
 }
 
 /** The process is shutting down (SIGTERM): a pool's cycle stops before its next step. */
@@ -91,7 +110,13 @@ async function step<T>(run: PoolRun, name: NonNullable<CycleEvent['step']>, f: (
   if (run.deps.stopping?.() && !run.committed()) throw new ShuttingDown(`shutting down: pool ${run.pool.name} stopped before its next step (${name}; the next cycle goes on from there)`);
   const t = Date.now();
   run.deps.log?.({ level: 'debug', msg: `${name.replace('-', ' ')}…`, pool: run.pool.name, step: name });
-  const r = await f();
+  let r: T;
+  try {
+    r = await f();
+  } catch (err) {
+    if (name.startsWith('terraform-') && typeof err === 'object' && err !== null) platformErrors.add(err);
+    throw err;
+  }
   run.deps.log?.({ level: 'info', msg: `${name.replace('-', ' ')} done`, pool: run.pool.name, step: name, durationMs: Date.now() - t });
   return r;
 }
@@ -119,7 +144,7 @@ function cloudEnv(run: PoolRun): Record<string, string> {
 
 async function renderTo(run: PoolRun, nodes: RenderNode[]): Promise<void> {
   const { renderPool, writeStack } = await import('../../stacks/render.js');
-  writeStack(run.dir, renderPool({ pool: run.pool, platform: run.platform, stateDir: run.deps.stateDir, nodes }));
+  writeStack(run.dir, renderPool({ pool: run.pool, platform: run.platform, stateDir: run.deps.stateDir, nodes, ...(run.stack !== run.pool.name ? { stack: run.stack } : {}) }));
 }
 
 export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth, prior: PoolRecord | undefined, probe: ProbeResult | undefined): Promise<void> {
@@ -127,17 +152,18 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   const dry = deps.dryRun === true;
   const hook = (point: HookPoint, nodes: readonly string[]) => deps.hook?.(point, { pool: pool.name, nodes });
   const rec: PoolRecord = {
-    pool: pool.name,
+    pool: run.stack,
     nodes: truth.records,
     ...(prior?.memory ? { memory: prior.memory } : {}),
     ...(prior?.applied ? { applied: prior.applied } : {}),
     ...(prior?.lastFullPlanAt !== undefined ? { lastFullPlanAt: prior.lastFullPlanAt } : {}),
     ...(prior?.release ? { release: prior.release } : {}),
+    ...(prior?.failover ? { failover: prior.failover } : {}),
     pendingRunners: { ...(prior?.pendingRunners ?? {}) },
     seenJobs: prior?.seenJobs ?? [],
     ...(prior?.runningJobs ? { runningJobs: prior.runningJobs } : {}),
     intents: [...(prior?.intents ?? [])],
-    config: savedConfig(pool, run.platform),
+    config: savedConfig(pool, run.platform, run.stack),
   };
   const byName = new Map(rec.nodes.map((n) => [n.name, n]));
   /** A start from standby that did not happen: decide pauses before the next and gives up after a few. */
@@ -472,7 +498,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       }
       await hook('before-apply', [...destroy, ...starting, ...stopping]);
       await run.checkpoint();
-      writePoolFile(run.dir, pool, run.platform);
+      writePoolFile(run.dir, pool, run.platform, run.stack);
       // The apply does not wait for the state lock: a long wait would put time between the last
       // idle check and the destroy. Held by someone else, it fails now and the next cycle checks again.
       const applyFrom = Date.now();
@@ -518,7 +544,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     }
     out.terraformMs += Date.now() - tfStart;
     if (!dry) rec.lastFullPlanAt = now;
-  } else if (!dry && !existsSync(join(run.dir, 'parmanu-pool.json'))) writePoolFile(run.dir, pool, run.platform);
+  } else if (!dry && !existsSync(join(run.dir, 'parmanu-pool.json'))) writePoolFile(run.dir, pool, run.platform, run.stack);
   // Nodes whose destroy was not applied stay (a dry run, or a plan with nothing to do).
   if (!applied) destroy = destroy.filter((n) => !inState.has(n) || dry);
   // A start or stop is done when the state already has the node's power so (nothing to do), or
@@ -591,16 +617,21 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     rec.seenJobs = ids.slice(-5000);
   }
   rec.memory = plan.memory;
-  if (run.removed && rec.nodes.length === 0 && truth.orphans.length === 0 && rec.intents.length === 0) {
+  // A removed pool's stacks, and a failover stack the pool left, are forgotten once empty (the
+  // pool's own record stays while the pool is in the policy: it keeps its platforms' health).
+  // (A removed pool's own record goes last: it names the failover stacks still draining.)
+  const forget = (run.removed && (run.stack !== pool.name || run.elsewhere.size === 0)) || (run.placement === 'leaving' && run.stack !== pool.name);
+  if (forget && rec.nodes.length === 0 && truth.orphans.length === 0 && rec.intents.length === 0) {
     run.check();
-    await deps.history.deletePool(pool.name, run.lease);
+    await deps.history.deletePool(run.stack, run.lease);
     rmSync(join(run.dir, 'parmanu-pool.json'), { force: true });
-    say(`pool ${pool.name} is empty: forgotten`);
+    say(run.removed ? `pool ${pool.name}${run.stack !== pool.name ? ` (stack ${run.stack})` : ''} is empty: forgotten` : `stack ${run.stack} is empty: forgotten`);
   } else await save();
   await hook('recorded', names);
-  await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length, desired: plan.desired, ...(waits.length ? { waits } : {}) }, run.lease);
+  // The pool's sample (demand, nodes of all its stacks) comes from the stack that gets new nodes.
+  if (run.placement !== 'leaving') await deps.history.addSample(pool.name, { at: now, queued: out.observed.queued, running: out.observed.running, arrivals, nodes: rec.nodes.length + run.elsewhere.size, desired: plan.desired, ...(waits.length ? { waits } : {}) }, run.lease);
   // Cost budgets: what the stack's nodes cost since its last record (reconcile/budget.ts).
-  await recordSpend(deps.history, pool, run.lease, { views: truth.views, created, destroyed: destroy, started: starting, stopped: stopping }, now);
+  await recordSpend(deps.history, pool, run.lease, { views: truth.views, created, destroyed: destroy, started: starting, stopped: stopping }, now, run.stack);
   if (created.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `+${created.length}: ${created.join(' ')}`, reasons: plan.reasons });
   if (destroy.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-down', detail: `-${destroy.length}: ${destroy.join(' ')}`, reasons: plan.reasons });
   if (starting.length) await deps.history.addEvent({ at: now, pool: pool.name, kind: 'scale-up', detail: `started from standby: ${starting.join(' ')}`, reasons: plan.reasons });
@@ -644,7 +675,6 @@ function recreated(changes: readonly ResourceChange[], nodeType: string, kept: R
     return node && kept.has(node) && r.change.actions.length === 1 && r.change.actions[0] === 'create' ? [node] : [];
   }))];
 }
-
 
 /**
  * Marked runners of this pool that no VM backs and no crash of ours explains (those went in step

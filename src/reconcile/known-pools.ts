@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { HistoryStore, PoolRecord } from '../history/types.js';
+import { platformOfStack, type ExtraStack } from '../policy/stacks.js';
 import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 
 export const POOL_FILE = 'parmanu-pool.json';
@@ -29,12 +30,12 @@ const SavedSchema = z.object({
   platform: z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose(),
 });
 
-export function savedConfig(pool: PoolConfig, platform: PlatformConfig): NonNullable<PoolRecord['config']> {
-  return { pool: JSON.parse(JSON.stringify(pool)) as Record<string, unknown>, platform: JSON.parse(JSON.stringify(platform)) as Record<string, unknown> };
+export function savedConfig(pool: PoolConfig, platform: PlatformConfig, stack = pool.name): NonNullable<PoolRecord['config']> {
+  return { pool: JSON.parse(JSON.stringify(pool)) as Record<string, unknown>, platform: JSON.parse(JSON.stringify(platform)) as Record<string, unknown>, ...(stack !== pool.name ? { stack } : {}) };
 }
 
-export function writePoolFile(dir: string, pool: PoolConfig, platform: PlatformConfig): void {
-  writeFileSync(join(dir, POOL_FILE), JSON.stringify(savedConfig(pool, platform), null, 2) + '\n', { mode: 0o600 });
+export function writePoolFile(dir: string, pool: PoolConfig, platform: PlatformConfig, stack = pool.name): void {
+  writeFileSync(join(dir, POOL_FILE), JSON.stringify(savedConfig(pool, platform, stack), null, 2) + '\n', { mode: 0o600 });
 }
 
 function parseSaved(raw: unknown): KnownPool | undefined {
@@ -55,7 +56,8 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
   for (const n of await history.listPools()) names.add(n);
   const out: Array<KnownPool | { name: string; problem: string }> = [];
   for (const name of [...names].sort()) {
-    if (inPolicy.has(name)) continue;
+    // `<pool>@<platform>`: a failover stack, reconciled with its pool (reconcile/failover.ts).
+    if (inPolicy.has(name) || name.includes('@')) continue;
     const rec = await history.getPool(name);
     let known = rec?.config ? parseSaved(rec.config) : undefined;
     if (!known) {
@@ -74,3 +76,29 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
   }
   return out;
 }
+
+/**
+ * Stacks the pool's record says may hold nodes on platforms that are not among the pool's own and
+ * failover platforms in the policy (dropped from the list, or from the policy): they only drain
+ * and go, like a removed pool's. Their platform is the policy's, or else the one the stack's own
+ * record saved (`config.platform`); a stack with neither cannot be reached and is said so.
+ */
+export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, say: (s: string) => void): Promise<ExtraStack[]> {
+  const listed = new Set([pool.platform, ...(pool.failover ?? []).map((f) => f.platform)].filter((p) => policy.platforms[p] !== undefined));
+  const out: ExtraStack[] = [];
+  for (const stack of rec?.failover?.stacks ?? []) {
+    const name = platformOfStack(stack);
+    if (name === undefined || listed.has(name)) continue;
+    const known = policy.platforms[name];
+    if (known) {
+      out.push({ stack, platform: known });
+      continue;
+    }
+    const saved = SavedPlatformSchema.safeParse((await history.getPool(stack).catch(() => undefined))?.config?.platform);
+    if (saved.success) out.push({ stack, platform: saved.data as unknown as PlatformConfig });
+    else say(`stack ${stack} may still have nodes, but platform ${name} is not in the policy and the stack's saved configuration cannot be read: put the platform back until the stack is empty`);
+  }
+  return out;
+}
+
+const SavedPlatformSchema = z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose();

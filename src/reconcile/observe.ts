@@ -64,13 +64,21 @@ export interface ObserveInput {
   poolsOfEmitter: readonly PoolConfig[];
   /** The pool is no longer in the policy: it gets no queued job, only the jobs its runners run. */
   removed?: boolean;
+  /**
+   * Failover: the pool has several stacks. `elsewhere`: the nodes of its other stacks (their
+   * runners are theirs, never this stack's orphans, and the jobs they run are theirs); `leaving`:
+   * this stack's platform is one the pool is leaving — it gets no queued job, only the jobs its
+   * runners run.
+   */
+  placement?: { elsewhere: ReadonlySet<string>; leaving: boolean };
 }
 
 export function observe(input: ObserveInput): PoolTruth {
   const { pool, probe, rec, now, kind } = input;
   const complete = probe?.ok === true && !probe.partial;
   const runners = new Map<string, RunnerInfo>();
-  for (const r of probe?.runners ?? []) if (r.pool === pool.name) runners.set(r.name, r);
+  const elsewhere = input.placement?.elsewhere ?? new Set<string>();
+  for (const r of probe?.runners ?? []) if (r.pool === pool.name && !elsewhere.has(r.name)) runners.set(r.name, r);
   const inState = new Set(input.state.map((n) => n.name));
   const known = new Map((rec?.nodes ?? []).map((n) => [n.name, n]));
 
@@ -128,13 +136,14 @@ export function observe(input: ObserveInput): PoolTruth {
   // Jobs: matched among the emitter's pools; a runner's pool is the one its marker names.
   const runnerPool = new Map((probe?.runners ?? []).map((r) => [r.name, r.pool]));
   const owner = (runner: string) => runnerPool.get(runner);
-  const jobs = !probe?.ok ? [] : input.removed ? probe.jobs.filter((j) => j.runner !== undefined && owner(j.runner) === pool.name) : (assignJobs(kind, probe.jobs, input.poolsOfEmitter, owner).byPool.get(pool.name) ?? []);
+  const runsHere = (j: Job) => j.runner !== undefined && owner(j.runner) === pool.name && !elsewhere.has(j.runner);
+  const jobs = !probe?.ok ? [] : input.removed || input.placement?.leaving ? probe.jobs.filter(runsHere) : (assignJobs(kind, probe.jobs, input.poolsOfEmitter, owner).byPool.get(pool.name) ?? []).filter((j) => j.runner === undefined || !elsewhere.has(j.runner));
   const count = (status: string) => jobs.filter((j) => j.status === status).length;
   return {
     observed: { queued: count('queued'), running: count('running'), nodes: views.length, busy: views.filter((v) => v.runner?.busy).length },
     upcoming: count('upcoming'),
     jobs,
-    scheduled: !probe?.ok || input.removed ? [] : (scheduledDemand(kind, probe.scheduled, input.poolsOfEmitter).get(pool.name) ?? []),
+    scheduled: !probe?.ok || input.removed || input.placement?.leaving ? [] : (scheduledDemand(kind, probe.scheduled, input.poolsOfEmitter).get(pool.name) ?? []),
     runners,
     views,
     records,

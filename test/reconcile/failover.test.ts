@@ -1,0 +1,234 @@
+/**
+ * BCDR failover end to end (issue #17.3): one pool on two `local` platforms, real terraform (one
+ * stack each, `p` and `p@lab-b`), real Redis, the GitLab emulator over HTTP. The primary's
+ * `faultFile` makes every plan with a node fail, as a cloud outage would.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GitlabEmitter } from '../../src/emitters/gitlab.js';
+import { HttpClient } from '../../src/emitters/http.js';
+import { RedisHistoryStore } from '../../src/history/redis.js';
+import { normalize } from '../../src/policy/load.js';
+import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import type { Policy } from '../../src/policy/types.js';
+import { poolDir, reconcileOnce, type PoolOutcome } from '../../src/reconcile/cycle.js';
+import { readStateNodes } from '../../src/terraform/state.js';
+import { GitlabEmulator } from '../emulators/gitlab.js';
+import { capture, scanStateDir } from '../secret-scan.js';
+import { reconcileDeps, useRedisSuite } from './suite.js';
+
+const suite = useRedisSuite();
+const MIN = 60_000;
+const T0 = Date.parse('2026-11-02T10:00:00Z');
+
+async function world(pool: Record<string, unknown>, platforms: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {}) {
+  const emu = await new GitlabEmulator().start();
+  const group = emu.addGroup('platform');
+  const project = emu.addProject('api', group);
+  const root = suite.tempDir('parmanu-failover-');
+  const stateDir = join(root, 'state');
+  const fault = join(root, 'lab-a.down');
+  const policyWith = (a: Record<string, unknown>, b: Record<string, unknown>, p: Record<string, unknown>): Policy =>
+    normalize({
+      emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+      platforms: new Map([
+        ['lab-a', PlatformSchema.parse({ type: 'local', faultFile: fault, ...a })],
+        ['lab-b', PlatformSchema.parse({ type: 'local', ...b })],
+      ]),
+      pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab-a', failover: ['lab-b'], labels: ['linux'], scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s' }, ...p })]]),
+    });
+  const now = { t: T0 };
+  const history = new RedisHistoryStore(suite.url, () => now.t, `parmanu:fo${Math.random().toString(36).slice(2)}:`);
+  let policy = policyWith(platforms.a ?? {}, platforms.b ?? {}, pool);
+  const emitter = new GitlabEmitter(policy.emitters.ci as never, emu.token, new HttpClient({ timeoutMs: 1000, retries: 1, concurrency: 8, backoffMs: 5 }), () => now.t);
+  const base = reconcileDeps(policy, emitter, history, stateDir, now);
+  const stack = (s: string) => readStateNodes(join(poolDir(stateDir, s), 'terraform.tfstate'));
+  return {
+    emu,
+    project,
+    history,
+    now,
+    fault,
+    stateDir,
+    setPolicy: (a: Record<string, unknown>, b: Record<string, unknown> = {}, p: Record<string, unknown> = pool) => {
+      policy = policyWith(a, b, p);
+    },
+    onA: () => stack('p').map((n) => n.name).sort(),
+    onB: () => stack('p@lab-b').map((n) => n.name).sort(),
+    stateOf: stack,
+    cycle: async (): Promise<PoolOutcome> => {
+      const r = await reconcileOnce({ ...base, policy });
+      await scanStateDir(stateDir);
+      capture('a reconcile result', JSON.stringify(r));
+      return r.pools[0] as PoolOutcome;
+    },
+    /** Every runner Parmanu registered comes online (its machine booted). */
+    online: () => {
+      for (const r of emu.runners) if (r.status !== 'online') emu.connect(r.description);
+    },
+    close: async () => {
+      await history.close();
+      await emu.stop();
+    },
+  };
+}
+
+describe('failover between two local platforms', () => {
+  it('an evacuated platform empties onto its failover (make before break), and the pool moves back when the mark goes', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 2 } });
+    try {
+      let r = await w.cycle();
+      expect(r.create).toHaveLength(2);
+      expect(w.onA()).toEqual(['p-n000', 'p-n001']);
+      // The local platform records where each node runs.
+      expect(w.stateOf('p').map((n) => n.input?.platform)).toEqual(['lab-a', 'lab-a']);
+      w.online();
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.create).toEqual([]);
+
+      // A drill: lab-a is evacuated. New nodes go to lab-b; lab-a's keep serving until they do.
+      w.setPolicy({ evacuate: true });
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-b');
+      expect(r.create).toEqual(['p-n002', 'p-n003']);
+      expect(r.drain).toEqual([]);
+      expect(w.onB()).toEqual(['p-n002', 'p-n003']);
+      expect(w.onA()).toEqual(['p-n000', 'p-n001']);
+      expect(w.stateOf('p@lab-b').map((n) => n.input?.platform)).toEqual(['lab-b', 'lab-b']);
+      expect(r.reasons.join('\n')).toMatch(/platform lab-a is evacuated \(evacuate: true\): new nodes go to lab-b/);
+      expect(r.reasons.join('\n')).toMatch(/\[p\] platform lab-a is evacuated: nodes on lab-a go: keeping 2 of 2 serving/);
+      expect(r.stacks?.map((s) => [s.stack, s.platform, s.role, s.nodes])).toEqual([
+        ['p@lab-b', 'lab-b', 'active', 0],
+        ['p', 'lab-a', 'leaving', 2],
+      ]);
+      // Runners: one pool, four nodes, none of lab-b's an orphan of lab-a or the other way round.
+      expect(w.emu.runners.map((x) => x.description).sort()).toEqual(['p-n000', 'p-n001', 'p-n002', 'p-n003']);
+
+      // lab-b's nodes come online: lab-a's drain (paused), then go once idle.
+      w.online();
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.drain.sort()).toEqual(['p-n000', 'p-n001']);
+      expect(w.emu.runnerNamed('p-n000')?.paused).toBe(true);
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.destroy.sort()).toEqual(['p-n000', 'p-n001']);
+      expect(w.onA()).toEqual([]);
+      expect(w.emu.runnerNamed('p-n000')).toBeUndefined();
+      expect(w.onB()).toEqual(['p-n002', 'p-n003']);
+      const rec = await w.history.getPool('p');
+      expect(rec?.failover).toMatchObject({ active: 'lab-b', stacks: ['p@lab-b'] });
+
+      // The mark goes: the pool moves back the same way.
+      w.setPolicy({});
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-a');
+      expect(r.create).toEqual(['p-n004', 'p-n005']);
+      expect(w.onA()).toEqual(['p-n004', 'p-n005']);
+      w.online();
+      w.now.t += MIN;
+      await w.cycle();
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(w.onB()).toEqual([]);
+      expect(r.stacks?.find((s) => s.stack === 'p@lab-b')).toMatchObject({ role: 'leaving', terraform: { ran: true, destroy: 4 } });
+      // The empty failover stack is forgotten (its record), the pool's own record stays.
+      expect(await w.history.getPool('p@lab-b')).toBeUndefined();
+      expect((await w.history.getPool('p'))?.nodes.map((n) => n.name).sort()).toEqual(['p-n004', 'p-n005']);
+      const events = (await w.history.events(T0 - 1)).filter((e) => e.pool === 'p');
+      expect(events.filter((e) => e.kind === 'failover').map((e) => e.detail)).toEqual(['new nodes go to lab-b (were going to lab-a)', 'new nodes go to lab-a (were going to lab-b)']);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a failing platform fails over after failoverAfter errors, keeps the failover serving while it still fails, and moves back once healthy', async () => {
+    const w = await world({ failoverAfter: 2, failbackAfter: '5m' });
+    try {
+      writeFileSync(w.fault, 'down');
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      // Two failed plans on lab-a: the pool fails (its active stack did), and stays on lab-a until the count is reached.
+      let r = await w.cycle();
+      expect(r.error).toMatch(/lab-a is down: its faultFile exists/);
+      expect(r.platform).toBe('lab-a');
+      w.now.t += 30_000;
+      r = await w.cycle();
+      expect(r.error).toMatch(/lab-a is down/);
+      expect(w.onA()).toEqual([]);
+      // The third cycle: lab-a is failing, new nodes go to lab-b.
+      w.now.t += 30_000;
+      r = await w.cycle();
+      expect(r.error).toBeUndefined();
+      expect(r.platform).toBe('lab-b');
+      expect(r.reasons.join('\n')).toMatch(/platform lab-a is failing \(2 failed Terraform runs in a row, last: .*lab-a is down.*\): new nodes go to lab-b/);
+      expect(w.onB()).toHaveLength(2);
+      const onB = w.onB();
+      // The runners of lab-a's failed attempts are gone (registered, their node never made).
+      expect(w.emu.runners.map((x) => x.description).sort()).toEqual(onB);
+      w.online();
+      const [j1, j2] = w.emu.jobs;
+      if (!j1 || !j2) throw new Error('jobs missing');
+      for (const [j, n] of [[j1, onB[0]], [j2, onB[1]]] as const) Object.assign(j, { status: 'running', runner: { id: w.emu.runnerNamed(n as string)?.id, description: n } });
+
+      // After failbackAfter lab-a is tried again while still down (probation): lab-b keeps every
+      // node; lab-a has nothing to create, so nothing fails yet.
+      w.now.t += 6 * MIN;
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-a');
+      expect(r.error).toBeUndefined();
+      expect(r.reasons.join('\n')).toMatch(/platform lab-a failed 2 times in a row .* and is tried again: the pool's other platforms keep their nodes/);
+      expect(r.drain).toEqual([]);
+      // A job queues: lab-a's attempt fails, lab-b keeps every node; the next cycle puts it on lab-b.
+      const j3 = w.emu.addJob(w.project, 'pending', ['linux']);
+      w.now.t += 30_000;
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-a');
+      expect(r.error).toMatch(/lab-a is down/);
+      expect(r.drain).toEqual([]);
+      expect(w.onB()).toEqual(onB);
+      w.now.t += 30_000;
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-b');
+      expect(r.error).toBeUndefined();
+      expect(r.create).toHaveLength(1);
+      const third = r.create[0] as string;
+      expect(w.onB()).toEqual([...onB, third].sort());
+      w.online();
+      Object.assign(j3, { status: 'running', runner: { id: w.emu.runnerNamed(third)?.id, description: third } });
+
+      // lab-a is back: after failbackAfter, a new job gets a node there; once a Terraform run on
+      // lab-a worked, lab-b's nodes drain as lab-a's serve (a busy one finishes its job first).
+      rmSync(w.fault);
+      w.now.t += 6 * MIN;
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      r = await w.cycle();
+      expect(r.platform).toBe('lab-a');
+      expect(r.error).toBeUndefined();
+      expect(r.create).toHaveLength(1);
+      expect(w.onA()).toEqual(r.create);
+      expect((await w.history.getPool('p'))?.failover?.health['lab-a']).toEqual({ failures: 0 });
+      w.online();
+      w.now.t += 30_000;
+      r = await w.cycle();
+      // lab-a's one node is ready and covers the pool's desired 1: every lab-b node drains, busy ones keep their job.
+      expect(r.drain.sort()).toEqual([...onB, third].sort());
+      expect(w.onB()).toEqual([...onB, third].sort());
+      for (const n of [...onB, third]) expect(w.emu.runnerNamed(n)?.paused).toBe(true);
+      // The running jobs end: lab-b's nodes go, none while busy.
+      for (const j of w.emu.jobs) if (j.status === 'running') j.status = 'success';
+      w.now.t += MIN;
+      r = await w.cycle();
+      expect(r.destroy.sort()).toEqual([...onB, third].sort());
+      expect(w.onB()).toEqual([]);
+      expect(readFileSync(join(poolDir(w.stateDir, 'p@lab-b'), 'cdk.tf.json'), 'utf8')).not.toMatch(/node_p-/);
+      expect(existsSync(join(poolDir(w.stateDir, 'p'), 'terraform.tfstate'))).toBe(true);
+    } finally {
+      await w.close();
+    }
+  });
+});
