@@ -64,11 +64,11 @@ const TABLE: Row[] = [
     want: { maxNodes: 0, reason: 'budget x: $3.00/h of $1.00/h used by other pools → at most 0 nodes ($0.25/h each)' },
   },
   {
-    name: 'floating point: 0.30 of room at 0.10 each is 3 nodes',
-    budgets: [{ name: 'x', pools: ['a', 'b'], maxPerHour: 1 }],
-    stacks: [stack('b', 0.7)],
+    name: 'floating point: 0.30 of room at 0.10 each is 3 nodes (0.7 − 0.4 is 0.29999999999999993)',
+    budgets: [{ name: 'x', pools: ['a', 'b'], maxPerHour: 0.7 }],
+    stacks: [stack('b', 0.4)],
     extra: { pools: [testPool({ machine: { hourlyCost: 0.1 } }, 'a'), b] },
-    want: { maxNodes: 3, reason: 'budget x: $0.70/h of $1.00/h used by other pools → at most 3 nodes ($0.10/h each)' },
+    want: { maxNodes: 3, reason: 'budget x: $0.40/h of $0.70/h used by other pools → at most 3 nodes ($0.10/h each)' },
   },
   {
     name: 'maxPerMonth, month known: the even rate of what is left over the hours left',
@@ -197,10 +197,15 @@ describe('decide with a budget cap', () => {
     expect(plan.reasons.join('\n')).toMatch(/adding 0: 2 nodes still exist and the budget allows 2/);
   });
 
-  it('starts from standby stop at the cap', () => {
+  it('starts from standby stop at the cap, running draining nodes counted', () => {
     const plan = run({ standby: 3, max: 10 }, [stopped('p-s1'), stopped('p-s2'), stopped('p-s3')], obs(3, 0), { budget: cap(1) });
     expect(plan.start).toHaveLength(1);
     expect(plan.create).toEqual([]);
+    // Two busy nodes draining (outdated) still run: with a cap of 2 none starts.
+    const draining = (name: string): NodeView => ({ ...busy(name), drainingSince: T0 - MIN, drainReason: 'outdated', runner: { online: true, busy: true, paused: true } });
+    const full = run({ standby: 3, max: 10 }, [draining('p-o1'), draining('p-o2'), stopped('p-s1'), stopped('p-s2'), stopped('p-s3')], obs(3, 2), { budget: cap(2) });
+    expect(full.start).toEqual([]);
+    expect(full.create).toEqual([]);
   });
 
   it('standby is not filled with running nodes beyond the cap', () => {
