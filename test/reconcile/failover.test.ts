@@ -91,7 +91,12 @@ describe('failover between two local platforms', () => {
       // A drill: lab-a is evacuated. New nodes go to lab-b; lab-a's keep serving until they do.
       w.setPolicy({ evacuate: true });
       w.now.t += MIN;
+      const samplesBefore = (await w.history.samples('p', 0)).length;
       r = await w.cycle();
+      // One sample for the pool per cycle (from the stack that gets new nodes), counting the nodes of both stacks.
+      const samples = await w.history.samples('p', 0);
+      expect(samples).toHaveLength(samplesBefore + 1);
+      expect(samples.at(-1)?.nodes).toBe(4);
       expect(r.platform).toBe('lab-b');
       expect(r.create).toEqual(['p-n002', 'p-n003']);
       expect(r.drain).toEqual([]);
