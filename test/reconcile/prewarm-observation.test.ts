@@ -71,6 +71,11 @@ describe('scheduled runs of a probe', () => {
       const share = (pool: typeof linux) => observe({ policy: { emitters: {}, platforms: {}, pools }, pool, kind: 'gitlab', probe: back, rec: undefined, state: [], spec: 'S', now: NOW, poolsOfEmitter: pools }).scheduled;
       expect(share(linux)).toEqual([{ at: NOW + 5 * MIN, jobs: 5, schedule: 'nightly "build"\n', project: 'platform/api', runs: 1 }]);
       expect(share(docker)).toEqual([expect.objectContaining({ jobs: 1 })]);
+      // A stack the pool is leaving (failover) gets no queued job, and no pre-warm either; nor does a removed pool.
+      const base = { policy: { emitters: {}, platforms: {}, pools }, pool: linux, kind: 'gitlab' as const, probe: back, rec: undefined, state: [], spec: 'S', now: NOW, poolsOfEmitter: pools };
+      expect(observe({ ...base, placement: { elsewhere: new Set<string>(), leaving: true } }).scheduled).toEqual([]);
+      expect(observe({ ...base, placement: { elsewhere: new Set<string>(), leaving: false } }).scheduled).toHaveLength(1);
+      expect(observe({ ...base, removed: true }).scheduled).toEqual([]);
     } finally {
       await store.close();
     }
