@@ -3,6 +3,7 @@
  * cap (a hard ceiling in the final clamp: creates and starts stop at it, idle nodes over it go
  * through the normal scale-down, busy ones never).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { budgetCap, budgetStates, money, moneyDelta, monthRate, utcMonth, type BudgetContext, type StackSpend } from '../../src/decide/budget.js';
 import { decide } from '../../src/decide/decide.js';
@@ -219,5 +220,40 @@ describe('decide with a budget cap', () => {
     const plan = run({}, [idle('p-a')], obs(0, 0), { budget: cap(5), removed: true });
     expect(plan.desired).toBe(0);
     expect(plan.reasons.join('\n')).not.toMatch(/budget/);
+  });
+});
+
+describe('decide with a budget cap: invariants over random fleets', () => {
+  const nodeArb = (i: number) =>
+    fc.record({ kind: fc.constantFrom('idle', 'busy', 'booting', 'draining-idle', 'draining-busy', 'standby'), ageMin: fc.integer({ min: 0, max: 120 }) }).map(({ kind, ageMin }): NodeView => {
+      const n: NodeView = { name: `p-${i}`, createdAt: T0 - ageMin * MIN };
+      if (kind === 'booting') return n;
+      if (kind === 'standby') return { ...n, power: 'stopped', drainingSince: T0 - 30 * MIN, drainReason: 'scale-down', onlineAt: n.createdAt, runner: { online: false, busy: false, paused: true } };
+      const busyNow = kind === 'busy' || kind === 'draining-busy';
+      return { ...n, onlineAt: n.createdAt, runner: { online: true, busy: busyNow, paused: kind.startsWith('draining') }, ...(kind.startsWith('draining') ? { drainingSince: T0 - MIN, drainReason: 'scale-down' as const } : {}) };
+    });
+  const arb = fc.record({
+    cap: fc.integer({ min: 0, max: 12 }),
+    n: fc.integer({ min: 0, max: 15 }),
+    queued: fc.integer({ min: 0, max: 30 }),
+    running: fc.integer({ min: 0, max: 10 }),
+    min: fc.integer({ min: 0, max: 6 }),
+    standby: fc.integer({ min: 0, max: 3 }),
+  }).chain((r) => fc.tuple(fc.constant(r), fc.tuple(...Array.from({ length: r.n }, (_, i) => nodeArb(i)))));
+
+  it('never grows the running nodes past the cap, never drains a busy node for it, desired within it', () => {
+    fc.assert(
+      fc.property(arb, ([r, nodes]) => {
+        const plan = run({ min: r.min, max: 30, maxStep: 30, standby: r.standby, minLifetime: '0s' }, nodes, obs(r.queued, r.running), { budget: cap(r.cap) });
+        const running = nodes.filter((x) => x.power !== 'stopped');
+        const destroyedRunning = plan.destroy.filter((x) => running.some((y) => y.name === x)).length;
+        const after = running.length + plan.create.length + plan.start.length - plan.stop.length - destroyedRunning;
+        expect(plan.desired).toBeLessThanOrEqual(r.cap);
+        if (plan.create.length + plan.start.length > 0) expect(after).toBeLessThanOrEqual(r.cap);
+        const busyNames = new Set(nodes.filter((x) => x.runner?.busy).map((x) => x.name));
+        for (const d of [...plan.drain.filter((x) => plan.drainReasons[x] === 'scale-down'), ...plan.destroy]) expect(busyNames.has(d)).toBe(false);
+      }),
+      { seed: 17, numRuns: 400 },
+    );
   });
 });
