@@ -57,7 +57,10 @@ Options:
                   takeover), "pools": [{pool, observed,
                   desired, create, drain, destroy, start, stop (standby nodes started and
                   stopped), terraform, durationMs, reasons, states, vanished,
-                  probe: {ok, partial, reason, ageS, stale} (null: not probed), removed?, error?, skipped?}]}
+                  probe: {ok, partial, reason, ageS, stale} (null: not probed), platform? and
+                  stacks? (a pool with failover stacks: where new nodes go, and [{stack, platform,
+                  role: active|leaving, nodes, terraform, error?}] — the pool's counts are their
+                  sums), fallbacks? (spot/zone capacity fallbacks), removed?, error?, skipped?}]}
                   (a failed or stale probe: the pool holds, prints "probe failed: REASON, holding")
   --now ISO       fix the clock (e.g. 2025-01-06T08:00:00Z)
   -v, --verbose   also log debug events (probes, decisions)
@@ -265,7 +268,7 @@ async function runScaler(o: ScalerRun): Promise<number> {
 
 function print(io: Io, result: CycleResult, o: { json: boolean; dryRun: boolean; first: boolean; credentialFiles: ReadonlySet<string>; webhook?: boolean; trigger?: string }): void {
   if (o.json) {
-    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.trigger ? { trigger: o.trigger } : o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, start: p.start ?? [], stop: p.stop ?? [], terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
+    io.out(JSON.stringify({ ok: result.ok, dryRun: o.dryRun, ...(o.trigger ? { trigger: o.trigger } : o.webhook ? { trigger: 'webhook' } : {}), pools: result.pools.map((p) => ({ pool: p.pool, observed: p.observed, desired: p.desired, create: p.create, drain: p.drain, destroy: p.destroy, start: p.start ?? [], stop: p.stop ?? [], terraform: p.terraform, durationMs: p.durationMs, reasons: p.reasons, states: p.states, vanished: p.vanished, probe: p.probe ?? null, ...(p.stacks ? { platform: p.platform, stacks: p.stacks } : {}), ...(p.fallbacks?.length ? { fallbacks: p.fallbacks } : {}), ...(p.removed ? { removed: true } : {}), ...(p.error ? { error: p.error } : {}), ...(p.skipped ? { skipped: p.skipped } : {}) })) }));
     return;
   }
   if (o.dryRun && o.first) io.out('dry run: nothing is applied, no runner is registered or paused');
