@@ -21,19 +21,27 @@ outdated (its spec differs from the policy), broken (its runner never came onlin
 offline longer than bootTimeout), spent (an ephemeral node that ran its job), draining, standby
 (stopped, kept ready to start: scaling.standby). Pools removed from the policy that still have nodes
 are listed too (the next reconcile drains and destroys them). In services mode (REDIS_URL) it also
-shows which replica holds each pool now and the age of the observation the scalers read. Reads only: runs no terraform for
+shows which replica holds each pool now and the age of the observation the scalers read. A pool
+with failover platforms shows where its new nodes go, each stack with nodes and the platforms
+failing. Reads only: runs no terraform for
 local backends, and \`terraform state pull\` for remote ones that reconcile has initialized.
 
 Options:
   --policy PATH   policy file or directory (default policies/)
   --pool NAME     only these pools (comma-separated)
   --json          print {"pools": [{"pool", "removed", "probe", "probeStatus", "heldBy", "observation",
-                  "nodes": [{"name", "state", "createdAt", "draining", "runner"}]}]}
+                  "platform", "stacks", "health",
+                  "nodes": [{"name", "stack", "state", "createdAt", "draining", "runner"}]}]}
                   (probe: "ok", "partial: REASON", "failed: REASON" or "not probed"; probeStatus: as in
                   reconcile --json, {ok, partial, reason, ageS, stale}, or null when not probed;
                   heldBy: the reconciler (replica) whose lease holds the pool now — HOST:PID:ID —
                   or null; observation: the prober's latest observation of the pool's emitter in
-                  services mode, {version, ageS, stale, prober}, or null when there is none)
+                  services mode, {version, ageS, stale, prober}, or null when there is none;
+                  platform: where the pool's new nodes go (failover: as the last cycle chose);
+                  stacks: a pool with failover platforms' stacks, [{stack, platform, role:
+                  active|leaving, nodes}] (empty for a pool on one platform); health: its
+                  platforms with failed Terraform runs in a row, {failures, lastError?}; a
+                  node's stack: <pool>, or <pool>@<platform> on a failover platform)
   -h, --help      this help
 
 Exit: 0; 2 bad input.`;
