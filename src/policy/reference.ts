@@ -64,7 +64,12 @@ export function policyReference(): string {
     out.push(`#### \`pools.<name>.${sub}\``, '', String(s.description ?? ''), '', ...table(s), '');
   }
   const schedules = ((poolProps.scaling?.properties as Record<string, J>).schedules as J).items as J;
-  out.push('#### `pools.<name>.scaling.schedules[]`', '', String(schedules.description ?? ''), '', ...table(schedules), '', REFERENCE_END);
+  out.push('#### `pools.<name>.scaling.schedules[]`', '', String(schedules.description ?? ''), '', ...table(schedules), '');
+  // Cost budgets, and the currency amounts are shown in.
+  const budget = props.budgets?.additionalProperties as J | undefined;
+  if (budget) out.push('### `budgets`', '', String(props.budgets?.description ?? ''), '', String(budget.description ?? ''), '', ...table(budget), '');
+  if (props.currency) out.push('### `currency`', '', `A top-level string. ${String(props.currency.description ?? '')}`, '');
+  out.push(REFERENCE_END);
   return out.join('\n');
 }
 

@@ -420,7 +420,7 @@ export const BudgetSchema = z
     maxPerMonth: z
       .number()
       .positive()
-      .describe('What the pools may spend in a UTC calendar month: nodes are capped at the even rate that keeps the month within it, (maxPerMonth − spent so far) ÷ hours left. While the month\'s spend is unknown (the history began, or was lost, after the month began) maxPerMonth ÷ 730 per hour applies until the next month begins.')
+      .describe('What the pools may spend in a UTC calendar month: nodes are capped at the even rate that keeps the month within it, (maxPerMonth − spent so far) ÷ hours left. While the month\'s spend is unknown (the history began, or was lost, after the first hour of the month) maxPerMonth ÷ 730 per hour applies until the next month begins.')
       .optional(),
   })
   .describe('A cost budget: a ceiling on what some pools\' nodes may cost. A hard ceiling (below `min` and schedules too) that stops growth: nodes over it drain only when idle, never busy.');
