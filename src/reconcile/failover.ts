@@ -106,8 +106,8 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
     if (st === active) continue;
     const p = prepared.get(st.stack);
     if (!p) continue;
-    // Nothing there, nothing recorded: nothing to do.
-    if (!p.state.length && !p.rec?.nodes.length && !p.rec?.intents.length) continue;
+    // Nothing there, nothing recorded: nothing to do (a removed pool's records go too, once empty).
+    if (!p.state.length && !p.rec?.nodes.length && !p.rec?.intents.length && !(ctx.removed && p.rec)) continue;
     const platform = st.platform.name;
     const why = ctx.removed
       ? 'pool removed from the policy'

@@ -57,8 +57,8 @@ async function world(pool: Record<string, unknown>, platforms: { a?: Record<stri
     onA: () => stack('p').map((n) => n.name).sort(),
     onB: () => stack('p@lab-b').map((n) => n.name).sort(),
     stateOf: stack,
-    cycle: async (): Promise<PoolOutcome> => {
-      const r = await reconcileOnce({ ...base, policy });
+    cycle: async (extra: { teardown?: string[] } = {}): Promise<PoolOutcome> => {
+      const r = await reconcileOnce({ ...base, policy, ...extra });
       await scanStateDir(stateDir);
       capture('a reconcile result', JSON.stringify(r));
       return r.pools[0] as PoolOutcome;
@@ -232,6 +232,32 @@ describe('failover between two local platforms', () => {
       expect(w.onB()).toEqual([]);
       expect(readFileSync(join(poolDir(w.stateDir, 'p@lab-b'), 'cdk.tf.json'), 'utf8')).not.toMatch(/node_p-/);
       expect(existsSync(join(poolDir(w.stateDir, 'p'), 'terraform.tfstate'))).toBe(true);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a pool torn down (or removed) with nodes on both platforms: every stack drained and destroyed, then every record forgotten', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      await w.cycle();
+      w.online();
+      w.setPolicy({ evacuate: true });
+      w.now.t += MIN;
+      await w.cycle();
+      expect(w.onA()).toHaveLength(1);
+      expect(w.onB()).toHaveLength(1);
+      let r: PoolOutcome | undefined;
+      for (let i = 0; i < 4; i++) {
+        w.now.t += MIN;
+        r = await w.cycle({ teardown: ['p'] });
+        expect(r.error).toBeUndefined();
+      }
+      expect(w.onA()).toEqual([]);
+      expect(w.onB()).toEqual([]);
+      expect(w.emu.runners).toEqual([]);
+      expect(await w.history.getPool('p@lab-b')).toBeUndefined();
+      expect(await w.history.getPool('p')).toBeUndefined();
     } finally {
       await w.close();
     }
