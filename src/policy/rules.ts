@@ -263,7 +263,7 @@ export function checkRules(policy: Policy, origins: Map<string, Origin>, partial
       });
     }
     const spot = pool.machine.spot;
-    if (false) {
+    if (platform?.type === 'gcp' && typeof spot === 'object' && spot.maxPrice !== undefined) {
       atHere(id, ['machine', 'spot', 'maxPrice'], 'GCP Spot VMs have no max price (they cost the current Spot price and are preempted for capacity, never for price): remove maxPrice', 'error', true);
     }
     if (platform?.type === 'module') {
