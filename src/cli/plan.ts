@@ -142,9 +142,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const last = samples[samples.length - 1];
       latest.set(name, { nodes: rec.nodes.map((n) => n.name), at: last?.at ?? rec.applied?.at ?? 0, queued: last?.queued ?? 0, running: last?.running ?? 0 });
     }
-    // Cost budgets of the new policy: the month's spend so far, per stack.
+    // Cost budgets of the new policy: the month's spend so far, per stack, as of the latest
+    // observation (the time decide is run at for the plan; a replay's trace time).
     if (head.policy.budgets?.length) {
-      const ctx = await budgetContext(history, head.policy, Date.now());
+      const ctx = await budgetContext(history, head.policy, Math.max(0, ...[...latest.values()].map((o) => o.at)) || Date.now());
       spend = { monthToDate: new Map(ctx.stacks.map((s) => [s.stack, s.monthToDate])), monthKnown: ctx.monthKnown };
     }
   } catch (err) {

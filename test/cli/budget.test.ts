@@ -102,5 +102,15 @@ describe('cost budgets through the CLI', () => {
     expect(nodesInState('burst')).toBe(6);
     const after = report().budgets.find((b) => b.budget === 'month') as Budget;
     expect(after).toMatchObject({ monthKnown: false, monthRate: 3, monthToDate: 0 });
+
+    // A merge request that raises the team's budget and the burst's price: the plan comment shows
+    // the cost change and that the month (still unknown: ÷ 730) holds the burst at 6 nodes.
+    writeFileSync(join(dir, 'raised.yaml'), readFileSync(join(dir, 'policy.yaml'), 'utf8').replace('maxPerHour: 4', 'maxPerHour: 6').replace('hourlyCost: 0.5', 'hourlyCost: 0.4'));
+    const plan = cli(['plan', '--policy', 'raised.yaml', '--base', 'policy.yaml']);
+    expect(plan.code, plan.err).toBe(0);
+    // The price falls to 0.4: the month's 3/h allows 7 nodes, one more, for less an hour.
+    expect(plan.out).toContain(String.raw`| ${'`burst`'} | changed | 6 | 7 | 1 | 0 | 0 | \+1 node ≈ \-\$0\.20/h |`);
+    expect(plan.out).toContain(String.raw`Budget ${'`month`'}: \$3\.00/h now → \$2\.80/h of \$3\.00/h by the month. It holds ${'`burst`'}: budget month\: this month's spend is unknown`);
+    expect(plan.out).toContain(String.raw`Budget ${'`team`'}: \$3\.00/h now → \$2\.80/h of \$6\.00/h.`);
   });
 });
