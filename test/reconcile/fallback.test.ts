@@ -4,6 +4,7 @@
  * subnet/zone) or that it is dropped, and the reason, out — step after step within one cycle.
  */
 import { describe, expect, it } from 'vitest';
+import { buildReport, reportHtml } from '../../src/gitops/report.js';
 import type { PlatformConfig } from '../../src/policy/types.js';
 import { CapacityFallback, MAX_FALLBACK_ROUNDS } from '../../src/reconcile/fallback.js';
 import type { ResourceChange } from '../../src/terraform/plan.js';
@@ -179,5 +180,20 @@ describe('CapacityFallback: where a node goes after each failure', () => {
     const change: ResourceChange = { address: 'terraform_data.node_lab-s1', mode: 'managed', type: 'terraform_data', name: 'node_lab-s1', change: { actions: ['update'] } };
     fb.onApplyError(output(['spot-capacity', `terraform_data.node_${NODE}`]), [NODE], [change]);
     expect(fb.earlier).toEqual([change]);
+  });
+});
+
+describe('report', () => {
+  it('counts the fallback events of each pool', () => {
+    const fb = new CapacityFallback(testPool({ machine: { type: 'c6i.xlarge', image: 'ami-0123456789abcdef0', spot: {}, subnets: SUBNETS } }, 'lab'), aws);
+    fb.onApplyError(output(['spot-capacity', 'aws_instance.node_lab-1'], ['spot-price', 'aws_instance.node_lab-2']), ['lab-1', 'lab-2'], undefined);
+    const at = Date.parse('2026-11-02T10:00:00Z');
+    const sample = { at, queued: 2, running: 0, arrivals: 2, nodes: 0, desired: 2 };
+    const r = buildReport([{ pool: 'lab', samples: [sample] }, { pool: 'other', samples: [sample] }], fb.events('lab', at), at - 60_000, at + 60_000);
+    expect(r.pools.map((p) => [p.pool, p.fallbacks])).toEqual([
+      ['lab', 2],
+      ['other', 0],
+    ]);
+    expect(reportHtml(r)).toContain('<b>2</b> capacity fallbacks');
   });
 });

@@ -10,7 +10,7 @@
  * And a spot VM interrupted behind Parmanu's back, found gone by the plan's refresh (the wrapper
  * takes it out of the state right before a plan): forgotten, never re-created, replaced.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GitlabEmitter } from '../../src/emitters/gitlab.js';
@@ -24,6 +24,7 @@ import { ReconcileMetrics } from '../../src/reconcile/metrics.js';
 import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { pickStable } from '../../stacks/spread.js';
+import { localCredentialFile } from '../../stacks/types.js';
 import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 import { reconcileDeps, useRedisSuite } from './suite.js';
@@ -41,6 +42,8 @@ interface Fault {
   market?: 'spot' | 'on-demand';
   /** plan: the node whose VM vanished (taken out of the state before the plan refreshes). */
   node?: string;
+  /** apply: take the node's credential out of the state too (AWS: its SSM parameter depends on the VM, so nothing of the node is created). */
+  credential?: boolean;
 }
 
 /** The wrapper: a CommonJS script run by this node binary, its control file beside it. */
@@ -76,6 +79,7 @@ if (!node) { console.error('wrapper: no new node to fail'); process.exit(3); }
 const status = real();
 if (status !== 0) process.exit(status);
 execFileSync(REAL, ['state', 'rm', 'terraform_data.' + node.name], { stdio: 'ignore' });
+if (f.credential) execFileSync(REAL, ['state', 'rm', 'terraform_data.' + node.name.replace(/^node_/, 'credential_')], { stdio: 'ignore' });
 process.stderr.write([
   '',
   'Error: creating EC2 Instance: operation error EC2: RunInstances, https response error StatusCode: 500, RequestID: 5c9d1b0e-8f5a-4c1e-9b7e-2f3a4b5c6d7e, ' + ERRORS[f.kind],
@@ -96,7 +100,7 @@ function policyOf(url: string, machine: Record<string, unknown>): Policy {
   return normalize({
     emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
     platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]),
-    pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], machine, scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', bootTimeout: '10m' } })]]),
+    pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], machine, runner: { install: 'preinstalled' }, scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', bootTimeout: '10m' } })]]),
   });
 }
 
@@ -124,7 +128,7 @@ async function setup(machine: Record<string, unknown>, faults: Fault[]) {
     emu.jobs.splice(0, emu.jobs.length);
     for (let i = 0; i < n; i++) emu.addJob(p, 'pending', ['linux']);
   };
-  return { emu, history, state, cycle, demand, left: tf.left, stateDir };
+  return { emu, history, state, cycle, demand, left: tf.left, stateDir, now };
 }
 
 const SUBNETS = ['subnet-a', 'subnet-b', 'subnet-c'];
@@ -211,11 +215,42 @@ describe('spot with fallback, end to end', () => {
       expect(r.pools[0]?.reasons).toContain('spot capacity unavailable for p-n000: not created this cycle (machine.spot has no on-demand fallback)');
       expect(w.state()).toEqual([]);
       expect(w.emu.runnerNamed('p-n000')).toBeUndefined();
+      // The credential its failed apply delivered (local: a file) went with it.
+      expect(existsSync(localCredentialFile(w.stateDir, 'p', 'p-n000'))).toBe(false);
       expect((await w.history.getPool('p'))?.intents ?? []).toEqual([]);
       // Next cycle: a new node (spot capacity is back).
       const next = await w.cycle();
       expect(next.pools[0]?.create).toEqual(['p-n001']);
       expect(w.state().map((n) => [n.name, n.input?.market])).toEqual([['p-n001', 'spot']]);
+    } finally {
+      await w.history.close();
+      await w.emu.stop();
+    }
+  });
+
+  it('finishes what the failed apply did besides the dropped node (a drained node destroyed, its runner removed), even when nothing is left to apply', async () => {
+    const w = await setup({ spot: true }, []);
+    try {
+      w.demand(1);
+      await w.cycle();
+      expect(w.state().map((n) => n.name)).toEqual(['p-n000']);
+      // p-n000 never comes online: broken after bootTimeout, drained, then destroyed in the apply that
+      // creates its replacement. Each replacement gets no spot capacity (nothing of it is created: AWS).
+      const fault = { on: 'apply', kind: 'spot-capacity', market: 'spot', credential: true };
+      writeFileSync(join(w.stateDir, '..', 'faults.json'), JSON.stringify([fault, fault]));
+      w.now.t += 11 * 60_000;
+      let r = await w.cycle();
+      expect(r.pools[0]).toMatchObject({ drain: ['p-n000'], create: [], fallbacks: [{ node: 'p-n001', kind: 'spot-capacity', to: 'dropped' }] });
+      r = await w.cycle();
+      expect(w.left()).toEqual([]);
+      // The apply destroyed p-n000 and failed for p-n002; the plan after it had nothing left to do.
+      expect(r.pools[0]?.error).toBeUndefined();
+      expect(r.pools[0]).toMatchObject({ create: [], destroy: ['p-n000'], fallbacks: [{ node: 'p-n002', kind: 'spot-capacity', to: 'dropped' }] });
+      expect(w.state()).toEqual([]);
+      expect(w.emu.runners.map((x) => x.description)).toEqual([]);
+      const rec = await w.history.getPool('p');
+      expect(rec?.nodes ?? []).toEqual([]);
+      expect(rec?.intents ?? []).toEqual([]);
     } finally {
       await w.history.close();
       await w.emu.stop();
