@@ -23,7 +23,7 @@
 import type { HistoryEvent, NodeRecord } from '../history/types.js';
 import { spotOf, type SpotSettings } from '../policy/resources.js';
 import type { PlatformConfig, PoolConfig } from '../policy/types.js';
-import { classifyApplyErrors, type CapacityFailure, type CapacityKind } from '../terraform/capacity.js';
+import { classifyApplyErrors, type CapacityFailure } from '../terraform/capacity.js';
 import type { ResourceChange } from '../terraform/plan.js';
 import { stableIndex } from '../../stacks/spread.js';
 import type { NodeInput } from '../../stacks/types.js';
@@ -142,7 +142,8 @@ export class CapacityFallback {
     if (errors.capacity.length === 0 || errors.other.length > 0) return undefined;
     if (errors.capacity.some((f) => !f.vm || !created.includes(f.node))) return undefined;
     this.rounds++;
-    if (planned) this.earlier.push(...planned);
+    // The plan's changes (those of earlier rounds are in it already).
+    if (planned) this.earlier.push(...planned.filter((c) => !this.earlier.includes(c)));
     const steps: FallbackStep[] = [];
     const dropped: string[] = [];
     const seen = new Set<string>();
@@ -161,7 +162,7 @@ export class CapacityFallback {
         const where = this.where(next);
         const moved = next.placement !== cur.placement && where !== undefined;
         step = next.market !== cur.market
-          ? { node: f.node, kind: f.kind as CapacityKind, to: 'on-demand', ...(where !== undefined ? { where } : {}), reason: `${what}: re-rendered on-demand${moved ? ` in ${where}` : ''}` }
+          ? { node: f.node, kind: f.kind, to: 'on-demand', ...(where !== undefined ? { where } : {}), reason: `${what}: re-rendered on-demand${moved ? ` in ${where}` : ''}` }
           : { node: f.node, kind: f.kind, to: 'next-zone', ...(where !== undefined ? { where } : {}), reason: `${what}: moved to ${where ?? 'another zone'}` };
       } else {
         dropped.push(f.node);

@@ -180,6 +180,10 @@ describe('CapacityFallback: where a node goes after each failure', () => {
     const change: ResourceChange = { address: 'terraform_data.node_lab-s1', mode: 'managed', type: 'terraform_data', name: 'node_lab-s1', change: { actions: ['update'] } };
     fb.onApplyError(output(['spot-capacity', `terraform_data.node_${NODE}`]), [NODE], [change]);
     expect(fb.earlier).toEqual([change]);
+    // The next round's plan is the earlier changes and its own: each is kept once.
+    const next: ResourceChange = { address: `terraform_data.node_${NODE}`, mode: 'managed', type: 'terraform_data', name: `node_${NODE}`, change: { actions: ['create'] } };
+    fb.onApplyError(output(['zone-capacity', `terraform_data.node_${NODE}`]), [NODE], [...fb.earlier, next]);
+    expect(fb.earlier).toEqual([change, next]);
   });
 });
 
