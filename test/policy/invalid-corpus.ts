@@ -184,6 +184,14 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: 'gcp label key uppercase', yaml: xpool('gl', 'gcp', '    machine: { type: t, image: i, tags: { Team: ci } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /a GCP label key starts with a lowercase letter/ },
   { name: 'gcp label value too long', yaml: xpool('gl', 'gcp', `    machine: { type: t, image: i, tags: { team: ${'a'.repeat(64)} } }\n`).replace('    machine: { type: t, image: i }\n', ''), at: '12:49', message: /a GCP label value has only lowercase letters.*at most 63/ },
   { name: 'gcp label overriding parmanu-node', yaml: xpool('gl', 'gcp', '    machine: { type: t, image: i, tags: { parmanu-node: x } }\n').replace('    machine: { type: t, image: i }\n', ''), at: '12:43', message: /parmanu:\* and parmanu-\* keys are Parmanu's own/ },
+
+  // ---- cost budgets (pool p at lines 10-13, its body from 14, then `budgets:`)
+  { name: 'budget over a pool without hourlyCost', yaml: `${pool('')}budgets:\n  team: { pools: [p], maxPerHour: 1 }\n`, at: '15:19', message: /pool "p" has no machine\.hourlyCost: a budget needs each pool's price per node-hour/, path: 'budgets.team.pools.0' },
+  { name: 'budget of every pool, one without hourlyCost', yaml: `${pool('')}budgets:\n  all: { pools: all, maxPerMonth: 100 }\n`, at: '15:17', message: /covers every pool, and pool "p" has no machine\.hourlyCost/, path: 'budgets.all.pools' },
+  { name: 'budget naming a pool that does not exist', yaml: `${pool('    machine: { hourlyCost: 1 }\n')}budgets:\n  team: { pools: [q], maxPerHour: 1 }\n`, at: '16:19', message: /no pool named "q"/, path: 'budgets.team.pools.0' },
+  { name: 'budget without a limit', yaml: `${pool('    machine: { hourlyCost: 1 }\n')}budgets:\n  team: { pools: [p] }\n`, at: '16:3', message: /a budget sets maxPerHour, maxPerMonth or both/, path: 'budgets.team' },
+  { name: 'budget limit not positive', yaml: `${pool('    machine: { hourlyCost: 1 }\n')}budgets:\n  team: { pools: [p], maxPerMonth: 0 }\n`, at: '16:36', message: /must be greater than 0/, path: 'budgets.team.maxPerMonth' },
+  { name: 'currency not a symbol or code', yaml: `currency: dollars\n${pool('')}`, at: '1:11', message: /must be a currency symbol such as \$, €, £ or ¥, or a three-letter code/, path: 'currency' },
 ];
 
 function xpool(emitter: string, platform: string, body: string): string {
