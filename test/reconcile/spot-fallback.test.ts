@@ -20,6 +20,7 @@ import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type CycleResult } from '../../src/reconcile/cycle.js';
+import { MAX_FALLBACK_ROUNDS } from '../../src/reconcile/fallback.js';
 import { ReconcileMetrics } from '../../src/reconcile/metrics.js';
 import { Terraform } from '../../src/terraform/runner.js';
 import { readStateNodes } from '../../src/terraform/state.js';
@@ -198,6 +199,25 @@ describe('spot with fallback, end to end', () => {
       expect(r.pools[0]?.reasons).toEqual(expect.arrayContaining([`no capacity in ${at(0)} for p-n000: moved to ${at(1)}`, `no capacity in ${at(1)} for p-n000: moved to ${at(2)}`]));
       // Its placement is the third subnet (a node placed again records its market too).
       expect(w.state().map((n) => [n.name, n.input?.placement, n.input?.market])).toEqual([['p-n000', at(2), 'on-demand']]);
+    } finally {
+      await w.history.close();
+      await w.emu.stop();
+    }
+  });
+
+  it(`gives up on a node after ${MAX_FALLBACK_ROUNDS} fallbacks in a cycle: dropped, no error`, async () => {
+    const many = ['subnet-1', 'subnet-2', 'subnet-3', 'subnet-4', 'subnet-5', 'subnet-6', 'subnet-7'];
+    const w = await setup({ subnets: many }, Array.from({ length: MAX_FALLBACK_ROUNDS + 1 }, () => ({ on: 'apply' as const, kind: 'zone-capacity' as const })));
+    try {
+      w.demand(1);
+      const r = await w.cycle();
+      expect(w.left()).toEqual([]);
+      expect(r.pools[0]?.error).toBeUndefined();
+      expect(r.pools[0]?.fallbacks?.map((f) => f.to)).toEqual([...Array.from({ length: MAX_FALLBACK_ROUNDS }, () => 'next-zone'), 'dropped']);
+      expect(r.pools[0]?.reasons.at(-1)).toMatch(new RegExp(`: not created this cycle \\(${MAX_FALLBACK_ROUNDS} capacity fallbacks this cycle\\)$`));
+      expect(r.pools[0]?.create).toEqual([]);
+      expect(w.state()).toEqual([]);
+      expect(w.emu.runnerNamed('p-n000')).toBeUndefined();
     } finally {
       await w.history.close();
       await w.emu.stop();
