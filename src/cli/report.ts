@@ -43,7 +43,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const history = openHistoryFor('report', io, fleet.stateDir);
   let report;
   try {
-    const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since), hourlyCost: p.machine.hourlyCost })));
+    // A pool with failover platforms: where its last cycle sent new nodes (its record).
+    const runsOn = async (p: (typeof fleet.pools)[number]) => (p.failover?.length ? { runsOn: { platform: (await history.getPool(p.name).catch(() => undefined))?.failover?.active ?? p.platform, failover: p.failover.map((f) => f.platform) } } : {});
+    const pools = await Promise.all(fleet.pools.map(async (p) => ({ pool: p.name, samples: await history.samples(p.name, since), hourlyCost: p.machine.hourlyCost, ...(await runsOn(p)) })));
     const times = pools.flatMap((p) => p.samples.map((s) => s.at));
     // From the first sample (a pool reconciled for a day shows that day), to now or the last sample
     // (a replay's virtual clock may run ahead of the wall clock).

@@ -4,6 +4,7 @@
  */
 import { budgetCap, budgetCovers, money, moneyDelta, monthRate, type StackSpend } from '../decide/budget.js';
 import { decide } from '../decide/decide.js';
+import { chooseActive, type PlatformHealth } from '../decide/failover.js';
 import { assignJobs } from '../decide/match.js';
 import type { EmitterKind, Job } from '../decide/types.js';
 import type { Policy, PoolConfig } from '../policy/types.js';
@@ -52,6 +53,11 @@ export interface PoolDiff {
   settings: SettingChange[];
   /** Undefined when there is no history for the pool yet. */
   now?: PoolNow;
+  /**
+   * A pool with failover platforms (in either policy): where its new nodes go now and would under
+   * the new policy (its platforms' `evacuate` marks and health), and why it would move.
+   */
+  runsOn?: { now: string; after: string; failover: string[]; why: string[] };
 }
 
 /** A cost budget of the new policy against what the plan's pools would cost. */
@@ -86,6 +92,9 @@ export interface LatestObservation {
   at: number;
   queued: number;
   running: number;
+  /** Failover: the platform the pool's new nodes went to at its last cycle, and its platforms' health (its record). */
+  active?: string;
+  health?: Readonly<Record<string, PlatformHealth>>;
 }
 
 function flatten(value: unknown, prefix: string, out: Map<string, unknown>): void {
@@ -148,6 +157,8 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
       if (diff.settings.length) diff.change = 'changed';
     }
     const obs = latest(pool.name);
+    const moves = runsOn(base, head, old, pool, obs, opts.now);
+    if (moves) diff.runsOn = moves;
     const price = (p: PoolConfig | undefined) => p?.machine.hourlyCost;
     const costOf = (nodesNow: number, desired: number) => (price(pool) !== undefined ? { cost: { perHourNow: nodesNow * (price(old) ?? price(pool) ?? 0), perHourAfter: desired * (price(pool) ?? 0) } } : {});
     if (obs) {
@@ -172,6 +183,8 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
       const plan = decide({ pool, now: at, observation: { at, ok: true, partial: false, queued: 0, running: 0, upcoming: 0 }, staleAfterMs: Infinity, nodes: [], memory: undefined, newId: (i) => `new${i}`, ...(cap ? { budget: cap } : {}) });
       diff.now = { nodes: 0, queued: 0, running: 0, desired: plan.desired, create: plan.create.length, destroy: 0, replace: 0, at, ...costOf(0, plan.desired), ...(cap && plan.reasons.some((r) => r.startsWith(cap.reason)) ? { cappedBy: cap.reason } : {}) };
     }
+    // A move to another platform replaces every node there (made first; the old ones drain once those serve).
+    if (diff.now && moves && moves.now !== moves.after) diff.now.replace = diff.now.nodes;
     pools.push(diff);
   }
   const removedNames = new Set([...(base?.pools ?? []).map((p) => p.name), ...(opts.known ?? [])]);
@@ -220,6 +233,23 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
   return { pools, unmatched, report, ...cost, ...(budgets.length ? { budgets } : {}) };
 }
 
+/**
+ * Where a pool with failover platforms runs now (its last cycle's choice, else the base policy's)
+ * and would under the new policy (decide/failover.ts with the history's health); undefined for a
+ * pool on one platform in both.
+ */
+function runsOn(base: Policy | undefined, head: Policy, old: PoolConfig | undefined, pool: PoolConfig, obs: LatestObservation | undefined, at: number | undefined): PoolDiff['runsOn'] {
+  if (!pool.failover?.length && !old?.failover?.length) return undefined;
+  const now = obs?.at ?? at ?? Date.now();
+  const choose = (policy: Policy, p: PoolConfig) => {
+    const platforms = [p.platform, ...(p.failover ?? []).map((f) => f.platform)].filter((x) => policy.platforms[x] !== undefined);
+    return chooseActive({ platforms, evacuated: new Set(platforms.filter((x) => policy.platforms[x]?.evacuate === true)), health: obs?.health ?? {}, failoverAfter: p.failoverAfter ?? 3, failbackAfterMs: p.failbackAfterMs ?? 600_000, now });
+  };
+  const after = choose(head, pool);
+  const before = obs?.active ?? (base && old ? choose(base, old).active : pool.platform);
+  return { now: before, after: after.active, failover: (pool.failover ?? []).map((f) => f.platform), why: after.reasons };
+}
+
 /** Money in markdown: escaped, `$` too (GitHub reads `$…$` as math). */
 const mdMoney = (s: string) => mdText(s).replace(/\$/g, '\\$');
 
@@ -242,7 +272,7 @@ export const COMMENT_MARKER = '<!-- parmanu-plan -->';
  */
 export function planMarkdown(d: PlanDiff): string {
   const lines = [COMMENT_MARKER, '### Parmanu plan', ''];
-  const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)));
+  const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)) || (p.runsOn && p.runsOn.now !== p.runsOn.after));
   const unchanged = d.pools.filter((p) => !shown.includes(p));
   const currency = d.cost?.currency;
   // A cost column when a pool has a price (machine.hourlyCost).
@@ -251,13 +281,18 @@ export function planMarkdown(d: PlanDiff): string {
     lines.push(`| pool | change | nodes now | would be | create | destroy | replace |${costs ? ' cost |' : ''}`, `| --- | --- | --- | --- | --- | --- | --- |${costs ? ' --- |' : ''}`);
     for (const p of shown) lines.push(`| ${mdCode(p.pool, true)} | ${p.change} | ${p.now?.nodes ?? '—'} | ${p.now?.desired ?? '—'} | ${p.now?.create ?? '—'} | ${p.now?.destroy ?? '—'} | ${p.now?.replace ?? '—'} |${costs ? ` ${costCell(p, currency)} |` : ''}`);
     lines.push('');
-    const replacing = shown.filter((p) => (p.now?.replace ?? 0) > 0);
+    const replacing = shown.filter((p) => (p.now?.replace ?? 0) > 0 && !(p.runsOn && p.runsOn.now !== p.runsOn.after));
     if (replacing.length) lines.push(`Rollout: ${replacing.map((p) => `${mdCode(p.pool)} replaces ${p.now?.replace} node${p.now?.replace === 1 ? '' : 's'}`).join('; ')} (drained and replaced a few at a time, idle first; see \`scaling.rollout.maxUnavailable\`).`, '');
   }
   for (const p of shown.filter((x) => x.settings.length)) {
     lines.push(`<details><summary><code>${htmlText(p.pool)}</code>: ${p.settings.length} setting${p.settings.length === 1 ? '' : 's'} changed</summary>`, '', '| setting | old | new |', '| --- | --- | --- |');
     for (const s of p.settings) lines.push(`| ${mdCode(s.path, true)} | ${fmt(s.old)} | ${fmt(s.new)} |`);
     lines.push('', '</details>', '');
+  }
+  // Failover: where each pool with failover platforms runs, and the moves this change makes.
+  const placed = d.pools.filter((p) => p.runsOn);
+  if (placed.length) {
+    lines.push(`**Where pools run**: ${placed.map((p) => { const r = p.runsOn as NonNullable<PoolDiff['runsOn']>; return r.now !== r.after ? `${mdCode(p.pool)} moves from ${mdCode(r.now)} to ${mdCode(r.after)} (${mdText(r.why.join('; ') || `back to ${r.after}`)}: new nodes there, the old ones drain once those serve)` : `${mdCode(p.pool)} on ${mdCode(r.now)}${r.failover.length ? ` (failover: ${r.failover.map((f) => mdCode(f)).join(', ')})` : ''}`; }).join('; ')}.`, '');
   }
   if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => mdCode(p.pool)).join(', ')}.`, '');
   if (d.cost) {

@@ -51,6 +51,8 @@ export interface PoolReport {
   scaleDowns: number;
   /** Capacity fallbacks of new nodes (`fallback` events: re-rendered on-demand, moved to the next subnet/zone, or dropped). */
   fallbacks: number;
+  /** A pool with failover platforms: where its new nodes go (its last cycle's choice), its failover list, and its moves in the period (`failover` events). */
+  runsOn?: { platform: string; failover: string[]; moves: number };
   /** Scale-ups, scale-downs and other changes (all but errors), oldest first. */
   events: HistoryEvent[];
   /** The cycles that failed (error events), oldest first. */
@@ -86,6 +88,8 @@ export interface PoolInput {
   pool: string;
   samples: Sample[];
   hourlyCost?: number | undefined;
+  /** A pool with failover platforms: where its new nodes went at its last cycle, and its failover list. */
+  runsOn?: { platform: string; failover: string[] };
 }
 
 const MIN = 60_000;
@@ -136,7 +140,7 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
   const report: FleetReport = {
     since,
     until,
-    pools: pools.map(({ pool, samples, hourlyCost }) => {
+    pools: pools.map(({ pool, samples, hourlyCost, runsOn }) => {
       let nodeMs = 0;
       for (let i = 0; i < samples.length; i++) {
         const s = samples[i] as Sample;
@@ -168,6 +172,7 @@ export function buildReport(pools: PoolInput[], events: HistoryEvent[], since: n
         scaleUps: own.filter((e) => e.kind === 'scale-up').length,
         scaleDowns: own.filter((e) => e.kind === 'scale-down').length,
         fallbacks: own.filter((e) => e.kind === 'fallback').length,
+        ...(runsOn ? { runsOn: { ...runsOn, moves: own.filter((e) => e.kind === 'failover').length } } : {}),
         // (The fencing record of each apply is for audits, not a scale event.)
         events: own.filter((e) => e.kind !== 'error' && e.kind !== 'apply'),
         failedCycles: own.filter((e) => e.kind === 'error').map((e) => ({ at: e.at, detail: e.detail })),
@@ -438,7 +443,7 @@ ${rows}
 
 function section(p: PoolReport, i: number, r: FleetReport): string {
   const cost = p.cost !== undefined ? ` · cost <b>${esc(money(p.cost, r.currency))}</b> <span class="dim">(${esc(r.currency ? money(p.hourlyCost ?? 0, r.currency) : String(p.hourlyCost ?? 0))} per node-hour)</span>` : ' · <span class="dim">cost: set <code>machine.hourlyCost</code> to see it</span>';
-  const facts = `<p class="facts"><b>${num(p.nodeHours)}</b> node-hours${cost} · peak <b>${p.peakNodes}</b> nodes · jobs (queued + running) mean <b>${num(p.meanDemand)}</b>, peak <b>${p.peakDemand}</b> · <b>${p.scaleUps}</b> scale-ups, <b>${p.scaleDowns}</b> scale-downs${p.fallbacks ? ` · <b>${p.fallbacks}</b> capacity fallback${p.fallbacks === 1 ? '' : 's'}` : ''}${p.failedCycles.length ? ` · <b class="err">${p.failedCycles.length}</b> failed cycles` : ''}</p>`;
+  const facts = `<p class="facts"><b>${num(p.nodeHours)}</b> node-hours${cost} · peak <b>${p.peakNodes}</b> nodes · jobs (queued + running) mean <b>${num(p.meanDemand)}</b>, peak <b>${p.peakDemand}</b> · <b>${p.scaleUps}</b> scale-ups, <b>${p.scaleDowns}</b> scale-downs${p.fallbacks ? ` · <b>${p.fallbacks}</b> capacity fallback${p.fallbacks === 1 ? '' : 's'}` : ''}${p.runsOn ? ` · runs on <b>${esc(p.runsOn.platform)}</b> (failover: ${p.runsOn.failover.map(esc).join(', ')}${p.runsOn.moves ? `; <b>${p.runsOn.moves}</b> move${p.runsOn.moves === 1 ? '' : 's'}` : ''})` : ''}${p.failedCycles.length ? ` · <b class="err">${p.failedCycles.length}</b> failed cycles` : ''}</p>`;
   if (!p.samples) return `<section id="pool-${i}"><h2>${esc(p.pool)}</h2>\n<p class="none">No samples in this period: the pool has not been reconciled.</p>\n${p.failedCycles.length ? `<h3>Failed cycles</h3>\n${errorTable(p)}` : ''}</section>`;
   const waits = p.waits.jobs
     ? `<h3>Job wait, queued → started <span class="dim">(per hour: p95 light, p50 dark; ${p.waits.jobs} starts observed, overall p50 ${dur(p.waits.p50)}, p95 ${dur(p.waits.p95)})</span></h3>\n${waitChart(p, r.since, r.until)}`

@@ -17,9 +17,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const state = join(dir, 'state');
 const cli = (args: string[]) => runCli(args, { cwd: dir, env: { PARMANU_STATE_DIR: state } });
 
-const policy = (evacuate: boolean) =>
+const policy = (evacuate: boolean, file = 'policy.yaml') =>
   writeFileSync(
-    join(dir, 'policy.yaml'),
+    join(dir, file),
     [
       'emitters:',
       `  r: { type: replay, trace: trace.csv, start: "2025-01-06T08:00:00Z" }`,
@@ -59,7 +59,12 @@ describe('failover through the CLI', () => {
     expect(r.pools[0]?.stacks?.map((x) => [x.stack, x.role, x.nodes])).toEqual([['p', 'active', 0]]);
     expect(nodesOf('p')).toEqual([...onA].sort());
 
+    // The merge request that marks lab-a: the plan comment says where the pool would go.
+    policy(false, 'base.yaml');
     policy(true);
+    const plan = cli(['plan', '--policy', 'policy.yaml', '--base', 'base.yaml']);
+    expect(plan.code, plan.err).toBe(0);
+    expect(plan.out).toContain('**Where pools run**: `p` moves from `lab-a` to `lab-b` (platform lab\\-a is evacuated');
     r = reconcile(T + MIN);
     const p = r.pools[0] as Out;
     expect(r.ok).toBe(true);
@@ -101,6 +106,12 @@ describe('failover through the CLI', () => {
     r = reconcile(T + 3 * MIN);
     expect(r.pools[0]?.destroy.sort()).toEqual([...onA].sort());
     expect(nodesOf('p')).toEqual([]);
+
+    // The report: where the pool runs, and its move.
+    // (The replay's clock runs from its start in 2025: a period back to it.)
+    const rep = cli(['report', '--policy', 'policy.yaml', '--format', 'json', '--since', `${Math.ceil((Date.now() - T) / 86_400_000) + 1}d`]);
+    expect(rep.code, rep.err).toBe(0);
+    expect((JSON.parse(rep.out) as { pools: Array<{ runsOn?: unknown }> }).pools[0]?.runsOn).toEqual({ platform: 'lab-b', failover: ['lab-b'], moves: 1 });
 
     // Metrics of such a cycle: where new nodes go, and each stack's nodes by role.
     const m = new ReconcileMetrics();
