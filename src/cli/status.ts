@@ -87,7 +87,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const probe = probes.get(pool.emitter);
       const kind = emitters.get(pool.emitter)?.kind ?? 'replay';
       // Failover: each of the pool's stacks, and the platform its new nodes go to (as the last cycle chose).
-      const stacks = platform ? stacksOf(policy, pool, platform, await recordedStacks(history, policy, pool, rec, () => undefined)) : [{ stack: pool.name, pool, platform: platform as unknown as PlatformConfig }];
+      const stacks = platform ? stacksOf(policy, pool, platform, await recordedStacks(history, policy, pool, rec, () => undefined, stateDir)) : [{ stack: pool.name, pool, platform: platform as unknown as PlatformConfig }];
       const active = rec?.failover?.active ?? pool.platform;
       const read = await Promise.all(stacks.map(async (st) => {
         const r = st.stack === pool.name ? rec : await history.getPool(st.stack).catch(() => undefined);

@@ -243,7 +243,7 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       if (!many || err instanceof ShuttingDown) throw err;
       return err;
     });
-    const recorded = primary instanceof Error ? [] : await recordedStacks(deps.history, deps.policy, pool, primary.rec, (r) => out.reasons.push(r));
+    const recorded = primary instanceof Error ? [] : await recordedStacks(deps.history, deps.policy, pool, primary.rec, (r) => out.reasons.push(r), deps.stateDir);
     const stacks = stacksOf(deps.policy, pool, platform, recorded);
     if (stacks.length === 1 && !(primary instanceof Error)) {
       await finishStack(ctx, primary, { placement: 'only', elsewhere: new Set() });

@@ -78,15 +78,19 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
 }
 
 /**
- * Stacks the pool's record says may hold nodes on platforms that are not among the pool's own and
- * failover platforms in the policy (dropped from the list, or from the policy): they only drain
- * and go, like a removed pool's. Their platform is the policy's, or else the one the stack's own
- * record saved (`config.platform`); a stack with neither cannot be reached and is said so.
+ * Stacks that may hold nodes on platforms that are not among the pool's own and failover
+ * platforms in the policy (dropped from the list, or from the policy): they only drain and go,
+ * like a removed pool's. Found in the pool's record (`failover.stacks`) and, the history being a
+ * cache, in the state directory (`<stateDir>/pools/<pool>@<platform>/` with its saved
+ * configuration). Their platform is the policy's, or else the one the stack saved (its record's or
+ * its directory's); a stack with neither cannot be reached and is said so.
  */
-export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, say: (s: string) => void): Promise<ExtraStack[]> {
+export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, say: (s: string) => void, stateDir?: string): Promise<ExtraStack[]> {
   const listed = new Set([pool.platform, ...(pool.failover ?? []).map((f) => f.platform)].filter((p) => policy.platforms[p] !== undefined));
+  const root = stateDir === undefined ? undefined : join(stateDir, 'pools');
+  const inDirs = root !== undefined && existsSync(root) ? readdirSync(root).filter((d) => d.startsWith(`${pool.name}@`) && existsSync(join(root, d, POOL_FILE))) : [];
   const out: ExtraStack[] = [];
-  for (const stack of rec?.failover?.stacks ?? []) {
+  for (const stack of new Set([...(rec?.failover?.stacks ?? []), ...inDirs])) {
     const name = platformOfStack(stack);
     if (name === undefined || listed.has(name)) continue;
     const known = policy.platforms[name];
@@ -94,7 +98,14 @@ export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, pol
       out.push({ stack, platform: known });
       continue;
     }
-    const saved = SavedPlatformSchema.safeParse((await history.getPool(stack).catch(() => undefined))?.config?.platform);
+    let saved = SavedPlatformSchema.safeParse((await history.getPool(stack).catch(() => undefined))?.config?.platform);
+    if (!saved.success && root !== undefined) {
+      try {
+        saved = SavedPlatformSchema.safeParse((JSON.parse(readFileSync(join(root, stack, POOL_FILE), 'utf8')) as { platform?: unknown }).platform);
+      } catch {
+        // unreadable: said below
+      }
+    }
     if (saved.success) out.push({ stack, platform: saved.data as unknown as PlatformConfig });
     else say(`stack ${stack} may still have nodes, but platform ${name} is not in the policy and the stack's saved configuration cannot be read: put the platform back until the stack is empty`);
   }

@@ -262,4 +262,30 @@ describe('failover between two local platforms', () => {
       await w.close();
     }
   });
+
+  it('a failover platform dropped from the pool failover list while it holds nodes, with the history lost too: its stack is found in the state directory, drained and destroyed', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      w.setPolicy({ evacuate: true });
+      await w.cycle();
+      w.online();
+      expect(w.onA()).toEqual([]);
+      const onB = w.onB();
+      expect(onB).toHaveLength(1);
+      // The policy no longer names lab-b for the pool, and Redis was flushed.
+      w.setPolicy({}, {}, { failover: [], scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+      await w.history.clear();
+      for (let i = 0; i < 4 && w.onB().length; i++) {
+        w.now.t += MIN;
+        const r = await w.cycle();
+        expect(r.error).toBeUndefined();
+        w.online();
+      }
+      expect(w.onB()).toEqual([]);
+      expect(w.onA()).toHaveLength(1);
+      expect(w.emu.runners.map((x) => x.description)).toEqual(w.onA());
+    } finally {
+      await w.close();
+    }
+  });
 });
