@@ -12,7 +12,7 @@ import { RedisHistoryStore } from '../../src/history/redis.js';
 import { normalize } from '../../src/policy/load.js';
 import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
-import { poolDir, reconcileOnce, type PoolOutcome } from '../../src/reconcile/cycle.js';
+import { poolDir, reconcileOnce, type PoolOutcome, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { capture, scanStateDir } from '../secret-scan.js';
@@ -57,7 +57,7 @@ async function world(pool: Record<string, unknown>, platforms: { a?: Record<stri
     onA: () => stack('p').map((n) => n.name).sort(),
     onB: () => stack('p@lab-b').map((n) => n.name).sort(),
     stateOf: stack,
-    cycle: async (extra: { teardown?: string[] } = {}): Promise<PoolOutcome> => {
+    cycle: async (extra: Partial<ReconcileDeps> = {}): Promise<PoolOutcome> => {
       const r = await reconcileOnce({ ...base, policy, ...extra });
       await scanStateDir(stateDir);
       capture('a reconcile result', JSON.stringify(r));
@@ -154,12 +154,14 @@ describe('failover between two local platforms', () => {
   it('a failing platform fails over after failoverAfter errors, keeps the failover serving while it still fails, and moves back once healthy', async () => {
     const w = await world({ failoverAfter: 2, failbackAfter: '5m' });
     try {
-      writeFileSync(w.fault, 'down');
       w.emu.addJob(w.project, 'pending', ['linux']);
       w.emu.addJob(w.project, 'pending', ['linux']);
-      // Two failed plans on lab-a: the pool fails (its active stack did), and stays on lab-a until the count is reached.
-      let r = await w.cycle();
-      expect(r.error).toMatch(/lab-a is down: its faultFile exists/);
+      // lab-a goes down between the plan and the apply: the apply fails (Terraform checks the
+      // precondition again when it applies the saved plan); then its plans fail. The pool fails
+      // (its active stack did), and stays on lab-a until failoverAfter is reached.
+      let r = await w.cycle({ hook: (point) => (point === 'before-apply' ? writeFileSync(w.fault, 'down') : undefined) });
+      expect(r.error).toMatch(/apply.*lab-a is down: its faultFile exists/s);
+      expect(w.onA()).toEqual([]);
       expect(r.platform).toBe('lab-a');
       w.now.t += 30_000;
       r = await w.cycle();
