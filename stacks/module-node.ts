@@ -21,7 +21,7 @@
 import { DataResource, TerraformHclModule, TerraformVariable } from 'cdktf';
 import type { TerraformStack } from 'cdktf';
 import { createHash } from 'node:crypto';
-import { join, relative, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ModuleInputValue } from '../src/policy/schema.js';
 import type { PlatformConfig, PoolConfig } from '../src/policy/types.js';
@@ -60,6 +60,11 @@ export function moduleUserData(pool: PoolConfig, node: NodeInput): string {
   return userData(pool, node.name, node.access, source, bootstrapOptions(node));
 }
 
+/** A recorded source as a path: a relative local one (as the policy writes it) from the policy file's directory of today. */
+function moduleDir(source: string, platform: ModulePlatform): string {
+  return /^\.\.?[/\\]/.test(source) ? resolve(platform.sourceBase ?? '.', source) : source;
+}
+
 /**
  * The source as the module block names it: a local module directory relative to the pool's working
  * directory (`./…`: Terraform reads it in place, no copy), anything else as written.
@@ -78,7 +83,8 @@ export function newRecord(pool: PoolConfig, platform: ModulePlatform, node: Node
     node: node.name,
     ...(node.spec ? { spec: node.spec } : {}),
     ...(node.createdAt !== undefined ? { created_at: String(Math.floor(node.createdAt / 1000)) } : {}),
-    module_source: platform.source,
+    // A local source as the policy writes it (relative to the policy file): where the checkout lies does not matter.
+    module_source: platform.sourceAsWritten ?? platform.source,
     module_version: platform.version ?? '',
     inputs: JSON.stringify(platform.inputs),
     user_data_gz: gzipSync(script).toString('base64'),
@@ -115,7 +121,8 @@ function renderInput(v: ModuleInputValue, refs: Set<string>): unknown {
     return literal(v);
   }
   if (Array.isArray(v)) return v.map((x) => renderInput(x, refs));
-  if (typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, renderInput(x, refs)]));
+  // Keys too: Terraform's JSON syntax evaluates `${…}` in an object's keys.
+  if (typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [literal(k), renderInput(x, refs)]));
   return v;
 }
 
@@ -141,7 +148,7 @@ export function renderModuleNodes(stack: TerraformStack, pool: PoolConfig, platf
     r.overrideLogicalId(`node_${node.name}`);
     const inputs = JSON.parse(rec.inputs) as Record<string, ModuleInputValue>;
     const m = new TerraformHclModule(stack, `node_${node.name}`, {
-      source: renderedSource(rec.module_source, workDir),
+      source: renderedSource(moduleDir(rec.module_source, platform), workDir),
       ...(rec.module_version ? { version: rec.module_version } : {}),
       skipAssetCreationFromLocalModules: true,
       variables: {

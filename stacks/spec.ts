@@ -25,7 +25,7 @@ export function nodeSpec(pool: PoolConfig, emitter: EmitterConfig | undefined, p
   // A fixed source: where a node reads its secret is the platform's business, not the node's spec.
   const bootstrap = userData(pool, SPEC_NODE, placeholderAccess(emitter, pool), { kind: 'file', path: '/etc/parmanu/spec-credential' });
   // A module pool's node is also its module call: source, version and inputs (references as written).
-  const module = platform?.type === 'module' ? { module: { source: platform.source, version: platform.version ?? null, inputs: platform.inputs } } : {};
+  const module = platform?.type === 'module' ? { module: { source: platform.sourceAsWritten ?? platform.source, version: platform.version ?? null, inputs: platform.inputs } } : {};
   const basis = JSON.stringify({ type: m.type ?? null, image: m.image ?? null, diskGb: m.diskGb, os: m.os, bootstrap, ...module });
   return createHash('sha256').update(basis).digest('hex').slice(0, 12);
 }

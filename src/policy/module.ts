@@ -25,11 +25,17 @@ export const MODULE_INPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 /**
  * A module platform as the loader keeps it: a relative local `source` resolved against the policy
  * file's directory (the stack renders it relative to the pool's working directory, which Terraform
- * reads as a local module). Other platforms and sources are unchanged.
+ * reads as a local module), with the source as written and that directory kept beside it: nodes
+ * record the source as written (a checkout that moves — a CI job's build directory — neither
+ * outdates them nor loses their module) and are rendered from the directory of the day. Other
+ * platforms and sources are unchanged.
  */
-export function withModulePath<T extends PlatformInput>(platform: T, policyFile: string): T {
+export function withModulePath<T extends PlatformInput>(platform: T, policyFile: string): T & { sourceAsWritten?: string; sourceBase?: string } {
   if (platform.type !== 'module' || !/^\.\.?[/\\]/.test(platform.source)) return platform;
-  return { ...platform, source: resolve(dirname(policyFile), platform.source) };
+  const out = { ...platform, source: resolve(dirname(policyFile), platform.source) } as T & { sourceAsWritten?: string; sourceBase?: string };
+  out.sourceAsWritten = platform.source;
+  out.sourceBase = dirname(resolve(policyFile));
+  return out;
 }
 
 /** Whether a resolved local module source is a directory (checked by the rules: the loader already read the policy files). */

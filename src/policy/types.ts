@@ -3,7 +3,11 @@ import type { BackendInput, BudgetInput, EmitterInput, PlatformInput, PoolInput 
 import { forTerminal } from './text.js';
 
 export type EmitterConfig = EmitterInput & { name: string; concurrency: number; probeIntervalMs: number; requestTimeoutMs: number };
-export type PlatformConfig = PlatformInput & { name: string };
+/**
+ * A platform as the loader keeps it. A module platform's local `source` is resolved against its
+ * policy file's directory (`sourceBase`), with the source as written kept (`sourceAsWritten`).
+ */
+export type PlatformConfig = PlatformInput & { name: string; sourceAsWritten?: string; sourceBase?: string };
 export type Backend = BackendInput;
 
 export interface Schedule {

@@ -437,13 +437,14 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       }
       const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
       // A kept node the refreshed plan would create is gone from the cloud: never re-created under its old name.
-      const gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept));
+      const gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept), new Set([...truth.runners.values()].filter((r) => r.busy).map((r) => r.name)));
       if (gone.length) {
         kept = kept.filter((n) => !gone.includes(n));
         rec.nodes = rec.nodes.filter((n) => !gone.includes(n.name));
         for (const n of gone) {
           out.vanished.push(n);
-          if (truth.runners.has(n) && (await removeRunner(n, 'its VM vanished'))) dropIntents(n);
+          // (A runner that reports a job is left: an orphan now, removed once idle.)
+          if (truth.runners.has(n) && !truth.runners.get(n)?.busy && (await removeRunner(n, 'its VM vanished'))) dropIntents(n);
         }
         say(`${gone.length} node${gone.length === 1 ? '' : 's'} vanished from the cloud (${gone.join(', ')}): forgotten, not re-created`);
         // Saved to the state now, so that the next cycle's state pull no longer lists them.
@@ -669,11 +670,23 @@ async function pinRelease(run: PoolRun, rec: PoolRecord, say: (s: string) => voi
 }
 
 /** Kept nodes (not decided new) whose VM (or any resource of their module) the plan would create: it is gone from the cloud. */
-function recreated(changes: readonly ResourceChange[], nodeType: string, kept: ReadonlySet<string>): string[] {
-  return [...new Set(changes.flatMap((r) => {
-    const node = r.mode !== 'managed' ? undefined : r.module_address !== undefined ? nodeOfModule(r.module_address) : r.type === nodeType && r.name.startsWith('node_') ? nodeOfResource(r.name) : undefined;
-    return node && kept.has(node) && r.change.actions.length === 1 && r.change.actions[0] === 'create' ? [node] : [];
-  }))];
+export function recreated(changes: readonly ResourceChange[], nodeType: string, kept: ReadonlySet<string>, busy: ReadonlySet<string> = new Set()): string[] {
+  const created = new Set<string>();
+  // A module node whose whole module is to be created is gone. One whose module would create only
+  // some resources lost them outside Terraform (its VM, say) — or its module gained a resource: it
+  // is taken for vanished only while its runner reports no job; a busy one is kept (the guard then
+  // refuses the change and the pool holds, saying why), so a busy node's VM is never destroyed for it.
+  const moduleKept = new Set<string>();
+  for (const r of changes) {
+    if (r.mode !== 'managed') continue;
+    const inModule = r.module_address !== undefined ? nodeOfModule(r.module_address) : undefined;
+    const node = inModule ?? (r.type === nodeType && r.name.startsWith('node_') ? nodeOfResource(r.name) : undefined);
+    if (!node || !kept.has(node)) continue;
+    const create = r.change.actions.length === 1 && r.change.actions[0] === 'create';
+    if (inModule !== undefined && !create) moduleKept.add(node);
+    else if (create) created.add(node);
+  }
+  return [...created].filter((n) => !moduleKept.has(n) || !busy.has(n));
 }
 
 /**
