@@ -243,7 +243,9 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
       if (!many || err instanceof ShuttingDown) throw err;
       return err;
     });
-    const recorded = primary instanceof Error ? [] : await recordedStacks(deps.history, deps.policy, pool, primary.rec, (r) => out.reasons.push(r), deps.stateDir);
+    // (Its record read on its own when its state could not be: the stacks it names still count.)
+    const ownRec = primary instanceof Error ? await deps.history.getPool(pool.name).catch(() => undefined) : primary.rec;
+    const recorded = await recordedStacks(deps.history, deps.policy, pool, ownRec, (r) => out.reasons.push(r), deps.stateDir);
     const stacks = stacksOf(deps.policy, pool, platform, recorded);
     if (stacks.length === 1 && !(primary instanceof Error)) {
       await finishStack(ctx, primary, { placement: 'only', elsewhere: new Set() });
@@ -314,10 +316,10 @@ async function prepareStack(ctx: StackContext, st: PoolStackRef, out: PoolOutcom
  * `placement` says whether it gets new nodes or its platform is one the pool is leaving, and the
  * nodes of the pool's other stacks.
  */
-async function finishStack(ctx: StackContext, prepared: PreparedStack, where: { placement: PoolRun['placement']; elsewhere: ReadonlySet<string>; evacuate?: { keep: number; reason: string } }): Promise<{ plan: PoolPlan; truth: PoolTruth }> {
+async function finishStack(ctx: StackContext, prepared: PreparedStack, where: { placement: PoolRun['placement']; elsewhere: ReadonlySet<string>; elsewhereUnknown?: boolean; evacuate?: { keep: number; reason: string } }): Promise<{ plan: PoolPlan; truth: PoolTruth }> {
   const { deps, emitter, now, removed, teardown, probe, staleAfterMs } = ctx;
   const { rec, state } = prepared;
-  const run: PoolRun = { ...prepared.run, placement: where.placement, elsewhere: where.elsewhere };
+  const run: PoolRun = { ...prepared.run, placement: where.placement, elsewhere: where.elsewhere, ...(where.elsewhereUnknown ? { elsewhereUnknown: true } : {}) };
   const { pool, out } = run;
   const leaving = where.placement === 'leaving';
   const truth = observe({ policy: deps.policy, pool, kind: emitter.kind, probe, rec, state, spec: run.spec, now, poolsOfEmitter: deps.policy.pools.filter((p) => p.emitter === pool.emitter), removed, ...(where.placement !== 'only' ? { placement: { elsewhere: where.elsewhere, leaving } } : {}) });

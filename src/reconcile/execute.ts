@@ -79,6 +79,11 @@ export interface PoolRun {
   placement: 'only' | 'active' | 'leaving';
   /** Nodes in the pool's other stacks (failover): not this stack's, never its orphans. */
   elsewhere: ReadonlySet<string>;
+  /**
+   * Some of the pool's other stacks could not be read this cycle: their nodes are not all in
+   * `elsewhere`, so no marked runner is taken for an orphan and no record of the pool forgotten.
+   */
+  elsewhereUnknown?: boolean;
 }
 
 /** Errors of a Terraform step (init, state, plan, show, apply, refresh): what failover counts against a platform. */
@@ -602,7 +607,8 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
     rec.nodes.push({ name, createdAt: now, ...fb.record(name, now) });
     dropIntents(name, ['register']);
   }
-  await removeOrphans(run, rec, truth, new Set([...rec.nodes.map((n) => n.name), ...created]), removeRunner);
+  if (!run.elsewhereUnknown) await removeOrphans(run, rec, truth, new Set([...rec.nodes.map((n) => n.name), ...created]), removeRunner);
+  else say('not every stack of the pool could be read: no runner is taken for an orphan this cycle');
   const names = rec.nodes.map((n) => n.name).sort();
   rec.applied = { names, at: now, stackHash: '' };
   let arrivals = 0;
@@ -621,7 +627,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
   // A removed pool's stacks, and a failover stack the pool left, are forgotten once empty (the
   // pool's own record stays while the pool is in the policy: it keeps its platforms' health).
   // (A removed pool's own record goes last: it names the failover stacks still draining.)
-  const forget = (run.removed && (run.stack !== pool.name || run.elsewhere.size === 0)) || (run.placement === 'leaving' && run.stack !== pool.name);
+  const forget = !run.elsewhereUnknown && ((run.removed && (run.stack !== pool.name || run.elsewhere.size === 0)) || (run.placement === 'leaving' && run.stack !== pool.name));
   if (forget && rec.nodes.length === 0 && truth.orphans.length === 0 && rec.intents.length === 0) {
     run.check();
     await deps.history.deletePool(run.stack, run.lease);

@@ -27,7 +27,7 @@ import type { PoolTruth } from './observe.js';
 
 export interface StackFns {
   prepare: (ctx: StackContext, st: PoolStackRef, out: PoolOutcome) => Promise<PreparedStack>;
-  finish: (ctx: StackContext, prepared: PreparedStack, where: { placement: PoolRun['placement']; elsewhere: ReadonlySet<string>; evacuate?: { keep: number; reason: string } }) => Promise<{ plan: PoolPlan; truth: PoolTruth }>;
+  finish: (ctx: StackContext, prepared: PreparedStack, where: { placement: PoolRun['placement']; elsewhere: ReadonlySet<string>; elsewhereUnknown?: boolean; evacuate?: { keep: number; reason: string } }) => Promise<{ plan: PoolPlan; truth: PoolTruth }>;
 }
 
 /** A pool's line per stack in the outcome (`--json` `stacks`, status, report). */
@@ -78,7 +78,17 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
       errors.set(st.stack, err as Error);
     }
   }
-  const names = (s: string): string[] => prepared.get(s)?.state.map((n) => n.name) ?? [];
+  // A stack whose state could not be read: the nodes its record knows (and registered) stand in
+  // for its state, and no stack takes a marked runner for an orphan this cycle (its nodes are not
+  // all known), nor forgets a record of the pool.
+  const unread = new Map<string, string[]>();
+  for (const st of stacks) {
+    if (prepared.has(st.stack)) continue;
+    const rec = st.stack === pool.name ? prior : await deps.history.getPool(st.stack).catch(() => undefined);
+    unread.set(st.stack, [...(rec?.nodes.map((n) => n.name) ?? []), ...(rec?.intents.filter((i) => i.action === 'register').map((i) => i.node) ?? [])]);
+  }
+  const names = (s: string): string[] => prepared.get(s)?.state.map((n) => n.name) ?? unread.get(s) ?? [];
+  const elsewhereUnknown = unread.size > 0;
   const elsewhere = (s: string) => new Set(stacks.filter((o) => o.stack !== s).flatMap((o) => names(o.stack)));
   const run = async (st: PoolStackRef, where: Parameters<StackFns['finish']>[2]) => {
     const p = prepared.get(st.stack);
@@ -97,7 +107,7 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
   let keep = Infinity;
   if (active) {
     (outs.get(active.stack) as PoolOutcome).reasons.push(...(choice?.reasons ?? []));
-    const r = await run(active, { placement: 'active', elsewhere: elsewhere(active.stack) });
+    const r = await run(active, { placement: 'active', elsewhere: elsewhere(active.stack), elsewhereUnknown });
     // The active stack did not run (its platform failed this cycle): the others keep every node.
     // On probation (a platform that failed, tried again): the same until a Terraform run there works.
     if (r && !(choice?.probation && !(worked(outs.get(active.stack)) && !errors.has(active.stack)))) keep = retainOnOthers(r.plan.desired, Object.values(r.plan.states).filter((s) => s === 'ready' || s === 'busy').length);
@@ -118,24 +128,32 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
           : listed.includes(platform)
             ? `the pool runs on ${choice?.active ?? '?'} now`
             : `platform ${platform} is no longer in the pool's failover list`;
-    const r = await run(st, { placement: 'leaving', elsewhere: elsewhere(st.stack), ...(ctx.removed ? {} : { evacuate: { keep: Number.isFinite(keep) ? keep : 1_000_000, reason: `${why}: nodes on ${platform} go` } }) });
+    const r = await run(st, { placement: 'leaving', elsewhere: elsewhere(st.stack), elsewhereUnknown, ...(ctx.removed ? {} : { evacuate: { keep: Number.isFinite(keep) ? keep : 1_000_000, reason: `${why}: nodes on ${platform} go` } }) });
     if (r && Number.isFinite(keep)) keep = Math.max(0, keep - r.plan.desired);
   }
 
-  // Health: a failed Terraform run counts against its platform; a stack whose plan (or apply) ran
-  // over nodes — refreshed existing ones, or made new ones — clears it. A state read alone, or a
-  // plan of an empty stack, says nothing either way (it calls no cloud API).
+  // Health: a failed Terraform run counts against its platform, and so do new nodes the active
+  // stack dropped for capacity (spot and zone fallbacks exhausted: the platform could not make
+  // them). Only the active stack's whole run over nodes — refreshed existing ones, or made new
+  // ones — clears the count: a platform that still destroys and refreshes but cannot create is
+  // not healthy, and a failed one is tried again only after failbackAfter, on probation. A state
+  // read alone, or a plan of an empty stack, says nothing either way (it calls no cloud API).
   for (const st of stacks) {
     const platform = st.platform.name;
     const err = errors.get(st.stack);
     const o = outs.get(st.stack);
+    const dropped = o?.fallbacks?.filter((f) => f.to === 'dropped').map((f) => f.node) ?? [];
     if (err && isPlatformError(err)) health[platform] = nextHealth(health[platform], { failed: true, error: err.message }, now);
-    else if (!err && worked(o)) health[platform] = nextHealth(health[platform], { failed: false }, now);
+    else if (dropped.length) health[platform] = nextHealth(health[platform], { failed: true, error: `no capacity for new node${dropped.length === 1 ? '' : 's'} ${dropped.join(', ')}` }, now);
+    else if (!err && st.stack === active?.stack && worked(o)) health[platform] = nextHealth(health[platform], { failed: false }, now);
   }
-  const stackNames = stacks.filter((s) => s.stack !== pool.name && (names(s.stack).length > 0 || errors.has(s.stack) || prepared.get(s.stack)?.rec !== undefined)).map((s) => s.stack);
+  // Platforms the pool no longer lists keep no health.
+  for (const p of Object.keys(health)) if (!listed.includes(p)) delete health[p];
+  // The failover stacks that may hold nodes after this cycle (made now, or there before): found again after the policy drops their platform.
+  const stackNames = stacks.filter((s) => s.stack !== pool.name && (names(s.stack).length > 0 || (outs.get(s.stack)?.create.length ?? 0) > 0 || errors.has(s.stack) || prepared.get(s.stack)?.rec !== undefined)).map((s) => s.stack);
   if (!ctx.removed && choice) await saveFailover(ctx, pool, stacks[0] as PoolStackRef, { active: choice.active, since: prior?.failover?.active === choice.active ? prior.failover.since : now, health, stacks: stackNames }, prior);
 
-  merge(out, stacks, outs, errors, active?.stack);
+  merge(out, stacks, outs, errors, active?.stack, ctx.removed);
   for (const [stack, err] of errors) {
     deps.log?.({ level: stack === active?.stack ? 'error' : 'warn', msg: `stack ${stack}: ${err.message}`, pool: pool.name });
     await deps.history.addEvent({ at: now, pool: pool.name, kind: 'error', detail: `stack ${stack}: ${err.message}` }).catch(() => undefined);
@@ -154,7 +172,7 @@ async function saveFailover(ctx: StackContext, pool: PoolConfig, own: PoolStackR
 }
 
 /** Each stack's outcome merged into the pool's: one line per stack, the pool failed only when its active stack did. */
-function merge(out: PoolOutcome, stacks: readonly PoolStackRef[], outs: ReadonlyMap<string, PoolOutcome>, errors: ReadonlyMap<string, Error>, active: string | undefined): void {
+function merge(out: PoolOutcome, stacks: readonly PoolStackRef[], outs: ReadonlyMap<string, PoolOutcome>, errors: ReadonlyMap<string, Error>, active: string | undefined, removed: boolean): void {
   const lines: StackLine[] = [];
   const failed: string[] = [];
   // The active stack's line and reasons first.
@@ -162,7 +180,7 @@ function merge(out: PoolOutcome, stacks: readonly PoolStackRef[], outs: Readonly
     const o = outs.get(st.stack) as PoolOutcome;
     const err = errors.get(st.stack);
     const role = st.stack === active ? 'active' : 'leaving';
-    const ran = o.terraform.ran || o.observed.nodes > 0 || err !== undefined || st.stack === active;
+    const ran = o.terraform.ran || o.observed.nodes > 0 || err !== undefined || st.stack === active || o.vanished.length > 0 || o.reasons.length > 0;
     if (!ran) continue;
     lines.push({ stack: st.stack, platform: st.platform.name, role, nodes: o.observed.nodes, terraform: o.terraform, ...(err ? { error: err.message } : {}) });
     const tag = st.stack === active ? '' : `[${st.stack}] `;
@@ -188,7 +206,8 @@ function merge(out: PoolOutcome, stacks: readonly PoolStackRef[], outs: Readonly
     if (err) {
       // (The active stack's error is the pool's `error`.)
       if (st.stack !== active) out.reasons.push(`${tag}stack ${st.stack} failed: ${err.message}`);
-      if (st.stack === active || !isPlatformError(err)) failed.push(`${st.stack === active && st.stack === out.pool ? '' : `stack ${st.stack}: `}${err.message}`);
+      // A removed pool has no active stack: any stack that fails fails it (its nodes must all go).
+      if (st.stack === active || removed || !isPlatformError(err)) failed.push(`${st.stack === active && st.stack === out.pool ? '' : `stack ${st.stack}: `}${err.message}`);
     }
   }
   out.stacks = lines;

@@ -290,4 +290,71 @@ describe('failover between two local platforms', () => {
       await w.close();
     }
   });
+
+  it('a stack whose state cannot be read: its runners are no orphan of the others, a removed pool forgets nothing and fails until it is read', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      w.setPolicy({ evacuate: true });
+      await w.cycle();
+      w.online();
+      const onB = w.onB();
+      expect(onB).toHaveLength(1);
+      // lab-b's state becomes unreadable (its backend down); the pool is torn down, with no grace for orphans.
+      const file = join(poolDir(w.stateDir, 'p@lab-b'), 'terraform.tfstate');
+      const good = readFileSync(file, 'utf8');
+      writeFileSync(file, '{ not a state');
+      for (let i = 0; i < 3; i++) {
+        w.now.t += MIN;
+        const r = await w.cycle({ teardown: ['p'], orphanGraceMs: 0 });
+        expect(r.error).toMatch(/stack p@lab-b/);
+        expect(r.reasons.join('\n')).toMatch(/no runner is taken for an orphan this cycle/);
+      }
+      expect(w.emu.runnerNamed(onB[0] as string)).toBeDefined();
+      expect(await w.history.getPool('p')).toBeDefined();
+      // Readable again: the teardown finishes.
+      writeFileSync(file, good);
+      for (let i = 0; i < 4 && (await w.history.getPool('p')); i++) {
+        w.now.t += MIN;
+        await w.cycle({ teardown: ['p'], orphanGraceMs: 0 });
+      }
+      expect(w.onB()).toEqual([]);
+      expect(w.emu.runners).toEqual([]);
+      expect(await w.history.getPool('p')).toBeUndefined();
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a platform that still refreshes and destroys but cannot create stays failed over until failbackAfter (only the active stack clears its count)', async () => {
+    const w = await world({ failoverAfter: 1, failbackAfter: '10m', scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      await w.cycle();
+      w.online();
+      const onA = w.onA();
+      expect(onA).toHaveLength(1);
+      // lab-a fails a plan that creates a node (the fault appears once a new node is registered, and is gone when a stack is read).
+      const hook = (point: string, info: { nodes: readonly string[] }) => {
+        if (point === 'observed') rmSync(w.fault, { force: true });
+        if (point === 'registered' && info.nodes.some((n) => !w.onB().includes(n))) writeFileSync(w.fault, 'down');
+      };
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      w.now.t += MIN;
+      let r = await w.cycle({ hook });
+      expect(r.error).toMatch(/lab-a is down/);
+      // Failed over: lab-b makes the nodes; lab-a's stack still plans over its node fine (a drift check).
+      for (let i = 0; i < 3; i++) {
+        w.now.t += MIN;
+        r = await w.cycle({ hook, driftCheckMs: 0 });
+        expect(r.platform).toBe('lab-b');
+        expect(r.error).toBeUndefined();
+        w.online();
+      }
+      expect(w.onB().length).toBeGreaterThan(0);
+      expect((await w.history.getPool('p'))?.failover?.health['lab-a']?.failures).toBe(1);
+    } finally {
+      rmSync(w.fault, { force: true });
+      await w.close();
+    }
+  });
 });
