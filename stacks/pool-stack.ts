@@ -287,7 +287,7 @@ export class PoolStack extends TerraformStack {
 
   /** The pool's service account: granted access to each of the pool's secrets, one binding per secret. */
   private gcpIdentity(pool: PoolConfig, stack: string): string {
-    const sa = new ServiceAccount(this, `${POOL_RESOURCE_PREFIX}service_account`, { accountId: gcpAccountId(stack === pool.name ? pool.name : stack.replace(/[@_]/g, '-')), displayName: `Parmanu pool ${pool.name}`, description: 'Reads only the runner credentials of its pool\'s nodes.' });
+    const sa = new ServiceAccount(this, `${POOL_RESOURCE_PREFIX}service_account`, { accountId: gcpAccountId(stack === pool.name ? pool.name : `${pool.name}-${createHash('sha256').update(stack).digest('hex').slice(0, 6)}`), displayName: `Parmanu pool ${pool.name}`, description: 'Reads only the runner credentials of its pool\'s nodes.' });
     sa.overrideLogicalId(`${POOL_RESOURCE_PREFIX}service_account`);
     return sa.email;
   }

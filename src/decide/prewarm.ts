@@ -81,11 +81,11 @@ export function prewarmFloor(pool: Pick<PoolConfig, 'scaling'>, obs: Pick<PoolOb
 /**
  * Text from a CI platform made fit for a reason (reasons reach terminals, JSON, HTML reports and
  * markdown, each escaping on its own): control characters and line breaks become spaces, runs of
- * spaces fold, at most `max` characters.
+ * spaces fold, bidirectional overrides (which would reorder the text around them) go, at most `max` characters.
  */
 export function printable(s: string, max = 60): string {
   // eslint-disable-next-line no-control-regex
-  const one = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').replace(/\s+/g, ' ').trim();
+  const one = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g, ' ').replace(/\s+/g, ' ').trim();
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 

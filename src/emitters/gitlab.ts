@@ -265,8 +265,8 @@ export class GitlabEmitter implements Emitter {
   /**
    * The active schedules of `projects` due within SCHEDULE_HORIZON_MS (or past due by less than
    * that: GitLab has not run them yet, or the listing is from before), each with the jobs its last
-   * SCHEDULE_RUNS runs had. Never rejects: a failure is a problem of the probe (partial), a 403 a
-   * note said once (`notes`).
+   * SCHEDULE_RUNS runs had. Never rejects: a failure is a note of the probe (`notes`: its reason,
+   * never partial — the jobs and runners are whole), a 403 a note said once.
    */
   private async scheduledRuns(projects: ReadonlyArray<number | string>, notes: string[]): Promise<ScheduledRun[]> {
     const now = this.clock();
@@ -303,8 +303,10 @@ export class GitlabEmitter implements Emitter {
           }
           return [];
         }
-        // A listing that failed: the last one stands (it was right a few minutes ago), and the probe is partial.
-        this.problems.add(this.reason(err));
+        // A listing that failed: the last one stands (it was right a few minutes ago). Said, but the
+        // probe is not partial: its jobs and runners are whole, and a partial probe would hold the
+        // scale-down of every pool of the emitter for schedules only pre-warming reads.
+        notes.push(`${this.reason(err)}${listed ? ' (pre-warming goes on from the last listing)' : ' (no pre-warming from them this probe)'}`);
         if (!listed) return [];
       }
     }
@@ -317,7 +319,7 @@ export class GitlabEmitter implements Emitter {
     for (const [i, r] of read.entries()) {
       const s = due[i] as PipelineSchedule;
       if (r.status === 'rejected') {
-        this.problems.add(this.reason(r.reason));
+        notes.push(`${this.reason(r.reason)} (no pre-warming from it this probe)`);
         continue;
       }
       if (!r.value || r.value.runs === 0 || !r.value.jobs.length) continue;

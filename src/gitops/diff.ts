@@ -247,6 +247,10 @@ function runsOn(base: Policy | undefined, head: Policy, old: PoolConfig | undefi
   };
   const after = choose(head, pool);
   const before = obs?.active ?? (base && old ? choose(base, old).active : pool.platform);
+  // A move is this change's only when it touches what decides it: the pool's platforms or their
+  // evacuate marks (else the history's health, read at the last observation, would speak for it).
+  const marks = (policy: Policy | undefined, p: PoolConfig | undefined) => JSON.stringify(p ? [p.platform, p.failover ?? [], [p.platform, ...(p.failover ?? []).map((f) => f.platform)].map((x) => policy?.platforms[x]?.evacuate === true)] : null);
+  if (base && marks(base, old) === marks(head, pool)) return { now: before, after: before, failover: (pool.failover ?? []).map((f) => f.platform), why: [] };
   return { now: before, after: after.active, failover: (pool.failover ?? []).map((f) => f.platform), why: after.reasons };
 }
 
@@ -292,7 +296,7 @@ export function planMarkdown(d: PlanDiff): string {
   // Failover: where each pool with failover platforms runs, and the moves this change makes.
   const placed = d.pools.filter((p) => p.runsOn);
   if (placed.length) {
-    lines.push(`**Where pools run**: ${placed.map((p) => { const r = p.runsOn as NonNullable<PoolDiff['runsOn']>; return r.now !== r.after ? `${mdCode(p.pool)} moves from ${mdCode(r.now)} to ${mdCode(r.after)} (${mdText(r.why.join('; ') || `back to ${r.after}`)}: new nodes there, the old ones drain once those serve)` : `${mdCode(p.pool)} on ${mdCode(r.now)}${r.failover.length ? ` (failover: ${r.failover.map((f) => mdCode(f)).join(', ')})` : ''}`; }).join('; ')}.`, '');
+    lines.push(`**Where pools run**: ${placed.map((p) => { const r = p.runsOn as NonNullable<PoolDiff['runsOn']>; return r.now !== r.after ? `${mdCode(p.pool)} moves from ${mdCode(r.now)} to ${mdCode(r.after)} (${mdMoney(r.why.join('; ') || `back to ${r.after}`)}: new nodes there, the old ones drain once those serve)` : `${mdCode(p.pool)} on ${mdCode(r.now)}${r.failover.length ? ` (failover: ${r.failover.map((f) => mdCode(f)).join(', ')})` : ''}`; }).join('; ')}.`, '');
   }
   if (unchanged.length) lines.push(`${unchanged.length} pool${unchanged.length === 1 ? '' : 's'} unchanged: ${unchanged.map((p) => mdCode(p.pool)).join(', ')}.`, '');
   if (d.cost) {

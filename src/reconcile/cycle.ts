@@ -307,6 +307,13 @@ async function prepareStack(ctx: StackContext, st: PoolStackRef, out: PoolOutcom
     out.reasons.push(`history record unreadable (${err.message}): rebuilt from Terraform state`);
     return undefined;
   });
+  // A stack is its platform's: one whose nodes were made on another (the pool's own platform
+  // changed, say swapped with a failover one) would be read and refreshed through the wrong
+  // provider, and its VMs taken for vanished. Refused, saying how to move a pool.
+  const was = rec?.config?.platform.name;
+  if (typeof was === 'string' && was !== platform.name && rec !== undefined && rec.nodes.length > 0) {
+    throw new Error(`stack ${st.stack} holds ${rec.nodes.length} node${rec.nodes.length === 1 ? '' : 's'} made on platform ${was}, but the policy puts it on ${platform.name}: a pool's platform does not change under its nodes. To move the pool, list ${platform.name} under failover and mark ${was} evacuate: true (or put ${was} back); once the stack is empty, the platform can change`);
+  }
   const state = await pullState(run);
   return { st, run, rec, state };
 }

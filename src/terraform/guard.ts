@@ -101,7 +101,10 @@ export function guardPlan(changes: readonly ResourceChange[], intent: Intent): s
     const want = intent.power?.get(node);
     const renewed = !isVm && !isPower && intent.renew?.has(node) === true;
     if (actions.includes('create') && actions.includes('delete')) {
-      if (!renewed) violations.push(`${r.address}: replacement (a node is never replaced in place)`);
+      // A node made this cycle whose create failed after its VM existed (AWS: an instance launched,
+      // then terminated for capacity) is tainted: made again, with its capacity fallback, it is still a create.
+      const taintedNew = intent.mayCreate.has(node) && r.action_reason === 'replace_because_tainted';
+      if (!renewed && !taintedNew) violations.push(`${r.address}: replacement (a node is never replaced in place)`);
     } else if (actions.includes('update')) {
       if (renewed) continue;
       if (want === undefined || (!isVm && !isPower)) violations.push(`${r.address}: in-place update (nodes are immutable)`);

@@ -9,6 +9,8 @@ export const ResourceChangeSchema = z.object({
   type: z.string(),
   name: z.string(),
   change: z.object({ actions: z.array(z.enum(['no-op', 'create', 'read', 'update', 'delete', 'forget'])) }).loose(),
+  /** Why Terraform replaces it, e.g. `replace_because_tainted` (a create that failed after the object existed). */
+  action_reason: z.string().optional(),
 }).loose();
 export type ResourceChange = z.output<typeof ResourceChangeSchema>;
 

@@ -82,6 +82,7 @@ describe('decide: pre-warm before scheduled pipelines', () => {
     expect(r.length).toBeLessThan(220);
     expect(printable('a\n\tb   c')).toBe('a b c');
     expect(printable('z'.repeat(100), 10)).toBe(`${'z'.repeat(9)}…`);
+    expect(printable('nightly \u202eevil\u2066x\u2069')).toBe('nightly evil x');
   });
 
   it('prewarmFloor: undefined with no scheduled runs, and once the scheduled jobs are seen after the due time', () => {

@@ -357,4 +357,21 @@ describe('failover between two local platforms', () => {
       await w.close();
     }
   });
+
+  it('a pool whose platform is swapped with its failover one under its nodes is refused, saying how to move it; nothing is touched', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      await w.cycle();
+      w.online();
+      const onA = w.onA();
+      w.setPolicy({}, {}, { platform: 'lab-b', failover: ['lab-a'], scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+      w.now.t += MIN;
+      const r = await w.cycle({ orphanGraceMs: 0 });
+      expect(r.error).toMatch(/stack p holds 1 node made on platform lab-a, but the policy puts it on lab-b: .*list lab-b under failover and mark lab-a evacuate: true/);
+      expect(w.onA()).toEqual(onA);
+      expect(w.emu.runners.map((x) => x.description)).toEqual(onA);
+    } finally {
+      await w.close();
+    }
+  });
 });

@@ -13,6 +13,8 @@ describe('guardPlan', () => {
     ['a destroy that was not drained', [ch('aws_instance', 'node_p-busy', ['delete'])], [/node_p-busy: destroy of a node that was not drained/]],
     ['a create that was not decided', [ch('aws_instance', 'node_p-extra', ['create'])], [/node_p-extra: create was not decided/]],
     ['a replacement', [ch('aws_instance', 'node_p-new', ['delete', 'create'])], [/replacement/]],
+    ['a node decided new whose failed create left it tainted is made again', [{ ...ch('aws_instance', 'node_p-new', ['delete', 'create']), action_reason: 'replace_because_tainted' }], []],
+    ['a kept node tainted is still never replaced', [{ ...ch('aws_instance', 'node_p-x', ['delete', 'create']), action_reason: 'replace_because_tainted' }], [/node_p-x: replacement/]],
     ['an in-place update', [ch('aws_instance', 'node_p-new', ['update'])], [/in-place update/]],
     ['a resource of another pool', [ch('aws_instance', 'node_q-1', ['delete'])], [/not a node of pool p/]],
     ['a resource that is not a node', [ch('aws_security_group', 'sg', ['delete'])], [/not a node of pool p/]],
