@@ -281,18 +281,22 @@ export class FileHistoryStore implements HistoryStore {
     await this.fenced(pool, fence, 'delete the record', () => rmSync(this.poolFile(pool), { force: true }));
   }
 
-  async listPools(): Promise<string[]> {
-    const dir = join(this.dir, 'pools');
-    let files: string[];
+  /** The `.json` files of one of the store's directories (none when it does not exist yet). */
+  private jsonFiles(dir: string): string[] {
     try {
-      files = readdirSync(dir);
+      return readdirSync(dir).filter((x) => x.endsWith('.json'));
     } catch (err) {
       if (code(err) === 'ENOENT') return [];
       throw new HistoryError(`cannot list ${dir}: ${code(err)}`);
     }
+  }
+
+  async listPools(): Promise<string[]> {
+    const dir = join(this.dir, 'pools');
+    const files = this.jsonFiles(dir);
     // The name is read from the record, not the file name (safe() is not reversible).
     const names: string[] = [];
-    for (const f of files.filter((x) => x.endsWith('.json'))) {
+    for (const f of files) {
       const rec = await this.readPool(join(dir, f), f.slice(0, -'.json'.length));
       if (rec) names.push(rec.pool);
     }
@@ -505,15 +509,8 @@ export class FileHistoryStore implements HistoryStore {
 
   async listSpend(): Promise<SpendRecord[]> {
     const dir = join(this.dir, 'spend');
-    let files: string[];
-    try {
-      files = readdirSync(dir);
-    } catch (err) {
-      if (code(err) === 'ENOENT') return [];
-      throw new HistoryError(`cannot list ${dir}: ${code(err)}`);
-    }
     const out: SpendRecord[] = [];
-    for (const f of files.filter((x) => x.endsWith('.json')).sort()) {
+    for (const f of this.jsonFiles(dir).sort()) {
       const r = await this.readDoc(join(dir, f), SpendRecordSchema, `the spend record ${f}`, 'its spend is counted afresh from the next cycle', f.slice(0, -'.json'.length));
       if (r) out.push(r);
     }

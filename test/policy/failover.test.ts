@@ -4,16 +4,11 @@
  * `failbackAfter`, a platform's `evacuate` and the local platform's `faultFile`, each problem at
  * its place.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { loadPolicy } from '../../src/policy/load.js';
+import { describe, expect, it } from 'vitest';
+import { policyCases } from './cases.js';
 import { stacksOf } from '../../src/policy/stacks.js';
-import { formatProblem } from '../../src/policy/types.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'parmanu-failover-rules-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { load } = policyCases('parmanu-failover-rules-', { dropUnused: true });
 
 /** The pool is at line 9. */
 function policy(pool: string, platforms: { aws?: string; gcp?: string; lab?: string } = {}): string {
@@ -30,15 +25,6 @@ function policy(pool: string, platforms: { aws?: string; gcp?: string; lab?: str
   ].join('\n');
 }
 
-let n = 0;
-function load(yaml: string) {
-  const file = join(dir, `case-${n}.yaml`);
-  writeFileSync(file, yaml);
-  const r = loadPolicy([file], { cwd: dir, env: {} });
-  const name = `case-${n++}.yaml`;
-  const lines = r.problems.map(formatProblem).map((l) => l.replace(`${name}:`, 'x.yaml:')).filter((l) => !/no pool uses this/.test(l));
-  return { ...r, lines };
-}
 
 const AWS_POOL = 'machine: { type: c6i.xlarge, image: ami-0123456789abcdef0 }';
 

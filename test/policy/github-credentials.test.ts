@@ -5,18 +5,15 @@
  * FILE:LINE:COL, and that the emitter receives resolved.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { policyCases } from './cases.js';
 import { createEmitters } from '../../src/emitters/index.js';
 import { GithubEmitter } from '../../src/emitters/github.js';
-import { loadPolicy } from '../../src/policy/load.js';
 import { secretFields, secretProblems } from '../../src/policy/secret-fields.js';
-import { formatProblem } from '../../src/policy/types.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'parmanu-gh-credentials-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, load } = policyCases('parmanu-gh-credentials-');
 
 /** The github emitter `gh` with `body` as its credential lines (from line 5), used by one pool. */
 function policy(body: string[]): string {
@@ -33,14 +30,6 @@ function policy(body: string[]): string {
   ].join('\n');
 }
 
-let n = 0;
-function load(yaml: string) {
-  const file = join(dir, `case-${n}.yaml`);
-  writeFileSync(file, yaml);
-  const r = loadPolicy([file], { cwd: dir, env: {} });
-  const name = `case-${n++}.yaml`;
-  return { ...r, lines: r.problems.map(formatProblem).map((l) => l.replace(`${name}:`, 'x.yaml:')) };
-}
 
 const THREE = [
   '    credentials:',

@@ -3,16 +3,11 @@
  * which AWS cannot stop) and an emitter's `webhook: { secret }` (a reference, never a literal;
  * gitlab and github only), each problem at its place.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { loadPolicy } from '../../src/policy/load.js';
+import { describe, expect, it } from 'vitest';
+import { policyCases } from './cases.js';
 import { secretFields } from '../../src/policy/secret-fields.js';
-import { formatProblem } from '../../src/policy/types.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'parmanu-standby-rules-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { load } = policyCases('parmanu-standby-rules-', { dropUnused: true });
 
 /** `pools` start at line 9. */
 function policy(o: { gl?: string; gh?: string; jk?: string; pool?: string } = {}): string {
@@ -29,16 +24,6 @@ function policy(o: { gl?: string; gh?: string; jk?: string; pool?: string } = {}
   ].join('\n');
 }
 
-let n = 0;
-function load(yaml: string) {
-  const file = join(dir, `case-${n}.yaml`);
-  writeFileSync(file, yaml);
-  const r = loadPolicy([file], { cwd: dir, env: {} });
-  const name = `case-${n++}.yaml`;
-  // The policy's unused emitters and platforms are warned about: not what these cases are about.
-  const lines = r.problems.map(formatProblem).map((l) => l.replace(`${name}:`, 'x.yaml:')).filter((l) => !/no pool uses this/.test(l));
-  return { ...r, lines };
-}
 
 describe('scaling.standby', () => {
   it('defaults to 0 and takes a count or auto', () => {
