@@ -213,11 +213,9 @@ async function runScaler(o: ScalerRun): Promise<number> {
   let last = 0;
   let cycles = 0;
   const digest = policyDigest(deps.policy);
-  // Terraform state kept on this host is not seen by replicas on other hosts.
-  const local = deps.policy.pools.filter((p) => {
-    const platform = deps.policy.platforms[p.platform];
-    return (platform?.backend?.type ?? 'local') === 'local';
-  });
+  // Terraform state kept on this host is not seen by replicas on other hosts (any of a pool's
+  // stacks: its own platform's and its failover platforms').
+  const local = deps.policy.pools.filter((p) => [p.platform, ...(p.failover ?? []).map((f) => f.platform)].some((name) => (deps.policy.platforms[name]?.backend?.type ?? 'local') === 'local'));
   if (local.length) log({ level: 'warn', msg: `pools ${local.map((p) => p.name).join(', ')} keep their terraform state on this host (a local backend, under PARMANU_STATE_DIR): every scaler replica must share that directory (one host, or one shared volume), or use an s3/gcs backend`, pools: local.map((p) => p.name) });
   const scaler = new Scaler({
     queue,

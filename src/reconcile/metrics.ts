@@ -25,6 +25,8 @@ export class ReconcileMetrics {
   private readonly webhooks = new Counter({ name: 'parmanu_webhook_events_total', help: 'Webhook deliveries by emitter and result (accepted, duplicate, bad_signature, too_large, malformed, ignored, unknown_emitter)', labelNames: ['emitter', 'result'], registers: [this.registry] });
   private readonly spotFallbacks = new Counter({ name: 'parmanu_spot_fallbacks_total', help: 'New nodes whose apply failed for capacity, per pool, kind (spot-capacity, spot-price, spot-count, zone-capacity) and what became of them (to: on-demand, next-zone, dropped)', labelNames: ['pool', 'kind', 'to'], registers: [this.registry] });
   private readonly stackNodes = new Gauge({ name: 'parmanu_pool_stack_nodes', help: "Nodes of each of a failover pool's stacks before the last cycle, with the stack's platform and role (active: gets new nodes; leaving: drains)", labelNames: ['pool', 'stack', 'platform', 'role'], registers: [this.registry] });
+  /** The stack series of each pool set last (so that those without a line now are removed). */
+  private readonly stackSeries = new Map<string, Map<string, { stack: string; platform: string; role: 'active' | 'leaving' }>>();
   private readonly activePlatform = new Gauge({ name: 'parmanu_pool_active_platform', help: "The platform a failover pool's new nodes go to (1), and its other platforms (0)", labelNames: ['pool', 'platform'], registers: [this.registry] });
   private readonly stackFailures = new Counter({ name: 'parmanu_pool_stack_failures_total', help: "Cycles in which a failover pool's stack failed, per stack (the platform's health counts these)", labelNames: ['pool', 'stack', 'platform'], registers: [this.registry] });
   private readonly webhookLatency = new Histogram({ name: 'parmanu_webhook_apply_latency_seconds', help: 'Time from a webhook delivery to the end of the terraform apply of the cycle it woke, per pool', labelNames: ['pool'], buckets: [0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120], registers: [this.registry] });
@@ -91,13 +93,16 @@ export class ReconcileMetrics {
       if (p.error) this.failures.inc({ pool: p.pool });
       if (p.terraform.ran) this.terraform.observe({ pool: p.pool }, p.terraformMs / 1000);
       for (const f of p.fallbacks ?? []) this.spotFallbacks.inc({ pool: p.pool, kind: f.kind, to: f.to });
+      // A stack's series are this cycle's lines: one that has no line now (emptied, forgotten) goes.
+      const now = new Map<string, { stack: string; platform: string; role: 'active' | 'leaving' }>();
       for (const st of p.stacks ?? []) {
         this.stackNodes.set({ pool: p.pool, stack: st.stack, platform: st.platform, role: st.role }, st.nodes);
-        // The other role's series of the stack goes to 0 (a stack changes role when the pool moves).
-        this.stackNodes.set({ pool: p.pool, stack: st.stack, platform: st.platform, role: st.role === 'active' ? 'leaving' : 'active' }, 0);
         this.activePlatform.set({ pool: p.pool, platform: st.platform }, st.role === 'active' ? 1 : 0);
         if (st.error) this.stackFailures.inc({ pool: p.pool, stack: st.stack, platform: st.platform });
+        now.set(`${st.stack}\u0000${st.role}`, { stack: st.stack, platform: st.platform, role: st.role });
       }
+      for (const [key, l] of this.stackSeries.get(p.pool) ?? []) if (!now.has(key)) this.stackNodes.remove({ pool: p.pool, ...l });
+      this.stackSeries.set(p.pool, now);
     }
   }
 
