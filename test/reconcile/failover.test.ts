@@ -17,6 +17,8 @@ import { readStateNodes } from '../../src/terraform/state.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { capture, scanStateDir } from '../secret-scan.js';
 import { reconcileDeps, useRedisSuite } from './suite.js';
+import { wrapper } from './capacity-wrapper.js';
+import { Terraform } from '../../src/terraform/runner.js';
 
 const suite = useRedisSuite();
 const MIN = 60_000;
@@ -370,6 +372,29 @@ describe('failover between two local platforms', () => {
       expect(r.error).toMatch(/stack p holds 1 node made on platform lab-a, but the policy puts it on lab-b: .*list lab-b under failover and mark lab-a evacuate: true/);
       expect(w.onA()).toEqual(onA);
       expect(w.emu.runners.map((x) => x.description)).toEqual(onA);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a platform with no capacity for new nodes (spot exhausted, each new node dropped) fails over like a failing one', async () => {
+    const w = await world({ failoverAfter: 1, machine: { spot: true }, runner: { install: 'preinstalled' } });
+    const tf = wrapper(suite.tempDir('parmanu-failover-tf-'), [{ on: 'apply', kind: 'spot-capacity', market: 'spot' }]);
+    const terraform = new Terraform({ bin: tf.bin });
+    try {
+      w.emu.addJob(w.project, 'pending', ['linux']);
+      let r = await w.cycle({ terraform });
+      // No error (the cycle did all it could), but the node was dropped: that counts against lab-a.
+      expect(r.error).toBeUndefined();
+      expect(r.fallbacks?.map((f) => f.to)).toEqual(['dropped']);
+      expect(w.onA()).toEqual([]);
+      expect(tf.left()).toEqual([]);
+      expect((await w.history.getPool('p'))?.failover?.health['lab-a']).toMatchObject({ failures: 1, lastError: expect.stringMatching(/^no capacity for new node p-/) as unknown as string });
+      w.now.t += 30_000;
+      r = await w.cycle({ terraform });
+      expect(r.platform).toBe('lab-b');
+      expect(r.create).toHaveLength(1);
+      expect(w.onB()).toEqual(r.create);
     } finally {
       await w.close();
     }
