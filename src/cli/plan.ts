@@ -142,7 +142,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const last = samples[samples.length - 1];
       // (A pool with failover stacks: the nodes of its other stacks count too; where it ran last, and its platforms' health.)
       const others = await Promise.all((rec.failover?.stacks ?? []).map((stack) => history.getPool(stack).then((r) => r?.nodes.map((n) => n.name) ?? [])));
-      latest.set(name, { nodes: [...rec.nodes.map((n) => n.name), ...others.flat()], at: last?.at ?? rec.applied?.at ?? 0, queued: last?.queued ?? 0, running: last?.running ?? 0, ...(rec.failover ? { active: rec.failover.active, health: rec.failover.health } : {}) });
+      latest.set(name, { nodes: [...rec.nodes.map((n) => n.name), ...others.flat()], ownNodes: rec.nodes.length, at: last?.at ?? rec.applied?.at ?? 0, queued: last?.queued ?? 0, running: last?.running ?? 0, ...(rec.failover ? { active: rec.failover.active, health: rec.failover.health } : {}) });
     }
     // Cost budgets of the new policy: the month's spend so far, per stack, as of the latest
     // observation (the time decide is run at for the plan; a replay's trace time).

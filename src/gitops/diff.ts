@@ -58,6 +58,8 @@ export interface PoolDiff {
    * the new policy (its platforms' `evacuate` marks and health), and why it would move.
    */
   runsOn?: { now: string; after: string; failover: string[]; why: string[] };
+  /** The pool's own platform changes while its own stack holds nodes: reconcile refuses that (cycle.ts). */
+  platformChange?: { from: string; to: string; nodes: number };
 }
 
 /** A cost budget of the new policy against what the plan's pools would cost. */
@@ -94,6 +96,8 @@ export interface LatestObservation {
   running: number;
   /** Failover: the platform the pool's new nodes went to at its last cycle, and its platforms' health (its record). */
   active?: string;
+  /** Nodes in the pool's own stack (`nodes` counts its failover stacks' too); default: all of them. */
+  ownNodes?: number;
   health?: Readonly<Record<string, PlatformHealth>>;
 }
 
@@ -159,6 +163,8 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
     const obs = latest(pool.name);
     const moves = runsOn(base, head, old, pool, obs, opts.now);
     if (moves) diff.runsOn = moves;
+    const own = obs ? (obs.ownNodes ?? obs.nodes.length) : 0;
+    if (old && old.platform !== pool.platform && own > 0) diff.platformChange = { from: old.platform, to: pool.platform, nodes: own };
     const price = (p: PoolConfig | undefined) => p?.machine.hourlyCost;
     const costOf = (nodesNow: number, desired: number) => (price(pool) !== undefined ? { cost: { perHourNow: nodesNow * (price(old) ?? price(pool) ?? 0), perHourAfter: desired * (price(pool) ?? 0) } } : {});
     if (obs) {
@@ -277,6 +283,10 @@ export const COMMENT_MARKER = '<!-- parmanu-plan -->';
 export function planMarkdown(d: PlanDiff): string {
   const lines = [COMMENT_MARKER, '### Parmanu plan', ''];
   const shown = d.pools.filter((p) => p.change !== 'unchanged' || (p.now && (p.now.create || p.now.destroy)) || (p.runsOn && p.runsOn.now !== p.runsOn.after));
+  for (const p of d.pools.filter((x) => x.platformChange)) {
+    const c = p.platformChange as NonNullable<PoolDiff['platformChange']>;
+    lines.push(`⚠ ${mdCode(p.pool)}: its own platform changes from ${mdCode(c.from)} to ${mdCode(c.to)} under its ${c.nodes} node${c.nodes === 1 ? '' : 's'}, which reconcile refuses: list ${mdCode(c.to)} under \`failover\` and mark ${mdCode(c.from)} \`evacuate: true\` first; once the nodes are on ${mdCode(c.to)}, make it the pool's own platform.`, '');
+  }
   const unchanged = d.pools.filter((p) => !shown.includes(p));
   const currency = d.cost?.currency;
   // A cost column when a pool has a price (machine.hourlyCost).

@@ -27,7 +27,7 @@ import { reconcileStacks, type StackLine } from './failover.js';
 import { stacksOf, type PoolStackRef } from '../policy/stacks.js';
 import { poolBudget } from './budget.js';
 import { LEASE_HELD, LeaseKeeper } from './lease.js';
-import { poolDir, recordedStacks, removedPools } from './known-pools.js';
+import { poolDir, recordedStacks, removedPools, savedPlatformName } from './known-pools.js';
 import { observe, probeStatus, staleAfterMs as staleAfter, type PoolTruth, type ProbeStatus } from './observe.js';
 
 export { poolDir } from './known-pools.js';
@@ -245,13 +245,14 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     });
     // (Its record read on its own when its state could not be: the stacks it names still count.)
     const ownRec = primary instanceof Error ? await deps.history.getPool(pool.name).catch(() => undefined) : primary.rec;
-    const recorded = await recordedStacks(deps.history, deps.policy, pool, ownRec, (r) => out.reasons.push(r), deps.stateDir);
+    const unreachable: Array<{ stack: string; why: string }> = [];
+    const recorded = await recordedStacks(deps.history, deps.policy, pool, ownRec, (stack, why) => unreachable.push({ stack, why }), deps.stateDir);
     const stacks = stacksOf(deps.policy, pool, platform, recorded);
-    if (stacks.length === 1 && !(primary instanceof Error)) {
+    if (stacks.length === 1 && !(primary instanceof Error) && !unreachable.length) {
       await finishStack(ctx, primary, { placement: 'only', elsewhere: new Set() });
       return finish();
     }
-    await reconcileStacks(ctx, pool, stacks, primary, out, { prepare: prepareStack, finish: finishStack });
+    await reconcileStacks(ctx, pool, stacks, primary, out, { prepare: prepareStack, finish: finishStack }, unreachable);
     return finish();
   } catch (err) {
     if (err instanceof ShuttingDown) {
@@ -307,14 +308,17 @@ async function prepareStack(ctx: StackContext, st: PoolStackRef, out: PoolOutcom
     out.reasons.push(`history record unreadable (${err.message}): rebuilt from Terraform state`);
     return undefined;
   });
-  // A stack is its platform's: one whose nodes were made on another (the pool's own platform
-  // changed, say swapped with a failover one) would be read and refreshed through the wrong
-  // provider, and its VMs taken for vanished. Refused, saying how to move a pool.
-  const was = rec?.config?.platform.name;
-  if (typeof was === 'string' && was !== platform.name && rec !== undefined && rec.nodes.length > 0) {
-    throw new Error(`stack ${st.stack} holds ${rec.nodes.length} node${rec.nodes.length === 1 ? '' : 's'} made on platform ${was}, but the policy puts it on ${platform.name}: a pool's platform does not change under its nodes. To move the pool, list ${platform.name} under failover and mark ${was} evacuate: true (or put ${was} back); once the stack is empty, the platform can change`);
-  }
   const state = await pullState(run);
+  // A stack is its platform's: one whose nodes were made on another (the pool's own platform
+  // changed, say swapped with a failover one) would be refreshed through the wrong provider, and
+  // its VMs taken for vanished. Refused, saying how to move a pool. The platform it was made on:
+  // its record's, or (a history lost) the configuration saved beside its state; its nodes: the
+  // state's (a read only), or the record's.
+  const was = rec?.config?.platform.name ?? savedPlatformName(dir);
+  const held = Math.max(state.length, rec?.nodes.length ?? 0);
+  if (typeof was === 'string' && was !== platform.name && held > 0) {
+    throw new Error(`stack ${st.stack} holds ${held} node${held === 1 ? '' : 's'} made on platform ${was}, but the policy puts it on ${platform.name}: a pool's platform does not change under its nodes (a platform renamed in the policy too). To move the pool, list ${platform.name} under failover and mark ${was} evacuate: true (or put ${was} back); once its nodes are on ${platform.name}, make ${platform.name} the pool's own platform (its failover stack then drains into the pool's own)`);
+  }
   return { st, run, rec, state };
 }
 

@@ -442,7 +442,17 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
       }
       const shown = await step(run, 'terraform-show', () => deps.terraform.show(run.dir, 'parmanu.tfplan'));
       // A kept node the refreshed plan would create is gone from the cloud: never re-created under its old name.
-      const gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept), new Set([...truth.runners.values()].filter((r) => r.busy).map((r) => r.name)));
+      let gone = recreated(shown.resource_changes, NODE_TYPE[run.platform.type], new Set(kept), new Set([...truth.runners.values()].filter((r) => r.busy).map((r) => r.name)));
+      // A module node of which only part is gone (its VM, or a module that gained a resource): its
+      // runner is asked now, as before any destroy; one that is not idle is kept (the guard then
+      // refuses the change and the pool holds, saying why).
+      const partly = partlyRecreated(shown.resource_changes, new Set(gone));
+      for (const n of partly) {
+        if (dry || !truth.runners.has(n)) continue;
+        run.check();
+        const idle = await step(run, 'idle-check', () => emitter.isIdle(n)).catch(() => false);
+        if (!idle) gone = gone.filter((x) => x !== n);
+      }
       if (gone.length) {
         kept = kept.filter((n) => !gone.includes(n));
         rec.nodes = rec.nodes.filter((n) => !gone.includes(n.name));
@@ -693,6 +703,16 @@ export function recreated(changes: readonly ResourceChange[], nodeType: string, 
     else if (create) created.add(node);
   }
   return [...created].filter((n) => !moduleKept.has(n) || !busy.has(n));
+}
+
+/** Module nodes among `nodes` whose module the plan would create only in part (some of it stays). */
+export function partlyRecreated(changes: readonly ResourceChange[], nodes: ReadonlySet<string>): string[] {
+  const out = new Set<string>();
+  for (const r of changes) {
+    const node = r.mode === 'managed' && r.module_address !== undefined ? nodeOfModule(r.module_address) : undefined;
+    if (node && nodes.has(node) && !(r.change.actions.length === 1 && r.change.actions[0] === 'create')) out.add(node);
+  }
+  return [...out];
 }
 
 /**

@@ -47,7 +47,7 @@ type Failover = NonNullable<PoolRecord['failover']>;
  * One cycle of a pool with several stacks (see the top of this file). `primary` is the pool's own
  * stack, already prepared (or the error that stopped it); `out` gets the merged outcome.
  */
-export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stacks: readonly PoolStackRef[], primary: PreparedStack | Error, out: PoolOutcome, fns: StackFns): Promise<void> {
+export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stacks: readonly PoolStackRef[], primary: PreparedStack | Error, out: PoolOutcome, fns: StackFns, unreachable: ReadonlyArray<{ stack: string; why: string }> = []): Promise<void> {
   const { deps, now } = ctx;
   const prior = primary instanceof Error ? await deps.history.getPool(pool.name).catch(() => undefined) : primary.rec;
   const health: Record<string, PlatformHealth> = { ...(prior?.failover?.health ?? {}) };
@@ -88,7 +88,8 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
     unread.set(st.stack, [...(rec?.nodes.map((n) => n.name) ?? []), ...(rec?.intents.filter((i) => i.action === 'register').map((i) => i.node) ?? [])]);
   }
   const names = (s: string): string[] => prepared.get(s)?.state.map((n) => n.name) ?? unread.get(s) ?? [];
-  const elsewhereUnknown = unread.size > 0;
+  // (A stack that cannot even be named — its platform gone with its saved configuration — too.)
+  const elsewhereUnknown = unread.size > 0 || unreachable.length > 0;
   const elsewhere = (s: string) => new Set(stacks.filter((o) => o.stack !== s).flatMap((o) => names(o.stack)));
   const run = async (st: PoolStackRef, where: Parameters<StackFns['finish']>[2]) => {
     const p = prepared.get(st.stack);
@@ -150,10 +151,12 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
   // Platforms the pool no longer lists keep no health.
   for (const p of Object.keys(health)) if (!listed.includes(p)) delete health[p];
   // The failover stacks that may hold nodes after this cycle (made now, or there before): found again after the policy drops their platform.
-  const stackNames = stacks.filter((s) => s.stack !== pool.name && (names(s.stack).length > 0 || (outs.get(s.stack)?.create.length ?? 0) > 0 || errors.has(s.stack) || prepared.get(s.stack)?.rec !== undefined)).map((s) => s.stack);
+  const stackNames = [...stacks.filter((s) => s.stack !== pool.name && (names(s.stack).length > 0 || (outs.get(s.stack)?.create.length ?? 0) > 0 || errors.has(s.stack) || prepared.get(s.stack)?.rec !== undefined)).map((s) => s.stack), ...unreachable.map((u) => u.stack)];
   if (!ctx.removed && choice) await saveFailover(ctx, pool, stacks[0] as PoolStackRef, { active: choice.active, since: prior?.failover?.active === choice.active ? prior.failover.since : now, health, stacks: stackNames }, prior);
 
   merge(out, stacks, outs, errors, active?.stack, ctx.removed);
+  // A stack that may hold nodes and cannot be reached fails the pool: nothing of it is forgotten.
+  if (unreachable.length) out.error = [out.error, ...unreachable.map((u) => u.why)].filter(Boolean).join('; ');
   for (const [stack, err] of errors) {
     deps.log?.({ level: stack === active?.stack ? 'error' : 'warn', msg: `stack ${stack}: ${err.message}`, pool: pool.name });
     await deps.history.addEvent({ at: now, pool: pool.name, kind: 'error', detail: `stack ${stack}: ${err.message}` }).catch(() => undefined);

@@ -34,6 +34,16 @@ export function savedConfig(pool: PoolConfig, platform: PlatformConfig, stack = 
   return { pool: JSON.parse(JSON.stringify(pool)) as Record<string, unknown>, platform: JSON.parse(JSON.stringify(platform)) as Record<string, unknown>, ...(stack !== pool.name ? { stack } : {}) };
 }
 
+/** The platform a stack's working directory says it was last applied on (its saved configuration), if it says. */
+export function savedPlatformName(dir: string): string | undefined {
+  try {
+    const name = (JSON.parse(readFileSync(join(dir, POOL_FILE), 'utf8')) as { platform?: { name?: unknown } }).platform?.name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function writePoolFile(dir: string, pool: PoolConfig, platform: PlatformConfig, stack = pool.name): void {
   writeFileSync(join(dir, POOL_FILE), JSON.stringify(savedConfig(pool, platform, stack), null, 2) + '\n', { mode: 0o600 });
 }
@@ -85,8 +95,11 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
  * configuration). Their platform is the policy's, or else the one the stack saved (its record's or
  * its directory's); a stack with neither cannot be reached and is said so.
  */
-export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, say: (s: string) => void, stateDir?: string): Promise<ExtraStack[]> {
-  const listed = new Set([pool.platform, ...(pool.failover ?? []).map((f) => f.platform)].filter((p) => policy.platforms[p] !== undefined));
+export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, unreachable: (stack: string, why: string) => void, stateDir?: string): Promise<ExtraStack[]> {
+  // The stacks stacksOf makes itself: those of the failover list. `<pool>@<its own platform>` is
+  // not one of them (the pool's own stack is `<pool>`): a failover platform made the pool's own
+  // keeps its old stack, which drains into the new one.
+  const listed = new Set((pool.failover ?? []).map((f) => f.platform).filter((p) => p !== pool.platform && policy.platforms[p] !== undefined));
   const root = stateDir === undefined ? undefined : join(stateDir, 'pools');
   const inDirs = root !== undefined && existsSync(root) ? readdirSync(root).filter((d) => d.startsWith(`${pool.name}@`) && existsSync(join(root, d, POOL_FILE))) : [];
   const out: ExtraStack[] = [];
@@ -107,7 +120,7 @@ export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, pol
       }
     }
     if (saved.success) out.push({ stack, platform: saved.data as unknown as PlatformConfig });
-    else say(`stack ${stack} may still have nodes, but platform ${name} is not in the policy and the stack's saved configuration cannot be read: put the platform back until the stack is empty`);
+    else unreachable(stack, `stack ${stack} may still have nodes, but platform ${name} is not in the policy and the stack's saved configuration cannot be read: put the platform back until the stack is empty`);
   }
   return out;
 }

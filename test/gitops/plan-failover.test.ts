@@ -47,4 +47,14 @@ describe('plan: where pools run (failover)', () => {
     expect(failing.pools.find((p) => p.pool === 'web')?.runsOn).toMatchObject({ now: 'lab-b', after: 'lab-b' });
     expect(planMarkdown(failing)).toContain('`web` on `lab-b`');
   });
+
+  it('warns when a pool\'s own platform changes under the nodes of its own stack (reconcile refuses it), not once they moved off', () => {
+    const swapped = policy([], { platform: 'lab-b', failover: ['lab-a'] });
+    const d = diffPolicies(policy(), swapped, (p) => (p === 'web' ? obs({ ownNodes: 2 }) : undefined));
+    expect(d.pools.find((p) => p.pool === 'web')?.platformChange).toEqual({ from: 'lab-a', to: 'lab-b', nodes: 2 });
+    expect(planMarkdown(d)).toContain('⚠ `web`: its own platform changes from `lab-a` to `lab-b` under its 2 nodes, which reconcile refuses');
+    // Evacuated first: the nodes are on the failover stack, the pool's own is empty.
+    const moved = diffPolicies(policy(['lab-a']), swapped, (p) => (p === 'web' ? obs({ ownNodes: 0 }) : undefined));
+    expect(moved.pools.find((p) => p.pool === 'web')?.platformChange).toBeUndefined();
+  });
 });

@@ -313,9 +313,18 @@ describe('failover between two local platforms', () => {
       }
       expect(w.emu.runnerNamed(onB[0] as string)).toBeDefined();
       expect(await w.history.getPool('p')).toBeDefined();
+      // The history lost too: the unread stack's record no longer names its node; still no runner
+      // is taken for an orphan (the stack is found in the state directory, unread).
+      await w.history.clear();
+      for (let i = 0; i < 2; i++) {
+        w.now.t += MIN;
+        const r = await w.cycle({ teardown: ['p'], orphanGraceMs: 0 });
+        expect(r.error).toMatch(/stack p@lab-b/);
+      }
+      expect(w.emu.runnerNamed(onB[0] as string)).toBeDefined();
       // Readable again: the teardown finishes.
       writeFileSync(file, good);
-      for (let i = 0; i < 4 && (await w.history.getPool('p')); i++) {
+      for (let i = 0; i < 5 && (w.onB().length || (await w.history.getPool('p@lab-b')) || (await w.history.getPool('p'))); i++) {
         w.now.t += MIN;
         await w.cycle({ teardown: ['p'], orphanGraceMs: 0 });
       }
@@ -372,6 +381,13 @@ describe('failover between two local platforms', () => {
       expect(r.error).toMatch(/stack p holds 1 node made on platform lab-a, but the policy puts it on lab-b: .*list lab-b under failover and mark lab-a evacuate: true/);
       expect(w.onA()).toEqual(onA);
       expect(w.emu.runners.map((x) => x.description)).toEqual(onA);
+      // The history lost: the configuration saved beside the stack's state still says lab-a.
+      await w.history.clear();
+      w.now.t += MIN;
+      const again = await w.cycle({ orphanGraceMs: 0 });
+      expect(again.error).toMatch(/stack p holds 1 node made on platform lab-a/);
+      expect(w.onA()).toEqual(onA);
+      expect(w.emu.runners.map((x) => x.description)).toEqual(onA);
     } finally {
       await w.close();
     }
@@ -395,6 +411,43 @@ describe('failover between two local platforms', () => {
       expect(r.platform).toBe('lab-b');
       expect(r.create).toHaveLength(1);
       expect(w.onB()).toEqual(r.create);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a move done as the refusal says — evacuated onto the failover, then the failover made the pool\'s own platform: the old failover stack drains into the pool\'s own', async () => {
+    const w = await world({ scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+    try {
+      await w.cycle();
+      w.online();
+      w.setPolicy({ evacuate: true });
+      for (let i = 0; i < 3; i++) {
+        w.now.t += MIN;
+        await w.cycle();
+        w.online();
+      }
+      expect(w.onA()).toEqual([]);
+      const onB = w.onB();
+      expect(onB).toHaveLength(1);
+      // lab-b becomes the pool's own platform (its stack is `p` now, still empty); `p@lab-b` holds the node.
+      w.setPolicy({}, {}, { platform: 'lab-b', failover: [], scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', min: 1 } });
+      w.now.t += MIN;
+      let r = await w.cycle({ orphanGraceMs: 0 });
+      expect(r.error).toBeUndefined();
+      expect(r.stacks?.map((x) => [x.stack, x.role])).toEqual([['p', 'active'], ['p@lab-b', 'leaving']]);
+      // Made before broken: the old node serves until the new one does; never an orphan.
+      expect(w.emu.runnerNamed(onB[0] as string)?.paused).toBe(false);
+      for (let i = 0; i < 4 && w.onB().length; i++) {
+        w.online();
+        w.now.t += MIN;
+        r = await w.cycle({ orphanGraceMs: 0 });
+        expect(r.error).toBeUndefined();
+      }
+      expect(w.onB()).toEqual([]);
+      expect(w.onA()).toHaveLength(1);
+      expect(w.emu.runners.map((x) => x.description)).toEqual(w.onA());
+      expect(await w.history.getPool('p@lab-b')).toBeUndefined();
     } finally {
       await w.close();
     }

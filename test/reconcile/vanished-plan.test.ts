@@ -5,7 +5,7 @@
  * so a busy node's VM is never destroyed for a module that gained a resource).
  */
 import { describe, expect, it } from 'vitest';
-import { recreated } from '../../src/reconcile/execute.js';
+import { partlyRecreated, recreated } from '../../src/reconcile/execute.js';
 import type { ResourceChange } from '../../src/terraform/plan.js';
 
 const rc = (address: string, actions: ResourceChange['change']['actions'], module_address?: string): ResourceChange => {
@@ -31,5 +31,10 @@ describe('vanished nodes in a refreshed plan', () => {
     expect(recreated(changes, 'terraform_data', kept, new Set(['p-a']))).toEqual([]);
     // A whole module gone is gone, whatever its runner's lagging flag says.
     expect(recreated([rc('module.node_p-a.x_vm.vm', ['create'], 'module.node_p-a')], 'terraform_data', kept, new Set(['p-a']))).toEqual(['p-a']);
+  });
+  it('partlyRecreated: the module nodes of which some stays (their runner is asked before they go)', () => {
+    const changes = [rc('module.node_p-a.x_vm.vm', ['create'], 'module.node_p-a'), rc('module.node_p-a.x_secret.s', ['no-op'], 'module.node_p-a'), rc('module.node_p-b.x_vm.vm', ['create'], 'module.node_p-b'), rc('aws_instance.node_p-c', ['create'])];
+    expect(partlyRecreated(changes, new Set(['p-a', 'p-b', 'p-c']))).toEqual(['p-a']);
+    expect(partlyRecreated(changes, new Set(['p-b']))).toEqual([]);
   });
 });
