@@ -5,7 +5,7 @@ import type { ProbeResult } from '../emitters/types.js';
 import type { StoredObservation } from '../history/types.js';
 import type { PlatformConfig, PoolConfig } from '../policy/types.js';
 import { stacksOf } from '../policy/stacks.js';
-import { poolDir, recordedStacks, removedPools } from '../reconcile/known-pools.js';
+import { poolDir, recordedStacks, removedPools, stackDirs } from '../reconcile/known-pools.js';
 import { observe, probeStatus, staleAfterMs, type ProbeStatus } from '../reconcile/observe.js';
 import { readStateNodes, type StateNode } from '../terraform/state.js';
 import { forTerminal } from '../policy/text.js';
@@ -82,12 +82,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const { nodeSpec } = await import('../../stacks/spec.js');
     const observations = new Map<string, StoredObservation | undefined>();
     const now = Date.now();
+    const dirs = stackDirs(stateDir);
     for (const { pool, platform, removed } of targets) {
       const rec = await history.getPool(pool.name).catch(() => undefined);
       const probe = probes.get(pool.emitter);
       const kind = emitters.get(pool.emitter)?.kind ?? 'replay';
       // Failover: each of the pool's stacks, and the platform its new nodes go to (as the last cycle chose).
-      const stacks = platform ? stacksOf(policy, pool, platform, await recordedStacks(history, policy, pool, rec, () => undefined, stateDir)) : [{ stack: pool.name, pool, platform: platform as unknown as PlatformConfig }];
+      const stacks = platform ? stacksOf(policy, pool, platform, await recordedStacks(history, policy, pool, rec, () => undefined, stateDir, dirs)) : [{ stack: pool.name, pool, platform: platform as unknown as PlatformConfig }];
       const active = rec?.failover?.active ?? pool.platform;
       const read = await Promise.all(stacks.map(async (st) => {
         const r = st.stack === pool.name ? rec : await history.getPool(st.stack).catch(() => undefined);

@@ -2,7 +2,7 @@
  * What a policy change does: pools added, removed and changed (old → new for each setting), and
  * for each pool what the new policy would decide now from the latest history. Pure.
  */
-import { budgetCap, budgetCovers, money, moneyDelta, monthRate, type StackSpend } from '../decide/budget.js';
+import { budgetCap, budgetCovers, money, moneyDelta, monthRate, poolOfStack, type StackSpend } from '../decide/budget.js';
 import { decide } from '../decide/decide.js';
 import { chooseActive, type PlatformHealth } from '../decide/failover.js';
 import { assignJobs } from '../decide/match.js';
@@ -224,7 +224,7 @@ export function diffPolicies(base: Policy | undefined, head: Policy, latest: (po
   const budgets: BudgetPlan[] = (head.budgets ?? []).map((b) => {
     const mine = pools.filter((p) => budgetCovers(b, p.pool));
     const perHourAfter = sum(mine, (c) => c.perHourAfter);
-    const spent = [...(opts.spend?.monthToDate ?? [])].filter(([stack]) => budgetCovers(b, stack.split('@')[0] as string)).reduce((a, [, v]) => a + v, 0);
+    const spent = [...(opts.spend?.monthToDate ?? [])].filter(([stack]) => budgetCovers(b, poolOfStack(stack))).reduce((a, [, v]) => a + v, 0);
     const rate = b.maxPerMonth !== undefined ? monthRate(b.maxPerMonth, spent, opts.spend?.monthKnown ?? false, at) : undefined;
     return {
       budget: b.name,

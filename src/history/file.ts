@@ -42,10 +42,10 @@ import {
   JobLabelsSchema,
   LeaseLostError,
   ObservationSchema,
+  ofLeasedPool,
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
-  spendOwner,
   SpendRecordSchema,
   Warnings,
   type HistoryEvent,
@@ -501,7 +501,7 @@ export class FileHistoryStore implements HistoryStore {
 
   async putSpend(record: SpendRecord, fence: Lease): Promise<void> {
     const text = JSON.stringify(SpendRecordSchema.parse(record));
-    await this.fenced(spendOwner(record.pool), fence, `record spend of ${record.pool}`, () => {
+    await this.fenced(record.pool, fence, `record spend of ${record.pool}`, () => {
       mkdirSync(join(this.dir, 'spend'), { recursive: true, mode: 0o700 });
       this.writeAtomic(this.spendFile(record.pool), text);
     });
@@ -573,8 +573,8 @@ export class FileHistoryStore implements HistoryStore {
   private async fenced(target: string, fence: Lease, what: string, write: () => void): Promise<void> {
     const l = checkLease(fence);
     // A failover stack's record (`<pool>@<platform>`) is written under its pool's lease.
-    const pool = spendOwner(target);
-    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${target} under the lease of pool ${l.pool}`);
+    const pool = l.pool;
+    if (!ofLeasedPool(target, pool)) throw new HistoryError(`cannot ${what} of pool ${target} under the lease of pool ${l.pool}`);
     await this.withPoolMutex(pool, (stillHeld) => {
       const last = this.lastToken(pool);
       if (last !== l.token) {

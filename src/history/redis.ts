@@ -33,10 +33,10 @@ import {
   JobLabelsSchema,
   LeaseLostError,
   ObservationSchema,
+  ofLeasedPool,
   PoolRecordSchema,
   SAMPLE_RETENTION_MS,
   SampleSchema,
-  spendOwner,
   SpendRecordSchema,
   Warnings,
   type HistoryEvent,
@@ -294,8 +294,8 @@ export class RedisHistoryStore implements HistoryStore {
   private async fenced(stack: string, fence: Lease, what: string, target: 'pool' | 'samples' | { key: string }, args: string[]): Promise<void> {
     const l = checkLease(fence);
     // A failover stack's record (`<pool>@<platform>`) is written under its pool's lease.
-    const pool = spendOwner(stack);
-    if (l.pool !== pool) throw new HistoryError(`cannot ${what} of pool ${stack} under the lease of pool ${l.pool}`);
+    const pool = l.pool;
+    if (!ofLeasedPool(stack, pool)) throw new HistoryError(`cannot ${what} of pool ${stack} under the lease of pool ${l.pool}`);
     const raw = await this.run('fenced write', () => this.scripts.parmanuFenced(this.key('fence', pool), typeof target === 'string' ? this.key(target, stack) : target.key, String(l.token), ...args));
     const [ok, last] = reply(FencedReply, raw, 'fenced write');
     if (ok === 1) return;
@@ -423,7 +423,7 @@ export class RedisHistoryStore implements HistoryStore {
   }
 
   async putSpend(record: SpendRecord, fence: Lease): Promise<void> {
-    await this.fenced(spendOwner(record.pool), fence, `record spend of ${record.pool}`, { key: `${this.prefix}spend` }, ['hset', record.pool, JSON.stringify(SpendRecordSchema.parse(record))]);
+    await this.fenced(record.pool, fence, `record spend of ${record.pool}`, { key: `${this.prefix}spend` }, ['hset', record.pool, JSON.stringify(SpendRecordSchema.parse(record))]);
   }
 
   async listSpend(): Promise<SpendRecord[]> {

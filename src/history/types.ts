@@ -211,10 +211,9 @@ export const SpendRecordSchema = z.object({
   months: z.record(z.string().regex(MONTH_KEY), z.object({ since: z.number(), spent: z.number().nonnegative(), nodeHours: z.number().nonnegative() })),
 });
 export type SpendRecord = z.output<typeof SpendRecordSchema>;
-/** The pool whose lease fences a stack's spend record: `<pool>` for `<pool>` and `<pool>@<platform>`. */
-export function spendOwner(stack: string): string {
-  const at = stack.indexOf('@');
-  return at < 0 ? stack : stack.slice(0, at);
+/** Whether a record named `target` is written under `pool`'s lease: the pool's own, or one of its failover stacks (`<pool>@<platform>`). */
+export function ofLeasedPool(target: string, pool: string): boolean {
+  return target === pool || target.startsWith(`${pool}@`);
 }
 
 /** The label sets of an emitter's recent jobs (the latest probe), for re-matching in `plan`. */
@@ -322,7 +321,7 @@ export interface HistoryStore {
   leaseHolder(pool: string): Promise<LeaseHolder | undefined>;
   /** A stack's spend record (cost budgets); undefined when none (or it does not validate: set aside with a warning). */
   getSpend(pool: string): Promise<SpendRecord | undefined>;
-  /** Fenced like putPool, by the lease of the stack's pool (`spendOwner`: `<pool>` for `<pool>@<platform>`). */
+  /** Fenced like putPool, by the lease of the stack's pool (`ofLeasedPool`: `<pool>@<platform>` under `<pool>`'s). */
   putSpend(record: SpendRecord, fence: Lease): Promise<void>;
   /** Every stack's spend record, by pool name. */
   listSpend(): Promise<SpendRecord[]>;

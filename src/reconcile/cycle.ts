@@ -27,7 +27,7 @@ import { reconcileStacks, type StackLine } from './failover.js';
 import { stacksOf, type PoolStackRef } from '../policy/stacks.js';
 import { poolBudget } from './budget.js';
 import { LEASE_HELD, LeaseKeeper } from './lease.js';
-import { poolDir, recordedStacks, removedPools, savedPlatformName } from './known-pools.js';
+import { poolDir, recordedStacks, removedPools, savedPlatformName, stackDirs } from './known-pools.js';
 import { observe, probeStatus, staleAfterMs as staleAfter, type PoolTruth, type ProbeStatus } from './observe.js';
 
 export { poolDir } from './known-pools.js';
@@ -181,7 +181,9 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<CycleResult> {
   // (From Redis, the prober records them.)
   if (!deps.dryRun && !deps.observe) await recordJobLabels(deps.history, probes, deps.emitters);
   const limit = pLimit(deps.parallel ?? 4);
-  const outcomes = await Promise.all(pools.map((p) => limit(() => reconcilePool(deps, p, probes.get(p.pool.emitter)))));
+  // The failover stacks' working directories, listed once for the cycle's pools.
+  const dirs = stackDirs(deps.stateDir);
+  const outcomes = await Promise.all(pools.map((p) => limit(() => reconcilePool(deps, p, probes.get(p.pool.emitter), dirs))));
   outcomes.push(...problems);
   // A pool that held because its emitter could not be read did not fail, but the cycle did not
   // see its queue: it is not ok, so that a scheduled run with a revoked token goes red.
@@ -210,7 +212,7 @@ function emptyOutcome(pool: string): PoolOutcome {
 
 
 /** One pool's cycle under its lease: observe → decide → execute; any throw fails this pool only. */
-async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }, probe: ProbeResult | undefined): Promise<PoolOutcome> {
+async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; platform: PlatformConfig | undefined; removed: boolean }, probe: ProbeResult | undefined, dirs: readonly string[]): Promise<PoolOutcome> {
   const { pool, platform, removed } = target;
   const t0 = Date.now();
   const now = deps.clock();
@@ -246,13 +248,13 @@ async function reconcilePool(deps: ReconcileDeps, target: { pool: PoolConfig; pl
     // (Its record read on its own when its state could not be: the stacks it names still count.)
     const ownRec = primary instanceof Error ? await deps.history.getPool(pool.name).catch(() => undefined) : primary.rec;
     const unreachable: Array<{ stack: string; why: string }> = [];
-    const recorded = await recordedStacks(deps.history, deps.policy, pool, ownRec, (stack, why) => unreachable.push({ stack, why }), deps.stateDir);
+    const recorded = await recordedStacks(deps.history, deps.policy, pool, ownRec, (stack, why) => unreachable.push({ stack, why }), deps.stateDir, dirs);
     const stacks = stacksOf(deps.policy, pool, platform, recorded);
     if (stacks.length === 1 && !(primary instanceof Error) && !unreachable.length) {
       await finishStack(ctx, primary, { placement: 'only', elsewhere: new Set() });
       return finish();
     }
-    await reconcileStacks(ctx, pool, stacks, primary, out, { prepare: prepareStack, finish: finishStack }, unreachable);
+    await reconcileStacks(ctx, pool, stacks, primary, ownRec, out, { prepare: prepareStack, finish: finishStack }, unreachable);
     return finish();
   } catch (err) {
     if (err instanceof ShuttingDown) {

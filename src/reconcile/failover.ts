@@ -45,11 +45,10 @@ type Failover = NonNullable<PoolRecord['failover']>;
 
 /**
  * One cycle of a pool with several stacks (see the top of this file). `primary` is the pool's own
- * stack, already prepared (or the error that stopped it); `out` gets the merged outcome.
+ * stack, already prepared (or the error that stopped it), and `prior` its record (read once by the caller); `out` gets the merged outcome.
  */
-export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stacks: readonly PoolStackRef[], primary: PreparedStack | Error, out: PoolOutcome, fns: StackFns, unreachable: ReadonlyArray<{ stack: string; why: string }> = []): Promise<void> {
+export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stacks: readonly PoolStackRef[], primary: PreparedStack | Error, prior: PoolRecord | undefined, out: PoolOutcome, fns: StackFns, unreachable: ReadonlyArray<{ stack: string; why: string }> = []): Promise<void> {
   const { deps, now } = ctx;
-  const prior = primary instanceof Error ? await deps.history.getPool(pool.name).catch(() => undefined) : primary.rec;
   const health: Record<string, PlatformHealth> = { ...(prior?.failover?.health ?? {}) };
   const listed = [pool.platform, ...(pool.failover ?? []).map((f) => f.platform)].filter((p) => deps.policy.platforms[p] !== undefined);
   const evacuated = new Set(listed.filter((p) => deps.policy.platforms[p]?.evacuate === true));

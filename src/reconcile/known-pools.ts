@@ -25,10 +25,20 @@ export interface KnownPool {
 }
 
 // The saved configuration is Parmanu's own output; only the fields reconcile relies on are checked.
+const SavedPlatformSchema = z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose();
 const SavedSchema = z.object({
   pool: z.object({ name: z.string(), emitter: z.string(), platform: z.string(), labels: z.array(z.string()), machine: z.record(z.string(), z.unknown()), runner: z.record(z.string(), z.unknown()), scaling: z.record(z.string(), z.unknown()) }).loose(),
-  platform: z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose(),
+  platform: SavedPlatformSchema,
 });
+
+/** A working directory's saved configuration as JSON (undefined: none, or unreadable). */
+function readSavedFile(dir: string): unknown {
+  try {
+    return JSON.parse(readFileSync(join(dir, POOL_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
 
 export function savedConfig(pool: PoolConfig, platform: PlatformConfig, stack = pool.name): NonNullable<PoolRecord['config']> {
   return { pool: JSON.parse(JSON.stringify(pool)) as Record<string, unknown>, platform: JSON.parse(JSON.stringify(platform)) as Record<string, unknown>, ...(stack !== pool.name ? { stack } : {}) };
@@ -36,12 +46,14 @@ export function savedConfig(pool: PoolConfig, platform: PlatformConfig, stack = 
 
 /** The platform a stack's working directory says it was last applied on (its saved configuration), if it says. */
 export function savedPlatformName(dir: string): string | undefined {
-  try {
-    const name = (JSON.parse(readFileSync(join(dir, POOL_FILE), 'utf8')) as { platform?: { name?: unknown } }).platform?.name;
-    return typeof name === 'string' ? name : undefined;
-  } catch {
-    return undefined;
-  }
+  const saved = SavedPlatformSchema.safeParse((readSavedFile(dir) as { platform?: unknown } | undefined)?.platform);
+  return saved.success ? saved.data.name : undefined;
+}
+
+/** The failover stacks' working directories (`<pool>@<platform>`, with a saved configuration) under the state directory: listed once a cycle. */
+export function stackDirs(stateDir: string): string[] {
+  const root = join(stateDir, 'pools');
+  return existsSync(root) ? readdirSync(root).filter((d) => d.includes('@') && existsSync(join(root, d, POOL_FILE))) : [];
 }
 
 export function writePoolFile(dir: string, pool: PoolConfig, platform: PlatformConfig, stack = pool.name): void {
@@ -69,14 +81,7 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
     // `<pool>@<platform>`: a failover stack, reconciled with its pool (reconcile/failover.ts).
     if (inPolicy.has(name) || name.includes('@')) continue;
     const rec = await history.getPool(name);
-    let known = rec?.config ? parseSaved(rec.config) : undefined;
-    if (!known) {
-      try {
-        known = parseSaved(JSON.parse(readFileSync(join(poolDir(stateDir, name), POOL_FILE), 'utf8')));
-      } catch {
-        known = undefined;
-      }
-    }
+    const known = (rec?.config ? parseSaved(rec.config) : undefined) ?? parseSaved(readSavedFile(poolDir(stateDir, name)));
     // A record without configuration and without a working directory is an old cache entry: nothing to drain from here.
     if (!known) {
       if (existsSync(join(poolDir(stateDir, name), POOL_FILE))) out.push({ name, problem: `pool ${name} was removed from the policy, but its saved configuration (${join(poolDir(stateDir, name), POOL_FILE)}) cannot be read` });
@@ -95,13 +100,12 @@ export async function removedPools(policy: Policy, stateDir: string, history: Hi
  * configuration). Their platform is the policy's, or else the one the stack saved (its record's or
  * its directory's); a stack with neither cannot be reached and is said so.
  */
-export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, unreachable: (stack: string, why: string) => void, stateDir?: string): Promise<ExtraStack[]> {
+export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, policy: Pick<Policy, 'platforms'>, pool: PoolConfig, rec: PoolRecord | undefined, unreachable: (stack: string, why: string) => void, stateDir?: string, dirs: readonly string[] = stateDir === undefined ? [] : stackDirs(stateDir)): Promise<ExtraStack[]> {
   // The stacks stacksOf makes itself: those of the failover list. `<pool>@<its own platform>` is
   // not one of them (the pool's own stack is `<pool>`): a failover platform made the pool's own
   // keeps its old stack, which drains into the new one.
   const listed = new Set((pool.failover ?? []).map((f) => f.platform).filter((p) => p !== pool.platform && policy.platforms[p] !== undefined));
-  const root = stateDir === undefined ? undefined : join(stateDir, 'pools');
-  const inDirs = root !== undefined && existsSync(root) ? readdirSync(root).filter((d) => d.startsWith(`${pool.name}@`) && existsSync(join(root, d, POOL_FILE))) : [];
+  const inDirs = dirs.filter((d) => d.startsWith(`${pool.name}@`));
   const out: ExtraStack[] = [];
   for (const stack of new Set([...(rec?.failover?.stacks ?? []), ...inDirs])) {
     const name = platformOfStack(stack);
@@ -112,17 +116,9 @@ export async function recordedStacks(history: Pick<HistoryStore, 'getPool'>, pol
       continue;
     }
     let saved = SavedPlatformSchema.safeParse((await history.getPool(stack).catch(() => undefined))?.config?.platform);
-    if (!saved.success && root !== undefined) {
-      try {
-        saved = SavedPlatformSchema.safeParse((JSON.parse(readFileSync(join(root, stack, POOL_FILE), 'utf8')) as { platform?: unknown }).platform);
-      } catch {
-        // unreadable: said below
-      }
-    }
+    if (!saved.success && stateDir !== undefined) saved = SavedPlatformSchema.safeParse((readSavedFile(poolDir(stateDir, stack)) as { platform?: unknown } | undefined)?.platform);
     if (saved.success) out.push({ stack, platform: saved.data as unknown as PlatformConfig });
     else unreachable(stack, `stack ${stack} may still have nodes, but platform ${name} is not in the policy and the stack's saved configuration cannot be read: put the platform back until the stack is empty`);
   }
   return out;
 }
-
-const SavedPlatformSchema = z.object({ name: z.string(), type: z.enum(['aws', 'gcp', 'local', 'module']) }).loose();
