@@ -10,13 +10,12 @@ import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import { normalize } from '../../src/policy/load.js';
-import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import { PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type PoolOutcome, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { readStateNodes } from '../../src/terraform/state.js';
-import { GitlabEmulator } from '../emulators/gitlab.js';
 import { capture, scanStateDir } from '../secret-scan.js';
-import { reconcileDeps, useRedisSuite } from './suite.js';
+import { gitlabGroup, reconcileDeps, useRedisSuite } from './suite.js';
 import { wrapper } from './capacity-wrapper.js';
 import { Terraform } from '../../src/terraform/runner.js';
 
@@ -25,15 +24,13 @@ const MIN = 60_000;
 const T0 = Date.parse('2026-11-02T10:00:00Z');
 
 async function world(pool: Record<string, unknown>, platforms: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {}) {
-  const emu = await new GitlabEmulator().start();
-  const group = emu.addGroup('platform');
-  const project = emu.addProject('api', group);
+  const { emu, project, emitter: gitlab } = await gitlabGroup();
   const root = suite.tempDir('parmanu-failover-');
   const stateDir = join(root, 'state');
   const fault = join(root, 'lab-a.down');
   const policyWith = (a: Record<string, unknown>, b: Record<string, unknown>, p: Record<string, unknown>): Policy =>
     normalize({
-      emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+      emitters: new Map([['ci', gitlab]]),
       platforms: new Map([
         ['lab-a', PlatformSchema.parse({ type: 'local', faultFile: fault, ...a })],
         ['lab-b', PlatformSchema.parse({ type: 'local', ...b })],

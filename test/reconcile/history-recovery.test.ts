@@ -12,21 +12,18 @@ import { FileHistoryStore } from '../../src/history/file.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import type { HistoryStore } from '../../src/history/types.js';
 import { normalize } from '../../src/policy/load.js';
-import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import { PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import { reconcileOnce, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { Terraform } from '../../src/terraform/runner.js';
-import { GitlabEmulator } from '../emulators/gitlab.js';
-import { useRedisSuite } from './suite.js';
+import { gitlabGroup, useRedisSuite } from './suite.js';
 
 const suite = useRedisSuite();
 const DAY = 86_400_000;
 
 async function setup(history: (stateDir: string) => HistoryStore) {
-  const emu = await new GitlabEmulator().start();
-  const group = emu.addGroup('platform');
-  const project = emu.addProject('api', group);
+  const { emu, project, emitter: gitlab } = await gitlabGroup();
   const policy = normalize({
-    emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+    emitters: new Map([['ci', gitlab]]),
     platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]),
     // predict on: every cycle reads the pool's samples.
     pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], scaling: { predict: true, scaleDownAfter: '1h' } })]]),

@@ -13,13 +13,12 @@ import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import { normalize } from '../../src/policy/load.js';
-import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import { PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { Policy } from '../../src/policy/types.js';
 import { poolDir, reconcileOnce, type ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { readStateNodes } from '../../src/terraform/state.js';
-import { GitlabEmulator } from '../emulators/gitlab.js';
 import { capture, scanStateDir } from '../secret-scan.js';
-import { reconcileDeps, useRedisSuite } from './suite.js';
+import { gitlabGroup, reconcileDeps, useRedisSuite } from './suite.js';
 
 const suite = useRedisSuite();
 const MIN = 60_000;
@@ -35,22 +34,20 @@ interface TfResource {
 
 describe('module platform with GitLab, Redis and terraform', () => {
   it('scales up (one module instance per node, credential files 0600, no credential in stack, plan or state), rolls changed inputs out, forgets a vanished node and scales down', { timeout: 240_000 }, async () => {
-    const emu = await new GitlabEmulator().start();
-    const group = emu.addGroup('platform');
-    const project = emu.addProject('api', group);
+    const { emu, project, emitter: gitlab } = await gitlabGroup();
     const root = suite.tempDir('parmanu-module-');
     const stateDir = join(root, 'state');
     const dir = poolDir(stateDir, 'p');
     const credentials = join(dir, 'credentials');
     const policyWith = (inputs: Record<string, unknown>): Policy =>
       normalize({
-        emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+        emitters: new Map([['ci', gitlab]]),
         platforms: new Map([['mod', PlatformSchema.parse({ type: 'module', source: FIXTURE, inputs: { credential_dir: credentials, ...inputs }, backend: { type: 'local' } })]]),
         pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'mod', labels: ['linux'], runner: { install: 'preinstalled' }, scaling: { predict: false, scaleDownAfter: '1m', minLifetime: '0s', max: 4 } })]]),
       });
     const now = { t: T0 };
     const history = new RedisHistoryStore(suite.url, () => now.t, `parmanu:module${Math.random().toString(36).slice(2)}:`);
-    const emitter = new GitlabEmitter(EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } }) as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 8, backoffMs: 5 }), () => now.t);
+    const emitter = new GitlabEmitter(gitlab as never, emu.token, new HttpClient({ timeoutMs: 2000, retries: 1, concurrency: 8, backoffMs: 5 }), () => now.t);
     let deps: ReconcileDeps = reconcileDeps(policyWith({ size: 'small' }), emitter, history, stateDir, now);
     const cycle = async (extra: Partial<ReconcileDeps> = {}) => {
       const r = await reconcileOnce({ ...deps, ...extra });

@@ -11,6 +11,8 @@ import type { HistoryStore } from '../../src/history/types.js';
 import type { Policy } from '../../src/policy/types.js';
 import type { ReconcileDeps } from '../../src/reconcile/cycle.js';
 import { Terraform } from '../../src/terraform/runner.js';
+import { EmitterSchema, type EmitterInput } from '../../src/policy/schema.js';
+import { GitlabEmulator, type GlProject } from '../emulators/gitlab.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
 import { capture } from '../secret-scan.js';
 
@@ -62,4 +64,14 @@ export function reconcileDeps(policy: Policy, emitter: Emitter, history: History
     log: (e) => capture('a reconcile log event', JSON.stringify(e)),
     ...extra,
   };
+}
+
+/**
+ * The GitLab emulator as the end-to-end files start it: group `platform` with its project `api`,
+ * and the emitter of that group (its token a reference, `${env:T}`; runners made in the group).
+ */
+export async function gitlabGroup(): Promise<{ emu: GitlabEmulator; project: GlProject; emitter: EmitterInput }> {
+  const emu = await new GitlabEmulator().start();
+  const project = emu.addProject('api', emu.addGroup('platform'));
+  return { emu, project, emitter: EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } }) };
 }

@@ -14,23 +14,20 @@ import { GitlabEmitter } from '../../src/emitters/gitlab.js';
 import { HttpClient } from '../../src/emitters/http.js';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import { normalize } from '../../src/policy/load.js';
-import { EmitterSchema, PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
+import { PlatformSchema, PoolSchema } from '../../src/policy/schema.js';
 import type { CycleResult } from '../../src/reconcile/cycle.js';
 import { Prober } from '../../src/reconcile/prober.js';
 import { CycleQueue, policyDigest, Scaler, type CycleJob } from '../../src/reconcile/services.js';
-import { GitlabEmulator } from '../emulators/gitlab.js';
-import { reconcileDeps, useRedisSuite } from '../reconcile/suite.js';
+import { gitlabGroup, reconcileDeps, useRedisSuite } from '../reconcile/suite.js';
 
 const suite = useRedisSuite();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('the scalers\' queue', () => {
   it('runs a cycle for a change that lands while the pool\'s cycle runs, retries a change while the lease is held, and skips a version already seen', { timeout: 120_000 }, async () => {
-    const emu = await new GitlabEmulator().start();
-    const group = emu.addGroup('platform');
-    const project = emu.addProject('api', group);
+    const { emu, project, emitter: gitlab } = await gitlabGroup();
     const policy = normalize({
-      emitters: new Map([['ci', EmitterSchema.parse({ type: 'gitlab', url: emu.url, token: '${env:T}', groups: ['platform'], runnerOwner: { group: 'platform' } })]]),
+      emitters: new Map([['ci', gitlab]]),
       platforms: new Map([['lab', PlatformSchema.parse({ type: 'local' })]]),
       pools: new Map([['p', PoolSchema.parse({ emitter: 'ci', platform: 'lab', labels: ['linux'], scaling: { predict: false, spare: 0, minLifetime: '0s' } })]]),
     });
