@@ -11,15 +11,14 @@
  * - no busy runner is ever removed; SIGTERM → exit 0 with the leases released.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RedisHistoryStore } from '../../src/history/redis.js';
 import { bin, cliAsync } from '../cli.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from '../reconcile/suite.js';
 import { expectNoSecrets } from '../secret-scan.js';
 
 const POOLS = Number(process.env.SERVICES_TEST_POOLS ?? 30);
@@ -27,15 +26,9 @@ const TTL_MS = 4000;
 const names = Array.from({ length: POOLS }, (_, i) => `p${String(i).padStart(2, '0')}`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-let redis: RedisServer;
-const dir = mkdtempSync(join(tmpdir(), 'parmanu-services-'));
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+// A redis-server for the file, and a directory removed after it.
+const redis = useRedisSuite();
+const dir = redis.tempDir('parmanu-services-');
 
 interface Proc {
   name: string;

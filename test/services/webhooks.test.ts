@@ -6,25 +6,18 @@
  * delivering the hook over HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bin } from '../cli.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
-import { startRedis, type RedisServer } from '../redis-server.js';
+import { useRedisSuite } from '../reconcile/suite.js';
 import { expectNoSecrets } from '../secret-scan.js';
 
 const SECRET = 'emulated-services-webhook-SECRET-5c1e';
-let redis: RedisServer;
-const dir = mkdtempSync(join(tmpdir(), 'parmanu-services-hooks-'));
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+// A redis-server for the file, and a directory removed after it.
+const redis = useRedisSuite();
+const dir = redis.tempDir('parmanu-services-hooks-');
 
 function run(args: string[], env: Record<string, string>) {
   const child: ChildProcess = spawn(process.execPath, [bin, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
