@@ -102,7 +102,6 @@ export const PoolRecordSchema = z.object({
   failover: z
     .object({
       active: z.string(),
-      since: z.number(),
       health: z.record(z.string(), z.object({ failures: z.int().min(0), lastFailureAt: z.number().optional(), lastError: z.string().optional() })),
       /** The pool's failover stacks (`<pool>@<platform>`) that hold nodes or a record: found again after the policy drops their platform. */
       stacks: z.array(z.string()).default([]),

@@ -151,7 +151,7 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
   for (const p of Object.keys(health)) if (!listed.includes(p)) delete health[p];
   // The failover stacks that may hold nodes after this cycle (made now, or there before): found again after the policy drops their platform.
   const stackNames = [...stacks.filter((s) => s.stack !== pool.name && (names(s.stack).length > 0 || (outs.get(s.stack)?.create.length ?? 0) > 0 || errors.has(s.stack) || prepared.get(s.stack)?.rec !== undefined)).map((s) => s.stack), ...unreachable.map((u) => u.stack)];
-  if (!ctx.removed && choice) await saveFailover(ctx, pool, stacks[0] as PoolStackRef, { active: choice.active, since: prior?.failover?.active === choice.active ? prior.failover.since : now, health, stacks: stackNames }, prior);
+  if (!ctx.removed && choice) await saveFailover(ctx, pool, stacks[0] as PoolStackRef, { active: choice.active, health, stacks: stackNames }, prior);
 
   merge(out, stacks, outs, errors, active?.stack, ctx.removed);
   // A stack that may hold nodes and cannot be reached fails the pool: nothing of it is forgotten.
