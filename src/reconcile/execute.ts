@@ -86,10 +86,13 @@ export interface PoolRun {
   elsewhereUnknown?: boolean;
 }
 
+/** Terraform's error when another run holds the state lock: about neither the nodes nor the platform. */
+const STATE_LOCK = /state lock|acquiring the state lock/i;
+
 /** Errors of a Terraform step (init, state, plan, show, apply, refresh): what failover counts against a platform. */
 const platformErrors = new WeakSet<object>();
 export function isPlatformError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && platformErrors.has(err) && !/state lock|acquiring the state lock/i.test((err as Error).message);
+  return typeof err === 'object' && err !== null && platformErrors.has(err) && !STATE_LOCK.test((err as Error).message);
 }
 
 /** The type of a node's own resource: its VM, or (module platform) Parmanu's record of the node's module call beside `module.node_<name>`. */
@@ -546,7 +549,7 @@ export async function executePlan(run: PoolRun, plan: PoolPlan, truth: PoolTruth
         // says nothing about the nodes.
         const message = (err as Error).message;
         const named = starting.filter((n) => message.includes(n));
-        const blamed = /state lock|acquiring the state lock/i.test(message) ? [] : named.length ? named : starting;
+        const blamed = STATE_LOCK.test(message) ? [] : named.length ? named : starting;
         if (blamed.length) {
           for (const n of blamed) startFailed(n);
           // The apply's error is the one reported.
