@@ -23,7 +23,7 @@ import type { PlatformConfig, Policy, PoolConfig } from '../policy/types.js';
 import type { Terraform } from '../terraform/runner.js';
 import { nodeSpec } from '../../stacks/spec.js';
 import { executePlan, pullState, ShuttingDown, type HookPoint, type PoolRun } from './execute.js';
-import { reconcileStacks, type StackLine } from './failover.js';
+import { emptyOutcome, reconcileStacks, type StackLine } from './failover.js';
 import { stacksOf, type PoolStackRef } from '../policy/stacks.js';
 import { poolBudget } from './budget.js';
 import { LEASE_HELD, LeaseKeeper } from './lease.js';
@@ -204,10 +204,6 @@ export async function recordJobLabels(history: HistoryStore, probes: ReadonlyMap
     const kind = emitters.get(name)?.kind;
     if (kind) await history.putJobLabels(name, { at: probe.at, kind, sets: [...sets.values()] }).catch(() => undefined);
   }
-}
-
-function emptyOutcome(pool: string): PoolOutcome {
-  return { pool, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, terraformMs: 0, reasons: [], states: {}, vanished: [] };
 }
 
 

@@ -59,7 +59,7 @@ export async function reconcileStacks(ctx: StackContext, pool: PoolConfig, stack
   const prepared = new Map<string, PreparedStack>();
   const errors = new Map<string, Error>();
   for (const st of stacks) {
-    const o: PoolOutcome = { ...blank(pool.name), ...(ctx.removed ? { removed: true } : {}) };
+    const o: PoolOutcome = { ...emptyOutcome(pool.name), ...(ctx.removed ? { removed: true } : {}) };
     outs.set(st.stack, o);
     if (st.stack === pool.name) {
       if (primary instanceof Error) errors.set(st.stack, primary);
@@ -222,6 +222,7 @@ function worked(o: PoolOutcome | undefined): boolean {
   return o !== undefined && o.terraform.ran && (o.observed.nodes > 0 || o.create.length > 0);
 }
 
-function blank(pool: string): PoolOutcome {
+/** A pool's (or a stack's) outcome before anything was observed or done. */
+export function emptyOutcome(pool: string): PoolOutcome {
   return { pool, observed: { queued: 0, running: 0, nodes: 0, busy: 0 }, desired: 0, create: [], drain: [], destroy: [], terraform: { ran: false, add: 0, change: 0, destroy: 0 }, durationMs: 0, terraformMs: 0, reasons: [], states: {}, vanished: [] };
 }
