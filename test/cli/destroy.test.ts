@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newNodes } from '../../src/cli/destroy.js';
-import { readStateNodes } from '../../src/terraform/state.js';
+import { readStateNodes, StateError } from '../../src/terraform/state.js';
 import { cli, cliAsync } from '../cli.js';
 import { GitlabEmulator } from '../emulators/gitlab.js';
 import { useRedisSuite } from '../reconcile/suite.js';
@@ -24,6 +24,17 @@ describe('parmanu destroy', () => {
   let env: Record<string, string>;
   const stateFile = () => join(dir, 'state', 'pools', 'p', 'terraform.tfstate');
   const names = () => readStateNodes(stateFile()).map((n) => n.name).sort();
+  /** The names while another process's terraform may be writing the state (a read mid-write is not JSON yet): read again. */
+  const namesWhileRunning = async (): Promise<string[]> => {
+    for (let i = 0; ; i++) {
+      try {
+        return names();
+      } catch (err) {
+        if (!(err instanceof StateError) || i >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
   const run = (args: string[], extra: Record<string, string> = {}) => cliAsync(args, { cwd: dir, env: { ...env, ...extra }, timeoutMs: 240_000 });
 
   beforeAll(async () => {
@@ -94,8 +105,8 @@ describe('parmanu destroy', () => {
     const whole = run(['destroy', '--pool', 'p', '--yes', '--timeout', '3m']);
     // Wait until only the busy node is left, while its job runs.
     const deadline = Date.now() + 120_000;
-    while (names().length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(names()).toEqual([busy]);
+    while ((await namesWhileRunning()).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await namesWhileRunning()).toEqual([busy]);
     await new Promise((r) => setTimeout(r, 2500));
     expect(names()).toEqual([busy]);
     expect(emu.runnerNamed(busy)).toBeDefined();
@@ -128,14 +139,14 @@ describe('parmanu destroy', () => {
     emu.startJob(busy);
     const whole = run(['destroy', '--pool', 'p', '--yes', '--timeout', '3m']);
     const deadline = Date.now() + 120_000;
-    while (names().length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(names()).toEqual([busy]);
+    while ((await namesWhileRunning()).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await namesWhileRunning()).toEqual([busy]);
     // A scheduled reconcile's cycle between two of destroy's (skipped while destroy holds the lease).
     let regrown: string[] = [];
     while (Date.now() < deadline) {
       const again = await run(['reconcile']);
       expect(again.code, again.err).toBe(0);
-      regrown = names().filter((n) => n !== busy);
+      regrown = (await namesWhileRunning()).filter((n) => n !== busy);
       if (regrown.length) break;
     }
     expect(regrown.length).toBeGreaterThan(0);
